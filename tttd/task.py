@@ -1,0 +1,335 @@
+"""The Task protocol, the task registry, and the declared objective of a task.
+
+A task is everything problem-specific: its initial states, how a state becomes a prompt, how a
+completion becomes a candidate (usually a program for the sandbox), and the trusted verifier that
+turns the candidate's returned data into a value and a reward. Tasks register themselves by name
+with :func:`register_task` (a decorator); nothing in tttd switches on task names.
+
+Where tasks come from, in order: the built-in modules in ``tttd.tasks``, installed packages that
+declare an entry point in the group ``tttd.tasks``, and a user's own Python file passed by path
+(``tttd run ./my_task.py``), which registers its task the same way when imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+from tttd.types import Candidate, Evaluation, Message, SandboxResult, State
+
+# --------------------------------------------------------------------------------------------
+# Objective: one declared raw value with a direction, and a monotone reward transform.
+# --------------------------------------------------------------------------------------------
+
+REWARD_TRANSFORMS: dict[str, Callable[[float], float]] = {
+    "identity": lambda v: v,
+    "negate": lambda v: -v,
+    "reciprocal": lambda v: 1.0 / v,
+}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a task optimises: the raw value and its direction, and the reward fed to learning.
+
+    The paper's code mixes scales (SPEC.md 7.3 item 11); tttd keeps one declared raw value per
+    task (shown in prompts and stored in the archive) and an explicit monotone ``transform`` from
+    that value to the reward (e.g. C5 -> 1/C5). Failures get ``failure_reward``.
+    """
+
+    direction: Literal["maximize", "minimize"] = "maximize"
+    transform: str = "identity"
+    failure_reward: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("maximize", "minimize"):
+            raise ValueError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
+        if self.transform not in REWARD_TRANSFORMS:
+            raise ValueError(
+                f"unknown reward transform {self.transform!r}; known: {sorted(REWARD_TRANSFORMS)}"
+            )
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+    def reward(self, value: float) -> float:
+        r = float(REWARD_TRANSFORMS[self.transform](float(value)))
+        if not math.isfinite(r):
+            raise ValueError(f"reward transform {self.transform!r} of {value!r} is not finite")
+        return r
+
+    def oriented(self, value: float | None) -> float:
+        """The value with higher = better (what PUCT ranks); NaN for an empty state."""
+        if value is None:
+            return math.nan
+        return float(value) if self.maximize else -float(value)
+
+    def better(self, a: float | None, b: float | None) -> bool:
+        """True when value ``a`` is strictly better than ``b`` (None is worst)."""
+        if a is None:
+            return False
+        if b is None:
+            return True
+        return a > b if self.maximize else a < b
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing helpers shared by tasks
+# --------------------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"```([A-Za-z0-9_+\-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+def extract_code_block(text: str, languages: tuple[str, ...] = ("python", "py")) -> str | None:
+    """The last fenced code block in ``text`` whose language is one of ``languages``.
+
+    An unterminated final block is accepted (a completion cut at its token budget), as in the
+    paper's code. Returns ``None`` when there is no such block or it is empty.
+    """
+    found = None
+    for match in _FENCE.finditer(text):
+        lang = match.group(1).lower()
+        if lang in languages:
+            code = match.group(2).strip("\n")
+            if code.strip():
+                found = code
+    return found
+
+
+def artifact_key(data: Any) -> str:
+    """A stable dedup key for JSON-able data (constructions are rounded to 12 significant digits)."""
+
+    def norm(x: Any) -> Any:
+        if isinstance(x, float):
+            return float(f"{x:.12g}")
+        if isinstance(x, np.ndarray):
+            return norm(x.tolist())
+        if isinstance(x, (list, tuple)):
+            return [norm(v) for v in x]
+        if isinstance(x, dict):
+            return {str(k): norm(v) for k, v in sorted(x.items())}
+        return x
+
+    blob = json.dumps(norm(data), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def tail(text: str, limit: int = 500) -> str:
+    """The last ``limit`` characters, headed by a truncation marker when cut (as the paper shows)."""
+    if len(text) <= limit:
+        return text
+    return "[... output truncated, last %d characters ...]\n" % limit + text[-limit:]
+
+
+# --------------------------------------------------------------------------------------------
+# The Task base class
+# --------------------------------------------------------------------------------------------
+
+
+class Task:
+    """Base class for tasks. Subclasses set the class attributes and implement the four methods.
+
+    - :meth:`initial_states`: the roots (random constructions, a baseline program, or empty).
+    - :meth:`prompt`: a state (and its parent) -> chat messages. Show raw values, not rewards.
+    - :meth:`parse`: a completion -> a :class:`Candidate` (a program to sandbox, or data).
+    - :meth:`verify`: returned data -> :class:`Evaluation`, computed in the trusted process.
+      Never use a number the candidate reports about itself.
+
+    :meth:`evaluate` glues them (sandbox status -> invalid evaluation; ok -> :meth:`verify`).
+    """
+
+    name: str = ""
+    summary: str = ""
+    objective: Objective = Objective()
+    #: config overrides by preset name, e.g. {"paper": {"steps": 50, ...}}
+    presets: dict[str, dict[str, Any]] = {}
+    #: stop sequences for sampling, besides the model's end-of-turn token
+    stop: list[str] = []
+    #: the longest output tail shown in prompts
+    output_tail_chars: int = 500
+
+    def initial_states(self, n: int, rng: np.random.Generator) -> list[State]:
+        raise NotImplementedError
+
+    def prompt(self, state: State, parent: State | None = None) -> list[Message]:
+        raise NotImplementedError
+
+    def parse(self, completion: str, state: State) -> Candidate:
+        raise NotImplementedError
+
+    def verify(self, data: Any, state: State | None = None) -> Evaluation:
+        raise NotImplementedError
+
+    def load_construction(self, obj: Any) -> Any:
+        """Turn a construction file's JSON (``tttd verify TASK FILE``) into verify()'s input."""
+        return obj
+
+    def invalid(self, message: str, status: str = "invalid", output_tail: str = "") -> Evaluation:
+        return Evaluation(
+            valid=False,
+            value=None,
+            reward=self.objective.failure_reward,
+            message=message,
+            status=status,
+            output_tail=output_tail,
+        )
+
+    def evaluate(
+        self, candidate: Candidate, result: SandboxResult | None, state: State | None = None
+    ) -> Evaluation:
+        """Trusted verdict on a parsed candidate and (if it ran) its sandbox result."""
+        if candidate.error is not None:
+            return self.invalid(candidate.error, status="parse_error")
+        out_tail = ""
+        if candidate.program is not None:
+            if result is None:
+                return self.invalid("the program was not run", status="error")
+            out_tail = tail(result.stdout, self.output_tail_chars)
+            if not result.ok:
+                detail = result.message or tail(result.stderr, 300)
+                return self.invalid(
+                    f"program {result.status}: {detail}".strip(), result.status, out_tail
+                )
+            data = result.value
+        else:
+            data = candidate.data
+        try:
+            ev = self.verify(data, state)
+        except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+            ev = self.invalid(f"verifier rejected the result: {exc}")
+        ev.output_tail = out_tail
+        if candidate.code is not None:
+            ev.artifact.setdefault("code", candidate.code)
+        if ev.valid and ev.key is None:
+            ev.key = artifact_key(ev.artifact.get("construction", ev.artifact.get("code")))
+        return ev
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+TaskFactory = Callable[..., Task]
+
+
+@dataclass
+class _Entry:
+    name: str
+    factory: TaskFactory
+    summary: str
+    origin: str
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_BUILTINS_LOADED = False
+
+
+def register_task(name: str, factory: TaskFactory | None = None, *, summary: str | None = None):
+    """Register a task factory (a Task subclass or a function returning a Task) under ``name``.
+
+    Use as a decorator (``@register_task("erdos")``) or a call (``register_task("x", make_x)``).
+    Re-registering the same name from the same module replaces it (re-imports); from another
+    module it is an error, so two tasks can never silently shadow each other.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
+        raise ValueError(f"bad task name {name!r}: use letters, digits, '_', '-', '.'")
+
+    def add(f: TaskFactory) -> TaskFactory:
+        origin = getattr(f, "__module__", "?")
+        old = _REGISTRY.get(name)
+        if old is not None and old.origin != origin:
+            raise ValueError(f"task {name!r} is already registered by {old.origin}")
+        doc = summary or getattr(f, "summary", "") or (f.__doc__ or "").strip().split("\n")[0]
+        _REGISTRY[name] = _Entry(name, f, doc, origin)
+        return f
+
+    return add if factory is None else add(factory)
+
+
+def _load_builtin_tasks() -> None:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    importlib.import_module("tttd.tasks")
+    try:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="tttd.tasks"):
+            obj = ep.load()
+            if callable(obj) and ep.name not in _REGISTRY:
+                register_task(ep.name, obj)
+    except Exception as exc:  # a broken third-party plugin must not break the CLI
+        print(f"warning: could not load task plugins: {exc}", file=sys.stderr)
+
+
+def _import_task_file(path: Path) -> list[str]:
+    before = set(_REGISTRY)
+    module_name = "tttd_user_task_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"cannot import task file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    added = [n for n in _REGISTRY if n not in before or _REGISTRY[n].origin == module_name]
+    return added
+
+
+class UnknownTaskError(LookupError):
+    pass
+
+
+def list_tasks() -> dict[str, str]:
+    """Registered task names with their one-line summaries."""
+    _load_builtin_tasks()
+    return {name: e.summary for name, e in sorted(_REGISTRY.items())}
+
+
+def get_task(name_or_path: str, **options: Any) -> Task:
+    """Build a task by registered name, or from a user's Python file (``path.py`` or
+    ``path.py:name`` when the file registers several)."""
+    _load_builtin_tasks()
+    spec, pick = name_or_path, ""
+    if ".py:" in name_or_path:
+        spec, pick = name_or_path.rsplit(":", 1)
+    if spec.endswith(".py") or "/" in spec:
+        path = Path(spec)
+        if not path.is_file():
+            raise UnknownTaskError(f"task file not found: {path}")
+        added = _import_task_file(path)
+        if pick:
+            name = pick
+        elif len(added) == 1:
+            name = added[0]
+        elif not added:
+            raise UnknownTaskError(
+                f"{path} registers no task: decorate a Task subclass with @tttd.register_task('name')"
+            )
+        else:
+            raise UnknownTaskError(
+                f"{path} registers several tasks ({', '.join(added)}); pick one with {path}:NAME"
+            )
+    else:
+        name = spec
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise UnknownTaskError(f"unknown task {name!r}; registered tasks: {known}")
+    task = entry.factory(**options)
+    if not isinstance(task, Task):
+        raise TypeError(f"task factory for {name!r} returned {type(task).__name__}, not a Task")
+    if not task.name:
+        task.name = name
+    return task
