@@ -64,7 +64,10 @@ class Objective:
         return self.direction == "maximize"
 
     def reward(self, value: float) -> float:
-        r = float(REWARD_TRANSFORMS[self.transform](float(value)))
+        try:
+            r = float(REWARD_TRANSFORMS[self.transform](float(value)))
+        except (ZeroDivisionError, OverflowError):
+            r = math.inf
         if not math.isfinite(r):
             raise ValueError(f"reward transform {self.transform!r} of {value!r} is not finite")
         return r

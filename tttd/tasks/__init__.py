@@ -1,1 +1,6 @@
+"""Built-in tasks. Importing this package registers them (each module uses @register_task).
 
+Keep this a plain list of imports: one module per task family.
+"""
+
+from tttd.tasks import autocorrelation, circle_packing, erdos  # noqa: F401

@@ -1,0 +1,67 @@
+import pytest
+
+from tttd.config import ConfigError, PRESETS, RunConfig, config_from_dict, load_config_file, resolve_config
+
+
+def test_defaults_validate():
+    cfg = resolve_config()
+    assert cfg == RunConfig().validate()
+
+
+def test_precedence_defaults_preset_file_flags():
+    task_presets = {"paper": {"groups": 3}}
+    cfg = resolve_config(task_presets, preset="paper", file_values={"steps": 7, "group_size": 5},
+                         flag_values={"steps": 9, "seed": None})
+    assert cfg.preset == "paper"
+    assert cfg.kl_coef == PRESETS["paper"]["kl_coef"]  # from the global preset
+    assert cfg.groups == 3  # the task's preset overrides the global one
+    assert cfg.group_size == 5  # file
+    assert cfg.steps == 9  # flag beats file
+    assert cfg.seed == 0  # None flag = not given
+
+
+def test_toml_and_yaml_files(tmp_path):
+    (tmp_path / "c.toml").write_text('steps = 4\nreuse = "greedy"\n[task_options]\nroot_digits = 10\n')
+    (tmp_path / "c.yaml").write_text("steps: 5\nobjective: mean\n")
+    assert load_config_file(tmp_path / "c.toml") == {"steps": 4, "reuse": "greedy", "task_options": {"root_digits": 10}}
+    cfg = resolve_config(file_values=load_config_file(tmp_path / "c.yaml"))
+    assert (cfg.steps, cfg.objective) == (5, "mean")
+
+
+@pytest.mark.parametrize(
+    "values, fragment",
+    [
+        ({"steps": 0}, "steps must be >= 1"),
+        ({"steps": "many"}, "bad value for steps"),
+        ({"steps": 2.5}, "bad value for steps"),
+        ({"reuse": "random"}, "reuse must be one of"),
+        ({"objective": "ppo"}, "objective must be one of"),
+        ({"learning_rate": -1}, "learning_rate must be > 0"),
+        ({"stepz": 3}, "unknown config key 'stepz'"),
+        ({"train": "maybe"}, "bad value for train"),
+    ],
+)
+def test_bad_values_are_clear(values, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        resolve_config(file_values=values)
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="unknown preset 'fast'"):
+        resolve_config(preset="fast")
+
+
+def test_bad_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config_file(tmp_path / "nope.toml")
+    (tmp_path / "x.ini").write_text("a=1")
+    with pytest.raises(ConfigError, match="must be .toml"):
+        load_config_file(tmp_path / "x.ini")
+    (tmp_path / "bad.toml").write_text("steps = = 3")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        load_config_file(tmp_path / "bad.toml")
+
+
+def test_round_trip_through_dict():
+    cfg = resolve_config(preset="demo", flag_values={"seed": 3})
+    assert config_from_dict(cfg.to_dict()) == cfg

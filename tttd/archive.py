@@ -1,0 +1,548 @@
+"""The archive of states: lineage, visit statistics, PUCT / greedy / none selection, persistence.
+
+Each step the loop calls :meth:`Archive.select` for the start states, :meth:`Archive.update` once
+per group with that group's children, then :meth:`Archive.flush` once. ``State.value`` is the
+task's RAW value; the archive orients it with ``maximize`` (higher = better) for every ranking.
+
+PUCT (SPEC.md 3.1, DESIGN.md): ``score(s) = Q(s) + c * scale * P(s) * sqrt(1 + T) / (1 + n(s))``
+with Q the best direct child's value (its own value until it has a valid child), P a linear rank
+prior, scale the value range of the non-root states, n visits, T the total. Selection walks the
+states by (score, value) descending with lineage blocking, so the picks form an antichain.
+
+Where and why tttd differs from the paper's code:
+
+- **Visits count groups** (default ``visit_counting="group"``): one :meth:`update` adds 1 to n of
+  the parent and of every ancestor, and 1 to T, which is what the reference's G-normalisation
+  intended (its G was forced to 1, so it counted rollouts). ``visit_counting="rollout"`` adds the
+  number of rollouts instead, for comparison. Failed rollouts count toward their group either way.
+- **No silent batch shrinking.** When lineage blocking leaves fewer than k states, the batch is
+  filled by cycling through the picks in order (best first); the reference returned fewer.
+- **Empty roots never outrank a real state.** A root without a value (``value=None``) sorts after
+  every real state, and takes the last prior ranks; among themselves empty roots still order by
+  their exploration term. (The reference gave TriMul's empty roots value 0.0, the best rank.)
+- **Stable tie-breaking.** Ties in value, score or prior are broken by insertion order (earlier
+  first), never arbitrarily, so selection is deterministic and reproducible on resume. The seeded
+  rng is persisted with the archive but the default selection rules do not consume it.
+- Q is the best *direct* child's value (as the reference; not back-propagated to ancestors).
+- The size cap keeps every root even if the roots alone exceed ``max_size``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from tttd.types import State
+
+REUSE_MODES = ("puct", "greedy", "none")
+VISIT_COUNTING = ("group", "rollout")
+SCALE_FLOOR = 1e-6
+FORMAT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Pure scoring functions
+# --------------------------------------------------------------------------------------------
+
+
+def rank_prior(values: np.ndarray) -> np.ndarray:
+    """Linear rank prior: rank 0 = best value; ``P_i = (N - rank_i) / (N (N + 1) / 2)``.
+
+    NaN values (empty roots) take the last ranks; ties are broken stably (earlier index first).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    n = v.size
+    if n == 0:
+        return np.zeros(0)
+    key = np.where(np.isnan(v), np.inf, -v)
+    order = np.argsort(key, kind="stable")
+    rank = np.empty(n, dtype=np.float64)
+    rank[order] = np.arange(n, dtype=np.float64)
+    return (n - rank) / (n * (n + 1) / 2.0)
+
+
+def value_scale(values: np.ndarray, is_root: np.ndarray) -> float:
+    """max - min of the values of non-root states if any, else of all non-NaN values; >= 1e-6."""
+    v = np.asarray(values, dtype=np.float64)
+    roots = np.asarray(is_root, dtype=bool)
+    pool = v[~roots & ~np.isnan(v)]
+    if pool.size == 0:
+        pool = v[~np.isnan(v)]
+    if pool.size == 0:
+        return SCALE_FLOOR
+    return max(float(pool.max() - pool.min()), SCALE_FLOOR)
+
+
+def puct_scores(
+    values: np.ndarray,
+    best_child: np.ndarray,
+    visits: np.ndarray,
+    is_root: np.ndarray,
+    total: float,
+    c: float = 1.0,
+) -> np.ndarray:
+    """PUCT score of every state (higher = pick first).
+
+    ``values``: each state's own ORIENTED value (higher is better), NaN for an empty root;
+    ``best_child``: best direct child's oriented value, NaN if none; ``visits``: n(s);
+    ``is_root``: bool mask; ``total``: T.
+
+    Real states: ``Q + c * scale * P * sqrt(1 + T) / (1 + n)`` with ``Q = best_child`` if set,
+    else the own value. Empty roots (NaN value) must never outrank a real state, so their score is
+    placed strictly below the lowest real score, ordered among themselves by their exploration
+    term: ``score = min_real - gap - (E_max - E_i)`` with ``E`` the exploration term and ``gap =
+    1 + |min_real| * 1e-6``; with no real state at all their score is just ``E``. (At extreme
+    magnitudes rounding can tie empty roots with each other; :meth:`Archive.select` additionally
+    sorts empty roots after real states, so they never outrank one.)
+    """
+    v = np.asarray(values, dtype=np.float64)
+    m = np.asarray(best_child, dtype=np.float64)
+    n = np.asarray(visits, dtype=np.float64)
+    roots = np.asarray(is_root, dtype=bool)
+    if not (v.shape == m.shape == n.shape == roots.shape) or v.ndim != 1:
+        raise ValueError(
+            f"values, best_child, visits, is_root must be 1-D of one length; got shapes "
+            f"{v.shape}, {m.shape}, {n.shape}, {roots.shape}"
+        )
+    if v.size == 0:
+        return np.zeros(0)
+    empty = np.isnan(v)
+    if (empty & ~roots).any():
+        raise ValueError("only roots may have no value (NaN); a non-root state has NaN")
+    scale = value_scale(v, roots)
+    prior = rank_prior(v)
+    explore = c * scale * prior * math.sqrt(1.0 + float(total)) / (1.0 + n)
+    q = np.where(np.isnan(m), v, m)
+    scores = q + explore
+    if empty.any():
+        real = ~empty
+        e_empty = explore[empty]
+        if real.any():
+            low = float(scores[real].min())
+            gap = 1.0 + abs(low) * 1e-6
+            scores[empty] = low - gap - (e_empty.max() - e_empty)
+        else:
+            scores[empty] = e_empty
+    return scores
+
+
+# --------------------------------------------------------------------------------------------
+# Archive
+# --------------------------------------------------------------------------------------------
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: temp file in the same dir, fsync, os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # persist the rename itself (best effort: not every platform can fsync a directory)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+class Archive:
+    """States, lineage and visit statistics, with PUCT / greedy / none (best-of-N) selection.
+
+    ``maximize``: direction of ``State.value``. ``reuse``: ``"puct"`` (the paper), ``"greedy"``
+    (top-k by value) or ``"none"`` (always the roots: best-of-N sampling). ``c``: PUCT exploration
+    constant. ``topk_children``: children kept per parent at :meth:`flush` (None = all).
+    ``max_size``: cap at :meth:`flush` (roots always kept). ``visit_counting``: ``"group"``
+    (default) or ``"rollout"`` (the reference's). ``seed``: the archive's rng (persisted).
+    """
+
+    def __init__(
+        self,
+        maximize: bool = True,
+        reuse: str = "puct",
+        c: float = 1.0,
+        topk_children: int | None = 2,
+        max_size: int = 1000,
+        visit_counting: str = "group",
+        seed: int = 0,
+    ) -> None:
+        if reuse not in REUSE_MODES:
+            raise ValueError(f"reuse must be one of {list(REUSE_MODES)}, got {reuse!r}")
+        if visit_counting not in VISIT_COUNTING:
+            raise ValueError(
+                f"visit_counting must be one of {list(VISIT_COUNTING)}, got {visit_counting!r}"
+            )
+        if not math.isfinite(float(c)) or c < 0:
+            raise ValueError(f"c must be a finite number >= 0, got {c!r}")
+        if topk_children is not None and int(topk_children) < 1:
+            raise ValueError(f"topk_children must be >= 1 or None, got {topk_children!r}")
+        if int(max_size) < 1:
+            raise ValueError(f"max_size must be >= 1, got {max_size!r}")
+        self.maximize = bool(maximize)
+        self.reuse = reuse
+        self.c = float(c)
+        self.topk_children = None if topk_children is None else int(topk_children)
+        self.max_size = int(max_size)
+        self.visit_counting = visit_counting
+        self.seed = int(seed)
+        self.rng = np.random.Generator(np.random.PCG64(self.seed))
+        self.total = 0  # T
+        self._counter = 0  # next child id number
+        self._states: dict[str, State] = {}  # insertion order = archive order
+        self._visits: dict[str, int] = {}
+        self._best_child: dict[str, float] = {}  # oriented value of the best direct child
+        self._failures: dict[str, int] = {}
+        self._keys: dict[str, int] = {}  # dedup key -> number of states holding it
+        self._totals = {"added": 0, "duplicates": 0, "failures": 0, "evicted": 0, "updates": 0}
+
+    # ---------------------------------------------------------------- basics
+
+    def _orient(self, value: float | None) -> float:
+        if value is None:
+            return math.nan
+        return float(value) if self.maximize else -float(value)
+
+    def _raw(self, oriented: float) -> float:
+        return oriented if self.maximize else -oriented
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def __iter__(self) -> Iterator[State]:
+        return iter(list(self._states.values()))
+
+    def __contains__(self, state_id: object) -> bool:
+        return state_id in self._states
+
+    @property
+    def states(self) -> list[State]:
+        return list(self._states.values())
+
+    @property
+    def roots(self) -> list[State]:
+        return [s for s in self._states.values() if s.parent_id is None]
+
+    def get(self, state_id: str) -> State:
+        try:
+            return self._states[state_id]
+        except KeyError:
+            raise KeyError(f"no state with id {state_id!r} in the archive") from None
+
+    def visits(self, state_id: str) -> int:
+        self.get(state_id)
+        return self._visits[state_id]
+
+    def failures(self, state_id: str) -> int:
+        self.get(state_id)
+        return self._failures[state_id]
+
+    def best_child_value(self, state_id: str) -> float | None:
+        """Raw value of the best direct child ever recorded for ``state_id`` (None if none)."""
+        self.get(state_id)
+        m = self._best_child.get(state_id)
+        return None if m is None else self._raw(m)
+
+    def best(self) -> State | None:
+        """The state with the best real value (earliest on ties); None if there is none."""
+        best: State | None = None
+        best_v = -math.inf
+        for s in self._states.values():
+            if s.value is not None and self._orient(s.value) > best_v:
+                best, best_v = s, self._orient(s.value)
+        return best
+
+    def stats(self) -> dict[str, Any]:
+        b = self.best()
+        return {
+            "size": len(self._states),
+            "roots": sum(1 for s in self._states.values() if s.parent_id is None),
+            "T": self.total,
+            "best_value": None if b is None else b.value,
+            "best_id": None if b is None else b.id,
+            "max_visits": max(self._visits.values(), default=0),
+            "max_depth": max((len(s.ancestors) for s in self._states.values()), default=0),
+            **self._totals,
+        }
+
+    def _insert(self, state: State) -> None:
+        self._states[state.id] = state
+        self._visits[state.id] = 0
+        self._failures[state.id] = 0
+        if state.key is not None:
+            self._keys[state.key] = self._keys.get(state.key, 0) + 1
+
+    def _remove(self, state_id: str) -> None:
+        state = self._states.pop(state_id)
+        self._visits.pop(state_id, None)
+        self._failures.pop(state_id, None)
+        self._best_child.pop(state_id, None)
+        if state.key is not None:
+            left = self._keys[state.key] - 1
+            if left:
+                self._keys[state.key] = left
+            else:
+                del self._keys[state.key]
+
+    # ---------------------------------------------------------------- adding
+
+    def add_roots(self, states: Sequence[State]) -> None:
+        """Add initial states as roots (``parent_id`` None; ``value`` None = empty root).
+
+        Roots are never deduplicated against each other (several identical empty roots are
+        normal) but their keys count for the dedup of later children.
+        """
+        for s in states:
+            if s.parent_id is not None or s.ancestors:
+                raise ValueError(f"root {s.id!r} has a parent ({s.parent_id!r}); roots have none")
+            if s.value is not None and not math.isfinite(float(s.value)):
+                raise ValueError(f"root {s.id!r} has a non-finite value {s.value!r}")
+            if not s.id or s.id in self._states:
+                raise ValueError(f"root id {s.id!r} is empty or already in the archive")
+            self._insert(dataclasses.replace(s, ancestors=[], parent_values=[]))
+
+    def _new_id(self) -> str:
+        while True:
+            sid = f"s{self._counter:06d}"
+            self._counter += 1
+            if sid not in self._states:
+                return sid
+
+    def update(self, parent_id: str, children: Sequence[State | None], step: int) -> list[State]:
+        """Record one group's outcome: a State per valid rollout, None per failed rollout.
+
+        Updates the parent's best-child value with every valid child (duplicates included), the
+        visit counts of the parent and all its ancestors still in the archive and T (by 1 per
+        call under group counting, by ``len(children)`` under rollout counting), and the parent's
+        failure count. Children whose dedup key already exists are dropped. Returns the new states
+        (copies carrying their assigned id, parent_id, ancestors, parent_values and step).
+        """
+        if parent_id not in self._states:
+            raise KeyError(
+                f"update: parent {parent_id!r} is not in the archive (was it evicted by flush "
+                f"before its group was recorded?)"
+            )
+        if len(children) == 0:
+            raise ValueError("update: children is empty; pass None for each failed rollout")
+        for ch in children:
+            if ch is not None and (ch.value is None or not math.isfinite(float(ch.value))):
+                raise ValueError(
+                    f"update: a child state needs a finite value, got {ch.value!r}; "
+                    f"pass None for a failed rollout"
+                )
+        parent = self._states[parent_id]
+        increment = 1 if self.visit_counting == "group" else len(children)
+        self._visits[parent_id] += increment
+        for a in parent.ancestors:
+            if a in self._visits:
+                self._visits[a] += increment
+        self.total += increment
+        n_failed = sum(1 for ch in children if ch is None)
+        self._failures[parent_id] += n_failed
+        self._totals["failures"] += n_failed
+        self._totals["updates"] += 1
+
+        ancestors = [parent_id] + list(parent.ancestors)
+        if parent.value is not None:
+            parent_values = [float(parent.value)] + list(parent.parent_values)
+        else:
+            parent_values = list(parent.parent_values)
+        added: list[State] = []
+        for ch in children:
+            if ch is None:
+                continue
+            ov = self._orient(ch.value)
+            prev = self._best_child.get(parent_id)
+            self._best_child[parent_id] = ov if prev is None else max(prev, ov)
+            if ch.key is not None and ch.key in self._keys:
+                self._totals["duplicates"] += 1
+                continue
+            new = dataclasses.replace(
+                ch,
+                id=self._new_id(),
+                parent_id=parent_id,
+                ancestors=list(ancestors),
+                parent_values=list(parent_values),
+                step=int(step),
+            )
+            self._insert(new)
+            added.append(new)
+        self._totals["added"] += len(added)
+        return added
+
+    def flush(self) -> None:
+        """Keep the best ``topk_children`` children per parent, then apply the size cap.
+
+        Roots are always kept; the cap fills the remaining room with the best values (earlier
+        first on ties). Insertion order is preserved. Call once per step after all updates.
+        """
+        states = list(self._states.values())
+        keep = {s.id for s in states if s.parent_id is None}
+        by_parent: dict[str, list[State]] = {}
+        for s in states:
+            if s.parent_id is not None:
+                by_parent.setdefault(s.parent_id, []).append(s)
+        for kids in by_parent.values():
+            if self.topk_children is not None and len(kids) > self.topk_children:
+                order = sorted(range(len(kids)), key=lambda i: (-self._orient(kids[i].value), i))
+                kids = [kids[i] for i in order[: self.topk_children]]
+            keep.update(s.id for s in kids)
+        if len(keep) > self.max_size:
+            n_roots = sum(1 for s in states if s.parent_id is None)
+            room = max(self.max_size - n_roots, 0)
+            cands = [(i, s) for i, s in enumerate(states) if s.parent_id is not None and s.id in keep]
+            cands.sort(key=lambda t: (-self._orient(t[1].value), t[0]))
+            keep = {s.id for s in states if s.parent_id is None} | {s.id for _, s in cands[:room]}
+        for s in states:
+            if s.id not in keep:
+                self._remove(s.id)
+                self._totals["evicted"] += 1
+
+    # ---------------------------------------------------------------- selection
+
+    def _arrays(self) -> tuple[list[State], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        states = list(self._states.values())
+        n = len(states)
+        sign = 1.0 if self.maximize else -1.0
+        values = np.fromiter(
+            (math.nan if s.value is None else s.value for s in states), np.float64, n
+        ) * sign
+        best_child = np.fromiter(
+            (self._best_child.get(s.id, math.nan) for s in states), np.float64, n
+        )
+        visits = np.fromiter((self._visits[s.id] for s in states), np.float64, n)
+        is_root = np.fromiter((s.parent_id is None for s in states), bool, n)
+        return states, values, best_child, visits, is_root
+
+    def scores(self) -> dict[str, float]:
+        """Current PUCT score of every state (for logging and tests)."""
+        states, v, m, n, r = self._arrays()
+        sc = puct_scores(v, m, n, r, self.total, self.c)
+        return {s.id: float(x) for s, x in zip(states, sc)}
+
+    def select(self, k: int) -> list[State]:
+        """Pick ``k`` start states (see the class docstring for the modes); always returns k.
+
+        PUCT walks states by (score, value) descending, empty roots last, ties by insertion order,
+        blocking the lineage (the state, its ancestors, its descendants) of each pick; if fewer
+        than k states remain unblocked, the batch is filled by cycling through the picks in order.
+        """
+        k = int(k)
+        if k < 1:
+            raise ValueError(f"select: k must be >= 1, got {k}")
+        if not self._states:
+            raise ValueError("select: the archive is empty; add roots first")
+        if self.reuse == "none":
+            roots = self.roots
+            return [roots[i % len(roots)] for i in range(k)]
+        states, v, m, n, r = self._arrays()
+        empty = np.isnan(v)
+        vkey = np.where(empty, -np.inf, v)
+        if self.reuse == "greedy":
+            order = np.lexsort((-vkey, empty))
+            picks = [states[i] for i in order[:k]]
+        else:
+            sc = puct_scores(v, m, n, r, self.total, self.c)
+            order = np.lexsort((-vkey, -sc, empty))  # last key is primary; lexsort is stable
+            picks = self._walk_blocked(states, order, k)
+        return [picks[i % len(picks)] for i in range(k)]
+
+    @staticmethod
+    def _walk_blocked(states: list[State], order: np.ndarray, k: int) -> list[State]:
+        picked: set[str] = set()
+        blocked: set[str] = set()  # picks and their ancestors
+        picks: list[State] = []
+        for i in order:
+            s = states[int(i)]
+            if s.id in blocked:
+                continue
+            if any(a in picked for a in s.ancestors):  # s is a descendant of a pick
+                continue
+            picks.append(s)
+            picked.add(s.id)
+            blocked.add(s.id)
+            blocked.update(s.ancestors)
+            if len(picks) == k:
+                break
+        return picks
+
+    # ---------------------------------------------------------------- persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "config": {
+                "maximize": self.maximize,
+                "reuse": self.reuse,
+                "c": self.c,
+                "topk_children": self.topk_children,
+                "max_size": self.max_size,
+                "visit_counting": self.visit_counting,
+                "seed": self.seed,
+            },
+            "T": self.total,
+            "counter": self._counter,
+            "totals": dict(self._totals),
+            "rng": self.rng.bit_generator.state,
+            "states": [
+                {
+                    "state": s.to_dict(),
+                    "visits": self._visits[s.id],
+                    "failures": self._failures[s.id],
+                    "best_child_value": self.best_child_value(s.id),
+                }
+                for s in self._states.values()
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Archive":
+        if data.get("format") != FORMAT_VERSION:
+            raise ValueError(
+                f"unsupported archive format {data.get('format')!r} (expected {FORMAT_VERSION})"
+            )
+        arch = cls(**data["config"])
+        arch.total = int(data["T"])
+        arch._counter = int(data["counter"])
+        arch._totals.update({k: int(v) for k, v in data.get("totals", {}).items()})
+        arch.rng.bit_generator.state = data["rng"]
+        for entry in data["states"]:
+            s = State.from_dict(entry["state"])
+            if s.id in arch._states:
+                raise ValueError(f"archive data has duplicate state id {s.id!r}")
+            arch._insert(s)
+            arch._visits[s.id] = int(entry["visits"])
+            arch._failures[s.id] = int(entry["failures"])
+            if entry.get("best_child_value") is not None:
+                arch._best_child[s.id] = arch._orient(entry["best_child_value"])
+        return arch
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the archive as JSON atomically (temp file in the same dir, fsync, os.replace)."""
+        _atomic_write_text(Path(path), self.dumps())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "Archive":
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_dict(json.load(fh))

@@ -1,0 +1,387 @@
+"""The discovery loop (DESIGN.md "What a run is"): one problem, one policy, many steps.
+
+Each step, top to bottom: select start states (PUCT) -> prompt -> sample -> evaluate (sandbox,
+then the task's trusted verifier) -> archive -> advantages (entropic, per group) -> train (one
+importance-sampling step) -> checkpoint (atomic commit, see ``tttd.rundir``).
+
+Overlap: sampling is done in chunks of groups; each chunk's programs are submitted to the
+executor as soon as it is sampled, so evaluation runs while the next chunk samples. Training
+waits for all evaluations (it needs every reward of a group), and the next step samples from the
+updated weights: the loop stays fully on-policy, as the paper's synchronous mode.
+
+Determinism: the sampling seed of every step is derived from (run seed, step, chunk), and the
+archive's RNG is checkpointed, so a resumed run repeats an uninterrupted one (up to the backend's
+own sampling nondeterminism; exact on the CPU local backend).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tttd.archive import Archive
+from tttd.config import RunConfig
+from tttd.objective import group_advantages
+from tttd.policy import Policy, SamplingParams, TrainConfig, make_policy
+from tttd.rundir import RunDir, append_jsonl, atomic_write_json, atomic_write_text
+from tttd.task import Task, get_task
+from tttd.types import Evaluation, Rollout, SandboxResult, State, TrainDatum
+
+
+def derive_seed(*parts: int) -> int:
+    """A 31-bit seed from integers (stable across processes and Python versions)."""
+    h = hashlib.sha256(",".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass
+class Ledger:
+    """What the run has spent so far (carried across resumes)."""
+
+    samples: int = 0
+    prompt_tokens: int = 0
+    sampled_tokens: int = 0
+    trained_tokens: int = 0
+    seconds: float = 0.0
+    evaluations: int = 0
+    valid: int = 0
+
+
+@dataclass
+class Best:
+    value: float | None = None
+    reward: float | None = None
+    step: int | None = None
+    artifact: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+def build_policy(cfg: RunConfig) -> Policy:
+    """The configured backend, given only the keyword arguments its constructor accepts."""
+    from tttd.policy import BACKENDS
+    import importlib
+
+    module_name, _, cls_name = BACKENDS[cfg.backend].partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    offered = dict(
+        model=cfg.model, lora_rank=cfg.lora_rank, full_finetune=cfg.full_finetune, seed=cfg.seed,
+        learning_rate=cfg.learning_rate,
+    )
+    params = inspect.signature(cls).parameters
+    kwargs = {k: v for k, v in offered.items() if k in params}
+    kwargs.update(cfg.backend_options)
+    return make_policy(cfg.backend, **kwargs)
+
+
+def build_executor(cfg: RunConfig):
+    from tttd.executor import make_executor
+
+    return make_executor(cfg.executor, workers=cfg.workers, cpus_per_eval=cfg.cpus_per_eval)
+
+
+class Discovery:
+    """A run: the task, policy, archive and executor, and the step that ties them together."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: str | Path,
+        *,
+        task: Task | None = None,
+        policy: Policy | None = None,
+        on_step: Callable[[dict[str, Any]], None] | None = None,
+        on_event: Callable[[str], None] | None = None,
+    ):
+        self.cfg = cfg
+        self.dir = RunDir(run_dir)
+        self.task = task or get_task(cfg.task, **cfg.task_options)
+        self.on_step = on_step or (lambda m: None)
+        self.on_event = on_event or (lambda s: None)
+        self._policy = policy
+        self.archive = Archive(
+            maximize=self.task.objective.maximize, reuse=cfg.reuse, c=cfg.puct_c,
+            topk_children=cfg.topk_children, max_size=cfg.archive_size,
+            visit_counting=cfg.visit_counting, seed=cfg.seed,
+        )
+        self.step = 0  # next step to run
+        self.ledger = Ledger()
+        self.best = Best()
+
+    # ------------------------------------------------------------------ setup and resume
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            self.on_event(f"loading {self.cfg.backend} policy {self.cfg.model}")
+            self._policy = build_policy(self.cfg)
+        return self._policy
+
+    def start(self) -> None:
+        """A new run: write the config and the roots."""
+        self.dir.create(self.describe())
+        roots = self.task.initial_states(self.cfg.groups, np.random.default_rng(self.cfg.seed))
+        if not roots:
+            raise ValueError(f"task {self.task.name!r} returned no initial states")
+        self.archive.add_roots(roots)
+        for s in roots:
+            self._track_best(s.value, s.reward, -1, s.artifact, "initial state")
+
+    def restore(self) -> None:
+        """Continue after the last committed step; logs of uncommitted steps are dropped."""
+        ckpt = self.dir.latest_step_dir()
+        if ckpt is None:  # died before the first commit: start the steps over
+            self.dir.repair_logs(-1)
+            roots = self.task.initial_states(self.cfg.groups, np.random.default_rng(self.cfg.seed))
+            self.archive.add_roots(roots)
+            for s in roots:
+                self._track_best(s.value, s.reward, -1, s.artifact, "initial state")
+            return
+        self.archive = Archive.load(ckpt / "archive.json")
+        import json
+
+        state = json.loads((ckpt / "loop.json").read_text())
+        self.step = state["step"] + 1
+        self.ledger = Ledger(**state["ledger"])
+        self.best = Best(**state["best"])
+        if (ckpt / "policy").exists():
+            self.policy.load(str(ckpt / "policy"))
+        self.dir.repair_logs(state["step"])
+
+    def describe(self) -> dict[str, Any]:
+        import platform
+
+        import tttd
+
+        return {
+            **self.cfg.to_dict(),
+            "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__},
+            "_task": {"name": self.task.name, "direction": self.task.objective.direction,
+                      "transform": self.task.objective.transform},
+        }
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> dict[str, Any]:
+        executor = build_executor(self.cfg)
+        try:
+            while self.step < self.cfg.steps:
+                metrics = self.run_step(self.step, executor)
+                self.on_step(metrics)
+                self.step += 1
+        finally:
+            executor.close()
+        return self.summary()
+
+    def run_step(self, step: int, executor) -> dict[str, Any]:
+        cfg, task, archive = self.cfg, self.task, self.archive
+        t = {"start": time.perf_counter()}
+
+        # 1. select start states; 2. prompt
+        starts = archive.select(cfg.groups)
+        prompts = [task.prompt(s, self._parent_of(s)) for s in starts]
+        t["select"] = time.perf_counter()
+
+        # 3. sample (chunks of groups) and 4. evaluate, overlapped: a chunk's programs run
+        # while the next chunk samples.
+        chunk = cfg.sample_chunk_groups or len(starts)
+        samples: list[list] = []
+        pending: list[list[tuple[Any, Future | None]]] = []
+        sample_s = 0.0
+        for c0 in range(0, len(starts), chunk):
+            ts = time.perf_counter()
+            params = SamplingParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+                                    stop=list(task.stop), seed=derive_seed(cfg.seed, step, c0))
+            got = self.policy.sample(prompts[c0:c0 + chunk], cfg.group_size, params)
+            sample_s += time.perf_counter() - ts
+            for g, group in enumerate(got, start=c0):
+                samples.append(group)
+                parsed = []
+                for smp in group:
+                    cand = task.parse(smp.text, starts[g])
+                    fut = executor.submit(cand.program) if cand.program is not None else None
+                    parsed.append((cand, fut))
+                pending.append(parsed)
+        t["sample"] = t["select"] + sample_s
+        evaluations: list[list[Evaluation]] = []
+        for g, parsed in enumerate(pending):
+            evaluations.append([self._evaluate(task, cand, fut, starts[g]) for cand, fut in parsed])
+        t["evaluate"] = time.perf_counter()
+
+        # 5. archive: valid children join under their parent; visit statistics update
+        child_ids: list[list[str | None]] = []
+        for start, evs in zip(starts, evaluations):
+            children = [self._child(ev) for ev in evs]
+            added = {id(s): s.id for s in archive.update(start.id, children, step)}
+            child_ids.append([added.get(id(c)) if c is not None else None for c in children])
+            for ev in evs:
+                if ev.valid:
+                    self._track_best(ev.value, ev.reward, step, ev.artifact, ev.message)
+        archive.flush()
+
+        # 6. advantages per group (constant groups dropped)
+        rewards = [[ev.reward for ev in evs] for evs in evaluations]
+        adv = group_advantages(rewards, estimator=cfg.objective, beta=cfg.beta)
+
+        # 7. train: one importance-sampling policy-gradient step
+        batch = [
+            TrainDatum(s.prompt_tokens, s.tokens, s.logprobs, [float(a)] * len(s.tokens))
+            for group, a_group in zip(samples, adv.advantages) if a_group is not None
+            for s, a in zip(group, a_group) if s.tokens
+        ]
+        train_metrics: dict[str, float] = {}
+        if cfg.train and self.policy.trainable and batch:
+            train_metrics = self.policy.train_step(
+                batch, TrainConfig(learning_rate=cfg.learning_rate, kl_coef=cfg.kl_coef, clip=cfg.clip))
+        t["train"] = time.perf_counter()
+
+        # 8. checkpoint: logs first, then the atomic commit
+        rollouts = self._rollout_rows(step, starts, prompts, samples, evaluations, adv, child_ids)
+        metrics = self._metrics(step, samples, evaluations, adv, train_metrics, t)
+        append_jsonl(self.dir.rollouts, rollouts)
+        append_jsonl(self.dir.metrics, [metrics])
+        self._commit(step)
+        metrics["seconds_checkpoint"] = round(time.perf_counter() - t["train"], 4)
+        return metrics
+
+    # ------------------------------------------------------------------ helpers
+    def _parent_of(self, s: State) -> State | None:
+        if s.parent_id is None:
+            return None
+        try:
+            return self.archive.get(s.parent_id)
+        except KeyError:  # evicted by the cap: a stand-in with its recorded value
+            value = s.parent_values[0] if s.parent_values else None
+            return State(id=s.parent_id, value=value)
+
+    def _evaluate(self, task: Task, cand, fut: Future | None, start: State) -> Evaluation:
+        result: SandboxResult | None = None
+        if fut is not None:
+            result = fut.result()
+        try:
+            return task.evaluate(cand, result, start)
+        except Exception as exc:  # a verifier bug must not kill the run; it shows in the logs
+            return task.invalid(f"verifier error: {type(exc).__name__}: {exc}", status="verifier_error")
+
+    def _child(self, ev: Evaluation) -> State | None:
+        if not ev.valid or ev.metrics.get("archivable", True) is False:
+            return None
+        return State(id="", value=ev.value, artifact=ev.artifact, key=ev.key, reward=ev.reward,
+                     output_tail=ev.output_tail, metrics=ev.metrics)
+
+    def _track_best(self, value, reward, step, artifact, message) -> None:
+        if value is None:
+            return
+        if self.best.value is None or self.task.objective.better(value, self.best.value):
+            self.best = Best(value=float(value), reward=None if reward is None else float(reward),
+                             step=step, artifact=artifact, message=message)
+            self._best_dirty = True
+
+    def _rollout_rows(self, step, starts, prompts, samples, evaluations, adv, child_ids):
+        rows = []
+        for g, (start, prompt, group, evs) in enumerate(zip(starts, prompts, samples, evaluations)):
+            phash = hashlib.sha256(repr(prompt).encode()).hexdigest()[:16]
+            a_group = adv.advantages[g]
+            for i, (smp, ev) in enumerate(zip(group, evs)):
+                rows.append({
+                    "step": step, "group": g, "index": i, "parent": start.id, "prompt_hash": phash,
+                    "completion": smp.text, "stop_reason": smp.stop_reason, "tokens": len(smp.tokens),
+                    "valid": ev.valid, "status": ev.status, "value": ev.value, "reward": ev.reward,
+                    "advantage": None if a_group is None else float(a_group[i]),
+                    "message": ev.message[:500], "child": child_ids[g][i],
+                })
+        return rows
+
+    def _metrics(self, step, samples, evaluations, adv, train_metrics, t) -> dict[str, Any]:
+        flat = [ev for evs in evaluations for ev in evs]
+        rewards = np.array([ev.reward for ev in flat], dtype=float)
+        values = np.array([ev.value for ev in flat if ev.valid], dtype=float)
+        n_tokens = sum(len(s.tokens) for g in samples for s in g)
+        n_prompt = sum(len(s.prompt_tokens) for g in samples for s in g)
+        self.ledger.samples += len(flat)
+        self.ledger.sampled_tokens += n_tokens
+        self.ledger.prompt_tokens += n_prompt
+        self.ledger.trained_tokens += int(train_metrics.get("tokens", 0))
+        self.ledger.evaluations += len(flat)
+        self.ledger.valid += len(values)
+        self.ledger.seconds += time.perf_counter() - t["start"]
+        orient = self.task.objective.oriented
+        betas = [b for b in adv.betas if b is not None]
+        return {
+            "step": step,
+            "reward_mean": float(rewards.mean()),
+            "reward_max": float(rewards.max()),
+            "value_mean": float(values.mean()) if len(values) else None,
+            "value_best_step": (float(max(values, key=orient)) if len(values) else None),
+            "best_value": self.best.value,
+            "best_reward": self.best.reward,
+            "valid_fraction": float(len(values) / max(1, len(flat))),
+            "beta_mean": float(np.mean(betas)) if betas else None,
+            "groups_kept": int(adv.kept),
+            "trained": bool(train_metrics),
+            "loss": train_metrics.get("loss"),
+            "kl_policy_base": train_metrics.get("kl_policy_base"),
+            "kl_sample_train": train_metrics.get("kl_sample_train"),
+            "archive_size": len(self.archive),
+            "samples": len(flat),
+            "sampled_tokens": n_tokens,
+            "prompt_tokens": n_prompt,
+            "seconds_select": round(t["select"] - t["start"], 4),
+            "seconds_sample": round(t["sample"] - t["select"], 4),
+            "seconds_evaluate": round(t["evaluate"] - t["sample"], 4),
+            "seconds_train": round(t["train"] - t["evaluate"], 4),
+            "spend": dict(self.ledger.__dict__),
+        }
+
+    def _commit(self, step: int) -> None:
+        tmp = self.dir.begin_step(step)
+        self.archive.save(tmp / "archive.json")
+        if self.cfg.train and self.policy.trainable:
+            self.policy.save(str(tmp / "policy"))
+        atomic_write_json(tmp / "loop.json", {"step": step, "ledger": self.ledger.__dict__,
+                                              "best": self.best.__dict__})
+        self.dir.commit_step(step, tmp)
+        # Readers' copies, after the commit (they are rebuilt from the checkpoint on resume).
+        self.archive.save(self.dir.archive)
+        if getattr(self, "_best_dirty", False):
+            self.write_best()
+            self._best_dirty = False
+
+    def write_best(self) -> None:
+        """best/: the artifact, its value, and the command that re-verifies it."""
+        b = self.best
+        if b.value is None:
+            return
+        d = self.dir.best
+        d.mkdir(exist_ok=True)
+        construction = b.artifact.get("construction")
+        verify_target = None
+        if construction is not None:
+            atomic_write_json(d / "construction.json", {"problem": self.task.name, "value": b.value,
+                                                         "construction": construction})
+            verify_target = d / "construction.json"
+        if b.artifact.get("code"):
+            atomic_write_text(d / "solution.py", b.artifact["code"] + "\n")
+            verify_target = verify_target or d / "solution.py"
+        command = f"tttd verify {self.cfg.task} {verify_target}" if verify_target else None
+        atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
+                                            "message": b.message, "artifact": b.artifact,
+                                            "verify": command})
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "task": self.task.name,
+            "best_value": self.best.value,
+            "best_reward": self.best.reward,
+            "best_step": self.best.step,
+            "steps": self.step,
+            "samples": self.ledger.samples,
+            "valid": self.ledger.valid,
+            "seconds": round(self.ledger.seconds, 3),
+            "run_dir": str(self.dir.path),
+        }

@@ -1,0 +1,485 @@
+"""Build small Qwen2-style models locally, for the demo and the tests (no downloads).
+
+Why: tttd must run end to end on a laptop with no network and no model weights. This module makes
+a real Hugging Face model folder (``config.json``, ``model.safetensors``, tokenizer files with a
+ChatML chat template, ``generation_config.json``) that every backend then loads through the *same*
+code path as a real model (``AutoTokenizer`` / ``AutoModelForCausalLM.from_pretrained``).
+
+How:
+
+1. **Tokenizer**: a byte-level BPE trained (``tokenizers``) on a bounded, deterministically ordered
+   slice of Python's standard library sources plus the synthetic lines below. It uses *exactly*
+   Qwen2's normaliser (NFC) and pre-tokeniser (Qwen's split regex, then ByteLevel): with
+   transformers 5.x ``AutoTokenizer`` on a qwen2-typed folder rebuilds a ``Qwen2Tokenizer`` from
+   vocab and merges with that pipeline, so any other pre-tokeniser would silently change the ids
+   after reload. Special tokens ``<|endoftext|>`` (pad), ``<|im_start|>``, ``<|im_end|>`` (eos).
+2. **Model**: a random-init ``Qwen2ForCausalLM`` (tied embeddings). ``tiny`` ~1.1M parameters,
+   ``small`` ~26M.
+3. **Pretraining** (optional, on by default): a short next-token run on stdlib text, digit-heavy
+   lines (``x = [3, 1, 4]``, ``0.3809``...) and ChatML-formatted chats whose assistant turn ends
+   with ``<|im_end|>``. LoRA on a *random* tiny model does not learn (DESIGN.md); a minute of this
+   fixes it and teaches the model to emit digits and to end its turn. Seeded: the data order and
+   the initialisation are fixed by ``seed``; with the default fixed step count the weights are
+   reproducible on one machine and torch version (the stdlib text differs between Python versions,
+   so models built under different Pythons differ).
+
+The result is cached under ``$TTTD_CACHE`` (else ``$XDG_CACHE_HOME/tttd``, else ``~/.cache/tttd``)
+in ``models/<size>-v1`` (non-default seed or pretraining budget get their own folder). It is built
+in a temporary folder next to the target and renamed into place, so a crash never leaves a
+half-written model and concurrent builders cannot corrupt each other (the first rename wins).
+
+This is *not* the paper's setting (the paper uses gpt-oss-120b via Tinker); it exists so the whole
+pipeline can be exercised and tested on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+VERSION = "v1"
+
+PAD_TOKEN = "<|endoftext|>"
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+SPECIAL_TOKENS = [PAD_TOKEN, IM_START, IM_END]
+
+#: Qwen2's pre-tokenisation regex (transformers.models.qwen2.tokenization_qwen2.PRETOKENIZE_REGEX).
+QWEN2_PRETOKENIZE_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+    r"""\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+#: ChatML, as Qwen uses it (without Qwen's default system prompt).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+#: Model shapes and build budgets per size. ``pretrain_steps`` is the default (deterministic)
+#: budget; ~55 s for ``tiny`` on 2 CPU cores.
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "vocab_size": 4096,
+        "hidden_size": 128,
+        "intermediate_size": 384,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "tokenizer_chars": 3_000_000,
+        "corpus_chars": 3_000_000,
+        "seq_len": 256,
+        "batch_size": 16,
+        "lr": 3e-3,
+        "pretrain_steps": 240,
+    },
+    "small": {
+        "vocab_size": 8192,
+        "hidden_size": 512,
+        "intermediate_size": 1280,
+        "num_hidden_layers": 8,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "tokenizer_chars": 6_000_000,
+        "corpus_chars": 12_000_000,
+        "seq_len": 256,
+        "batch_size": 16,
+        "lr": 1e-3,
+        "pretrain_steps": 400,
+    },
+}
+
+_SKIP_DIRS = {"test", "tests", "site-packages", "dist-packages", "idlelib", "lib2to3", "__pycache__"}
+
+
+def cache_root() -> Path:
+    """The user's tttd cache directory (``$TTTD_CACHE``, ``$XDG_CACHE_HOME/tttd``, ``~/.cache/tttd``)."""
+    if os.environ.get("TTTD_CACHE"):
+        return Path(os.environ["TTTD_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "tttd"
+    return Path.home() / ".cache" / "tttd"
+
+
+def _check_size(size: str) -> dict[str, Any]:
+    if size not in SIZES:
+        raise ValueError(f"unknown tiny model size {size!r}; choose one of {', '.join(SIZES)}")
+    return SIZES[size]
+
+
+def tiny_model_path(
+    size: str = "tiny",
+    cache_dir: str | Path | None = None,
+    pretrain_seconds: float | None = None,
+    seed: int = 0,
+    pretrain_steps: int | None = None,
+) -> Path:
+    """Where :func:`build_tiny_model` with these arguments caches its model (it may not exist)."""
+    _check_size(size)
+    root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
+    name = f"{size}-{VERSION}"
+    if seed != 0:
+        name += f"-seed{seed}"
+    if pretrain_seconds is not None:
+        name += f"-pt{pretrain_seconds:g}s"
+    elif pretrain_steps is not None:
+        name += f"-pt{pretrain_steps}steps"
+    return root / "models" / name
+
+
+def build_tiny_model(
+    size: str = "tiny",
+    cache_dir: str | Path | None = None,
+    pretrain_seconds: float | None = None,
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = True,
+    pretrain_steps: int | None = None,
+) -> Path:
+    """Build (or reuse) a local model folder and return its path.
+
+    ``pretrain_seconds``: a wall-clock budget for next-token pretraining (0 = none: a random
+    model); the schedule is sized from the speed of the first steps, so the weights then depend on
+    the machine's speed. ``pretrain_steps``: a fixed number of steps instead (reproducible). With
+    neither, the size's default step count is used (``SIZES[size]["pretrain_steps"]``).
+    ``force`` rebuilds even if cached. The folder also holds ``tttd_build.json`` (what was done).
+    """
+    spec = _check_size(size)
+    if pretrain_seconds is not None and pretrain_seconds < 0:
+        raise ValueError(f"pretrain_seconds must be >= 0, got {pretrain_seconds}")
+    if pretrain_steps is not None and pretrain_steps < 0:
+        raise ValueError(f"pretrain_steps must be >= 0, got {pretrain_steps}")
+    target = tiny_model_path(size, cache_dir, pretrain_seconds, seed, pretrain_steps)
+    if target.exists() and not force and (target / "tttd_build.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    say = _printer(progress)
+    start = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        texts = _stdlib_texts(spec["corpus_chars"])
+        rng = random.Random(seed)
+        digit_docs = _digit_docs(rng, n_docs=max(1, spec["corpus_chars"] // 8000))
+        chat_docs = _chat_docs(rng, texts, n_docs=max(1, spec["corpus_chars"] // 8000))
+        say(f"[tttd] building {size} model in {target} (tokenizer...)")
+        tok = _train_tokenizer(texts, digit_docs + chat_docs, spec)
+        hf_tok = _wrap_tokenizer(tok)
+        hf_tok.save_pretrained(str(tmp))
+        _fix_tokenizer_config(tmp)
+        model = _random_model(spec, tok, seed)
+        info: dict[str, Any] = {"steps": 0, "seconds": 0.0, "loss": None}
+        if pretrain_seconds != 0 and pretrain_steps != 0:
+            steps = pretrain_steps
+            if steps is None and pretrain_seconds is None:
+                steps = spec["pretrain_steps"]
+            info = _pretrain(model, tok, texts, digit_docs, chat_docs, spec, seed, steps,
+                             pretrain_seconds, say)
+        model.save_pretrained(str(tmp))
+        from transformers import GenerationConfig
+
+        gen = GenerationConfig(
+            eos_token_id=tok.token_to_id(IM_END),
+            pad_token_id=tok.token_to_id(PAD_TOKEN),
+            bos_token_id=None,
+        )
+        gen.save_pretrained(str(tmp))
+        n_params = sum(p.numel() for p in model.parameters())
+        build = {
+            "size": size,
+            "version": VERSION,
+            "seed": seed,
+            "parameters": n_params,
+            "pretrain": info,
+            "build_seconds": round(time.perf_counter() - start, 2),
+            "python": sysconfig.get_python_version(),
+        }
+        (tmp / "tttd_build.json").write_text(json.dumps(build, indent=2) + "\n")
+        _install(tmp, target, force)
+        say(f"[tttd] built {size} model ({n_params:,} parameters) in {build['build_seconds']} s")
+        return target
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _install(tmp: Path, target: Path, force: bool) -> None:
+    """Rename the finished build into place; keep an existing complete build if one raced us."""
+    if target.exists():
+        if not force and (target / "tttd_build.json").exists():
+            return  # another process finished first; its model is equivalent
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.rename(target, old)
+        shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        if not (target / "tttd_build.json").exists():
+            raise
+
+
+def _printer(progress: bool):
+    def say(msg: str) -> None:
+        if progress:
+            print(msg, flush=True)
+
+    return say
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+def _stdlib_texts(max_chars: int) -> list[str]:
+    """Python sources from the standard library, in sorted path order, at most ``max_chars``.
+
+    Each file contributes at most 20k characters so the corpus spans many modules."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(
+        p for p in root.rglob("*.py") if not (_SKIP_DIRS & set(p.relative_to(root).parts[:-1]))
+    )
+    texts: list[str] = []
+    total = 0
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")[:20_000]
+        except OSError:
+            continue
+        if not text.strip():
+            continue
+        texts.append(text)
+        total += len(text)
+        if total >= max_chars:
+            break
+    if not texts:
+        raise RuntimeError(f"no Python sources found under {root}; cannot build a tiny model")
+    return texts
+
+
+def _digit_line(rng: random.Random) -> str:
+    kind = rng.randrange(6)
+    if kind == 0:
+        return " ".join(str(rng.randrange(10)) for _ in range(rng.randint(3, 16)))
+    if kind == 1:
+        name = rng.choice(["x", "y", "values", "a", "data", "h", "best"])
+        nums = ", ".join(str(rng.randrange(100)) for _ in range(rng.randint(2, 10)))
+        return f"{name} = [{nums}]"
+    if kind == 2:
+        return f"{rng.random():.{rng.randint(2, 6)}f}"
+    if kind == 3:
+        return "".join(str(rng.randrange(10)) for _ in range(rng.randint(4, 24)))
+    if kind == 4:
+        a, b = rng.randrange(1000), rng.randrange(1000)
+        return f"{a} + {b} = {a + b}"
+    return ", ".join(f"{rng.uniform(-1, 1):.3f}" for _ in range(rng.randint(2, 6)))
+
+
+def _digit_docs(rng: random.Random, n_docs: int) -> list[str]:
+    return ["\n".join(_digit_line(rng) for _ in range(rng.randint(8, 30))) + "\n" for _ in range(n_docs)]
+
+
+def chat_text(messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    """Render messages exactly as :data:`CHAT_TEMPLATE` does (for data generation and tests)."""
+    out = "".join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in messages)
+    return out + (f"{IM_START}assistant\n" if add_generation_prompt else "")
+
+
+def _chat_docs(rng: random.Random, texts: list[str], n_docs: int) -> list[str]:
+    """Short ChatML conversations: a question (a stdlib docstring or comment line, or a request
+    for numbers) and a short answer (digits or a code line) closed by ``<|im_end|>``."""
+    lines = [
+        ln.strip().strip('"#').strip()
+        for t in texts[:200]
+        for ln in t.splitlines()
+        if 20 <= len(ln.strip()) <= 100
+    ]
+    code = [ln.strip() for t in texts[:200] for ln in t.splitlines() if 8 <= len(ln.strip()) <= 60]
+    asks = [
+        "Write a list of numbers.",
+        "Give me some digits.",
+        "Improve the solution.",
+        "Reply with a number.",
+        "Write one line of Python.",
+    ]
+    docs = []
+    for _ in range(n_docs):
+        turns = []
+        for _ in range(rng.randint(2, 5)):
+            msgs = []
+            if rng.random() < 0.3:
+                msgs.append({"role": "system", "content": rng.choice(lines)})
+            question = rng.choice(asks)
+            if rng.random() < 0.6:
+                question = rng.choice(lines) + "\n" + question
+            msgs.append({"role": "user", "content": question})
+            answer = _digit_line(rng) if rng.random() < 0.6 else rng.choice(code)
+            msgs.append({"role": "assistant", "content": answer})
+            turns.append(chat_text(msgs))
+        docs.append("".join(turns))
+    return docs
+
+
+# ------------------------------------------------------------------------------------ tokenizer
+
+
+def _train_tokenizer(texts: list[str], extra: list[str], spec: dict[str, Any]):
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=spec["vocab_size"],
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    budget = spec["tokenizer_chars"]
+    corpus: list[str] = []
+    total = 0
+    for t in texts + extra:
+        corpus.append(t)
+        total += len(t)
+        if total >= budget:
+            break
+    tok.train_from_iterator(corpus, trainer=trainer)
+    return tok
+
+
+def _wrap_tokenizer(tok):
+    from transformers import PreTrainedTokenizerFast
+
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=IM_END,
+        pad_token=PAD_TOKEN,
+        unk_token=PAD_TOKEN,
+        additional_special_tokens=[IM_START, IM_END],
+        clean_up_tokenization_spaces=False,
+        model_max_length=32768,
+    )
+    hf.chat_template = CHAT_TEMPLATE
+    return hf
+
+
+def _fix_tokenizer_config(folder: Path) -> None:
+    """Declare the folder's tokenizer as a ``Qwen2Tokenizer``, as real Qwen folders do, so loading
+    it goes through the same class (and pre-tokeniser) as a real Qwen model."""
+    path = folder / "tokenizer_config.json"
+    cfg = json.loads(path.read_text())
+    cfg["tokenizer_class"] = "Qwen2Tokenizer"
+    cfg["errors"] = "replace"
+    cfg["add_prefix_space"] = False
+    cfg.setdefault("chat_template", CHAT_TEMPLATE)
+    path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------- model
+
+
+def _random_model(spec: dict[str, Any], tok, seed: int):
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    heads = spec["num_attention_heads"]
+    config = Qwen2Config(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=spec["hidden_size"],
+        intermediate_size=spec["intermediate_size"],
+        num_hidden_layers=spec["num_hidden_layers"],
+        num_attention_heads=heads,
+        num_key_value_heads=spec["num_key_value_heads"],
+        head_dim=spec["hidden_size"] // heads,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tok.token_to_id(IM_END),
+        pad_token_id=tok.token_to_id(PAD_TOKEN),
+        rope_theta=10000.0,
+        use_sliding_window=False,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.to(torch.float32)
+    return model
+
+
+def _pretrain(model, tok, texts, digit_docs, chat_docs, spec, seed, steps, seconds, say):
+    """Next-token pretraining on random windows of a fixed token stream; returns a summary."""
+    import torch
+
+    rng = random.Random(seed + 1)
+    docs = list(texts) + list(digit_docs) + list(chat_docs)
+    rng.shuffle(docs)
+    pad_id = tok.token_to_id(PAD_TOKEN)
+    stream: list[int] = []
+    for enc in tok.encode_batch(docs):
+        stream.extend(enc.ids)
+        stream.append(pad_id)
+    data = torch.tensor(stream, dtype=torch.long)
+    seq, bsz = spec["seq_len"], spec["batch_size"]
+    if len(data) <= seq + 1:
+        raise RuntimeError("pretraining corpus too small")
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=spec["lr"], betas=(0.9, 0.95), weight_decay=0.01)
+    model.train()
+    t0 = time.perf_counter()
+    total = steps if steps is not None else 10**9
+    warmup = 10
+    losses: list[float] = []
+    step = 0
+    last_print = t0
+    while step < total:
+        if seconds is not None and step == 3:  # size a cosine schedule to the time budget
+            per_step = (time.perf_counter() - t0) / 3
+            total = max(step + 1, int(seconds / max(per_step, 1e-6)))
+        frac = min(1.0, step / max(total, 1))
+        lr = spec["lr"] * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + _cos(frac)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        starts = torch.randint(0, len(data) - seq - 1, (bsz,), generator=gen)
+        batch = torch.stack([data[s : s + seq + 1] for s in starts.tolist()])
+        logits = model(input_ids=batch[:, :-1]).logits.float()
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1)
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss))
+        step += 1
+        now = time.perf_counter()
+        if now - last_print > 10 or step == total:
+            last_print = now
+            recent = sum(losses[-20:]) / len(losses[-20:])
+            say(f"[tttd]   pretrain step {step}/{total}  loss {recent:.3f}  {now - t0:.0f} s")
+    model.eval()
+    recent = losses[-20:]
+    return {
+        "steps": step,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "loss": round(sum(recent) / len(recent), 4) if recent else None,
+        "first_loss": round(losses[0], 4) if losses else None,
+        "tokens": step * seq * bsz,
+    }
+
+
+def _cos(frac: float) -> float:
+    import math
+
+    return math.cos(math.pi * frac)

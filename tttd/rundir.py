@@ -1,0 +1,215 @@
+"""The run directory: layout, atomic writes, and the commit protocol that makes resume exact.
+
+Layout (DESIGN.md)::
+
+    runs/<task>-<time>/
+      config.json        resolved configuration (+ versions, seeds, backend, model)
+      metrics.jsonl      one line per completed step
+      rollouts.jsonl     one line per rollout of completed steps
+      archive.json       the archive after the last completed step (a copy for readers)
+      checkpoint/
+        LATEST           name of the last committed step directory (the commit point)
+        step-000007/     archive.json, loop.json (step, RNG, ledger), policy/ (adapter, optimizer)
+      best/              best artifact, its value, and the command that re-verifies it
+
+Commit protocol: a step's checkpoint is written into ``checkpoint/step-N.tmp``, fsynced, renamed
+to ``step-N``, and only then is ``LATEST`` replaced atomically. A crash (even ``kill -9``)
+anywhere before that rename of ``LATEST`` leaves the previous step as the last completed one;
+``metrics.jsonl`` and ``rollouts.jsonl`` are append-only and are truncated back to the last
+committed step on resume, so no completed step is lost and none is duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+CHECKPOINT = "checkpoint"
+LATEST = "LATEST"
+
+
+class NotARunError(ValueError):
+    """A directory that is not a tttd run directory."""
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def append_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Append rows (one JSON object per line) and fsync; a torn last line is repaired on resume."""
+    if not rows:
+        return
+    with open(path, "a") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Complete JSON lines of a file; a torn (unterminated or unparsable) line ends the read."""
+    p = Path(path)
+    if not p.exists():
+        return
+    with open(p) as f:
+        for line in f:
+            if not line.endswith("\n"):
+                return
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                return
+
+
+def truncate_jsonl(path: str | Path, keep_through_step: int) -> None:
+    """Keep the lines with ``step <= keep_through_step`` (and drop any torn tail), atomically."""
+    p = Path(path)
+    if not p.exists():
+        return
+    rows = [r for r in read_jsonl(p) if int(r.get("step", -1)) <= keep_through_step]
+    text = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in rows)
+    atomic_write_text(p, text)
+
+
+class RunDir:
+    """Paths and the commit protocol of one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # paths --------------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def rollouts(self) -> Path:
+        return self.path / "rollouts.jsonl"
+
+    @property
+    def archive(self) -> Path:
+        return self.path / "archive.json"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINT
+
+    # lifecycle ----------------------------------------------------------------------------
+    def create(self, config: dict[str, Any]) -> None:
+        if self.config.exists():
+            raise FileExistsError(
+                f"{self.path} already holds a run; use `tttd resume {self.path}` or another --out"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(exist_ok=True)
+        atomic_write_json(self.config, config)
+
+    def check(self) -> None:
+        if not self.path.is_dir():
+            raise NotARunError(f"not a run directory: {self.path} does not exist")
+        if not self.config.is_file():
+            raise NotARunError(f"not a run directory: {self.path} has no config.json")
+
+    def read_config(self) -> dict[str, Any]:
+        self.check()
+        try:
+            return json.loads(self.config.read_text())
+        except json.JSONDecodeError as exc:
+            raise NotARunError(f"{self.config} is not valid JSON: {exc}") from None
+
+    # checkpoints --------------------------------------------------------------------------
+    def latest_step_dir(self) -> Path | None:
+        """The last committed step's checkpoint directory, or None before the first commit."""
+        pointer = self.checkpoints / LATEST
+        if not pointer.is_file():
+            return None
+        name = pointer.read_text().strip()
+        d = self.checkpoints / name
+        if not d.is_dir():
+            raise NotARunError(f"{pointer} names {name}, which is missing: the run is damaged")
+        return d
+
+    def begin_step(self, step: int) -> Path:
+        """A fresh temporary directory to write step ``step``'s checkpoint into."""
+        tmp = self.checkpoints / f"step-{step:06d}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def commit_step(self, step: int, tmp: Path, keep: int = 2) -> Path:
+        """Make the checkpoint in ``tmp`` the last completed step (atomic), prune old ones."""
+        final = self.checkpoints / f"step-{step:06d}"
+        for root, _dirs, files in os.walk(tmp):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    os.fsync(f.fileno())
+            fsync_dir(Path(root))
+        if final.exists():  # a previous attempt renamed but died before LATEST: redo it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        fsync_dir(self.checkpoints)
+        atomic_write_text(self.checkpoints / LATEST, final.name + "\n")
+        self.prune(keep)
+        return final
+
+    def prune(self, keep: int = 2) -> None:
+        """Remove uncommitted temporaries and all but the newest ``keep`` committed steps."""
+        latest = self.latest_step_dir()
+        steps = sorted(p for p in self.checkpoints.glob("step-*") if p.is_dir())
+        committed = [p for p in steps if not p.name.endswith(".tmp")]
+        if latest is not None:
+            committed = [p for p in committed if p.name <= latest.name]
+        keep_set = set(committed[-keep:]) | ({latest} if latest else set())
+        for p in steps:
+            if p not in keep_set:
+                shutil.rmtree(p, ignore_errors=True)
+
+    def repair_logs(self, last_step: int) -> None:
+        """On resume: drop log lines of uncommitted steps (and a torn last line)."""
+        truncate_jsonl(self.metrics, last_step)
+        truncate_jsonl(self.rollouts, last_step)
