@@ -83,7 +83,8 @@ def _make_encoder(max_depth, max_elements, max_array_bytes):
     """An encoder bound to references captured now, before the candidate runs."""
     from _json import encode_basestring_ascii as esc  # C function
 
-    _type, _len, _repr_f, _repr_i = type, len, float.__repr__, int.__repr__
+    _type, _len, _repr_f, _repr_i, _hasattr = type, len, float.__repr__, int.__repr__, hasattr
+    _BadOutput, array_key, kinds = BadOutput, ARRAY_KEY, NUMERIC_KINDS
     _dict_items, _join, _append = dict.items, "".join, list.append
     _str, _int, _float, _bool, _list, _tuple, _dict, _none = str, int, float, bool, list, tuple, dict, type(None)
     _isnan = float.__ne__
@@ -103,10 +104,10 @@ def _make_encoder(max_depth, max_elements, max_array_bytes):
 
         def walk(x, depth):
             if depth > max_depth:
-                raise BadOutput("return value nested deeper than %d levels" % max_depth)
+                raise _BadOutput("return value nested deeper than %d levels" % max_depth)
             state["n"] += 1
             if state["n"] > max_elements:
-                raise BadOutput("return value has more than %d elements" % max_elements)
+                raise _BadOutput("return value has more than %d elements" % max_elements)
             t = _type(x)
             if x is None:
                 _append(out, "null")
@@ -128,13 +129,13 @@ def _make_encoder(max_depth, max_elements, max_array_bytes):
                     walk(v, depth + 1)
                 _append(out, "]")
             elif t is _dict:
-                if ARRAY_KEY in x:
-                    raise BadOutput("dict key %r is reserved" % ARRAY_KEY)
+                if array_key in x:
+                    raise _BadOutput("dict key %r is reserved" % array_key)
                 _append(out, "{")
                 first = True
                 for k, v in _dict_items(x):
                     if _type(k) is not _str:
-                        raise BadOutput("dict keys must be str, got %s" % _type(k).__name__)
+                        raise _BadOutput("dict keys must be str, got %s" % _type(k).__name__)
                     if not first:
                         _append(out, ",")
                     first = False
@@ -144,20 +145,20 @@ def _make_encoder(max_depth, max_elements, max_array_bytes):
                 _append(out, "}")
             elif t.__module__ == "numpy" and t.__name__ == "ndarray":
                 dt = x.dtype
-                if dt.kind not in NUMERIC_KINDS:
-                    raise BadOutput("numpy array of dtype %s is not numeric/bool data" % dt)
+                if dt.kind not in kinds:
+                    raise _BadOutput("numpy array of dtype %s is not numeric/bool data" % dt)
                 if dt.byteorder == ">":
                     x = x.astype(dt.newbyteorder("<"))
                 state["bytes"] += x.nbytes
                 if state["bytes"] > max_array_bytes:
-                    raise BadOutput("arrays in the return value exceed %d bytes" % max_array_bytes)
-                _append(out, '{"%s":%d}' % (ARRAY_KEY, _len(arrays)))
+                    raise _BadOutput("arrays in the return value exceed %d bytes" % max_array_bytes)
+                _append(out, '{"%s":%d}' % (array_key, _len(arrays)))
                 _append(arrays, x)
-            elif t.__module__ == "numpy" and hasattr(x, "dtype") and x.dtype.kind in "biuf":
+            elif t.__module__ == "numpy" and _hasattr(x, "dtype") and x.dtype.kind in "biuf":
                 walk(x.item(), depth)  # numpy scalar -> Python scalar
                 state["n"] -= 1
             else:
-                raise BadOutput("return value contains a %s.%s, which is not data" % (t.__module__, t.__name__))
+                raise _BadOutput("return value contains a %s.%s, which is not data" % (t.__module__, t.__name__))
 
         walk(value, 0)
         return _join(out), arrays
@@ -174,6 +175,9 @@ def _run_program(cfg):
     encode = _make_encoder(cfg["max_depth"], cfg["max_elements"], cfg["max_array_bytes"])
     max_json = cfg["max_json_bytes"]
     _stdout, _stderr = sys.stdout, sys.stderr
+    _mv, _enum, _str, _int, _len, _callable, _BadOutput = memoryview, enumerate, str, int, len, callable, BadOutput
+    ok_code, error_code, memory_code, bad_code = EXIT_OK, EXIT_ERROR, EXIT_MEMORY, EXIT_BAD_OUTPUT
+    entry = cfg["entry"]
 
     def flush():
         for s in (_stdout, _stderr):
@@ -195,7 +199,7 @@ def _run_program(cfg):
     def write_all(path, data):
         fd = _open(path, flags, 0o600)
         try:
-            mv = memoryview(data)
+            mv = _mv(data)
             while mv:
                 n = _write(fd, mv)
                 mv = mv[n:]
@@ -225,33 +229,37 @@ def _run_program(cfg):
     try:
         code = compile(source, mod.__file__, "exec")
         exec(code, mod.__dict__)
-        fn = mod.__dict__.get(cfg["entry"])
-        if not callable(fn):
-            _fail(EXIT_ERROR, "the program defines no callable %r" % cfg["entry"])
+        fn = mod.__dict__.get(entry)
+        if not _callable(fn):
+            raise NameError("the program defines no callable %r" % entry)
         value = fn(**args)
     except MemoryError as e:
-        report(EXIT_MEMORY, e)
+        report(memory_code, e)
     except BaseException as e:  # SystemExit, KeyboardInterrupt included: no result
-        report(EXIT_ERROR, e)
+        report(error_code, e)
     try:
         text, arrays = encode(value)
         data = text.encode("utf-8", "surrogatepass")
         if len(data) > max_json:
-            raise BadOutput("the JSON part of the return value exceeds %d bytes" % max_json)
+            raise _BadOutput("the JSON part of the return value exceeds %d bytes" % max_json)
         header = []
-        for i, a in enumerate(arrays):
+        for i, a in _enum(arrays):
             write_all(_join(workdir, "%s.%d.bin" % (name, i)), a.tobytes())
-            header.append('{"dtype":"%s","shape":[%s]}' % (a.dtype.str, ",".join(str(int(s)) for s in a.shape)))
+            header.append('{"dtype":"%s","shape":[%s]}' % (a.dtype.str, ",".join(_str(_int(s)) for s in a.shape)))
         doc = '{"value":%s,"arrays":[%s]}' % (text, ",".join(header))
         write_all(_join(workdir, name + ".json"), doc.encode("utf-8", "surrogatepass"))
     except MemoryError as e:
-        report(EXIT_MEMORY, e)
-    except BadOutput as e:
-        _fail(EXIT_BAD_OUTPUT, "bad output: %s" % e)
+        report(memory_code, e)
+    except _BadOutput as e:
+        try:
+            _write(2, ("tttd-sandbox: bad output: %s\n" % (e,)).encode("utf-8", "replace"))
+        finally:
+            flush()
+            _exit(bad_code)
     except BaseException as e:
-        report(EXIT_BAD_OUTPUT, e)
+        report(bad_code, e)
     flush()
-    _exit(EXIT_OK)
+    _exit(ok_code)
 
 
 def main():

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import math
+import json
+import os
+import signal
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -33,7 +35,27 @@ from tttd.objective import group_advantages
 from tttd.policy import Policy, SamplingParams, TrainConfig, make_policy
 from tttd.rundir import RunDir, append_jsonl, atomic_write_json, atomic_write_text
 from tttd.task import Task, get_task
-from tttd.types import Evaluation, Rollout, SandboxResult, State, TrainDatum
+from tttd.types import Evaluation, SandboxResult, State, TrainDatum
+
+
+class FaultInjected(RuntimeError):
+    pass
+
+
+def fault_point(point: str, step: int) -> None:
+    """Fault injection for the crash-recovery tests; a no-op unless ``TTTD_FAULT`` is set.
+
+    ``TTTD_FAULT=POINT:STEP`` sends SIGKILL to this process when the loop reaches POINT (sample,
+    evaluate, train, checkpoint, commit) in STEP; ``POINT:STEP:raise`` raises FaultInjected.
+    """
+    spec = os.environ.get("TTTD_FAULT")
+    if not spec:
+        return
+    where, at, *mode = spec.split(":")
+    if where == point and int(at) == step:
+        if mode == ["raise"]:
+            raise FaultInjected(f"fault injected at {point} of step {step}")
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def derive_seed(*parts: int) -> int:
@@ -114,6 +136,8 @@ class Discovery:
         self.step = 0  # next step to run
         self.ledger = Ledger()
         self.best = Best()
+        self._best_dirty = False
+        self._executor = None
 
     # ------------------------------------------------------------------ setup and resume
     @property
@@ -144,8 +168,6 @@ class Discovery:
                 self._track_best(s.value, s.reward, -1, s.artifact, "initial state")
             return
         self.archive = Archive.load(ckpt / "archive.json")
-        import json
-
         state = json.loads((ckpt / "loop.json").read_text())
         self.step = state["step"] + 1
         self.ledger = Ledger(**state["ledger"])
@@ -153,6 +175,8 @@ class Discovery:
         if (ckpt / "policy").exists():
             self.policy.load(str(ckpt / "policy"))
         self.dir.repair_logs(state["step"])
+        self.archive.save(self.dir.archive)  # readers' copies may predate a crash after commit
+        self.write_best()
 
     def describe(self) -> dict[str, Any]:
         import platform
@@ -168,17 +192,24 @@ class Discovery:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, Any]:
-        executor = build_executor(self.cfg)
         try:
             while self.step < self.cfg.steps:
-                metrics = self.run_step(self.step, executor)
+                metrics = self.run_step(self.step)
                 self.on_step(metrics)
                 self.step += 1
         finally:
-            executor.close()
+            if self._executor is not None:
+                self._executor.close()
+                self._executor = None
         return self.summary()
 
-    def run_step(self, step: int, executor) -> dict[str, Any]:
+    def submit(self, program) -> Future:
+        """Run a program in the sandbox on the executor (started on first use)."""
+        if self._executor is None:
+            self._executor = build_executor(self.cfg)
+        return self._executor.submit(program)
+
+    def run_step(self, step: int) -> dict[str, Any]:
         cfg, task, archive = self.cfg, self.task, self.archive
         t = {"start": time.perf_counter()}
 
@@ -204,14 +235,16 @@ class Discovery:
                 parsed = []
                 for smp in group:
                     cand = task.parse(smp.text, starts[g])
-                    fut = executor.submit(cand.program) if cand.program is not None else None
+                    fut = self.submit(cand.program) if cand.program is not None else None
                     parsed.append((cand, fut))
                 pending.append(parsed)
+        fault_point("sample", step)
         t["sample"] = t["select"] + sample_s
         evaluations: list[list[Evaluation]] = []
         for g, parsed in enumerate(pending):
             evaluations.append([self._evaluate(task, cand, fut, starts[g]) for cand, fut in parsed])
         t["evaluate"] = time.perf_counter()
+        fault_point("evaluate", step)
 
         # 5. archive: valid children join under their parent; visit statistics update
         child_ids: list[list[str | None]] = []
@@ -239,6 +272,7 @@ class Discovery:
             train_metrics = self.policy.train_step(
                 batch, TrainConfig(learning_rate=cfg.learning_rate, kl_coef=cfg.kl_coef, clip=cfg.clip))
         t["train"] = time.perf_counter()
+        fault_point("train", step)
 
         # 8. checkpoint: logs first, then the atomic commit
         rollouts = self._rollout_rows(step, starts, prompts, samples, evaluations, adv, child_ids)
@@ -341,34 +375,36 @@ class Discovery:
     def _commit(self, step: int) -> None:
         tmp = self.dir.begin_step(step)
         self.archive.save(tmp / "archive.json")
+        fault_point("checkpoint", step)
         if self.cfg.train and self.policy.trainable:
             self.policy.save(str(tmp / "policy"))
         atomic_write_json(tmp / "loop.json", {"step": step, "ledger": self.ledger.__dict__,
                                               "best": self.best.__dict__})
         self.dir.commit_step(step, tmp)
+        fault_point("commit", step)
         # Readers' copies, after the commit (they are rebuilt from the checkpoint on resume).
         self.archive.save(self.dir.archive)
-        if getattr(self, "_best_dirty", False):
+        if self._best_dirty:
             self.write_best()
             self._best_dirty = False
 
     def write_best(self) -> None:
-        """best/: the artifact, its value, and the command that re-verifies it."""
+        """best/: the artifact (artifact.json, solution.py if code), its value, and the command
+        that re-verifies it (best.json)."""
         b = self.best
         if b.value is None:
             return
         d = self.dir.best
         d.mkdir(exist_ok=True)
-        construction = b.artifact.get("construction")
-        verify_target = None
-        if construction is not None:
-            atomic_write_json(d / "construction.json", {"problem": self.task.name, "value": b.value,
-                                                         "construction": construction})
-            verify_target = d / "construction.json"
+        data = {k: v for k, v in b.artifact.items() if k != "code"}
+        target = None
+        if data:
+            atomic_write_json(d / "artifact.json", data)
+            target = d / "artifact.json"
         if b.artifact.get("code"):
             atomic_write_text(d / "solution.py", b.artifact["code"] + "\n")
-            verify_target = verify_target or d / "solution.py"
-        command = f"tttd verify {self.cfg.task} {verify_target}" if verify_target else None
+            target = target or d / "solution.py"
+        command = f"tttd verify {self.cfg.task} {target}" if target else None
         atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
                                             "message": b.message, "artifact": b.artifact,
                                             "verify": command})

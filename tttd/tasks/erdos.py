@@ -88,24 +88,23 @@ class ErdosTask(MathTask):
     def load_construction(self, obj: Any) -> Any:
         return self.construction_from(obj, ("h", "h_values", "construction"))
 
-    def verify(self, data: Any, state: State | None = None) -> Evaluation:
-        claimed = None
-        n_points = None
+    def _split(self, data: Any) -> tuple[Any, float | None, Any]:
+        """(h, claimed C5, n_points) from the program's return value or a construction."""
         if isinstance(data, dict):
             h_raw = self.construction_from(data, ("h_values", "h"))
-            claimed = claimed_number(data.get("c5_bound"))
-            n_points = data.get("n_points")
-        elif (
+            return h_raw, claimed_number(data.get("c5_bound")), data.get("n_points")
+        if (
             isinstance(data, (list, tuple))
             and 2 <= len(data) <= 3
             and isinstance(data[0], (list, tuple, np.ndarray))
-        ):
-            h_raw = data[0]
-            claimed = claimed_number(data[1])
-            n_points = data[2] if len(data) == 3 else None
-        else:
-            h_raw = data
+            and not isinstance(data[1], (list, tuple, np.ndarray))
+        ):  # (h_values, c5_bound[, n_points]); a list of rows is nested data, rejected later
+            return data[0], claimed_number(data[1]), (data[2] if len(data) == 3 else None)
+        return data, None, None
+
+    def verify(self, data: Any, state: State | None = None) -> Evaluation:
         try:
+            h_raw, claimed, n_points = self._split(data)
             h = as_vector(h_raw, "h_values")
         except ValueError as exc:
             return self.invalid(str(exc))

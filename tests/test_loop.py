@@ -1,0 +1,111 @@
+"""The discovery loop with an exact torch-free policy: metrics, archive, best, and resume."""
+
+import json
+
+import pytest
+
+from tests.fakes import FakeDigitPolicy
+from tttd.config import resolve_config
+from tttd.loop import Discovery, FaultInjected
+from tttd.rundir import read_jsonl
+
+TIMING = ("seconds", "spend")
+
+
+def _cfg(tmp_path, name, **kw):
+    values = dict(task="demo", steps=4, groups=3, group_size=6, learning_rate=0.5, workers=1, seed=1)
+    values.update(kw)
+    return resolve_config(flag_values=values), tmp_path / name
+
+
+def _run(cfg, out, resume=False):
+    run = Discovery(cfg, out, policy=FakeDigitPolicy())
+    run.restore() if resume else run.start()
+    return run.run()
+
+
+def _strip(row):
+    return {k: v for k, v in row.items() if not k.startswith(TIMING)}
+
+
+def _archive(out):
+    return json.loads((out / "archive.json").read_text())
+
+
+def test_run_writes_metrics_archive_and_best(tmp_path):
+    cfg, out = _cfg(tmp_path, "a")
+    summary = _run(cfg, out)
+    rows = list(read_jsonl(out / "metrics.jsonl"))
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
+    for key in ("reward_mean", "reward_max", "best_value", "best_reward", "valid_fraction",
+                "beta_mean", "archive_size", "sampled_tokens", "seconds_sample", "seconds_train", "spend"):
+        assert key in rows[0]
+    assert summary["samples"] == 4 * 3 * 6 == rows[-1]["spend"]["samples"]
+    # best-so-far is monotone (lower is better for the demo task) and matches best/best.json
+    bests = [r["best_value"] for r in rows]
+    assert all(b2 <= b1 for b1, b2 in zip(bests, bests[1:]))
+    best = json.loads((out / "best" / "best.json").read_text())
+    assert best["value"] == summary["best_value"] == bests[-1]
+    assert best["verify"].startswith("tttd verify demo")
+    rollouts = list(read_jsonl(out / "rollouts.jsonl"))
+    assert len(rollouts) == summary["samples"]
+    assert {r["status"] for r in rollouts} <= {"ok", "parse_error", "invalid"}
+    # every rollout's advantage belongs to a kept group or is None for a dropped one
+    assert any(r["advantage"] is not None for r in rollouts)
+
+
+def test_training_changes_policy_and_no_train_does_not(tmp_path):
+    cfg, out = _cfg(tmp_path, "t")
+    pol = FakeDigitPolicy()
+    run = Discovery(cfg, out, policy=pol)
+    run.start()
+    run.run()
+    assert pol.steps == 4 and abs(pol.logits).sum() > 0
+    cfg2, out2 = _cfg(tmp_path, "f", train=False)
+    pol2 = FakeDigitPolicy()
+    run2 = Discovery(cfg2, out2, policy=pol2)
+    run2.start()
+    run2.run()
+    assert pol2.steps == 0 and abs(pol2.logits).sum() == 0
+    assert not any(r["trained"] for r in read_jsonl(out2 / "metrics.jsonl"))
+
+
+@pytest.mark.parametrize("point", ["sample", "evaluate", "train", "checkpoint", "commit"])
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch, point):
+    cfg, ref = _cfg(tmp_path, "ref")
+    _run(cfg, ref)
+    cfg2, out = _cfg(tmp_path, "crash")
+    monkeypatch.setenv("TTTD_FAULT", f"{point}:2:raise")
+    with pytest.raises(FaultInjected):
+        _run(cfg2, out)
+    monkeypatch.delenv("TTTD_FAULT")
+    _run(cfg2, out, resume=True)
+    assert [_strip(r) for r in read_jsonl(out / "metrics.jsonl")] == [_strip(r) for r in read_jsonl(ref / "metrics.jsonl")]
+    assert _archive(out) == _archive(ref)
+    assert list(read_jsonl(out / "rollouts.jsonl")) == list(read_jsonl(ref / "rollouts.jsonl"))
+    best = [json.loads((d / "best" / "best.json").read_text()) for d in (out, ref)]
+    assert best[0].pop("verify").replace("crash", "ref") == best[1].pop("verify")
+    assert best[0] == best[1]
+
+
+def test_resume_before_first_commit(tmp_path, monkeypatch):
+    cfg, ref = _cfg(tmp_path, "ref", steps=2)
+    _run(cfg, ref)
+    cfg2, out = _cfg(tmp_path, "crash", steps=2)
+    monkeypatch.setenv("TTTD_FAULT", "train:0:raise")
+    with pytest.raises(FaultInjected):
+        _run(cfg2, out)
+    monkeypatch.delenv("TTTD_FAULT")
+    _run(cfg2, out, resume=True)
+    assert _archive(out) == _archive(ref)
+
+
+@pytest.mark.parametrize("reuse", ["puct", "greedy", "none"])
+@pytest.mark.parametrize("objective", ["entropic", "entropic-fixed", "mean"])
+def test_ablation_switches_run(tmp_path, reuse, objective):
+    cfg, out = _cfg(tmp_path, f"{reuse}-{objective}", steps=2, reuse=reuse, objective=objective)
+    summary = _run(cfg, out)
+    assert summary["steps"] == 2
+    if reuse == "none":  # best-of-N: every start is a root
+        parents = {r["parent"] for r in read_jsonl(out / "rollouts.jsonl")}
+        assert all(p.startswith("root") for p in parents)

@@ -1,0 +1,351 @@
+"""API backend: a frozen policy behind any OpenAI-compatible ``/chat/completions`` endpoint.
+
+For baselines (best-of-N with a fixed model, as the paper's ``eval_BoN`` mode) and local servers
+(vLLM, SGLang, llama.cpp, Ollama). Nothing is trained: ``trainable = False`` and
+:meth:`ApiPolicy.train_step` raises; the loop skips the update for frozen policies.
+
+What comes back, and what does not:
+
+- ``text`` and ``stop_reason`` (``finish_reason == "length"`` -> ``"length"``, else ``"stop"``);
+- ``logprobs``: per-token sampler log-probs when the server returns them (we ask with
+  ``logprobs=true`` and stop asking if the server rejects it), else an empty list;
+- ``tokens``: token ids only when the server spells tokens as ``"token_id:<id>"`` (vLLM's
+  ``return_tokens_as_token_ids``; pass it via ``extra_body``), else an empty list. Frozen runs
+  never train, so they do not need ids;
+- ``prompt_tokens``: always an empty list; the prompt's token *count* (``usage.prompt_tokens``)
+  goes to :meth:`usage`.
+
+Robustness: each HTTP request is retried with exponential backoff (``backoff_s * 2**attempt``,
+or the server's ``Retry-After`` when larger, capped at 30 s) on 5xx, 429, timeouts, connection
+errors and malformed responses (bad JSON, missing or empty ``choices``); after ``max_retries``
+retries a :class:`ApiError` names the endpoint and the last error. Other 4xx errors are not
+retried, except that a 400/422 on a request using ``n > 1`` or ``logprobs`` is retried once
+without that feature (servers that support neither). At most ``concurrency`` requests are in
+flight. A server that returns fewer than ``n`` choices is topped up with single requests.
+
+Uses plain ``httpx`` (a dependency of the ``openai`` SDK in the ``api`` extra) rather than the SDK,
+so that retries and error handling are ours and the same for every server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from tttd.policy import SamplingParams, TokenUsage, TrainConfig
+from tttd.types import Message, Sample, TrainDatum
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_MAX_BACKOFF_S = 30.0
+
+
+class ApiError(RuntimeError):
+    """An endpoint kept failing (after retries) or refused a request."""
+
+
+class _Retryable(Exception):
+    """Internal: this attempt failed in a way worth retrying."""
+
+
+class _Rejected(Exception):
+    """Internal: a non-retryable 4xx answer."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:500]}")
+        self.status = status
+
+
+@dataclass
+class _Choice:
+    text: str
+    finish_reason: str
+    tokens: list[int]
+    logprobs: list[float]
+
+
+def _parse_choices(data: Any) -> tuple[list[_Choice], dict[str, int]]:
+    """A chat-completions response -> choices and usage; raises ValueError when malformed."""
+    if not isinstance(data, dict):
+        raise ValueError(f"response is not a JSON object: {str(data)[:200]}")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ValueError(f"response has no choices: {json.dumps(data)[:300]}")
+    out = []
+    for ch in sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0):
+        if not isinstance(ch, dict) or not isinstance(ch.get("message"), dict):
+            raise ValueError(f"choice without a message: {str(ch)[:200]}")
+        content = ch["message"].get("content")
+        if content is not None and not isinstance(content, str):
+            raise ValueError(f"message content is not a string: {str(content)[:200]}")
+        tokens: list[int] = []
+        logprobs: list[float] = []
+        lp = ch.get("logprobs")
+        entries = lp.get("content") if isinstance(lp, dict) else None
+        if isinstance(entries, list):
+            for e in entries:
+                if not isinstance(e, dict) or not isinstance(e.get("logprob"), (int, float)):
+                    raise ValueError(f"bad logprobs entry: {str(e)[:200]}")
+                logprobs.append(float(e["logprob"]))
+                tok = e.get("token")
+                if isinstance(tok, str) and tok.startswith("token_id:"):
+                    try:
+                        tokens.append(int(tok[len("token_id:"):]))
+                    except ValueError:
+                        pass
+            if len(tokens) != len(logprobs):
+                tokens = []  # ids for some tokens only: report none rather than misaligned ones
+        out.append(_Choice(content or "", str(ch.get("finish_reason") or "stop"), tokens, logprobs))
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    counts = {
+        k: int(usage[k])
+        for k in ("prompt_tokens", "completion_tokens")
+        if isinstance(usage.get(k), (int, float))
+    }
+    return out, counts
+
+
+class ApiPolicy:
+    """A frozen chat model behind an OpenAI-compatible endpoint.
+
+    ``base_url`` defaults to ``OPENAI_BASE_URL`` then the OpenAI API; ``api_key`` to
+    ``OPENAI_API_KEY`` then ``"EMPTY"`` (local servers need none). ``mode`` must be ``"chat"``
+    (``/chat/completions``; the server applies the chat template). ``logprobs``: ask for
+    per-token log-probs. ``extra_body``: extra JSON fields for every request (e.g.
+    ``{"return_tokens_as_token_ids": True}`` for vLLM, ``{"top_k": -1}``).
+    """
+
+    trainable = False
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        max_retries: int = 4,
+        timeout_s: float = 120.0,
+        backoff_s: float = 0.5,
+        mode: str = "chat",
+        logprobs: bool = True,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        import httpx
+
+        if not model:
+            raise ValueError("model is required")
+        if mode != "chat":
+            raise ValueError(f"mode must be 'chat' (the only protocol supported), got {mode!r}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if not (timeout_s > 0):
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if backoff_s < 0:
+            raise ValueError(f"backoff_s must be >= 0, got {backoff_s}")
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.endpoint = f"{self.base_url}/chat/completions"
+        key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self.concurrency = int(concurrency)
+        self.max_retries = int(max_retries)
+        self.timeout_s = float(timeout_s)
+        self.backoff_s = float(backoff_s)
+        self.extra_body = dict(extra_body or {})
+        self._want_logprobs = bool(logprobs)
+        self._n_supported = True  # set False when the server rejects or ignores n > 1
+        self._usage = TokenUsage()
+        self._lock = threading.Lock()
+        self._client = httpx.Client(
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            timeout=httpx.Timeout(self.timeout_s),
+            limits=httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            ),
+        )
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="tttd-api")
+        self._closed = False
+
+    # -- HTTP
+
+    def _body(self, messages: list[Message], n: int, params: SamplingParams) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "max_tokens": int(params.max_tokens),
+            "temperature": float(params.temperature),
+        }
+        if n > 1:
+            body["n"] = n
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.seed is not None:
+            body["seed"] = int(params.seed)
+        if self._want_logprobs:
+            body["logprobs"] = True
+        body.update(self.extra_body)
+        return body
+
+    def _attempt(self, body: dict[str, Any]) -> tuple[list[_Choice], dict[str, int]]:
+        import httpx
+
+        with self._lock:
+            self._usage.requests += 1  # every attempt, answered or not
+        try:
+            r = self._client.post(self.endpoint, json=body)
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"timed out after {self.timeout_s} s ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise _Retryable(f"connection error: {type(exc).__name__}: {exc}") from exc
+        if r.status_code == 429 or r.status_code >= 500:
+            err = _Retryable(f"HTTP {r.status_code}: {r.text[:300]}")
+            err.retry_after = _retry_after(r.headers.get("retry-after"))  # type: ignore[attr-defined]
+            raise err
+        if r.status_code >= 400:
+            raise _Rejected(r.status_code, r.text)
+        try:
+            return _parse_choices(r.json())
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            raise _Retryable(f"malformed response: {exc}") from exc
+
+    def _post(self, body: dict[str, Any]) -> tuple[list[_Choice], dict[str, int]]:
+        """One logical request with retries."""
+        last: Exception | None = None
+        for attempt in range(self.max_retries + 1):
+            if self._closed:
+                raise ApiError("the ApiPolicy is closed")
+            try:
+                return self._attempt(body)
+            except _Rejected as exc:
+                raise ApiError(f"{self.endpoint} rejected the request: {exc}") from exc
+            except _Retryable as exc:
+                last = exc
+                if attempt == self.max_retries:
+                    break
+                delay = self.backoff_s * (2**attempt)
+                delay = max(delay, getattr(exc, "retry_after", 0.0) or 0.0)
+                time.sleep(min(delay, _MAX_BACKOFF_S))
+        raise ApiError(
+            f"{self.endpoint} failed after {self.max_retries + 1} attempts; last error: {last}"
+        )
+
+    def _complete(self, messages: list[Message], n: int, params: SamplingParams) -> list[_Choice]:
+        """Up to ``n`` choices for one prompt; falls back when ``n``/``logprobs`` are refused."""
+        while True:
+            want_n = n if self._n_supported else 1
+            try:
+                choices, counts = self._post(self._body(messages, want_n, params))
+            except ApiError as exc:
+                rejected = isinstance(exc.__cause__, _Rejected) and exc.__cause__.status in (400, 422)
+                if rejected and want_n > 1:
+                    self._n_supported = False
+                    continue
+                if rejected and self._want_logprobs:
+                    self._want_logprobs = False
+                    continue
+                raise
+            if want_n > 1 and len(choices) < want_n:
+                self._n_supported = False  # the server ignores n: top up with single requests
+            with self._lock:
+                self._usage.prompt_tokens += counts.get("prompt_tokens", 0)
+                self._usage.sampled_tokens += counts.get(
+                    "completion_tokens", sum(len(c.logprobs) for c in choices)
+                )
+            return choices[:want_n]
+
+    # -- Policy protocol
+
+    def sample(
+        self, prompts: list[list[Message]], n: int, params: SamplingParams
+    ) -> list[list[Sample]]:
+        """``n`` completions per prompt, at most ``concurrency`` requests in flight."""
+        if self._closed:
+            raise ApiError("the ApiPolicy is closed")
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if params.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {params.max_tokens}")
+        if not (params.temperature >= 0 and math.isfinite(params.temperature)):
+            raise ValueError(f"temperature must be a finite number >= 0, got {params.temperature}")
+        for p in prompts:
+            if not p or not all(isinstance(m, dict) and "role" in m and "content" in m for m in p):
+                raise ValueError("each prompt must be a non-empty list of {role, content} messages")
+
+        results: list[list[_Choice]] = [[] for _ in prompts]
+        per_request = n if self._n_supported else 1
+        jobs = [(i, per_request) for i in range(len(prompts)) for _ in range(n // per_request)]
+        while jobs:
+            futures = [(i, self._pool.submit(self._complete, prompts[i], k, params)) for i, k in jobs]
+            for i, fut in futures:
+                results[i].extend(fut.result())
+            # Prompts still short (the server ignored n): top up with single requests.
+            jobs = [(i, 1) for i in range(len(prompts)) for _ in range(n - len(results[i]))]
+        return [
+            [
+                Sample(
+                    prompt_tokens=[],
+                    tokens=c.tokens,
+                    logprobs=c.logprobs,
+                    text=c.text,
+                    stop_reason="length" if c.finish_reason == "length" else "stop",
+                )
+                for c in group[:n]
+            ]
+            for group in results
+        ]
+
+    def train_step(self, batch: list[TrainDatum], config: TrainConfig) -> dict[str, float]:
+        raise NotImplementedError(
+            "the api backend is frozen (trainable=False): it cannot train; use the 'local' or "
+            "'tinker' backend to train"
+        )
+
+    def save(self, path: str) -> None:
+        """Record the endpoint and usage (there are no weights to save)."""
+        from pathlib import Path
+
+        p = Path(path)
+        p.mkdir(parents=True, exist_ok=True)
+        tmp = p / ".api_policy.json.tmp"
+        tmp.write_text(
+            json.dumps(
+                {"backend": "api", "model": self.model, "base_url": self.base_url,
+                 "usage": self._usage.to_dict()},
+                indent=2,
+            )
+        )
+        os.replace(tmp, p / "api_policy.json")
+
+    def load(self, path: str) -> None:
+        """Restore usage counters (frozen: nothing else to restore)."""
+        from pathlib import Path
+
+        file = Path(path) / "api_policy.json"
+        if file.is_file():
+            data = json.loads(file.read_text())
+            self._usage = TokenUsage(**data.get("usage", {}))
+
+    def usage(self) -> TokenUsage:
+        with self._lock:
+            return TokenUsage(**self._usage.to_dict())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        v = float(value) if value is not None else 0.0
+    except ValueError:
+        return 0.0
+    return v if math.isfinite(v) and v > 0 else 0.0

@@ -1,0 +1,129 @@
+"""``tttd verify TASK FILE [--json]``: re-verify a construction file or a program for a task.
+
+FILE is either
+- a construction (``.json``) in the format of the files in shared/data (or of a run's
+  ``best/construction.json``), passed through ``task.load_construction`` and ``task.verify``; or
+- a program (``.py``), run in the sandbox under the task's contract (``task.parse`` builds the
+  program exactly as for a completion) and its returned data verified by the task.
+
+The verdict is printed for people, or with ``--json`` as exactly one JSON line
+``{"valid": ..., "value": ..., "reward": ..., "message": ...}``. Exit status: 0 valid, 1 invalid,
+2 usage error (unknown task, missing or unreadable file, bad JSON, unsupported file type), with a
+one-line error on stderr.
+
+A program is run against the task's first seeded root (``initial_states(1, default_rng(0))``),
+so the globals a task injects (e.g. ``initial_h_values``) exist, as in a run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from tttd.task import Task, UnknownTaskError, get_task
+from tttd.types import Candidate, Evaluation, State
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """A problem with the command itself, not with the construction or program verified."""
+
+
+def verify_construction(task: Task, obj: Any) -> Evaluation:
+    """The trusted verdict on a construction file's parsed JSON."""
+    try:
+        data = task.load_construction(obj)
+    except (ValueError, TypeError, KeyError) as exc:
+        return task.invalid(f"not a {task.name} construction: {exc}")
+    return task.evaluate(Candidate(text="", data=data), None)
+
+
+def verify_program(task: Task, code: str, state: State | None = None) -> Evaluation:
+    """Run ``code`` in the sandbox under the task's contract and verify what it returns."""
+    if state is None:
+        state = task.initial_states(1, np.random.default_rng(0))[0]
+    candidate = task.parse("```python\n" + code.strip("\n") + "\n```\n", state)
+    if candidate.program is not None:
+        # The file is the program: keep it whole even if it contains ``` of its own.
+        candidate.code = code
+        candidate.program.source = code
+    result = None
+    if candidate.program is not None:
+        try:
+            from tttd.sandbox import run
+        except ImportError as exc:  # pragma: no cover - the sandbox is part of tttd
+            raise UsageError(f"the sandbox is not available: {exc}") from None
+        result = run(candidate.program)
+    return task.evaluate(candidate, result, state)
+
+
+def _load(task: Task, path: Path) -> Evaluation:
+    if not path.is_file():
+        raise UsageError(f"file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path} is not valid JSON: {exc}") from None
+        return verify_construction(task, obj)
+    if suffix == ".py":
+        return verify_program(task, text)
+    raise UsageError(f"{path}: expected a construction (.json) or a program (.py)")
+
+
+def format_verdict(task: Task, ev: Evaluation) -> str:
+    """The human-readable verdict."""
+    if ev.valid:
+        head = f"{task.name}: VALID  value {ev.value!r}  reward {ev.reward!r}"
+    else:
+        head = f"{task.name}: INVALID ({ev.status})  reward {ev.reward!r}"
+    lines = [head, f"  {ev.message}"] if ev.message else [head]
+    if ev.output_tail.strip():
+        lines.append("  program output (tail):")
+        lines += ["    " + line for line in ev.output_tail.strip().splitlines()]
+    return "\n".join(lines)
+
+
+def verify_main(
+    task_name: str,
+    file: str,
+    as_json: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Verify FILE for TASK and print the verdict. Returns 0 valid, 1 invalid, 2 usage error."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        try:
+            task = get_task(task_name)
+        except (UnknownTaskError, ValueError, TypeError) as exc:
+            raise UsageError(str(exc)) from None
+        ev = _load(task, Path(file))
+    except UsageError as exc:
+        print(f"tttd verify: error: {exc}", file=err)
+        return USAGE_ERROR
+    if as_json:
+        line = {"valid": ev.valid, "value": ev.value, "reward": ev.reward, "message": ev.message}
+        print(json.dumps(line), file=out)
+    else:
+        print(format_verdict(task, ev), file=out)
+    return 0 if ev.valid else 1
+
+
+if __name__ == "__main__":  # manual testing: python -m tttd.verify TASK FILE [--json]
+    args = [a for a in sys.argv[1:] if a != "--json"]
+    if len(args) != 2:
+        print("usage: python -m tttd.verify TASK FILE [--json]", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR)
+    raise SystemExit(verify_main(args[0], args[1], "--json" in sys.argv[1:]))
