@@ -173,6 +173,9 @@ class Archive:
     constant. ``topk_children``: children kept per parent at :meth:`flush` (None = all).
     ``max_size``: cap at :meth:`flush` (roots always kept). ``visit_counting``: ``"group"``
     (default) or ``"rollout"`` (the reference's). ``seed``: the archive's rng (persisted).
+
+    Storage is columnar (one Python list per statistic, aligned with insertion order) so that
+    selection turns it into numpy arrays in a few milliseconds even at 100k states.
     """
 
     def __init__(
@@ -207,12 +210,19 @@ class Archive:
         self.rng = np.random.Generator(np.random.PCG64(self.seed))
         self.total = 0  # T
         self._counter = 0  # next child id number
-        self._states: dict[str, State] = {}  # insertion order = archive order
-        self._visits: dict[str, int] = {}
-        self._best_child: dict[str, float] = {}  # oriented value of the best direct child
-        self._failures: dict[str, int] = {}
         self._keys: dict[str, int] = {}  # dedup key -> number of states holding it
         self._totals = {"added": 0, "duplicates": 0, "failures": 0, "evicted": 0, "updates": 0}
+        self.last_added: list[str | None] = []  # ids given to the last update's children
+        self._reset_columns()
+
+    def _reset_columns(self) -> None:
+        self._pos: dict[str, int] = {}  # id -> position in the columns
+        self._list: list[State] = []  # insertion order = archive order
+        self._val: list[float] = []  # oriented own value, NaN for an empty root
+        self._root: list[bool] = []
+        self._n: list[int] = []  # visits
+        self._m: list[float] = []  # oriented best direct child value, NaN if none
+        self._fail: list[int] = []  # failed rollouts started from this state
 
     # ---------------------------------------------------------------- basics
 
@@ -225,82 +235,74 @@ class Archive:
         return oriented if self.maximize else -oriented
 
     def __len__(self) -> int:
-        return len(self._states)
+        return len(self._list)
 
     def __iter__(self) -> Iterator[State]:
-        return iter(list(self._states.values()))
+        return iter(list(self._list))
 
     def __contains__(self, state_id: object) -> bool:
-        return state_id in self._states
+        return state_id in self._pos
 
     @property
     def states(self) -> list[State]:
-        return list(self._states.values())
+        return list(self._list)
 
     @property
     def roots(self) -> list[State]:
-        return [s for s in self._states.values() if s.parent_id is None]
+        return [s for s in self._list if s.parent_id is None]
 
-    def get(self, state_id: str) -> State:
+    def _index(self, state_id: str) -> int:
         try:
-            return self._states[state_id]
+            return self._pos[state_id]
         except KeyError:
             raise KeyError(f"no state with id {state_id!r} in the archive") from None
 
+    def get(self, state_id: str) -> State:
+        return self._list[self._index(state_id)]
+
     def visits(self, state_id: str) -> int:
-        self.get(state_id)
-        return self._visits[state_id]
+        return self._n[self._index(state_id)]
 
     def failures(self, state_id: str) -> int:
-        self.get(state_id)
-        return self._failures[state_id]
+        return self._fail[self._index(state_id)]
 
     def best_child_value(self, state_id: str) -> float | None:
         """Raw value of the best direct child ever recorded for ``state_id`` (None if none)."""
-        self.get(state_id)
-        m = self._best_child.get(state_id)
-        return None if m is None else self._raw(m)
+        m = self._m[self._index(state_id)]
+        return None if math.isnan(m) else self._raw(m)
 
     def best(self) -> State | None:
         """The state with the best real value (earliest on ties); None if there is none."""
-        best: State | None = None
-        best_v = -math.inf
-        for s in self._states.values():
-            if s.value is not None and self._orient(s.value) > best_v:
-                best, best_v = s, self._orient(s.value)
-        return best
+        if not self._list:
+            return None
+        v = np.asarray(self._val, dtype=np.float64)
+        if np.isnan(v).all():
+            return None
+        return self._list[int(np.nanargmax(v))]
 
     def stats(self) -> dict[str, Any]:
         b = self.best()
         return {
-            "size": len(self._states),
-            "roots": sum(1 for s in self._states.values() if s.parent_id is None),
+            "size": len(self._list),
+            "roots": sum(self._root),
             "T": self.total,
             "best_value": None if b is None else b.value,
             "best_id": None if b is None else b.id,
-            "max_visits": max(self._visits.values(), default=0),
-            "max_depth": max((len(s.ancestors) for s in self._states.values()), default=0),
+            "max_visits": max(self._n, default=0),
+            "max_depth": max((len(s.ancestors) for s in self._list), default=0),
             **self._totals,
         }
 
-    def _insert(self, state: State) -> None:
-        self._states[state.id] = state
-        self._visits[state.id] = 0
-        self._failures[state.id] = 0
+    def _insert(self, state: State, visits: int = 0, failures: int = 0, m: float = math.nan) -> None:
+        self._pos[state.id] = len(self._list)
+        self._list.append(state)
+        self._val.append(self._orient(state.value))
+        self._root.append(state.parent_id is None)
+        self._n.append(int(visits))
+        self._m.append(float(m))
+        self._fail.append(int(failures))
         if state.key is not None:
             self._keys[state.key] = self._keys.get(state.key, 0) + 1
-
-    def _remove(self, state_id: str) -> None:
-        state = self._states.pop(state_id)
-        self._visits.pop(state_id, None)
-        self._failures.pop(state_id, None)
-        self._best_child.pop(state_id, None)
-        if state.key is not None:
-            left = self._keys[state.key] - 1
-            if left:
-                self._keys[state.key] = left
-            else:
-                del self._keys[state.key]
 
     # ---------------------------------------------------------------- adding
 
@@ -315,7 +317,7 @@ class Archive:
                 raise ValueError(f"root {s.id!r} has a parent ({s.parent_id!r}); roots have none")
             if s.value is not None and not math.isfinite(float(s.value)):
                 raise ValueError(f"root {s.id!r} has a non-finite value {s.value!r}")
-            if not s.id or s.id in self._states:
+            if not s.id or s.id in self._pos:
                 raise ValueError(f"root id {s.id!r} is empty or already in the archive")
             self._insert(dataclasses.replace(s, ancestors=[], parent_values=[]))
 
@@ -323,7 +325,7 @@ class Archive:
         while True:
             sid = f"s{self._counter:06d}"
             self._counter += 1
-            if sid not in self._states:
+            if sid not in self._pos:
                 return sid
 
     def update(self, parent_id: str, children: Sequence[State | None], step: int) -> list[State]:
@@ -333,9 +335,11 @@ class Archive:
         visit counts of the parent and all its ancestors still in the archive and T (by 1 per
         call under group counting, by ``len(children)`` under rollout counting), and the parent's
         failure count. Children whose dedup key already exists are dropped. Returns the new states
-        (copies carrying their assigned id, parent_id, ancestors, parent_values and step).
+        (copies carrying their assigned id, parent_id, ancestors, parent_values and step; the
+        caller's objects are not modified). :attr:`last_added` then lists, aligned with
+        ``children``, the id each child got (None for a failed rollout or a duplicate).
         """
-        if parent_id not in self._states:
+        if parent_id not in self._pos:
             raise KeyError(
                 f"update: parent {parent_id!r} is not in the archive (was it evicted by flush "
                 f"before its group was recorded?)"
@@ -348,15 +352,17 @@ class Archive:
                     f"update: a child state needs a finite value, got {ch.value!r}; "
                     f"pass None for a failed rollout"
                 )
-        parent = self._states[parent_id]
+        p = self._pos[parent_id]
+        parent = self._list[p]
         increment = 1 if self.visit_counting == "group" else len(children)
-        self._visits[parent_id] += increment
+        self._n[p] += increment
         for a in parent.ancestors:
-            if a in self._visits:
-                self._visits[a] += increment
+            ap = self._pos.get(a)
+            if ap is not None:
+                self._n[ap] += increment
         self.total += increment
         n_failed = sum(1 for ch in children if ch is None)
-        self._failures[parent_id] += n_failed
+        self._fail[p] += n_failed
         self._totals["failures"] += n_failed
         self._totals["updates"] += 1
 
@@ -366,14 +372,17 @@ class Archive:
         else:
             parent_values = list(parent.parent_values)
         added: list[State] = []
+        self.last_added = []
         for ch in children:
             if ch is None:
+                self.last_added.append(None)
                 continue
             ov = self._orient(ch.value)
-            prev = self._best_child.get(parent_id)
-            self._best_child[parent_id] = ov if prev is None else max(prev, ov)
+            if math.isnan(self._m[p]) or ov > self._m[p]:
+                self._m[p] = ov
             if ch.key is not None and ch.key in self._keys:
                 self._totals["duplicates"] += 1
+                self.last_added.append(None)
                 continue
             new = dataclasses.replace(
                 ch,
@@ -385,6 +394,7 @@ class Archive:
             )
             self._insert(new)
             added.append(new)
+            self.last_added.append(new.id)
         self._totals["added"] += len(added)
         return added
 
@@ -394,49 +404,59 @@ class Archive:
         Roots are always kept; the cap fills the remaining room with the best values (earlier
         first on ties). Insertion order is preserved. Call once per step after all updates.
         """
-        states = list(self._states.values())
-        keep = {s.id for s in states if s.parent_id is None}
-        by_parent: dict[str, list[State]] = {}
-        for s in states:
-            if s.parent_id is not None:
-                by_parent.setdefault(s.parent_id, []).append(s)
-        for kids in by_parent.values():
-            if self.topk_children is not None and len(kids) > self.topk_children:
-                order = sorted(range(len(kids)), key=lambda i: (-self._orient(kids[i].value), i))
-                kids = [kids[i] for i in order[: self.topk_children]]
-            keep.update(s.id for s in kids)
-        if len(keep) > self.max_size:
-            n_roots = sum(1 for s in states if s.parent_id is None)
-            room = max(self.max_size - n_roots, 0)
-            cands = [(i, s) for i, s in enumerate(states) if s.parent_id is not None and s.id in keep]
-            cands.sort(key=lambda t: (-self._orient(t[1].value), t[0]))
-            keep = {s.id for s in states if s.parent_id is None} | {s.id for _, s in cands[:room]}
-        for s in states:
-            if s.id not in keep:
-                self._remove(s.id)
-                self._totals["evicted"] += 1
+        n = len(self._list)
+        if n == 0:
+            return
+        vals = np.asarray(self._val, dtype=np.float64)
+        roots = np.asarray(self._root, dtype=bool)
+        idx = np.arange(n)
+        # NaN only on roots, which are always kept; treat as worst for the sorts below
+        neg = np.where(np.isnan(vals), np.inf, -vals)
+        keep = roots.copy()
+        if self.topk_children is None:
+            keep[:] = True
+        else:
+            codes: dict[str, int] = {}
+            parent_code = np.fromiter(
+                (-1 if s.parent_id is None else codes.setdefault(s.parent_id, len(codes))
+                 for s in self._list), np.int64, n,
+            )
+            order = np.lexsort((idx, neg, parent_code))  # by parent, best first, then age
+            sorted_codes = parent_code[order]
+            starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
+            group_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+            rank_in_group = np.arange(n) - group_start
+            keep[order[rank_in_group < self.topk_children]] = True
+            keep |= roots
+        if int(keep.sum()) > self.max_size:
+            room = max(self.max_size - int(roots.sum()), 0)
+            cand = np.flatnonzero(keep & ~roots)
+            best = cand[np.lexsort((cand, neg[cand]))][:room]
+            keep = roots.copy()
+            keep[best] = True
+        if keep.all():
+            return
+        old = self._list, self._n, self._m, self._fail
+        self._totals["evicted"] += int((~keep).sum())
+        self._reset_columns()
+        self._keys = {}
+        for i in np.flatnonzero(keep).tolist():
+            self._insert(old[0][i], visits=old[1][i], m=old[2][i], failures=old[3][i])
 
     # ---------------------------------------------------------------- selection
 
-    def _arrays(self) -> tuple[list[State], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        states = list(self._states.values())
-        n = len(states)
-        sign = 1.0 if self.maximize else -1.0
-        values = np.fromiter(
-            (math.nan if s.value is None else s.value for s in states), np.float64, n
-        ) * sign
-        best_child = np.fromiter(
-            (self._best_child.get(s.id, math.nan) for s in states), np.float64, n
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return (
+            np.asarray(self._val, dtype=np.float64),
+            np.asarray(self._m, dtype=np.float64),
+            np.asarray(self._n, dtype=np.float64),
+            np.asarray(self._root, dtype=bool),
         )
-        visits = np.fromiter((self._visits[s.id] for s in states), np.float64, n)
-        is_root = np.fromiter((s.parent_id is None for s in states), bool, n)
-        return states, values, best_child, visits, is_root
 
     def scores(self) -> dict[str, float]:
         """Current PUCT score of every state (for logging and tests)."""
-        states, v, m, n, r = self._arrays()
-        sc = puct_scores(v, m, n, r, self.total, self.c)
-        return {s.id: float(x) for s, x in zip(states, sc)}
+        sc = puct_scores(*self._arrays(), self.total, self.c)
+        return {s.id: float(x) for s, x in zip(self._list, sc)}
 
     def select(self, k: int) -> list[State]:
         """Pick ``k`` start states (see the class docstring for the modes); always returns k.
@@ -444,37 +464,43 @@ class Archive:
         PUCT walks states by (score, value) descending, empty roots last, ties by insertion order,
         blocking the lineage (the state, its ancestors, its descendants) of each pick; if fewer
         than k states remain unblocked, the batch is filled by cycling through the picks in order.
+        Greedy takes the top k by value; none cycles through the roots.
         """
         k = int(k)
         if k < 1:
             raise ValueError(f"select: k must be >= 1, got {k}")
-        if not self._states:
+        if not self._list:
             raise ValueError("select: the archive is empty; add roots first")
         if self.reuse == "none":
             roots = self.roots
             return [roots[i % len(roots)] for i in range(k)]
-        states, v, m, n, r = self._arrays()
+        v, m, n, r = self._arrays()
         empty = np.isnan(v)
         vkey = np.where(empty, -np.inf, v)
         if self.reuse == "greedy":
             order = np.lexsort((-vkey, empty))
-            picks = [states[i] for i in order[:k]]
+            picks = [self._list[int(i)] for i in order[:k]]
         else:
             sc = puct_scores(v, m, n, r, self.total, self.c)
             order = np.lexsort((-vkey, -sc, empty))  # last key is primary; lexsort is stable
-            picks = self._walk_blocked(states, order, k)
+            picks = self._walk_blocked(order, k)
         return [picks[i % len(picks)] for i in range(k)]
 
-    @staticmethod
-    def _walk_blocked(states: list[State], order: np.ndarray, k: int) -> list[State]:
+    def _walk_blocked(self, order: np.ndarray, k: int) -> list[State]:
+        """Walk states in ``order``; skip any on the lineage of an earlier pick.
+
+        A state is blocked if it is a pick or an ancestor of one (the ``blocked`` set), or a
+        descendant of one (one of its own ``ancestors`` is a pick). Using each state's full
+        ancestor list (not a children map) keeps descendants blocked even when an intermediate
+        state was evicted. Cost: O(depth) per visited state; the walk stops at k picks.
+        """
         picked: set[str] = set()
-        blocked: set[str] = set()  # picks and their ancestors
+        blocked: set[str] = set()
         picks: list[State] = []
-        for i in order:
-            s = states[int(i)]
-            if s.id in blocked:
-                continue
-            if any(a in picked for a in s.ancestors):  # s is a descendant of a pick
+        states = self._list
+        for i in order.tolist():
+            s = states[i]
+            if s.id in blocked or any(a in picked for a in s.ancestors):
                 continue
             picks.append(s)
             picked.add(s.id)
@@ -505,11 +531,11 @@ class Archive:
             "states": [
                 {
                     "state": s.to_dict(),
-                    "visits": self._visits[s.id],
-                    "failures": self._failures[s.id],
-                    "best_child_value": self.best_child_value(s.id),
+                    "visits": self._n[i],
+                    "failures": self._fail[i],
+                    "best_child_value": None if math.isnan(self._m[i]) else self._raw(self._m[i]),
                 }
-                for s in self._states.values()
+                for i, s in enumerate(self._list)
             ],
         }
 
@@ -526,13 +552,15 @@ class Archive:
         arch.rng.bit_generator.state = data["rng"]
         for entry in data["states"]:
             s = State.from_dict(entry["state"])
-            if s.id in arch._states:
+            if s.id in arch._pos:
                 raise ValueError(f"archive data has duplicate state id {s.id!r}")
-            arch._insert(s)
-            arch._visits[s.id] = int(entry["visits"])
-            arch._failures[s.id] = int(entry["failures"])
-            if entry.get("best_child_value") is not None:
-                arch._best_child[s.id] = arch._orient(entry["best_child_value"])
+            bc = entry.get("best_child_value")
+            arch._insert(
+                s,
+                visits=int(entry["visits"]),
+                failures=int(entry["failures"]),
+                m=math.nan if bc is None else arch._orient(bc),
+            )
         return arch
 
     def dumps(self) -> str:

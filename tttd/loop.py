@@ -103,6 +103,21 @@ def build_policy(cfg: RunConfig) -> Policy:
     return make_policy(cfg.backend, **kwargs)
 
 
+def build_task(cfg: RunConfig) -> Task:
+    """The configured task; the run's evaluation limits reach it when its factory takes them."""
+    from tttd.task import task_factory
+
+    offered = dict(eval_timeout_s=cfg.eval_timeout_s, cpus_per_eval=cfg.cpus_per_eval,
+                   eval_memory_mb=cfg.eval_memory_mb)
+    try:
+        params = inspect.signature(task_factory(cfg.task)).parameters
+    except (TypeError, ValueError):
+        params = {}
+    options = {k: v for k, v in offered.items() if k in params}
+    options.update(cfg.task_options)
+    return get_task(cfg.task, **options)
+
+
 def build_executor(cfg: RunConfig):
     from tttd.executor import make_executor
 
@@ -124,7 +139,7 @@ class Discovery:
     ):
         self.cfg = cfg
         self.dir = RunDir(run_dir)
-        self.task = task or get_task(cfg.task, **cfg.task_options)
+        self.task = task or build_task(cfg)
         self.on_step = on_step or (lambda m: None)
         self.on_event = on_event or (lambda s: None)
         self._policy = policy
@@ -148,7 +163,8 @@ class Discovery:
         return self._policy
 
     def start(self) -> None:
-        """A new run: write the config and the roots."""
+        """A new run: load the policy (fail before anything is written), write config and roots."""
+        _ = self.policy
         self.dir.create(self.describe())
         roots = self.task.initial_states(self.cfg.groups, np.random.default_rng(self.cfg.seed))
         if not roots:

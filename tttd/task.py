@@ -300,9 +300,24 @@ def list_tasks() -> dict[str, str]:
     return {name: e.summary for name, e in sorted(_REGISTRY.items())}
 
 
+def task_factory(name_or_path: str) -> TaskFactory:
+    """The registered factory of a task (importing a user's task file if given a path)."""
+    return _REGISTRY[_resolve_name(name_or_path)].factory
+
+
 def get_task(name_or_path: str, **options: Any) -> Task:
     """Build a task by registered name, or from a user's Python file (``path.py`` or
     ``path.py:name`` when the file registers several)."""
+    entry = _REGISTRY[_resolve_name(name_or_path)]
+    task = entry.factory(**options)
+    if not isinstance(task, Task):
+        raise TypeError(f"task factory for {entry.name!r} returned {type(task).__name__}, not a Task")
+    if not task.name:
+        task.name = entry.name
+    return task
+
+
+def _resolve_name(name_or_path: str) -> str:
     _load_builtin_tasks()
     spec, pick = name_or_path, ""
     if ".py:" in name_or_path:
@@ -326,13 +341,7 @@ def get_task(name_or_path: str, **options: Any) -> Task:
             )
     else:
         name = spec
-    entry = _REGISTRY.get(name)
-    if entry is None:
+    if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise UnknownTaskError(f"unknown task {name!r}; registered tasks: {known}")
-    task = entry.factory(**options)
-    if not isinstance(task, Task):
-        raise TypeError(f"task factory for {name!r} returned {type(task).__name__}, not a Task")
-    if not task.name:
-        task.name = name
-    return task
+    return name

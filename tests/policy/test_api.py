@@ -254,7 +254,12 @@ def test_frozen_and_validation(server, tmp_path, monkeypatch):
 def test_tiny_model_end_to_end(tmp_path_factory):
     tiny = pytest.importorskip("tttd.policy.tiny")
     local = pytest.importorskip("tttd.policy.local")
-    model_dir = tiny.build_tiny_model(cache_dir=tmp_path_factory.mktemp("tiny-cache"))
+    # An untrained tiny model is enough to exercise the protocol; the cache folder is shared with
+    # test_tinker.py within one pytest session, so the model is built once (~15 s).
+    model_dir = tiny.build_tiny_model(
+        cache_dir=tmp_path_factory.getbasetemp() / "tttd-tiny-cache", pretrain_steps=0,
+        progress=False,
+    )
     served = local.LocalPolicy(str(model_dir))
     with srv_mod.OpenAIServer(srv_mod.local_generator(served)) as server:
         pol = _policy(server, extra_body={"return_tokens_as_token_ids": True}, concurrency=2)

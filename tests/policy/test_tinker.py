@@ -384,6 +384,25 @@ def test_save_load_roundtrip(tokenizer, tmp_path):
         pol2.sample([[{"role": "user", "content": "x"}]], 1, SamplingParams())
 
 
+@pytest.mark.slow
+def test_render_with_tiny_model_tokenizer(tmp_path_factory):
+    """The real path: a Qwen2Tokenizer loaded from a model folder with a ChatML template."""
+    tiny = pytest.importorskip("tttd.policy.tiny")
+    from transformers import AutoTokenizer
+
+    model_dir = tiny.build_tiny_model(
+        cache_dir=tmp_path_factory.getbasetemp() / "tttd-tiny-cache", pretrain_steps=0,
+        progress=False,
+    )
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    ids = tp.render_prompt(tok, [{"role": "user", "content": "hi there"}])
+    assert tok.decode(ids) == "<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n"
+    assert ids.count(tok.convert_tokens_to_ids("<|im_start|>")) == 2
+    assert tp.stop_token_ids(tok) == [tok.convert_tokens_to_ids("<|im_end|>")]
+    # The service decodes what we send: re-encoding the decoded text gives the same ids.
+    assert tok.encode(tok.decode(ids), add_special_tokens=False) == ids
+
+
 # ----------------------------------------------------------------------------- live
 
 

@@ -38,6 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import httpx  # imported here so a missing extra fails in make_policy, clearly
+
 from tttd.policy import SamplingParams, TokenUsage, TrainConfig
 from tttd.types import Message, Sample, TrainDatum
 
@@ -135,8 +137,6 @@ class ApiPolicy:
         logprobs: bool = True,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
-        import httpx
-
         if not model:
             raise ValueError("model is required")
         if mode != "chat":
@@ -150,7 +150,8 @@ class ApiPolicy:
         if backoff_s < 0:
             raise ValueError(f"backoff_s must be >= 0, got {backoff_s}")
         self.model = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self.base_url = url.rstrip("/")
         self.endpoint = f"{self.base_url}/chat/completions"
         key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self.concurrency = int(concurrency)
@@ -193,8 +194,6 @@ class ApiPolicy:
         return body
 
     def _attempt(self, body: dict[str, Any]) -> tuple[list[_Choice], dict[str, int]]:
-        import httpx
-
         with self._lock:
             self._usage.requests += 1  # every attempt, answered or not
         try:
@@ -205,7 +204,7 @@ class ApiPolicy:
             raise _Retryable(f"connection error: {type(exc).__name__}: {exc}") from exc
         if r.status_code == 429 or r.status_code >= 500:
             err = _Retryable(f"HTTP {r.status_code}: {r.text[:300]}")
-            err.retry_after = _retry_after(r.headers.get("retry-after"))  # type: ignore[attr-defined]
+            err.retry_after = _retry_after(r.headers.get("retry-after"))  # type: ignore
             raise err
         if r.status_code >= 400:
             raise _Rejected(r.status_code, r.text)
@@ -242,7 +241,8 @@ class ApiPolicy:
             try:
                 choices, counts = self._post(self._body(messages, want_n, params))
             except ApiError as exc:
-                rejected = isinstance(exc.__cause__, _Rejected) and exc.__cause__.status in (400, 422)
+                cause = exc.__cause__
+                rejected = isinstance(cause, _Rejected) and cause.status in (400, 422)
                 if rejected and want_n > 1:
                     self._n_supported = False
                     continue
@@ -281,7 +281,9 @@ class ApiPolicy:
         per_request = n if self._n_supported else 1
         jobs = [(i, per_request) for i in range(len(prompts)) for _ in range(n // per_request)]
         while jobs:
-            futures = [(i, self._pool.submit(self._complete, prompts[i], k, params)) for i, k in jobs]
+            futures = [
+                (i, self._pool.submit(self._complete, prompts[i], k, params)) for i, k in jobs
+            ]
             for i, fut in futures:
                 results[i].extend(fut.result())
             # Prompts still short (the server ignored n): top up with single requests.

@@ -39,6 +39,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
+import tinker  # noqa: F401  (imported here so a missing extra fails in make_policy, clearly)
+
 from tttd.policy import SamplingParams, TokenUsage, TrainConfig
 from tttd.types import Message, Sample, TrainDatum
 
@@ -210,7 +212,8 @@ def _loss_fn(config: TrainConfig) -> tuple[str, dict[str, float] | None]:
         return "importance_sampling", None
     if not (0 < config.clip < 1):
         raise ValueError(f"clip must be in (0, 1), got {config.clip}")
-    return "ppo", {"clip_low_threshold": 1.0 - config.clip, "clip_high_threshold": 1.0 + config.clip}
+    eps = float(config.clip)
+    return "ppo", {"clip_low_threshold": 1.0 - eps, "clip_high_threshold": 1.0 + eps}
 
 
 def _call_with_timeout(fn: Callable[[], T], timeout_s: float | None, what: str) -> T:
@@ -289,7 +292,7 @@ class TinkerPolicy:
         seed: int = 0,
         connect_timeout_s: float = 30.0,
         setup_timeout_s: float = 900.0,
-        request_timeout_s: float | None = 3600.0,
+        request_timeout_s: float | None = 7200.0,
         tokenizer: Any = None,
         service_client: Any = None,
     ) -> None:
@@ -313,8 +316,6 @@ class TinkerPolicy:
         if service_client is None:
             if not _has_credentials(api_key):
                 raise RuntimeError(f"the tinker backend needs an API key: {_KEY_HELP}")
-            import tinker
-
             kwargs: dict[str, Any] = {}
             if self.base_url:
                 kwargs["base_url"] = self.base_url
@@ -440,7 +441,9 @@ class TinkerPolicy:
 
         sampler = self._get_base_sampler()
         futures = [
-            sampler.compute_logprobs(types.ModelInput.from_ints(list(d.prompt_tokens) + list(d.tokens)))
+            sampler.compute_logprobs(
+                types.ModelInput.from_ints(list(d.prompt_tokens) + list(d.tokens))
+            )
             for d in batch
         ]
         out = []
@@ -486,7 +489,9 @@ class TinkerPolicy:
         self._step += 1
 
         service_metrics = dict(getattr(fb, "metrics", {}) or {})
-        loss = next((float(v) for k, v in service_metrics.items() if k.startswith("loss")), math.nan)
+        loss = next(
+            (float(v) for k, v in service_metrics.items() if k.startswith("loss")), math.nan
+        )
         n_tokens = sum(len(d.tokens) for d in batch)
         metrics.update(
             loss=loss,
@@ -512,7 +517,7 @@ class TinkerPolicy:
         return metrics
 
     def save(self, path: str) -> None:
-        """Save weights + optimizer on the service; record the service path, step and RNG locally."""
+        """Save weights + optimizer on the service; record its path, the step and RNG locally."""
         self._check_open()
         name = f"tttd-step{self._step:06d}-{uuid.uuid4().hex[:8]}"
         resp = self._result(self._training.save_state(name), self.setup_timeout_s, "save_state")

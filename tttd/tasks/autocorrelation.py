@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tttd.task import Objective, register_task
-from tttd.tasks._math import MathTask, as_vector, max_convolution, paper_preset
+from tttd.tasks._math import MathTask, as_vector, max_convolution, paper_preset, sequence_key
 from tttd.types import Evaluation, State
 
 #: The paper buffers AC constructions only with MIN <= len <= MAX (SPEC 3.3).
@@ -86,7 +86,7 @@ class _AutocorrelationTask(MathTask):
         if not archivable:
             msg += f"; not archivable (length outside [{MIN_ARCHIVE_LEN}, {MAX_ARCHIVE_LEN}])"
         metrics = {"n": n, "archivable": archivable, "clipped": changed}
-        return self.valid(value, a.tolist(), msg, metrics)
+        return self.valid(value, a.tolist(), msg, metrics, key=sequence_key(a))
 
 
 AC1_PROBLEM = """\

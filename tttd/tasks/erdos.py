@@ -25,6 +25,7 @@ from tttd.tasks._math import (
     claimed_number,
     max_convolution,
     paper_preset,
+    sequence_key,
 )
 from tttd.types import Evaluation, State
 
@@ -34,8 +35,8 @@ MAX_ARCHIVE_LEN = 1000
 PROBLEM = """\
 # Erdős minimum overlap problem
 
-Find a step function h: [-1, 1] -> [0, 1] with integral 1 (n equal steps on [0, 2], values
-h_0 .. h_{n-1} in [0, 1] and sum(h) = n/2) that makes the upper bound
+Find a step function h: [0, 2] -> [0, 1] with integral 1 (n equal steps of width 2/n with
+values h_0 .. h_{n-1} in [0, 1], so sum(h) = n/2) that makes the upper bound
 
     C5 = max_k  sum_i h_i (1 - h_{i+k}) * (2/n)
 
@@ -81,9 +82,12 @@ class ErdosTask(MathTask):
 
     def random_construction(self, rng: np.random.Generator) -> Any:
         """SPEC 3.4: n ~ U{40..99}, h = 0.5 + (u - mean u), u ~ U(-0.4, 0.4)."""
-        n = int(rng.integers(40, 100))
-        u = rng.uniform(-0.4, 0.4, n)
-        return (0.5 + (u - u.mean())).tolist()
+        while True:  # |u - mean u| < 0.5 in practice; redraw in the (astronomically rare) other case
+            n = int(rng.integers(40, 100))
+            u = rng.uniform(-0.4, 0.4, n)
+            h = 0.5 + (u - u.mean())
+            if h.min() >= 0.0 and h.max() <= 1.0:
+                return h.tolist()
 
     def load_construction(self, obj: Any) -> Any:
         return self.construction_from(obj, ("h", "h_values", "construction"))
@@ -136,4 +140,4 @@ class ErdosTask(MathTask):
         metrics = {"n": n, "archivable": archivable, "rescaled": rescaled}
         if claimed is not None:
             metrics["claimed"] = claimed
-        return self.valid(c5, h.tolist(), msg, metrics)
+        return self.valid(c5, h.tolist(), msg, metrics, key=sequence_key(h))

@@ -1,0 +1,575 @@
+"""The local policy backend: transformers + peft on a CPU or one GPU.
+
+Sampling (:meth:`LocalPolicy.sample`) renders each prompt with the tokenizer's chat template and
+samples all ``prompts x n`` completions with ``model.generate`` in as few, as large, left-padded
+batches as memory allows (DESIGN.md: per-token Python overhead dominates, so throughput grows with
+batch size). The distribution is *exactly* the policy's at the requested temperature: the model's
+own generation defaults (Qwen ships top_k=20, top_p=0.8, repetition_penalty...) are switched off,
+``top_k=0``, ``top_p=1``, and the only logits processor is ours, which divides by the temperature
+and records the log-softmax of what is sampled from. So ``Sample.logprobs`` are the sampler's
+log-probabilities of the *tempered* distribution (at temperature 1, the policy's; the paper samples
+at temperature 1). Only one ``(batch, vocab)`` score tensor is held at a time.
+
+A completion ends at the eos token(s) (``<|im_end|>`` for ChatML models) or at the first
+``params.stop`` string, else after ``max_tokens`` (``stop_reason="length"``). ``Sample.tokens``
+keeps the token that ended it (eos, or the token that completed a stop string) with its log-prob,
+so the model is also trained to stop, and drops padding and anything after. ``Sample.text`` is the
+decoded completion *without* the eos token's text and cut just before the stop string (as OpenAI
+does), so ``text`` can be a little shorter than ``decode(tokens)``.
+
+Training (:meth:`LocalPolicy.train_step`) is one optimizer step of the token-summed
+importance-sampling loss of :mod:`tttd.losses` (optionally PPO-clipped), with gradient
+accumulation over micro-batches of about ``micro_batch_tokens`` padded tokens. Log-probs of the
+target tokens are computed from the final hidden states in chunks of 256 positions through the
+output layer (under activation checkpointing), so no fp32 full-vocabulary tensor for the whole
+batch ever exists (DESIGN.md: that tensor dominated peak memory). Optional KL to the base model
+(``kl_coef > 0``): base log-probs are computed with the LoRA adapter disabled (a frozen copy of the
+initial weights under full fine-tuning) and folded in with :func:`tttd.losses.kl_advantage_shift`.
+Adam(betas=(0.9, 0.95), eps=1e-8, no weight decay) as in the paper preset; no gradient clipping
+unless ``max_grad_norm`` is set.
+
+Deviations from the paper (which trains gpt-oss-120b through Tinker): LoRA ``alpha`` defaults to
+32 (Tinker's fixed alpha, so rank 32 has scale 1); the trainer recomputes log-probs at
+temperature 1, so sampling at another temperature makes the importance ratio off-policy by design.
+Determinism: sampling is seeded from ``params.seed`` (else the policy seed and a call counter that
+is checkpointed), so save/load/continue reproduces the same tokens on the same hardware.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from tttd.losses import importance_sampling_loss, kl_advantage_shift
+from tttd.policy import SamplingParams, TokenUsage, TrainConfig
+from tttd.types import Message, Sample, TrainDatum
+
+LOGPROB_CHUNK = 256  # positions per output-layer chunk in the trainer
+
+
+class _Recorder:
+    """A logits processor that applies the temperature and records sampled tokens' log-probs.
+
+    At step t it receives ``input_ids`` that end with the token sampled at step t-1, so it gathers
+    that token's log-prob from the log-softmax it kept from step t-1 (one (batch, vocab) tensor).
+    """
+
+    def __init__(self, temperature: float) -> None:
+        self.temperature = temperature
+        self.prev: torch.Tensor | None = None
+        self.logprobs: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.prev is not None:
+            self.logprobs.append(self.prev.gather(1, input_ids[:, -1:]).squeeze(1).float().cpu())
+        if self.temperature != 1.0:
+            scores = scores / self.temperature
+        self.prev = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, last_tokens: torch.Tensor) -> torch.Tensor:
+        """(batch, steps) log-probs, after the final sampled tokens are known."""
+        if self.prev is not None:
+            self.logprobs.append(self.prev.gather(1, last_tokens[:, None]).squeeze(1).float().cpu())
+            self.prev = None
+        return torch.stack(self.logprobs, dim=1) if self.logprobs else torch.zeros(len(last_tokens), 0)
+
+
+def resolve_model(model: str | os.PathLike) -> tuple[str, bool]:
+    """(path or hub name, local_files_only). ``tiny``/``small`` build (or reuse) a local model."""
+    from tttd.policy import tiny
+
+    name = str(model)
+    if name in tiny.SIZES:
+        return str(tiny.build_tiny_model(name)), True
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ValueError(f"model folder {path} has no config.json (not a Hugging Face model)")
+        return str(path), True
+    if name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1:
+        raise ValueError(f"model path {path} does not exist")
+    return name, False
+
+
+class LocalPolicy:
+    """A trainable policy on this machine (see the module docstring).
+
+    ``model``: a Hugging Face folder, a hub name (needs the weights in the local HF cache or a
+    network), or ``"tiny"``/``"small"`` (built locally by :mod:`tttd.policy.tiny`).
+    ``lora_rank``/``lora_alpha``/``target_modules``: the adapter (alpha defaults to 32, Tinker's
+    convention). ``full_finetune``: train every weight instead. ``device``: ``"cuda"``/``"cpu"``
+    (default: cuda if available); ``dtype``: default bf16 on cuda, fp32 on cpu.
+    ``max_batch_size``: most sequences per ``generate`` call (default: from free GPU memory, 64 on
+    CPU). ``micro_batch_tokens``: overrides ``TrainConfig.micro_batch_tokens`` when set.
+    ``learning_rate``: used when a ``TrainConfig`` is not given to :meth:`train_step`.
+    """
+
+    trainable = True
+
+    def __init__(
+        self,
+        model: str | os.PathLike = "tiny",
+        lora_rank: int = 32,
+        lora_alpha: float | None = None,
+        target_modules: str | list[str] = "all-linear",
+        full_finetune: bool = False,
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        seed: int = 0,
+        learning_rate: float | None = None,
+        max_batch_size: int | None = None,
+        micro_batch_tokens: int | None = None,
+        max_grad_norm: float | None = None,
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if lora_rank < 1 and not full_finetune:
+            raise ValueError(f"lora_rank must be >= 1, got {lora_rank}")
+        if max_batch_size is not None and max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if dtype is None:
+            dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        elif isinstance(dtype, str):
+            dtype = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+                     "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+        self.dtype = dtype
+        self.seed = seed
+        self.full_finetune = full_finetune
+        self.lora_rank = lora_rank
+        self.lora_alpha = 32.0 if lora_alpha is None else float(lora_alpha)
+        self.learning_rate = learning_rate
+        self.max_batch_size = max_batch_size
+        self.micro_batch_tokens = micro_batch_tokens
+        self.max_grad_norm = max_grad_norm
+        self.model_name = str(model)
+        path, local_only = resolve_model(model)
+        self.model_path = path
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
+            base = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=local_only)
+        except OSError as exc:
+            raise ValueError(f"cannot load model {path!r}: {exc}") from exc
+        if self.tokenizer.chat_template is None:
+            raise ValueError(f"model {path!r} has no chat template; tttd renders prompts with it")
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self.eos_ids = self._eos_ids(base)
+        base.to(self.device)
+        torch.manual_seed(seed)  # LoRA A matrices are random: make them reproducible
+        if full_finetune:
+            self.model = base
+            self._ref_model = None  # frozen copy for KL, made on first use
+        else:
+            from peft import LoraConfig, get_peft_model
+
+            config = LoraConfig(
+                r=lora_rank,
+                lora_alpha=self.lora_alpha,
+                lora_dropout=0.0,
+                target_modules=target_modules,
+                task_type="CAUSAL_LM",
+                bias="none",
+            )
+            self.model = get_peft_model(base, config)
+        self.model.eval()  # no dropout, for train and sample alike (log-probs must agree)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(
+            self.params, lr=learning_rate or TrainConfig().learning_rate, betas=(0.9, 0.95), eps=1e-8
+        )
+        self.step = 0
+        self.sample_calls = 0
+        self._usage = TokenUsage()
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _eos_ids(self, model) -> list[int]:
+        ids: list[int] = []
+        cfg = getattr(model, "generation_config", None)
+        eos = getattr(cfg, "eos_token_id", None) if cfg is not None else None
+        for value in (eos if isinstance(eos, list) else [eos]) + [self.tokenizer.eos_token_id]:
+            if value is not None and value not in ids:
+                ids.append(int(value))
+        for tok in ("<|im_end|>", "<|endoftext|>"):
+            tid = self.tokenizer.convert_tokens_to_ids(tok)
+            if tok in self.tokenizer.get_vocab() and tok == "<|im_end|>" and tid not in ids:
+                ids.append(int(tid))
+        if not ids:
+            raise ValueError("the model declares no eos token; cannot tell where a completion ends")
+        return ids
+
+    def _causal_lm(self):
+        return self.model if self.full_finetune else self.model.get_base_model()
+
+    def render(self, messages: list[Message]) -> list[int]:
+        """Token ids of a chat prompt, rendered with the chat template plus the generation prompt."""
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _batch_size(self, seq_len: int) -> int:
+        if self.max_batch_size is not None:
+            return self.max_batch_size
+        if self.device.type != "cuda":
+            return 64
+        cfg = self._causal_lm().config
+        cfg = getattr(cfg, "text_config", cfg)
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        elt = torch.finfo(self.dtype).bits // 8
+        per_seq = 2 * cfg.num_hidden_layers * kv_heads * head_dim * elt * seq_len
+        per_seq += 4 * cfg.vocab_size * 4  # score tensors (logits, processed, log-softmax, probs)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return int(max(1, min(1024, 0.6 * free // per_seq)))
+
+    # ------------------------------------------------------------------------------ sampling
+
+    @torch.no_grad()
+    def sample(
+        self, prompts: list[list[Message]], n: int, params: SamplingParams
+    ) -> list[list[Sample]]:
+        from transformers import GenerationConfig
+
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if params.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {params.max_tokens}")
+        if not params.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {params.temperature}")
+        encoded = [self.render(p) for p in prompts]
+        jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
+        base_seed = params.seed if params.seed is not None else self.seed * 1_000_003 + self.sample_calls
+        self.sample_calls += 1
+        out: list[list[Sample | None]] = [[None] * n for _ in prompts]
+        longest = max((len(e) for e in encoded), default=0) + params.max_tokens
+        bsz = self._batch_size(longest)
+        pad_id = self.tokenizer.pad_token_id
+        gen_config = GenerationConfig(
+            do_sample=True, temperature=1.0, top_k=0, top_p=1.0, min_p=None, typical_p=1.0,
+            repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=1,
+            max_new_tokens=params.max_tokens, min_new_tokens=0,
+            eos_token_id=self.eos_ids, pad_token_id=pad_id, bos_token_id=None,
+            stop_strings=list(params.stop) or None,
+            return_dict_in_generate=True, output_scores=False, output_logits=False,
+        )
+        model = self.model
+        saved_defaults = model.generation_config
+        was_training = model.training
+        model.eval()
+        try:
+            # the model's own generation defaults (top_k, penalties...) must not leak in
+            model.generation_config = GenerationConfig(eos_token_id=self.eos_ids, pad_token_id=pad_id)
+            for b, start in enumerate(range(0, len(jobs), bsz)):
+                chunk = jobs[start : start + bsz]
+                seqs = [encoded[i] for i, _ in chunk]
+                width = max(len(s) for s in seqs)
+                ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(seqs), width), dtype=torch.long)
+                for r, s in enumerate(seqs):
+                    ids[r, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+                    mask[r, width - len(s) :] = 1
+                recorder = _Recorder(params.temperature)
+                devices = [self.device] if self.device.type == "cuda" else []
+                with torch.random.fork_rng(devices=devices, device_type=self.device.type):
+                    torch.manual_seed(base_seed * 7919 + b)
+                    result = model.generate(
+                        input_ids=ids.to(self.device),
+                        attention_mask=mask.to(self.device),
+                        generation_config=gen_config,
+                        logits_processor=[recorder],
+                        tokenizer=self.tokenizer if params.stop else None,
+                    )
+                new = result.sequences[:, width:].cpu()
+                logprobs = recorder.finish(new[:, -1] if new.shape[1] else new[:, :0].sum(1))
+                for r, (i, j) in enumerate(chunk):
+                    out[i][j] = self._finish(seqs[r], new[r].tolist(), logprobs[r].tolist(), params)
+        finally:
+            model.generation_config = saved_defaults
+            model.train(was_training)
+        self._usage.requests += 1
+        self._usage.prompt_tokens += sum(len(encoded[i]) for i, _ in jobs)
+        self._usage.sampled_tokens += sum(len(s.tokens) for row in out for s in row)  # type: ignore[union-attr]
+        return out  # type: ignore[return-value]
+
+    def _finish(self, prompt: list[int], new: list[int], logprobs: list[float],
+                params: SamplingParams) -> Sample:
+        """Cut a generated row at its eos token or first stop string (see the module docstring)."""
+        end, reason, eos_hit = len(new), "length", False
+        for k, tok in enumerate(new):
+            if tok in self.eos_ids:
+                end, reason, eos_hit = k + 1, "stop", True
+                break
+        tokens = new[:end]
+        text = self.tokenizer.decode(tokens[:-1] if eos_hit else tokens, skip_special_tokens=False)
+        cut = _first_stop(text, params.stop)
+        if cut is not None:
+            # the shortest token prefix whose text contains the stop string (monotone: bisect)
+            lo, hi = 1, len(tokens)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if _first_stop(self.tokenizer.decode(tokens[:mid], skip_special_tokens=False),
+                               params.stop) is not None:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            tokens, text, reason = tokens[:lo], text[:cut], "stop"
+        return Sample(prompt_tokens=list(prompt), tokens=tokens, logprobs=logprobs[: len(tokens)],
+                      text=text, stop_reason=reason)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------------------ training
+
+    def _check(self, batch: Sequence[TrainDatum]) -> None:
+        if not batch:
+            raise ValueError("train_step got an empty batch (skip the step instead)")
+        for k, d in enumerate(batch):
+            if not d.prompt_tokens:
+                raise ValueError(f"datum {k}: empty prompt_tokens")
+            if not d.tokens:
+                raise ValueError(f"datum {k}: no completion tokens")
+            if not len(d.tokens) == len(d.logprobs) == len(d.advantages):
+                raise ValueError(
+                    f"datum {k}: tokens ({len(d.tokens)}), logprobs ({len(d.logprobs)}) and "
+                    f"advantages ({len(d.advantages)}) must have the same length"
+                )
+
+    def _micro_batches(self, batch: Sequence[TrainDatum], budget: int) -> list[list[int]]:
+        """Consecutive index chunks whose padded size (rows x longest) stays within ``budget``."""
+        chunks: list[list[int]] = []
+        cur: list[int] = []
+        longest = 0
+        for k, d in enumerate(batch):
+            length = len(d.prompt_tokens) + len(d.tokens)
+            if cur and max(longest, length) * (len(cur) + 1) > budget:
+                chunks.append(cur)
+                cur, longest = [], 0
+            cur.append(k)
+            longest = max(longest, length)
+        if cur:
+            chunks.append(cur)
+        return chunks
+
+    def _token_logprobs(self, model, batch: Sequence[TrainDatum], idx: list[int]) -> torch.Tensor:
+        """Log-probs of the completion tokens of ``batch[idx]``, concatenated (1-D, in order)."""
+        from torch.utils.checkpoint import checkpoint
+
+        seqs = [batch[k].prompt_tokens + batch[k].tokens for k in idx]
+        width = max(len(s) for s in seqs)
+        pad_id = self.tokenizer.pad_token_id
+        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[r, : len(s)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+        hidden = decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        rows, cols, targets = [], [], []
+        for r, k in enumerate(idx):
+            p, t = len(batch[k].prompt_tokens), len(batch[k].tokens)
+            rows.append(torch.full((t,), r, dtype=torch.long))
+            cols.append(torch.arange(p - 1, p + t - 1))
+            targets.append(torch.tensor(batch[k].tokens, dtype=torch.long))
+        row, col = torch.cat(rows).to(self.device), torch.cat(cols).to(self.device)
+        target = torch.cat(targets).to(self.device)
+        h = hidden[row, col]  # (N, hidden): only positions that predict completion tokens
+        head = model.get_output_embeddings()
+        scale = getattr(model.config, "logit_scale", None)
+        softcap = getattr(model.config, "final_logit_softcapping", None)
+
+        def chunk_logprobs(hc: torch.Tensor, tc: torch.Tensor) -> torch.Tensor:
+            logits = head(hc).float()
+            if scale is not None:
+                logits = logits * scale
+            if softcap is not None:
+                logits = torch.tanh(logits / softcap) * softcap
+            return torch.log_softmax(logits, dim=-1).gather(1, tc[:, None]).squeeze(1)
+
+        parts = []
+        for s in range(0, h.shape[0], LOGPROB_CHUNK):
+            hc, tc = h[s : s + LOGPROB_CHUNK], target[s : s + LOGPROB_CHUNK]
+            if torch.is_grad_enabled() and hc.requires_grad:
+                parts.append(checkpoint(chunk_logprobs, hc, tc, use_reentrant=False))
+            else:
+                parts.append(chunk_logprobs(hc, tc))
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def _base_logprobs(self, batch: Sequence[TrainDatum], chunks: list[list[int]]) -> torch.Tensor:
+        """Completion-token log-probs under the base model (adapter off / initial weights)."""
+        if self.full_finetune:
+            if self._ref_model is None:
+                import copy
+
+                self._ref_model = copy.deepcopy(self.model).requires_grad_(False)
+            return torch.cat([self._token_logprobs(self._ref_model, batch, c) for c in chunks])
+        with self.model.disable_adapter():
+            return torch.cat([self._token_logprobs(self._causal_lm(), batch, c) for c in chunks])
+
+    def logprobs(self, batch: Sequence[TrainDatum]) -> list[list[float]]:
+        """Current policy log-probs of each datum's completion tokens (no gradient)."""
+        self._check(batch)
+        budget = self.micro_batch_tokens or TrainConfig().micro_batch_tokens
+        out: list[list[float]] = []
+        with torch.no_grad():
+            for c in self._micro_batches(batch, budget):
+                flat = self._token_logprobs(self._causal_lm(), batch, c).float().cpu().tolist()
+                pos = 0
+                for k in c:
+                    out.append(flat[pos : pos + len(batch[k].tokens)])
+                    pos += len(batch[k].tokens)
+        return out
+
+    def train_step(self, batch: list[TrainDatum], config: TrainConfig | None = None) -> dict[str, float]:
+        config = config or TrainConfig(learning_rate=self.learning_rate or TrainConfig().learning_rate)
+        self._check(batch)
+        t0 = time.perf_counter()
+        budget = self.micro_batch_tokens or config.micro_batch_tokens
+        chunks = self._micro_batches(batch, budget)
+        dev = self.device
+
+        def flat(attr: str, idx: list[int]) -> torch.Tensor:
+            return torch.tensor([v for k in idx for v in getattr(batch[k], attr)],
+                                dtype=torch.float32, device=dev)
+
+        everything = list(range(len(batch)))
+        sampler_lp = flat("logprobs", everything)
+        adv = flat("advantages", everything)
+        ones = torch.ones_like(adv)
+        metrics: dict[str, float] = {}
+        if config.kl_coef > 0:
+            base_lp = self._base_logprobs(batch, chunks).float()
+            adv, dbar = kl_advantage_shift(adv, sampler_lp, base_lp, ones, config.kl_coef)
+            metrics["kl_policy_base"] = dbar
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.learning_rate
+        self.optimizer.zero_grad(set_to_none=True)
+        model = self._causal_lm()
+        total_loss, diff_sum, offset = 0.0, 0.0, 0
+        for c in chunks:
+            n_tok = sum(len(batch[k].tokens) for k in c)
+            sl = slice(offset, offset + n_tok)
+            offset += n_tok
+            logp = self._token_logprobs(model, batch, c).float()
+            loss = importance_sampling_loss(logp, sampler_lp[sl], adv[sl], ones[sl], config.clip)
+            loss.backward()
+            total_loss += float(loss.detach())
+            diff_sum += float((sampler_lp[sl] - logp.detach()).sum())
+        norm_cap = self.max_grad_norm if self.max_grad_norm is not None else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, norm_cap)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        n_tokens = int(adv.numel())
+        self._usage.trained_tokens += sum(len(d.prompt_tokens) + len(d.tokens) for d in batch)
+        metrics.update(
+            loss=total_loss,
+            tokens=float(n_tokens),
+            kl_sample_train=diff_sum / max(1, n_tokens),
+            grad_norm=float(grad_norm),
+            micro_batches=float(len(chunks)),
+            seconds=time.perf_counter() - t0,
+        )
+        return metrics
+
+    # ------------------------------------------------------------------------------ state
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write weights (adapter or full), optimizer, RNG states and counters into ``path``
+        atomically (a temporary sibling folder, then a rename)."""
+        final = Path(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        if self.full_finetune:
+            from safetensors.torch import save_model
+
+            save_model(self.model, str(tmp / "model.safetensors"))
+        else:
+            self.model.save_pretrained(str(tmp / "adapter"))
+        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+        rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, tmp / "rng.pt")
+        state = {
+            "step": self.step,
+            "sample_calls": self.sample_calls,
+            "seed": self.seed,
+            "model": self.model_name,
+            "full_finetune": self.full_finetune,
+            "lora_rank": self.lora_rank,
+            "lora_alpha": self.lora_alpha,
+            "usage": self._usage.to_dict(),
+        }
+        (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Restore what :meth:`save` wrote (same model, same LoRA shape) into this policy."""
+        src = Path(path)
+        state_file = src / "state.json"
+        if not state_file.exists():
+            raise ValueError(f"{src} is not a LocalPolicy checkpoint (no state.json)")
+        state = json.loads(state_file.read_text())
+        if bool(state["full_finetune"]) != self.full_finetune:
+            raise ValueError(
+                f"checkpoint full_finetune={state['full_finetune']} but this policy has "
+                f"full_finetune={self.full_finetune}"
+            )
+        if self.full_finetune:
+            from safetensors.torch import load_model
+
+            load_model(self.model, str(src / "model.safetensors"), device=str(self.device))
+        else:
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            if int(state["lora_rank"]) != self.lora_rank:
+                raise ValueError(f"checkpoint LoRA rank {state['lora_rank']} != {self.lora_rank}")
+            weights = load_file(str(src / "adapter" / "adapter_model.safetensors"), device=str(self.device))
+            result = set_peft_model_state_dict(self.model, weights)
+            unexpected = getattr(result, "unexpected_keys", None)
+            if unexpected:
+                raise ValueError(f"checkpoint adapter has unexpected weights: {unexpected[:3]}")
+        opt_state = torch.load(src / "optimizer.pt", map_location=self.device, weights_only=True)
+        self.optimizer.load_state_dict(opt_state)
+        rng = torch.load(src / "rng.pt", weights_only=True)
+        torch.set_rng_state(rng["cpu"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.step = int(state["step"])
+        self.sample_calls = int(state["sample_calls"])
+        self._usage = TokenUsage(**state.get("usage", {}))
+
+    def usage(self) -> TokenUsage:
+        return TokenUsage(**self._usage.to_dict())
+
+    def close(self) -> None:
+        """Free the model (and GPU memory)."""
+        for name in ("model", "_ref_model", "optimizer", "params"):
+            if hasattr(self, name):
+                setattr(self, name, None)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    hits = [text.find(s) for s in stops if s]
+    hits = [h for h in hits if h >= 0]
+    return min(hits) if hits else None
