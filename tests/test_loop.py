@@ -52,6 +52,10 @@ def test_run_writes_metrics_archive_and_best(tmp_path):
     assert {r["status"] for r in rollouts} <= {"ok", "parse_error", "invalid"}
     # every rollout's advantage belongs to a kept group or is None for a dropped one
     assert any(r["advantage"] is not None for r in rollouts)
+    # archived children are linked from their rollouts
+    children = [r["child"] for r in rollouts if r["child"] is not None]
+    assert children and all(r["valid"] for r in rollouts if r["child"] is not None)
+    assert len(set(children)) == len(children)
 
 
 def test_training_changes_policy_and_no_train_does_not(tmp_path):

@@ -266,8 +266,8 @@ class Discovery:
         child_ids: list[list[str | None]] = []
         for start, evs in zip(starts, evaluations):
             children = [self._child(ev) for ev in evs]
-            added = {id(s): s.id for s in archive.update(start.id, children, step)}
-            child_ids.append([added.get(id(c)) if c is not None else None for c in children])
+            archive.update(start.id, children, step)
+            child_ids.append(list(archive.last_added))
             for ev in evs:
                 if ev.valid:
                     self._track_best(ev.value, ev.reward, step, ev.artifact, ev.message)

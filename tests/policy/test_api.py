@@ -264,17 +264,25 @@ def test_tiny_model_end_to_end(tmp_path_factory):
     with srv_mod.OpenAIServer(srv_mod.local_generator(served)) as server:
         pol = _policy(server, extra_body={"return_tokens_as_token_ids": True}, concurrency=2)
         try:
-            out = pol.sample([USER, [{"role": "user", "content": "def f():"}]], 2,
-                             SamplingParams(max_tokens=12, temperature=1.0))
+            out = pol.sample(
+                [USER, [{"role": "user", "content": "def f():"}]], 2,
+                SamplingParams(max_tokens=12, temperature=1.0),
+            )
             u = pol.usage()
         finally:
             pol.close()
     assert [len(g) for g in out] == [2, 2]
+    tok = served.tokenizer
     for group in out:
         for s in group:
-            assert isinstance(s.text, str)
             assert 1 <= len(s.tokens) <= 12 and len(s.logprobs) == len(s.tokens)
             assert all(lp <= 0.0 for lp in s.logprobs)
             assert s.stop_reason in ("stop", "length")
+            # ids came through the protocol intact: they decode to the served text
+            ids = s.tokens[:-1] if s.tokens[-1] == tok.eos_token_id else s.tokens
+            assert tok.decode(ids, skip_special_tokens=False).startswith(s.text)
     assert u.sampled_tokens == sum(len(s.tokens) for g in out for s in g)
-    assert u.prompt_tokens > 0 and u.requests == 2
+    # the server rendered each prompt with the model's chat template and counted its tokens
+    prompts = [USER, [{"role": "user", "content": "def f():"}]]
+    assert u.prompt_tokens == sum(len(served.render(p)) for p in prompts)
+    assert u.requests == 2
