@@ -80,6 +80,7 @@ HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_har
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
 _EXIT_MEMORY, _EXIT_BAD_OUTPUT, _EXIT_SETUP = 3, 4, 5
+_MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 
 
 @dataclass(frozen=True)
@@ -400,10 +401,10 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
             res.status, res.message = "timeout", "CPU time limit exceeded"
         elif sig is not None:
             res.status, res.message = "killed", f"killed by signal {_signame(sig)}"
-        elif rc == _EXIT_MEMORY or (rc != 0 and "MemoryError" in stderr[-2000:]):
-            res.status, res.message = "memory", f"out of memory (limit {limits.memory_mb} MiB)"
-        elif rc == _EXIT_SETUP:
+        elif rc == _EXIT_SETUP and "tttd-sandbox: setup failed" in stderr:
             res.status, res.message = "error", "sandbox setup failed: " + _last_line(stderr)
+        elif rc != 0 and any(m in stderr[-2000:] for m in _MEMORY_MARKERS):
+            res.status, res.message = "memory", f"out of memory (limit {limits.memory_mb} MiB)"
         else:
             collect(res, workdir, rc)
         if cut_out or cut_err:
@@ -518,7 +519,9 @@ def run_program(source: str, entry: str = "main", args: dict[str, Any] | None = 
            "max_json_bytes": min(result_bytes, data.MAX_JSON_BYTES)}
 
     def collect(res: SandboxResult, workdir: str, rc: int) -> None:
-        if rc == _EXIT_BAD_OUTPUT:
+        if rc == _EXIT_MEMORY:
+            res.status, res.message = "memory", f"out of memory (limit {limits.memory_mb} MiB)"
+        elif rc == _EXIT_BAD_OUTPUT:
             res.status, res.message = "bad_output", _last_line(res.stderr) or "return value is not data"
         elif rc != 0:
             res.status, res.message = "error", _last_line(res.stderr) or f"exit code {rc}"
