@@ -86,7 +86,7 @@ def _make_encoder(max_depth, max_elements, max_array_bytes):
     _type, _len, _repr_f, _repr_i, _hasattr = type, len, float.__repr__, int.__repr__, hasattr
     _BadOutput, array_key, kinds = BadOutput, ARRAY_KEY, NUMERIC_KINDS
     _dict_items, _join, _append = dict.items, "".join, list.append
-    _str, _int, _float, _bool, _list, _tuple, _dict, _none = str, int, float, bool, list, tuple, dict, type(None)
+    _str, _int, _float, _bool, _list, _tuple, _dict = str, int, float, bool, list, tuple, dict
     _isnan = float.__ne__
     inf, ninf = float("inf"), float("-inf")
 
@@ -240,7 +240,7 @@ def _run_program(cfg):
     try:
         text, arrays = encode(value)
         data = text.encode("utf-8", "surrogatepass")
-        if len(data) > max_json:
+        if _len(data) > max_json:
             raise _BadOutput("the JSON part of the return value exceeds %d bytes" % max_json)
         header = []
         for i, a in _enum(arrays):

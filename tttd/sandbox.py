@@ -68,6 +68,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tttd import _sandbox_data as data
+from tttd._sandbox_procs import _kill_tree, _scan_procs, _signal_of, _signame, _sweep, _wait
 from tttd._sandbox_data import BadData, finite_array
 from tttd.types import Limits, Program, SandboxResult
 
@@ -154,7 +155,7 @@ def _needed_paths() -> list[str]:
     return sorted(p for p in cands if not any(p.startswith(q + "/") for q in cands))
 
 
-def _bwrap_argv(plat: Platform, workdir: str, limits: Limits) -> list[str]:
+def _bwrap_argv(plat: Platform, workdir: str, limits: Limits, info_fd: int | None = None) -> list[str]:
     tmpfs_bytes = str(max(1, limits.file_size_mb) * 2**20)
     argv = [plat.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try"]
@@ -183,7 +184,10 @@ def _bwrap_argv(plat: Platform, workdir: str, limits: Limits) -> list[str]:
     for p in _needed_paths():
         if any(p == r or p.startswith(r + "/") for r in roots):
             argv += parents(p) + ["--ro-bind", p, p]
-    argv += parents(workdir) + ["--bind", workdir, workdir, "--chdir", workdir, "--"]
+    argv += parents(workdir) + ["--bind", workdir, workdir, "--chdir", workdir]
+    if info_fd is not None:  # bwrap reports the pid of the namespace's init there
+        argv += ["--info-fd", str(info_fd)]
+    return argv + ["--"]
     return argv
 
 
@@ -247,102 +251,8 @@ def _protections(plat: Platform, limits: Limits, cpus: Any) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------
-# Processes: find and kill everything a run left behind.
-# ------------------------------------------------------------------------------------------------
-
-def _scan_procs(pred):
-    """Yield (pid, info) for live processes matching ``pred(info)``; info has uid, ppid, sid, pgid."""
-    try:
-        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
-    except OSError:
-        return
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                raw = f.read()
-            rest = raw[raw.rindex(b")") + 2:].split()
-            if rest[0] in (b"Z", b"X"):
-                continue
-            with open(f"/proc/{pid}/status", "rb") as f:
-                uid_line = next(ln for ln in f if ln.startswith(b"Uid:"))
-            info = {"pid": pid, "ppid": int(rest[1]), "pgid": int(rest[2]), "sid": int(rest[3]),
-                    "uid": int(uid_line.split()[1])}
-        except (OSError, ValueError, IndexError, StopIteration):
-            continue
-        if pred(info):
-            yield pid, info
-
-
-def _uid_procs(uid: int) -> list[int]:
-    """Live (non-zombie) processes whose /proc entry belongs to ``uid`` (a stat per process)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                if os.stat("/proc/" + d).st_uid != uid:
-                    continue
-                with open(f"/proc/{d}/stat", "rb") as f:
-                    raw = f.read()
-                if raw[raw.rindex(b")") + 2:raw.rindex(b")") + 3] not in (b"Z", b"X"):
-                    out.append(int(d))
-            except (OSError, ValueError):
-                continue
-    return out
-
-
-def _has_token(pid: int, token: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return token in f.read(1 << 16)
-    except OSError:
-        return False
-
-
-def _sweep(root_pid: int, uid: int | None, token: str) -> int:
-    """SIGKILL every process of this run still alive; returns how many were found."""
-    found = 0
-    me = os.getpid()
-    tok = f"TTTD_SANDBOX={token}".encode()
-    for _ in range(50):
-        if uid is not None:
-            alive = _uid_procs(uid)
-            if alive:  # one kill(-1) as that uid reaches all of them at once, forks included
-                subprocess.run(["/bin/sh", "-c", f'[ "$(id -u)" = {uid} ] && kill -9 -1'], user=uid,
-                               group=uid, extra_groups=[], stdin=subprocess.DEVNULL, cwd="/",
-                               capture_output=True, timeout=10, env={"PATH": "/usr/bin:/bin"})
-        else:
-            procs = {pid: st for pid, st in _scan_procs(lambda st: st["pid"] != me)}
-            tree = {pid for pid, st in procs.items()
-                    if st["sid"] == root_pid or st["pgid"] == root_pid or _has_token(pid, tok)}
-            grew = True
-            while grew:  # descendants of anything in the tree
-                new = {pid for pid, st in procs.items() if st["ppid"] in tree} - tree
-                grew = bool(new)
-                tree |= new
-            alive = sorted(tree)
-            for pid in alive:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        if not alive:
-            return found
-        found += len(alive)
-        time.sleep(0.01)
-    return found
-
-
-# ------------------------------------------------------------------------------------------------
 # One run.
 # ------------------------------------------------------------------------------------------------
-
-def _signal_of(rc: int, bwrap: bool) -> int | None:
-    if rc < 0:
-        return -rc
-    if bwrap and rc > 128 and rc - 128 < 65:  # bwrap reports a child killed by signal N as 128+N
-        return rc - 128
-    return None
-
 
 def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, collect,
              plat: Platform | None = None) -> SandboxResult:
@@ -355,6 +265,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
     uid = 2**30 + secrets.randbelow(2**30) if plat.separate_uid else None
     token = secrets.token_hex(8)
     out_fd = err_fd = -1
+    ns_init = None
     proc = None
     try:
         os.mkdir(workdir, 0o700)
@@ -375,11 +286,20 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         cfg = dict(cfg, workdir=workdir, uid=uid, gid=uid, cpus=list(cpus) if cpus else None,
                    rlimits=_rlimits(limits, nproc_base))
         argv = [sys.executable, "-I", "-S", HARNESS]
+        info_r = info_w = None
         if plat.bwrap:
-            argv = _bwrap_argv(plat, workdir, limits) + argv
+            info_r, info_w = os.pipe()
+            argv = _bwrap_argv(plat, workdir, limits, info_w) + argv
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out_fd, stderr=err_fd, cwd=workdir,
-                                env=_env(limits, workdir, plat, token), start_new_session=True, close_fds=True)
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out_fd, stderr=err_fd, cwd=workdir,
+                                    env=_env(limits, workdir, plat, token), start_new_session=True,
+                                    close_fds=True, pass_fds=(info_w,) if info_w is not None else ())
+        finally:
+            if info_w is not None:
+                os.close(info_w)
+        if info_r is not None:
+            ns_init = _ns_init_pidfd(info_r)
         try:
             proc.stdin.write(json.dumps(cfg).encode())
             proc.stdin.close()
@@ -387,9 +307,12 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
             pass
         timed_out = not _wait(proc, limits.wall_s)
         wall = time.perf_counter() - t0
-        _kill_group(proc)
-        rc = proc.wait()
+        # Kill what is left: under bwrap the namespace init (the kernel empties the namespace
+        # before that pidfd reports the exit); otherwise the group, then a sweep.
+        _end_namespace(ns_init)
+        _kill_tree(proc, bool(plat.bwrap))
         _sweep(proc.pid, uid, token)
+        rc = proc.wait()
         stdout, cut_out = data.read_tail(out_fd, limits.output_bytes)
         stderr, cut_err = data.read_tail(err_fd, limits.output_bytes)
         res = SandboxResult(status="ok", stdout=stdout, stderr=stderr, wall_s=wall, returncode=rc,
@@ -412,54 +335,53 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         return res
     finally:
         if proc is not None and proc.returncode is None:
-            _kill_group(proc)
+            _end_namespace(ns_init)
+            _kill_tree(proc, bool(plat.bwrap))
             proc.wait()
             _sweep(proc.pid, uid, token)
+        if ns_init is not None:
+            os.close(ns_init)
         for fd in (out_fd, err_fd):
             if fd >= 0:
                 os.close(fd)
         _rmtree(rundir)
 
 
-def _wait(proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait for ``proc`` at most ``timeout`` s; True if it exited. Uses a pidfd where available
-    (Popen.wait(timeout) polls with sleeps of up to 50 ms, a large part of a trivial evaluation)."""
-    try:
-        fd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        try:
-            proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
+def _ns_init_pidfd(info_r: int) -> int | None:
+    """Read bwrap's ``--info-fd`` JSON ({"child-pid": N}) and return a pidfd for that process (a
+    pidfd cannot be fooled by pid reuse). None if bwrap failed before reporting."""
+    buf = b""
     try:
         poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return proc.poll() is not None
-            if poller.poll(left * 1000):
-                proc.wait()
-                return True
+        poller.register(info_r, select.POLLIN)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and poller.poll(max(0.0, end - time.monotonic()) * 1000):
+            chunk = os.read(info_r, 4096)
+            if not chunk:
+                break
+            buf += chunk
+            if buf.rstrip().endswith(b"}"):
+                break
+        pid = int(json.loads(buf)["child-pid"])
+        return os.pidfd_open(pid)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
     finally:
-        os.close(fd)
+        os.close(info_r)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    for fn in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
-        try:
-            fn()
-        except OSError:
-            pass
-
-
-def _signame(sig: int) -> str:
+def _end_namespace(pidfd: int | None) -> None:
+    """SIGKILL the pid namespace's init and wait until it has exited, i.e. until the kernel has
+    killed and reaped every process in the namespace (daemons included)."""
+    if pidfd is None:
+        return
     try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return str(sig)
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.poll(10_000)
 
 
 def _last_line(text: str) -> str:

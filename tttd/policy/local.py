@@ -107,7 +107,7 @@ class LocalPolicy:
     ``lora_rank``/``lora_alpha``/``target_modules``: the adapter (alpha defaults to 32, Tinker's
     convention). ``full_finetune``: train every weight instead. ``device``: ``"cuda"``/``"cpu"``
     (default: cuda if available); ``dtype``: default bf16 on cuda, fp32 on cpu.
-    ``max_batch_size``: most sequences per ``generate`` call (default: from free GPU memory, 64 on
+    ``max_batch_size``: most sequences per ``generate`` call (default: from free GPU memory, 256 on
     CPU). ``micro_batch_tokens``: overrides ``TrainConfig.micro_batch_tokens`` when set.
     ``learning_rate``: used when a ``TrainConfig`` is not given to :meth:`train_step`.
     """
@@ -219,7 +219,7 @@ class LocalPolicy:
         if self.max_batch_size is not None:
             return self.max_batch_size
         if self.device.type != "cuda":
-            return 64
+            return 256
         cfg = self._causal_lm().config
         cfg = getattr(cfg, "text_config", cfg)
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
@@ -428,28 +428,45 @@ class LocalPolicy:
         return out
 
     def train_step(self, batch: list[TrainDatum], config: TrainConfig | None = None) -> dict[str, float]:
+        """One optimizer step on ``batch`` (see the module docstring); returns metrics: ``loss``
+        (token-summed), ``tokens``, ``kl_sample_train`` (mean logq - logp before the step),
+        ``grad_norm``, ``micro_batches``, ``seconds`` and, with ``kl_coef > 0``, ``kl_policy_base``."""
         config = config or TrainConfig(learning_rate=self.learning_rate or TrainConfig().learning_rate)
-        self._check(batch)
         t0 = time.perf_counter()
+        metrics = self.accumulate_gradients(batch, config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.learning_rate
+        norm_cap = self.max_grad_norm if self.max_grad_norm is not None else math.inf
+        metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, norm_cap))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self._usage.trained_tokens += sum(len(d.prompt_tokens) + len(d.tokens) for d in batch)
+        metrics["seconds"] = time.perf_counter() - t0
+        return metrics
+
+    def accumulate_gradients(self, batch: Sequence[TrainDatum], config: TrainConfig) -> dict[str, float]:
+        """Zero the gradients and fill them with the batch's loss gradient (no optimizer step)."""
+        self._check(batch)
         budget = self.micro_batch_tokens or config.micro_batch_tokens
+        if budget < 1:
+            raise ValueError(f"micro_batch_tokens must be >= 1, got {budget}")
         chunks = self._micro_batches(batch, budget)
         dev = self.device
 
-        def flat(attr: str, idx: list[int]) -> torch.Tensor:
-            return torch.tensor([v for k in idx for v in getattr(batch[k], attr)],
-                                dtype=torch.float32, device=dev)
+        def flat(attr: str) -> torch.Tensor:
+            values = [v for d in batch for v in getattr(d, attr)]
+            return torch.tensor(values, dtype=torch.float32, device=dev)
 
-        everything = list(range(len(batch)))
-        sampler_lp = flat("logprobs", everything)
-        adv = flat("advantages", everything)
+        sampler_lp, adv = flat("logprobs"), flat("advantages")
+        if not (torch.isfinite(sampler_lp).all() and torch.isfinite(adv).all()):
+            raise ValueError("train_step got non-finite logprobs or advantages")
         ones = torch.ones_like(adv)
         metrics: dict[str, float] = {}
         if config.kl_coef > 0:
             base_lp = self._base_logprobs(batch, chunks).float()
             adv, dbar = kl_advantage_shift(adv, sampler_lp, base_lp, ones, config.kl_coef)
             metrics["kl_policy_base"] = dbar
-        for group in self.optimizer.param_groups:
-            group["lr"] = config.learning_rate
         self.optimizer.zero_grad(set_to_none=True)
         model = self._causal_lm()
         total_loss, diff_sum, offset = 0.0, 0.0, 0
@@ -462,20 +479,12 @@ class LocalPolicy:
             loss.backward()
             total_loss += float(loss.detach())
             diff_sum += float((sampler_lp[sl] - logp.detach()).sum())
-        norm_cap = self.max_grad_norm if self.max_grad_norm is not None else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, norm_cap)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
         n_tokens = int(adv.numel())
-        self._usage.trained_tokens += sum(len(d.prompt_tokens) + len(d.tokens) for d in batch)
         metrics.update(
             loss=total_loss,
             tokens=float(n_tokens),
             kl_sample_train=diff_sum / max(1, n_tokens),
-            grad_norm=float(grad_norm),
             micro_batches=float(len(chunks)),
-            seconds=time.perf_counter() - t0,
         )
         return metrics
 

@@ -1,0 +1,193 @@
+"""Throughput and memory of the local policy backend: sampling tok/s, training tok/s, peak memory.
+
+Usage:
+    python benchmarks/policy_bench.py                      # tiny model on the CPU (< 1 minute)
+    python benchmarks/policy_bench.py --device cuda --random-init-shape qwen2-0.5b \\
+        --batch 64 --new-tokens 512 --train-batch 8 --train-tokens 2048
+    python benchmarks/policy_bench.py --model /path/to/hf-folder --device cuda
+
+``--random-init-shape qwen2-0.5b`` builds a random-init model with Qwen2-0.5B's shape (vocab
+151,936; 24 layers, hidden 896) from a config, without downloading anything; it reuses the tiny
+model's tokenizer (the extra embedding rows are never sampled from in training, only in sampling)
+and is saved once under the tttd cache. Peak memory: ``torch.cuda.max_memory_allocated`` on a
+GPU, the process's max RSS (``ru_maxrss``) on a CPU (so it includes the Python process). Sampling
+uses a real chat prompt at temperature 1 with eos disabled, so every sequence generates exactly
+``--new-tokens`` tokens; training uses synthetic completions of ``--train-tokens`` random tokens with
+random advantages (throughput does not depend on the values). Each figure is the best of
+``--repeats`` timed runs after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+SHAPES = {
+    "qwen2-0.5b": dict(
+        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+        num_attention_heads=14, num_key_value_heads=2, head_dim=64, tie_word_embeddings=True,
+        max_position_embeddings=32768, rope_theta=1_000_000.0,
+    ),
+    "qwen3-8b-like": dict(
+        vocab_size=151936, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
+        num_attention_heads=32, num_key_value_heads=8, head_dim=128, tie_word_embeddings=False,
+        max_position_embeddings=32768, rope_theta=1_000_000.0,
+    ),
+}
+
+
+def random_init_model(shape: str, progress: bool = True) -> Path:
+    """A random-init model folder of a known shape, with the tiny tokenizer (cached)."""
+    import shutil
+
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    from tttd.policy.tiny import IM_END, PAD_TOKEN, build_tiny_model, cache_root
+
+    if shape not in SHAPES:
+        raise SystemExit(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
+    target = cache_root() / "models" / f"random-{shape}"
+    if (target / "config.json").exists():
+        return target
+    tiny = build_tiny_model("tiny", progress=progress)
+    tok = AutoTokenizer.from_pretrained(tiny, local_files_only=True)
+    config = Qwen2Config(
+        **SHAPES[shape], eos_token_id=tok.convert_tokens_to_ids(IM_END),
+        pad_token_id=tok.convert_tokens_to_ids(PAD_TOKEN), bos_token_id=None,
+    )
+    torch.manual_seed(0)
+    with torch.device("cpu"):
+        model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id).save_pretrained(tmp)
+    tmp.rename(target)
+    return target
+
+
+def peak_memory_gb(device: str) -> float:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**30
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform != "darwin" else rss / 2**30  # KiB on Linux, bytes on macOS
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="tiny", help="HF folder, hub name, or tiny/small")
+    ap.add_argument("--random-init-shape", choices=sorted(SHAPES), default=None)
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    ap.add_argument("--dtype", default=None, help="bf16 / fp32 (default: bf16 on cuda, fp32 on cpu)")
+    ap.add_argument("--batch", type=int, default=32, help="sequences per sampling call")
+    ap.add_argument("--new-tokens", type=int, default=64, help="max new tokens per sample")
+    ap.add_argument("--train-batch", type=int, default=16, help="sequences per train step")
+    ap.add_argument("--train-tokens", type=int, default=256, help="completion tokens per sequence")
+    ap.add_argument("--lora-rank", type=int, default=32)
+    ap.add_argument("--full-finetune", action="store_true")
+    ap.add_argument("--micro-batch-tokens", type=int, default=8192)
+    ap.add_argument("--repeats", type=int, default=2, help="timed repeats (after one warm-up)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--json", action="store_true", help="print one JSON line instead of text")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from tttd.policy import SamplingParams, TrainConfig
+    from tttd.policy.local import LocalPolicy
+    from tttd.types import TrainDatum
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = str(random_init_model(args.random_init_shape)) if args.random_init_shape else args.model
+    t0 = time.perf_counter()
+    policy = LocalPolicy(
+        model, lora_rank=args.lora_rank, full_finetune=args.full_finetune, device=args.device,
+        dtype=args.dtype, max_batch_size=args.batch, micro_batch_tokens=args.micro_batch_tokens,
+    )
+    load_s = time.perf_counter() - t0
+    device = policy.device.type
+    prompt = [{"role": "user", "content": "Write a list of numbers, then improve it."}]
+    # sampling: forbid early stops so every sequence generates exactly --new-tokens tokens
+    policy.eos_ids = [policy.model.config.vocab_size + 1]  # an id that is never sampled
+    params = SamplingParams(max_tokens=args.new_tokens, seed=0)
+    policy.sample([prompt], min(args.batch, 4), SamplingParams(max_tokens=4, seed=0))  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    sample_rates = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        out = policy.sample([prompt], args.batch, params)
+        dt = time.perf_counter() - t
+        sample_rates.append(sum(len(s.tokens) for s in out[0]) / dt)
+    sample_peak = peak_memory_gb(device)
+
+    g = torch.Generator().manual_seed(0)
+    vocab = min(policy.tokenizer.vocab_size, 4000)
+    prompt_ids = policy.render(prompt)
+    batch = [
+        TrainDatum(
+            prompt_tokens=prompt_ids,
+            tokens=torch.randint(10, vocab, (args.train_tokens,), generator=g).tolist(),
+            logprobs=[-8.0] * args.train_tokens,
+            advantages=[float(a) for a in torch.randn(1, generator=g).repeat(args.train_tokens)],
+        )
+        for _ in range(args.train_batch)
+    ]
+    cfg = TrainConfig(learning_rate=1e-6, micro_batch_tokens=args.micro_batch_tokens)
+    policy.train_step(batch, cfg)  # warm-up (optimizer state allocation)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    train_rates, step_s = [], []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        policy.train_step(batch, cfg)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t
+        step_s.append(dt)
+        train_rates.append(sum(len(d.prompt_tokens) + len(d.tokens) for d in batch) / dt)
+    train_peak = peak_memory_gb(device)
+    n_params = sum(p.numel() for p in policy.model.parameters())
+    result = {
+        "model": args.random_init_shape or args.model,
+        "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu x{torch.get_num_threads()}",
+        "dtype": str(policy.dtype).replace("torch.", ""),
+        "parameters": n_params,
+        "load_s": round(load_s, 2),
+        "sample_batch": args.batch,
+        "new_tokens": args.new_tokens,
+        "sample_tok_s": round(max(sample_rates), 1),
+        "sample_peak_gb": round(sample_peak, 3),
+        "train_batch": args.train_batch,
+        "train_tokens": args.train_tokens,
+        "train_tok_s": round(max(train_rates), 1),
+        "train_step_s": round(min(step_s), 3),
+        "train_peak_gb": round(train_peak, 3),
+        "peak_kind": "cuda max_memory_allocated" if device == "cuda" else "process max RSS",
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"model {result['model']} ({n_params:,} parameters, {result['dtype']}) on {result['device']}")
+        print(f"  sampling: {result['sample_tok_s']:,.0f} tok/s  (batch {args.batch} x {args.new_tokens} new tokens)"
+              f"  peak {result['sample_peak_gb']:.2f} GB")
+        print(f"  training: {result['train_tok_s']:,.0f} tok/s  ({args.train_batch} x ~{args.train_tokens + len(prompt_ids)} tokens,"
+              f" {result['train_step_s']:.2f} s/step, {'full' if args.full_finetune else f'LoRA r{args.lora_rank}'})"
+              f"  peak {result['train_peak_gb']:.2f} GB ({result['peak_kind']})")
+    policy.close()
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Process management for tttd.sandbox (trusted side): wait with a pidfd, kill a run's whole
+tree, and sweep up anything it left behind (by uid, or by session/group/ancestry/env marker)."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import time
+
+
+def _scan_procs(pred):
+    """Yield (pid, info) for live processes matching ``pred(info)``; info has uid, ppid, sid, pgid."""
+    try:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                raw = f.read()
+            rest = raw[raw.rindex(b")") + 2:].split()
+            if rest[0] in (b"Z", b"X"):
+                continue
+            with open(f"/proc/{pid}/status", "rb") as f:
+                uid_line = next(ln for ln in f if ln.startswith(b"Uid:"))
+            info = {"pid": pid, "ppid": int(rest[1]), "pgid": int(rest[2]), "sid": int(rest[3]),
+                    "uid": int(uid_line.split()[1])}
+        except (OSError, ValueError, IndexError, StopIteration):
+            continue
+        if pred(info):
+            yield pid, info
+
+
+def _uid_procs(uid: int) -> list[int]:
+    """Live (non-zombie) processes whose /proc entry belongs to ``uid`` (a stat per process)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.stat("/proc/" + d).st_uid != uid:
+                    continue
+                with open(f"/proc/{d}/stat", "rb") as f:
+                    raw = f.read()
+                if raw[raw.rindex(b")") + 2:raw.rindex(b")") + 3] not in (b"Z", b"X"):
+                    out.append(int(d))
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def _has_token(pid: int, token: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return token in f.read(1 << 16)
+    except OSError:
+        return False
+
+
+def _sweep(root_pid: int, uid: int | None, token: str) -> int:
+    """SIGKILL every process of this run still alive; returns how many were found."""
+    found = 0
+    me = os.getpid()
+    tok = f"TTTD_SANDBOX={token}".encode()
+    for _ in range(50):
+        if uid is not None:
+            alive = _uid_procs(uid)
+            if alive:  # one kill(-1) as that uid reaches all of them at once, forks included
+                subprocess.run(["/bin/sh", "-c", f'[ "$(id -u)" = {uid} ] && kill -9 -1'], user=uid,
+                               group=uid, extra_groups=[], stdin=subprocess.DEVNULL, cwd="/",
+                               capture_output=True, timeout=10, env={"PATH": "/usr/bin:/bin"})
+        else:
+            procs = {pid: st for pid, st in _scan_procs(lambda st: st["pid"] != me)}
+            tree = {pid for pid, st in procs.items()
+                    if st["sid"] == root_pid or st["pgid"] == root_pid or _has_token(pid, tok)}
+            grew = True
+            while grew:  # descendants of anything in the tree
+                new = {pid for pid, st in procs.items() if st["ppid"] in tree} - tree
+                grew = bool(new)
+                tree |= new
+            alive = sorted(tree)
+            for pid in alive:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if not alive:
+            return found
+        found += len(alive)
+        time.sleep(0.01)
+    return found
+
+
+def _signal_of(rc: int, bwrap: bool) -> int | None:
+    if rc < 0:
+        return -rc
+    if bwrap and rc > 128 and rc - 128 < 65:  # bwrap reports a child killed by signal N as 128+N
+        return rc - 128
+    return None
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait for ``proc`` at most ``timeout`` s; True if it exited. Uses a pidfd where available
+    (Popen.wait(timeout) polls with sleeps of up to 50 ms, a large part of a trivial evaluation)."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        try:
+            proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return proc.poll() is not None
+            if poller.poll(left * 1000):
+                proc.wait()
+                return True
+    finally:
+        os.close(fd)
+
+
+def _kill_tree(proc: subprocess.Popen, bwrap: bool) -> None:
+    """SIGKILL the run. Under bwrap, kill the pid namespace's init first: the kernel then kills
+    every process in the namespace before bwrap sees its child exit, so once bwrap has exited
+    nothing is left (killing bwrap itself would leave that teardown asynchronous)."""
+    if bwrap and proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                kids = [int(x) for x in f.read().split()]
+            for k in kids:
+                os.kill(k, signal.SIGKILL)
+            if kids:
+                proc.wait(timeout=5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+    _kill_group(proc)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for fn in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
+        try:
+            fn()
+        except OSError:
+            pass
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return str(sig)
