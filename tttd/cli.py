@@ -191,11 +191,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from tttd.rundir import atomic_write_json
+
     rd = RunDir(args.run)
-    data = rd.read_config()
-    data = {k: v for k, v in data.items() if not k.startswith("_")}
-    if args.steps is not None:
+    full = rd.read_config()
+    data = {k: v for k, v in full.items() if not k.startswith("_")}
+    if args.steps is not None and args.steps != data.get("steps"):
         data["steps"] = args.steps
+        config_from_dict(data)  # validate before recording the new total
+        atomic_write_json(rd.config, {**full, "steps": args.steps})
     cfg = config_from_dict(data)
     summary = _execute(cfg, args.run, cfg.task, args.quiet, resume=True)
     _print_summary(summary, args.json)
@@ -327,11 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from tttd.loop import PolicyLoadError
     from tttd.task import UnknownTaskError
 
     try:
         return args.func(args)
-    except (ConfigError, UnknownTaskError, NotARunError, FileExistsError, UsageError) as exc:
+    except (ConfigError, UnknownTaskError, NotARunError, FileExistsError, UsageError, PolicyLoadError) as exc:
         print(f"tttd: error: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, OSError, ImportError) as exc:

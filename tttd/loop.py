@@ -42,6 +42,10 @@ class FaultInjected(RuntimeError):
     pass
 
 
+class PolicyLoadError(RuntimeError):
+    """The configured model or service could not be loaded (the CLI prints it as one line)."""
+
+
 def fault_point(point: str, step: int) -> None:
     """Fault injection for the crash-recovery tests; a no-op unless ``TTTD_FAULT`` is set.
 
@@ -88,11 +92,15 @@ class Best:
 
 def build_policy(cfg: RunConfig) -> Policy:
     """The configured backend, given only the keyword arguments its constructor accepts."""
-    from tttd.policy import BACKENDS
     import importlib
 
+    from tttd.policy import BACKENDS
+
     module_name, _, cls_name = BACKENDS[cfg.backend].partition(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except ImportError as exc:
+        raise PolicyLoadError(f"the {cfg.backend} backend needs its extra: pip install 'tttd[{cfg.backend}]' ({exc})") from exc
     offered = dict(
         model=cfg.model, lora_rank=cfg.lora_rank, full_finetune=cfg.full_finetune, seed=cfg.seed,
         learning_rate=cfg.learning_rate,
@@ -100,7 +108,10 @@ def build_policy(cfg: RunConfig) -> Policy:
     params = inspect.signature(cls).parameters
     kwargs = {k: v for k, v in offered.items() if k in params}
     kwargs.update(cfg.backend_options)
-    return make_policy(cfg.backend, **kwargs)
+    try:
+        return make_policy(cfg.backend, **kwargs)
+    except (ValueError, OSError, ImportError, RuntimeError, TimeoutError) as exc:
+        raise PolicyLoadError(f"cannot load the {cfg.backend} policy {cfg.model!r}: {exc}") from exc
 
 
 def build_task(cfg: RunConfig) -> Task:

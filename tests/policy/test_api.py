@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("httpx")
+pytest.importorskip("openai")  # the api extra (the SDK brings its own HTTP stack)
 
 from tttd.policy import SamplingParams, TrainConfig, make_policy  # noqa: E402
 from tttd.policy.api import ApiError, ApiPolicy  # noqa: E402
@@ -59,9 +59,10 @@ def test_sample_basic(server):
     assert s.stop_reason == "stop"
     assert s.logprobs == pytest.approx([-0.1, -0.2, -0.3, -0.4])
     assert s.tokens == [] and s.prompt_tokens == []  # no ids unless the server spells them
-    body = server.bodies[0]
+    # the two requests run concurrently, so find the first prompt's by its messages
+    body = next(b for b in server.bodies if b["messages"] == USER)
     assert body["n"] == 3 and body["logprobs"] is True and body["max_tokens"] == 10
-    assert body["model"] == "tiny" and body["messages"] == USER
+    assert body["model"] == "tiny"
     assert len(server.bodies) == 2  # one request per prompt with n
 
 
@@ -286,3 +287,15 @@ def test_tiny_model_end_to_end(tmp_path_factory):
     prompts = [USER, [{"role": "user", "content": "def f():"}]]
     assert u.prompt_tokens == sum(len(served.render(p)) for p in prompts)
     assert u.requests == 2
+
+
+def test_retry_after_header_parsing():
+    import httpx
+
+    from tttd.policy.api import _retry_after
+
+    assert _retry_after(httpx.Headers({"retry-after": "2"})) == 2.0
+    assert _retry_after(httpx.Headers({"retry-after-ms": "250", "retry-after": "9"})) == 0.25
+    assert _retry_after(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
+    assert _retry_after(httpx.Headers({"retry-after": "-1"})) == 0.0
+    assert _retry_after(httpx.Headers({})) == 0.0

@@ -141,3 +141,29 @@ def test_corpus_has_digits_and_chats():
     chats = tiny._chat_docs(rng, tiny._stdlib_texts(100_000), 5)
     assert all(d.count(tiny.IM_START) == d.count(tiny.IM_END) > 0 for d in chats)
     assert all("<|im_start|>assistant\n" in d for d in chats)
+
+
+def test_a_cached_folder_from_another_recipe_is_not_reused(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    recipe = {"size": "tiny", "version": tiny.VERSION, "seed": 0, "pretrain_steps": None,
+              "pretrain_seconds": None}
+    (folder / "tttd_build.json").write_text(json.dumps({"recipe": dict(recipe, seed=1)}))
+    assert not tiny._complete(folder, recipe)
+    (folder / "tttd_build.json").write_text(json.dumps({"recipe": recipe}))
+    assert tiny._complete(folder, recipe)
+    (folder / "config.json").unlink()
+    assert not tiny._complete(folder, recipe)
+
+
+@pytest.mark.slow
+def test_fixed_step_builds_are_deterministic(tmp_path):
+    from safetensors.torch import load_file
+
+    a = tiny.build_tiny_model("tiny", cache_dir=tmp_path / "a", pretrain_steps=2, progress=False)
+    b = tiny.build_tiny_model("tiny", cache_dir=tmp_path / "b", pretrain_steps=2, progress=False)
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    assert all(bool((wa[k] == wb[k]).all()) for k in wa)
+    assert (a / "tokenizer.json").read_text() == (b / "tokenizer.json").read_text()

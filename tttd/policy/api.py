@@ -4,6 +4,11 @@ For baselines (best-of-N with a fixed model, as the paper's ``eval_BoN`` mode) a
 (vLLM, SGLang, llama.cpp, Ollama). Nothing is trained: ``trainable = False`` and
 :meth:`ApiPolicy.train_step` raises; the loop skips the update for frozen policies.
 
+Transport is the official ``openai`` SDK (``client.chat.completions.create``; the ``api`` extra),
+with the SDK's own retries switched off (``max_retries=0``) so that there is one retry policy,
+ours, which also covers malformed answers the SDK accepts. Extra request fields (e.g. vLLM's
+``return_tokens_as_token_ids``) go through the SDK's ``extra_body``.
+
 What comes back, and what does not:
 
 - ``text`` and ``stop_reason`` (``finish_reason == "length"`` -> ``"length"``, else ``"stop"``);
@@ -15,16 +20,16 @@ What comes back, and what does not:
 - ``prompt_tokens``: always an empty list; the prompt's token *count* (``usage.prompt_tokens``)
   goes to :meth:`usage`.
 
-Robustness: each HTTP request is retried with exponential backoff (``backoff_s * 2**attempt``,
-or the server's ``Retry-After`` when larger, capped at 30 s) on 5xx, 429, timeouts, connection
-errors and malformed responses (bad JSON, missing or empty ``choices``); after ``max_retries``
-retries a :class:`ApiError` names the endpoint and the last error. Other 4xx errors are not
-retried, except that a 400/422 on a request using ``n > 1`` or ``logprobs`` is retried once
-without that feature (servers that support neither). At most ``concurrency`` requests are in
-flight. A server that returns fewer than ``n`` choices is topped up with single requests.
-
-Uses plain ``httpx`` (a dependency of the ``openai`` SDK in the ``api`` extra) rather than the SDK,
-so that retries and error handling are ours and the same for every server.
+Robustness: each request is retried with exponential backoff (``backoff_s * 2**attempt``, or the
+server's ``Retry-After``/``Retry-After-Ms`` when larger, capped at 30 s) on HTTP 5xx and 429
+(``openai.APIStatusError``), timeouts (``openai.APITimeoutError``), connection errors
+(``openai.APIConnectionError``) and malformed responses (bad JSON, missing or empty ``choices``;
+the SDK builds its response models without validation, so we check the fields we use). After
+``max_retries`` retries an :class:`ApiError` names the endpoint and the last error. Other 4xx
+errors are not retried, except that a 400/422 on a request using ``n > 1`` or ``logprobs`` is
+retried once without that feature (servers that support neither). At most ``concurrency``
+requests are in flight (a thread pool of that size over an ``httpx`` connection pool of that
+size). A server that returns fewer than ``n`` choices is topped up with single requests.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import httpx  # imported here so a missing extra fails in make_policy, clearly
+import httpx  # imported here so a missing ``api`` extra fails in make_policy, clearly
+import openai
 
 from tttd.policy import SamplingParams, TokenUsage, TrainConfig
 from tttd.types import Message, Sample, TrainDatum
@@ -53,6 +59,10 @@ class ApiError(RuntimeError):
 
 class _Retryable(Exception):
     """Internal: this attempt failed in a way worth retrying."""
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class _Rejected(Exception):
@@ -163,11 +173,15 @@ class ApiPolicy:
         self._n_supported = True  # set False when the server rejects or ignores n > 1
         self._usage = TokenUsage()
         self._lock = threading.Lock()
-        self._client = httpx.Client(
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            timeout=httpx.Timeout(self.timeout_s),
-            limits=httpx.Limits(
-                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+        self._client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=key,
+            timeout=self.timeout_s,
+            max_retries=0,  # one retry policy: ours (see the module docstring)
+            http_client=httpx.Client(
+                limits=httpx.Limits(
+                    max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+                )
             ),
         )
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="tttd-api")
@@ -176,6 +190,7 @@ class ApiPolicy:
     # -- HTTP
 
     def _body(self, messages: list[Message], n: int, params: SamplingParams) -> dict[str, Any]:
+        """Keyword arguments for ``chat.completions.create`` (unset features are left out)."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": list(messages),
@@ -190,27 +205,37 @@ class ApiPolicy:
             body["seed"] = int(params.seed)
         if self._want_logprobs:
             body["logprobs"] = True
-        body.update(self.extra_body)
+        if self.extra_body:
+            body["extra_body"] = dict(self.extra_body)
         return body
 
     def _attempt(self, body: dict[str, Any]) -> tuple[list[_Choice], dict[str, int]]:
+        """One request through the SDK; SDK exceptions -> :class:`_Retryable`/:class:`_Rejected`."""
         with self._lock:
             self._usage.requests += 1  # every attempt, answered or not
         try:
-            r = self._client.post(self.endpoint, json=body)
-        except httpx.TimeoutException as exc:
+            completion = self._client.chat.completions.create(**body)
+        except openai.APITimeoutError as exc:  # a subclass of APIConnectionError: test it first
             raise _Retryable(f"timed out after {self.timeout_s} s ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise _Retryable(f"connection error: {type(exc).__name__}: {exc}") from exc
-        if r.status_code == 429 or r.status_code >= 500:
-            err = _Retryable(f"HTTP {r.status_code}: {r.text[:300]}")
-            err.retry_after = _retry_after(r.headers.get("retry-after"))  # type: ignore
-            raise err
-        if r.status_code >= 400:
-            raise _Rejected(r.status_code, r.text)
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise _Retryable(f"connection error: {type(cause).__name__}: {cause}") from exc
+        except openai.APIStatusError as exc:
+            status, text = exc.status_code, _body_text(exc)
+            if status == 429 or status >= 500:
+                wait = _retry_after(exc.response.headers)
+                raise _Retryable(f"HTTP {status}: {text[:300]}", wait) from exc
+            raise _Rejected(status, text) from exc
+        except openai.APIResponseValidationError as exc:  # strict-validation clients only
+            raise _Retryable(f"malformed response: {exc}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # SDK's .json() on a bad body
+            raise _Retryable(f"malformed response: not JSON ({exc})") from exc
         try:
-            return _parse_choices(r.json())
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            # The SDK returns a model built without validation, or the raw text when the body
+            # is not labelled JSON; _parse_choices checks both.
+            data = completion.to_dict() if isinstance(completion, openai.BaseModel) else completion
+            return _parse_choices(data)
+        except ValueError as exc:
             raise _Retryable(f"malformed response: {exc}") from exc
 
     def _post(self, body: dict[str, Any]) -> tuple[list[_Choice], dict[str, int]]:
@@ -228,7 +253,7 @@ class ApiPolicy:
                 if attempt == self.max_retries:
                     break
                 delay = self.backoff_s * (2**attempt)
-                delay = max(delay, getattr(exc, "retry_after", 0.0) or 0.0)
+                delay = max(delay, exc.retry_after)
                 time.sleep(min(delay, _MAX_BACKOFF_S))
         raise ApiError(
             f"{self.endpoint} failed after {self.max_retries + 1} attempts; last error: {last}"
@@ -345,9 +370,21 @@ class ApiPolicy:
         self._client.close()
 
 
-def _retry_after(value: str | None) -> float:
+def _body_text(exc: openai.APIStatusError) -> str:
     try:
-        v = float(value) if value is not None else 0.0
-    except ValueError:
-        return 0.0
-    return v if math.isfinite(v) and v > 0 else 0.0
+        return exc.response.text
+    except Exception:  # a streamed or unread body: fall back to the SDK's message
+        return str(exc)
+
+
+def _retry_after(headers: Any) -> float:
+    """Seconds from ``Retry-After-Ms`` or ``Retry-After`` (numeric forms); 0 when absent/bad."""
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name) if headers is not None else None
+        try:
+            v = float(value) * scale if value is not None else 0.0
+        except ValueError:
+            continue
+        if math.isfinite(v) and v > 0:
+            return v
+    return 0.0

@@ -94,7 +94,7 @@ def resolve_model(model: str | os.PathLike) -> tuple[str, bool]:
         if not (path / "config.json").exists():
             raise ValueError(f"model folder {path} has no config.json (not a Hugging Face model)")
         return str(path), True
-    if name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1:
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not "org/name"
         raise ValueError(f"model path {path} does not exist")
     return name, False
 
@@ -139,8 +139,11 @@ class LocalPolicy:
         if dtype is None:
             dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         elif isinstance(dtype, str):
-            dtype = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
-                     "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+            names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+                     "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
+            if dtype not in names:
+                raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(names)}")
+            dtype = names[dtype]
         self.dtype = dtype
         self.seed = seed
         self.full_finetune = full_finetune
@@ -193,16 +196,17 @@ class LocalPolicy:
     # ------------------------------------------------------------------------------ helpers
 
     def _eos_ids(self, model) -> list[int]:
-        ids: list[int] = []
+        """Tokens that end a completion: the model's and tokenizer's eos, plus ``<|im_end|>``
+        when the vocabulary has it (ChatML models whose eos is ``<|endoftext|>``)."""
         cfg = getattr(model, "generation_config", None)
-        eos = getattr(cfg, "eos_token_id", None) if cfg is not None else None
-        for value in (eos if isinstance(eos, list) else [eos]) + [self.tokenizer.eos_token_id]:
-            if value is not None and value not in ids:
+        eos = getattr(cfg, "eos_token_id", None)
+        candidates = (eos if isinstance(eos, list) else [eos]) + [self.tokenizer.eos_token_id]
+        if "<|im_end|>" in self.tokenizer.get_vocab():
+            candidates.append(self.tokenizer.convert_tokens_to_ids("<|im_end|>"))
+        ids: list[int] = []
+        for value in candidates:
+            if value is not None and int(value) not in ids:
                 ids.append(int(value))
-        for tok in ("<|im_end|>", "<|endoftext|>"):
-            tid = self.tokenizer.convert_tokens_to_ids(tok)
-            if tok in self.tokenizer.get_vocab() and tok == "<|im_end|>" and tid not in ids:
-                ids.append(int(tid))
         if not ids:
             raise ValueError("the model declares no eos token; cannot tell where a completion ends")
         return ids

@@ -17,11 +17,15 @@ How:
    ``small`` ~26M.
 3. **Pretraining** (optional, on by default): a short next-token run on stdlib text, digit-heavy
    lines (``x = [3, 1, 4]``, ``0.3809``...) and ChatML-formatted chats whose assistant turn ends
-   with ``<|im_end|>``. LoRA on a *random* tiny model does not learn (DESIGN.md); a minute of this
-   fixes it and teaches the model to emit digits and to end its turn. Seeded: the data order and
-   the initialisation are fixed by ``seed``; with the default fixed step count the weights are
-   reproducible on one machine and torch version (the stdlib text differs between Python versions,
-   so models built under different Pythons differ).
+   with ``<|im_end|>``. LoRA on a *random* tiny model does not learn (DESIGN.md); about a minute
+   of this fixes it (measured: LoRA RL on a digit-fraction reward went 0.10 -> 0.70 in 17 steps of
+   16 samples) and teaches the model to emit digits and to end its turn. Seeded: the data order
+   and the initialisation are fixed by ``seed``. The default budget is a fixed step count (60 for
+   ``tiny``: ~50 s on 2 idle cores), so the weights are reproducible on one machine and torch
+   version, and a build on a busy machine is slower but not worse (a wall-clock budget built a
+   12-step model under contention, which was then cached). ``pretrain_seconds`` is available as a
+   wall-clock budget instead. The stdlib text differs between Python versions, so models built
+   under different Pythons differ.
 
 The result is cached under ``$TTTD_CACHE`` (else ``$XDG_CACHE_HOME/tttd``, else ``~/.cache/tttd``)
 in ``models/<size>-v1`` (non-default seed or pretraining budget get their own folder). It is built
@@ -65,9 +69,9 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
-#: Model shapes and build budgets per size. ``pretrain_seconds`` is the default pretraining budget
-#: (wall clock: the shared 2-core machines we measured on vary up to 5x in speed, and the CPU demo
-#: must finish in ~3 minutes including this build).
+#: Model shapes and build budgets per size. ``pretrain_steps`` is the default pretraining budget:
+#: ``tiny`` ~50 s on 2 idle CPU cores (the CPU demo must finish in ~3 minutes including this
+#: build); ``small`` ~10-15 minutes on 2 CPU cores, seconds on a GPU.
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": {
         "vocab_size": 4096,
@@ -81,7 +85,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "seq_len": 128,
         "batch_size": 16,
         "lr": 5e-3,
-        "pretrain_seconds": 50.0,
+        "pretrain_steps": 60,
     },
     "small": {
         "vocab_size": 8192,
@@ -92,10 +96,10 @@ SIZES: dict[str, dict[str, Any]] = {
         "num_key_value_heads": 4,
         "tokenizer_chars": 6_000_000,
         "corpus_chars": 12_000_000,
-        "seq_len": 256,
+        "seq_len": 128,
         "batch_size": 16,
         "lr": 1e-3,
-        "pretrain_seconds": 300.0,
+        "pretrain_steps": 150,
     },
 }
 
@@ -130,10 +134,10 @@ def tiny_model_path(
     name = f"{size}-{VERSION}"
     if seed != 0:
         name += f"-seed{seed}"
-    if pretrain_steps is not None:
-        name += f"-pt{pretrain_steps}steps"
-    elif pretrain_seconds is not None and pretrain_seconds != SIZES[size]["pretrain_seconds"]:
+    if pretrain_seconds is not None:
         name += f"-pt{pretrain_seconds:g}s"
+    elif pretrain_steps is not None and pretrain_steps != SIZES[size]["pretrain_steps"]:
+        name += f"-pt{pretrain_steps}steps"
     return root / "models" / name
 
 
@@ -145,14 +149,15 @@ def build_tiny_model(
     force: bool = False,
     progress: bool = True,
     pretrain_steps: int | None = None,
+    device: str | None = None,
 ) -> Path:
     """Build (or reuse) a local model folder and return its path.
 
-    ``pretrain_seconds``: a wall-clock budget for next-token pretraining (0 = none: a random
-    model; None = the size's default, 50 s for ``tiny``, ~65 s in all on 2 cores); the learning-rate schedule follows the
-    elapsed time, so the weights depend on the machine's speed (the data order does not).
-    ``pretrain_steps``: a fixed number of steps instead (bit-reproducible on one machine and torch
-    version); it takes precedence over ``pretrain_seconds``.
+    ``pretrain_steps``: next-token pretraining steps (0 = none: a random model; None = the size's
+    default, 60 for ``tiny``: ~65 s for the whole build on 2 idle cores). ``pretrain_seconds``: a
+    wall-clock budget instead (it takes precedence); the learning-rate schedule then follows the
+    elapsed time, so the weights depend on the machine's speed (the data order does not). ``device``: where to pretrain
+    (default: cuda if available, else cpu); the saved weights are fp32 either way.
     ``force`` rebuilds even if cached. The folder also holds ``tttd_build.json`` (what was done).
     """
     spec = _check_size(size)
@@ -161,7 +166,9 @@ def build_tiny_model(
     if pretrain_steps is not None and pretrain_steps < 0:
         raise ValueError(f"pretrain_steps must be >= 0, got {pretrain_steps}")
     target = tiny_model_path(size, cache_dir, pretrain_seconds, seed, pretrain_steps)
-    if target.exists() and not force and (target / "tttd_build.json").exists():
+    recipe = {"size": size, "version": VERSION, "seed": seed, "pretrain_steps": pretrain_steps,
+              "pretrain_seconds": pretrain_seconds}
+    if not force and _complete(target, recipe):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     say = _printer(progress)
@@ -179,10 +186,13 @@ def build_tiny_model(
         _fix_tokenizer_config(tmp)
         model = _random_model(spec, tok, seed)
         info: dict[str, Any] = {"steps": 0, "seconds": 0.0, "loss": None}
-        seconds = spec["pretrain_seconds"] if pretrain_seconds is None else pretrain_seconds
-        if (pretrain_steps if pretrain_steps is not None else seconds) > 0:
+        steps = spec["pretrain_steps"] if pretrain_steps is None else pretrain_steps
+        if pretrain_seconds is not None:
+            steps = None  # wall-clock budget
+        if (steps if steps is not None else pretrain_seconds) > 0:
             info = _pretrain(
-                model, tok, texts, digit_docs, chat_docs, spec, seed, pretrain_steps, seconds, say
+                model, tok, texts, digit_docs, chat_docs, spec, seed, steps, pretrain_seconds, say,
+                device,
             )
         model.save_pretrained(str(tmp))
         from transformers import GenerationConfig
@@ -195,6 +205,7 @@ def build_tiny_model(
         gen.save_pretrained(str(tmp))
         n_params = sum(p.numel() for p in model.parameters())
         build = {
+            "recipe": recipe,
             "size": size,
             "version": VERSION,
             "seed": seed,
@@ -204,7 +215,7 @@ def build_tiny_model(
             "python": sysconfig.get_python_version(),
         }
         (tmp / "tttd_build.json").write_text(json.dumps(build, indent=2) + "\n")
-        _install(tmp, target, force)
+        _install(tmp, target, force, recipe)
         say(f"[tttd] built {size} model ({n_params:,} parameters) in {build['build_seconds']} s")
         return target
     finally:
@@ -212,11 +223,20 @@ def build_tiny_model(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _install(tmp: Path, target: Path, force: bool) -> None:
+def _complete(folder: Path, recipe: dict[str, Any]) -> bool:
+    """A finished build made with ``recipe`` (an older recipe or a partial folder is not reused)."""
+    try:
+        build = json.loads((folder / "tttd_build.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return build.get("recipe") == recipe and (folder / "config.json").exists()
+
+
+def _install(tmp: Path, target: Path, force: bool, recipe: dict[str, Any]) -> None:
     """Rename the finished build into place; keep an existing complete build if one raced us."""
     os.chmod(tmp, 0o755)  # mkdtemp made it private; a model folder is an ordinary folder
     if target.exists():
-        if not force and (target / "tttd_build.json").exists():
+        if not force and _complete(target, recipe):
             return  # another process finished first; its model is equivalent
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.rename(target, old)
@@ -224,7 +244,7 @@ def _install(tmp: Path, target: Path, force: bool) -> None:
     try:
         os.rename(tmp, target)
     except OSError:
-        if not (target / "tttd_build.json").exists():
+        if not _complete(target, recipe):
             raise
 
 
@@ -419,9 +439,12 @@ def _random_model(spec: dict[str, Any], tok, seed: int):
     return model
 
 
-def _pretrain(model, tok, texts, digit_docs, chat_docs, spec, seed, steps, seconds, say):
+def _pretrain(model, tok, texts, digit_docs, chat_docs, spec, seed, steps, seconds, say, device=None):
     """Next-token pretraining on random windows of a fixed token stream; returns a summary."""
     import torch
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(dev)
 
     rng = random.Random(seed + 1)
     docs = list(texts) + list(digit_docs) + list(chat_docs)
@@ -459,7 +482,7 @@ def _pretrain(model, tok, texts, digit_docs, chat_docs, spec, seed, steps, secon
         for group in opt.param_groups:
             group["lr"] = lr
         starts = torch.randint(0, len(data) - seq - 1, (bsz,), generator=gen)
-        batch = torch.stack([data[s : s + seq + 1] for s in starts.tolist()])
+        batch = torch.stack([data[s : s + seq + 1] for s in starts.tolist()]).to(dev)
         logits = model(input_ids=batch[:, :-1]).logits.float()
         loss = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1)
@@ -477,6 +500,7 @@ def _pretrain(model, tok, texts, digit_docs, chat_docs, spec, seed, steps, secon
             goal = f"{step}/{total} steps" if total is not None else f"{now - t0:.0f}/{seconds:g} s"
             say(f"[tttd]   pretraining {goal}  loss {recent:.3f}")
     model.eval()
+    model.to("cpu")
     recent = losses[-20:]
     return {
         "steps": step,
@@ -484,6 +508,7 @@ def _pretrain(model, tok, texts, digit_docs, chat_docs, spec, seed, steps, secon
         "loss": round(sum(recent) / len(recent), 4) if recent else None,
         "first_loss": round(losses[0], 4) if losses else None,
         "tokens": step * seq * bsz,
+        "device": dev.type,
     }
 
 
