@@ -159,11 +159,13 @@ def main(argv: list[str] | None = None) -> dict:
         train_rates.append(sum(len(d.prompt_tokens) + len(d.tokens) for d in batch) / dt)
     train_peak = peak_memory_gb(device)
     n_params = sum(p.numel() for p in policy.model.parameters())
+    n_trainable = sum(p.numel() for p in policy.params)
     result = {
         "model": args.random_init_shape or args.model,
         "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu x{torch.get_num_threads()}",
         "dtype": str(policy.dtype).replace("torch.", ""),
         "parameters": n_params,
+        "trainable_parameters": n_trainable,
         "load_s": round(load_s, 2),
         "sample_batch": args.batch,
         "new_tokens": args.new_tokens,
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"model {result['model']} ({n_params:,} parameters, {result['dtype']}) on {result['device']}")
+        print(f"model {result['model']} ({n_params:,} parameters, {n_trainable:,} trainable, {result['dtype']}) on {result['device']}")
         print(f"  sampling: {result['sample_tok_s']:,.0f} tok/s  (batch {args.batch} x {args.new_tokens} new tokens)"
               f"  peak {result['sample_peak_gb']:.2f} GB")
         print(f"  training: {result['train_tok_s']:,.0f} tok/s  ({args.train_batch} x ~{args.train_tokens + len(prompt_ids)} tokens,"

@@ -36,9 +36,9 @@ def strip(row):
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_model, tmp_path_factory):
+def reference(tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e") / "ref"
-    done = tttd(*run_args(tiny_model, out), "--json")
+    done = tttd(*run_args(tiny_model_dir, out), "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["steps"] == 3 and summary["samples"] == 3 * 2 * 4
@@ -49,9 +49,9 @@ def reference(tiny_model, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["sample", "evaluate", "train", "checkpoint", "commit"])
-def test_kill_and_resume_equals_uninterrupted(tiny_model, reference, tmp_path, point):
+def test_kill_and_resume_equals_uninterrupted(tiny_model_dir, reference, tmp_path, point):
     out = tmp_path / "run"
-    killed = tttd(*run_args(tiny_model, out), env_extra={"TTTD_FAULT": f"{point}:1"})
+    killed = tttd(*run_args(tiny_model_dir, out), env_extra={"TTTD_FAULT": f"{point}:1"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     resumed = tttd("resume", str(out), "--json", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
@@ -65,7 +65,7 @@ def test_kill_and_resume_equals_uninterrupted(tiny_model, reference, tmp_path, p
 
 
 @pytest.mark.slow
-def test_show_and_extend_a_finished_run(tiny_model, reference, tmp_path):
+def test_show_and_extend_a_finished_run(tiny_model_dir, reference, tmp_path):
     shown = tttd("show", str(reference), "--json")
     info = json.loads(shown.stdout)
     assert info["status"] == "finished" and info["steps_done"] == 3

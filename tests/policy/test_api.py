@@ -252,15 +252,10 @@ def test_frozen_and_validation(server, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_tiny_model_end_to_end(tmp_path_factory):
-    tiny = pytest.importorskip("tttd.policy.tiny")
+def test_tiny_model_end_to_end(tiny_model_dir):
     local = pytest.importorskip("tttd.policy.local")
-    # An untrained tiny model is enough to exercise the protocol; the cache folder is shared with
-    # test_tinker.py within one pytest session, so the model is built once (~15 s).
-    model_dir = tiny.build_tiny_model(
-        cache_dir=tmp_path_factory.getbasetemp() / "tttd-tiny-cache", pretrain_steps=0,
-        progress=False,
-    )
+    # The session's shared tiny model (tests/conftest.py).
+    model_dir = tiny_model_dir
     served = local.LocalPolicy(str(model_dir))
     with srv_mod.OpenAIServer(srv_mod.local_generator(served)) as server:
         pol = _policy(server, extra_body={"return_tokens_as_token_ids": True}, concurrency=2)

@@ -385,15 +385,11 @@ def test_save_load_roundtrip(tokenizer, tmp_path):
 
 
 @pytest.mark.slow
-def test_render_with_tiny_model_tokenizer(tmp_path_factory):
+def test_render_with_tiny_model_tokenizer(tiny_model_dir):
     """The real path: a Qwen2Tokenizer loaded from a model folder with a ChatML template."""
-    tiny = pytest.importorskip("tttd.policy.tiny")
     from transformers import AutoTokenizer
 
-    model_dir = tiny.build_tiny_model(
-        cache_dir=tmp_path_factory.getbasetemp() / "tttd-tiny-cache", pretrain_steps=0,
-        progress=False,
-    )
+    model_dir = tiny_model_dir
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     ids = tp.render_prompt(tok, [{"role": "user", "content": "hi there"}])
     assert tok.decode(ids) == "<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n"

@@ -81,7 +81,7 @@ def test_chat_template_and_special_tokens(tiny_model_dir):
     ids = tok(text, add_special_tokens=False)["input_ids"]
     assert ids[0] == tok.convert_tokens_to_ids(tiny.IM_START)
     gen = json.loads((tiny_model_dir / "generation_config.json").read_text())
-    assert gen["eos_token_id"] == tok.convert_tokens_to_ids(tiny.IM_END)
+    assert gen["eos_token_id"][0] == tok.convert_tokens_to_ids(tiny.IM_END)
 
 
 def test_cached_model_is_reused(tiny_model_dir):
@@ -147,7 +147,7 @@ def test_a_cached_folder_from_another_recipe_is_not_reused(tmp_path):
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
-    recipe = {"size": "tiny", "version": tiny.VERSION, "seed": 0, "pretrain_steps": None,
+    recipe = {"size": "tiny", "version": tiny.VERSION, "revision": tiny.REVISION, "seed": 0, "pretrain_steps": None,
               "pretrain_seconds": None}
     (folder / "tttd_build.json").write_text(json.dumps({"recipe": dict(recipe, seed=1)}))
     assert not tiny._complete(folder, recipe)

@@ -18,9 +18,9 @@ How:
 3. **Pretraining** (optional, on by default): a short next-token run on stdlib text, digit-heavy
    lines (``x = [3, 1, 4]``, ``0.3809``...) and ChatML-formatted chats whose assistant turn ends
    with ``<|im_end|>``. LoRA on a *random* tiny model does not learn (DESIGN.md); about a minute
-   of this fixes it (measured: LoRA RL on a digit-fraction reward went 0.10 -> 0.70 in 17 steps of
-   16 samples) and teaches the model to emit digits and to end its turn. Seeded: the data order
-   and the initialisation are fixed by ``seed``. The default budget is a fixed step count (60 for
+   of this fixes it (measured with the default 200 steps: LoRA RL on a digit-fraction reward went
+   0.16 -> 0.95 in 20 steps of 16 samples at lr 1e-3) and teaches the model to emit digits and to end its turn. Seeded: the data order
+   and the initialisation are fixed by ``seed``. The default budget is a fixed step count (200 for
    ``tiny``: ~50 s on 2 idle cores), so the weights are reproducible on one machine and torch
    version, and a build on a busy machine is slower but not worse (a wall-clock budget built a
    12-step model under contention, which was then cached). ``pretrain_seconds`` is available as a
@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 VERSION = "v1"
+#: Bumped whenever the build changes; part of the cached recipe, so older builds are rebuilt.
+REVISION = 2
 
 PAD_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -85,7 +87,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "seq_len": 128,
         "batch_size": 16,
         "lr": 5e-3,
-        "pretrain_steps": 60,
+        "pretrain_steps": 200,
     },
     "small": {
         "vocab_size": 8192,
@@ -154,7 +156,7 @@ def build_tiny_model(
     """Build (or reuse) a local model folder and return its path.
 
     ``pretrain_steps``: next-token pretraining steps (0 = none: a random model; None = the size's
-    default, 60 for ``tiny``: ~65 s for the whole build on 2 idle cores). ``pretrain_seconds``: a
+    default, 200 for ``tiny``: ~60 s for the whole build on 2 idle cores). ``pretrain_seconds``: a
     wall-clock budget instead (it takes precedence); the learning-rate schedule then follows the
     elapsed time, so the weights depend on the machine's speed (the data order does not). ``device``: where to pretrain
     (default: cuda if available, else cpu); the saved weights are fp32 either way.
@@ -166,7 +168,7 @@ def build_tiny_model(
     if pretrain_steps is not None and pretrain_steps < 0:
         raise ValueError(f"pretrain_steps must be >= 0, got {pretrain_steps}")
     target = tiny_model_path(size, cache_dir, pretrain_seconds, seed, pretrain_steps)
-    recipe = {"size": size, "version": VERSION, "seed": seed, "pretrain_steps": pretrain_steps,
+    recipe = {"size": size, "version": VERSION, "revision": REVISION, "seed": seed, "pretrain_steps": pretrain_steps,
               "pretrain_seconds": pretrain_seconds}
     if not force and _complete(target, recipe):
         return target
@@ -197,8 +199,8 @@ def build_tiny_model(
         model.save_pretrained(str(tmp))
         from transformers import GenerationConfig
 
-        gen = GenerationConfig(
-            eos_token_id=tok.token_to_id(IM_END),
+        gen = GenerationConfig(  # a turn ends at <|im_end|>; a document at <|endoftext|>
+            eos_token_id=[tok.token_to_id(IM_END), tok.token_to_id(PAD_TOKEN)],
             pad_token_id=tok.token_to_id(PAD_TOKEN),
             bos_token_id=None,
         )

@@ -1,4 +1,4 @@
-"""Shared fixtures for the policy tests: one tiny model per test session.
+"""Shared fixtures: one tiny model per test session (policy, loop and end-to-end tests).
 
 The model is built once with a short, fixed pretraining budget (reproducible, ~10-20 s on 2
 cores) into pytest's cache directory (``.pytest_cache/d/tttd-models``), so later sessions reuse
