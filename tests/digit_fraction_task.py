@@ -4,7 +4,6 @@ Used by the end-to-end tests so that every group has distinct rewards and every 
 (the demo task can leave whole groups invalid on an untrained tiny model).
 """
 
-import numpy as np
 
 import tttd
 from tttd.task import Objective, Task, artifact_key

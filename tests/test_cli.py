@@ -76,3 +76,33 @@ def test_show_on_a_run(tmp_path, capsys):
     assert main(["show", str(tmp_path / "r")]) == 0
     text = capsys.readouterr().out
     assert "tttd resume" in text and "tttd verify demo" in text
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_json(tmp_path):
+    """The README's main job, shortened: builds the default tiny model in a fresh cache, trains,
+    runs the frozen baseline on the same budget, and ends with one JSON line."""
+    import os
+
+    env = {**os.environ, "TTTD_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "demo"
+    done = run_cli("demo", "--steps", "3", "--seed", "1", "--out", str(out), "--json", env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("best_value", "best_reward", "steps", "samples", "seconds", "run_dir", "frozen_best_value"):
+        assert key in result
+    assert result["steps"] == 3 and result["samples"] == 3 * 4 * 8 and result["run_dir"] == str(out)
+    assert result["best_reward"] == pytest.approx(1 / result["best_value"])
+    best = json.loads((out / "best" / "best.json").read_text())
+    assert best["value"] == result["best_value"]
+    # the best artifact re-verifies through the CLI to the same value
+    check = run_cli("verify", "demo", str(out / "best" / "artifact.json"), "--json")
+    assert check.returncode == 0, check.stderr
+    assert json.loads(check.stdout)["value"] == pytest.approx(result["best_value"], rel=1e-12)
+    assert (out / "baseline-frozen" / "metrics.jsonl").exists()
+    # --no-train runs the frozen policy only
+    frozen = run_cli("demo", "--steps", "3", "--seed", "1", "--no-train", "--out", str(tmp_path / "f"),
+                     "--json", "--quiet", env=env, timeout=900)
+    assert frozen.returncode == 0, frozen.stderr[-3000:]
+    f = json.loads(frozen.stdout.strip().splitlines()[-1])
+    assert f["mode"] == "frozen" and f["best_value"] == result["frozen_best_value"]

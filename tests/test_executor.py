@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 
 import pytest
 
+from tests.proc_helpers import child_pids, sandbox_dirs
 from tttd.executor import LocalExecutor, make_executor
 from tttd.types import Limits, Program
 
@@ -21,23 +21,6 @@ def square(i: int) -> Program:
 
 def sleeper(wall: float) -> Program:
     return Program(source="import time\ndef main():\n    time.sleep(60)\n", limits=Limits(wall_s=wall, memory_mb=256))
-
-
-def child_pids() -> list[int]:
-    me, out = os.getpid(), []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
-                        out.append(int(d))
-            except OSError:
-                pass
-    return out
-
-
-def sandbox_dirs() -> set[str]:
-    return {d for d in os.listdir(tempfile.gettempdir()) if d.startswith("tttd-sbx-")}
 
 
 def test_map_keeps_order_and_cleans_up():

@@ -16,6 +16,7 @@ import threading
 import numpy as np
 import pytest
 
+from tests.proc_helpers import child_pids, sandbox_dirs
 from tttd import sandbox
 from tttd import _sandbox_data as sdata
 from tttd.sandbox import Limits, Program, finite_array, run, run_command, run_program
@@ -47,25 +48,6 @@ def procs_with_comm(marker: str) -> list[int]:
             except OSError:
                 pass
     return out
-
-
-def child_pids() -> list[int]:
-    """Live children of this process (zombies included: they would be leaked too)."""
-    me, out = os.getpid(), []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
-                        out.append(int(d))
-            except OSError:
-                pass
-    return out
-
-
-def sandbox_dirs() -> set[str]:
-    tmp = tempfile.gettempdir()
-    return {d for d in os.listdir(tmp) if d.startswith("tttd-sbx-")}
 
 
 def rss_kb() -> int:

@@ -5,7 +5,7 @@ import pytest
 
 from tttd.task import (Objective, Task, UnknownTaskError, artifact_key, extract_code_block,
                        get_task, list_tasks, register_task, tail)
-from tttd.types import Candidate, Evaluation, SandboxResult, State
+from tttd.types import Candidate, Evaluation, SandboxResult
 
 
 def test_extract_last_python_block_and_unterminated():

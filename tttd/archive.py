@@ -33,12 +33,12 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from tttd.atomic import atomic_write_text
 from tttd.types import State
 
 REUSE_MODES = ("puct", "greedy", "none")
@@ -136,33 +136,6 @@ def puct_scores(
 # --------------------------------------------------------------------------------------------
 # Archive
 # --------------------------------------------------------------------------------------------
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: temp file in the same dir, fsync, os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # persist the rename itself (best effort: not every platform can fsync a directory)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 class Archive:
@@ -568,7 +541,7 @@ class Archive:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the archive as JSON atomically (temp file in the same dir, fsync, os.replace)."""
-        _atomic_write_text(Path(path), self.dumps())
+        atomic_write_text(Path(path), self.dumps())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "Archive":

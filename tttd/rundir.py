@@ -24,9 +24,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from tttd.atomic import atomic_write_json, atomic_write_text, fsync_dir
+
+__all__ = ["RunDir", "NotARunError", "append_jsonl", "read_jsonl", "truncate_jsonl",
+           "atomic_write_json", "atomic_write_text"]
 
 CHECKPOINT = "checkpoint"
 LATEST = "LATEST"
@@ -34,41 +38,6 @@ LATEST = "LATEST"
 
 class NotARunError(ValueError):
     """A directory that is not a tttd run directory."""
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
 
 def append_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:

@@ -337,17 +337,11 @@ class ApiPolicy:
         """Record the endpoint and usage (there are no weights to save)."""
         from pathlib import Path
 
-        p = Path(path)
-        p.mkdir(parents=True, exist_ok=True)
-        tmp = p / ".api_policy.json.tmp"
-        tmp.write_text(
-            json.dumps(
-                {"backend": "api", "model": self.model, "base_url": self.base_url,
-                 "usage": self._usage.to_dict()},
-                indent=2,
-            )
-        )
-        os.replace(tmp, p / "api_policy.json")
+        from tttd.atomic import atomic_write_json
+
+        atomic_write_json(Path(path) / "api_policy.json", {"backend": "api", "model": self.model,
+                                                           "base_url": self.base_url,
+                                                           "usage": self._usage.to_dict()}, indent=2)
 
     def load(self, path: str) -> None:
         """Restore usage counters (frozen: nothing else to restore)."""

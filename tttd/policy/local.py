@@ -42,10 +42,17 @@ import math
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from transformers.utils import logging as hf_logging
+
+# Library chatter that says nothing to a tttd user: per-shard progress bars on every load/save,
+# and a deprecation notice peft triggers inside transformers.
+hf_logging.disable_progress_bar()
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 from tttd.losses import importance_sampling_loss, kl_advantage_shift
 from tttd.policy import SamplingParams, TokenUsage, TrainConfig

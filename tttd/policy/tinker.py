@@ -33,7 +33,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import tinker  # noqa: F401  (imported here so a missing extra fails in make_policy, clearly)
 
+from tttd.atomic import atomic_write_json
 from tttd.policy import SamplingParams, TokenUsage, TrainConfig
 from tttd.types import Message, Sample, TrainDatum
 
@@ -250,21 +250,6 @@ def _has_credentials(api_key: str | None) -> bool:
         ).get_default_key() is not None
     except Exception:  # noqa: BLE001 - unreadable store = no stored key
         return False
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------- the policy
@@ -531,7 +516,7 @@ class TinkerPolicy:
             "rng_state": _rng_to_json(self._rng.getstate()),
             "usage": self._usage.to_dict(),
         }
-        _write_json_atomic(Path(path) / STATE_FILE, state)
+        atomic_write_json(Path(path) / STATE_FILE, state, indent=2)
 
     def load(self, path: str) -> None:
         """Restore weights + optimizer from the saved service path, then the step and RNG."""

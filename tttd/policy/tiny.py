@@ -196,6 +196,9 @@ def build_tiny_model(
                 model, tok, texts, digit_docs, chat_docs, spec, seed, steps, pretrain_seconds, say,
                 device,
             )
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         model.save_pretrained(str(tmp))
         from transformers import GenerationConfig
 
