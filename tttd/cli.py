@@ -71,7 +71,8 @@ class Progress:
 
     def event(self, text: str) -> None:
         if not self.quiet:
-            self.console.print(f"[dim]{text}[/dim]" if self.bar else text, highlight=False)
+            self.console.print(f"[dim]{text}[/dim]" if self.bar else text, highlight=False,
+                               soft_wrap=True)
 
     def step(self, m: dict[str, Any]) -> None:
         if self.quiet:
@@ -83,7 +84,8 @@ class Progress:
         if self.bar is not None:
             self.bar.update(self.task_id, completed=m["step"] + 1, info=info)
         else:
-            self.console.print(f"{self.label} step {m['step'] + 1}/{self.total}  {info}", highlight=False)
+            self.console.print(f"{self.label} step {m['step'] + 1}/{self.total}  {info}",
+                               highlight=False, soft_wrap=True)
 
     def __enter__(self):
         if self.bar is not None:
