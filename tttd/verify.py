@@ -2,7 +2,7 @@
 
 FILE is either
 - a construction (``.json``) in the format of the files in shared/data (or of a run's
-  ``best/construction.json``), passed through ``task.load_construction`` and ``task.verify``; or
+  ``best/artifact.json``), passed through ``task.load_construction`` and ``task.verify``; or
 - a program (``.py``), run in the sandbox under the task's contract (``task.parse`` builds the
   program exactly as for a completion) and its returned data verified by the task.
 
