@@ -1,6 +1,6 @@
 """An example of your own task: spread 12 points in the unit square as far apart as possible.
 
-Run it with:   tttd run examples/spread_points.py --model tiny --steps 5
+Run it with:   tttd run examples/spread_points.py --model tiny --steps 5 --max-tokens 256
                (or --backend tinker / --backend api for a real model)
 
 A task is four things, all in this file:

@@ -260,13 +260,20 @@ class LocalPolicy:
         base_seed = params.seed if params.seed is not None else self.seed * 1_000_003 + self.sample_calls
         self.sample_calls += 1
         out: list[list[Sample | None]] = [[None] * n for _ in prompts]
-        longest = max((len(e) for e in encoded), default=0) + params.max_tokens
+        # Like the paper's dynamic max_tokens: never ask for more than the context window holds.
+        prompt_len = max((len(e) for e in encoded), default=0)
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        max_new = params.max_tokens if context is None else min(params.max_tokens, context - prompt_len)
+        if max_new < 1:
+            raise ValueError(f"a prompt of {prompt_len} tokens leaves no room in the model's "
+                             f"{context}-token context")
+        longest = prompt_len + max_new
         bsz = self._batch_size(longest)
         pad_id = self.tokenizer.pad_token_id
         gen_config = GenerationConfig(
             do_sample=True, temperature=1.0, top_k=0, top_p=1.0, min_p=None, typical_p=1.0,
             repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=1,
-            max_new_tokens=params.max_tokens, min_new_tokens=0,
+            max_new_tokens=max_new, min_new_tokens=0,
             eos_token_id=self.eos_ids, pad_token_id=pad_id, bos_token_id=None,
             stop_strings=list(params.stop) or None,
             return_dict_in_generate=True, output_scores=False, output_logits=False,
