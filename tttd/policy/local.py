@@ -37,14 +37,12 @@ is checkpointed), so save/load/continue reproduces the same tokens on the same h
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from transformers.utils import logging as hf_logging
@@ -56,37 +54,11 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 
 from tttd.losses import importance_sampling_loss, kl_advantage_shift
 from tttd.policy import SamplingParams, TokenUsage, TrainConfig
+from tttd.policy.local_checkpoint import load_checkpoint, save_checkpoint
+from tttd.policy.local_sampling import LogprobRecorder, first_stop
 from tttd.types import Message, Sample, TrainDatum
 
 LOGPROB_CHUNK = 256  # positions per output-layer chunk in the trainer
-
-
-class _Recorder:
-    """A logits processor that applies the temperature and records sampled tokens' log-probs.
-
-    At step t it receives ``input_ids`` that end with the token sampled at step t-1, so it gathers
-    that token's log-prob from the log-softmax it kept from step t-1 (one (batch, vocab) tensor).
-    """
-
-    def __init__(self, temperature: float) -> None:
-        self.temperature = temperature
-        self.prev: torch.Tensor | None = None
-        self.logprobs: list[torch.Tensor] = []
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if self.prev is not None:
-            self.logprobs.append(self.prev.gather(1, input_ids[:, -1:]).squeeze(1).float().cpu())
-        if self.temperature != 1.0:
-            scores = scores / self.temperature
-        self.prev = torch.log_softmax(scores.float(), dim=-1)
-        return scores
-
-    def finish(self, last_tokens: torch.Tensor) -> torch.Tensor:
-        """(batch, steps) log-probs, after the final sampled tokens are known."""
-        if self.prev is not None:
-            self.logprobs.append(self.prev.gather(1, last_tokens[:, None]).squeeze(1).float().cpu())
-            self.prev = None
-        return torch.stack(self.logprobs, dim=1) if self.logprobs else torch.zeros(len(last_tokens), 0)
 
 
 def resolve_model(model: str | os.PathLike) -> tuple[str, bool]:
@@ -294,7 +266,7 @@ class LocalPolicy:
                 for r, s in enumerate(seqs):
                     ids[r, width - len(s) :] = torch.tensor(s, dtype=torch.long)
                     mask[r, width - len(s) :] = 1
-                recorder = _Recorder(params.temperature)
+                recorder = LogprobRecorder(params.temperature)
                 devices = [self.device] if self.device.type == "cuda" else []
                 with torch.random.fork_rng(devices=devices, device_type=self.device.type):
                     torch.manual_seed(base_seed * 7919 + b)
@@ -327,13 +299,13 @@ class LocalPolicy:
                 break
         tokens = new[:end]
         text = self.tokenizer.decode(tokens[:-1] if eos_hit else tokens, skip_special_tokens=False)
-        cut = _first_stop(text, params.stop)
+        cut = first_stop(text, params.stop)
         if cut is not None:
             # the shortest token prefix whose text contains the stop string (monotone: bisect)
             lo, hi = 1, len(tokens)
             while lo < hi:
                 mid = (lo + hi) // 2
-                if _first_stop(self.tokenizer.decode(tokens[:mid], skip_special_tokens=False),
+                if first_stop(self.tokenizer.decode(tokens[:mid], skip_special_tokens=False),
                                params.stop) is not None:
                     hi = mid
                 else:
@@ -510,79 +482,12 @@ class LocalPolicy:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write weights (adapter or full), optimizer, RNG states and counters into ``path``
-        atomically (a temporary sibling folder, then a rename)."""
-        final = Path(path)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        if self.full_finetune:
-            from safetensors.torch import save_model
-
-            save_model(self.model, str(tmp / "model.safetensors"))
-        else:
-            self.model.save_pretrained(str(tmp / "adapter"))
-        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        torch.save(rng, tmp / "rng.pt")
-        state = {
-            "step": self.step,
-            "sample_calls": self.sample_calls,
-            "seed": self.seed,
-            "model": self.model_name,
-            "full_finetune": self.full_finetune,
-            "lora_rank": self.lora_rank,
-            "lora_alpha": self.lora_alpha,
-            "usage": self._usage.to_dict(),
-        }
-        (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n")
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
+        atomically (see :mod:`tttd.policy.local_checkpoint`)."""
+        save_checkpoint(self, path)
 
     def load(self, path: str | os.PathLike) -> None:
         """Restore what :meth:`save` wrote (same model, same LoRA shape) into this policy."""
-        src = Path(path)
-        state_file = src / "state.json"
-        if not state_file.exists():
-            raise ValueError(f"{src} is not a LocalPolicy checkpoint (no state.json)")
-        state = json.loads(state_file.read_text())
-        if bool(state["full_finetune"]) != self.full_finetune:
-            raise ValueError(
-                f"checkpoint full_finetune={state['full_finetune']} but this policy has "
-                f"full_finetune={self.full_finetune}"
-            )
-        if self.full_finetune:
-            from safetensors.torch import load_model
-
-            load_model(self.model, str(src / "model.safetensors"), device=str(self.device))
-        else:
-            from peft import set_peft_model_state_dict
-            from safetensors.torch import load_file
-
-            if int(state["lora_rank"]) != self.lora_rank:
-                raise ValueError(f"checkpoint LoRA rank {state['lora_rank']} != {self.lora_rank}")
-            weights = load_file(str(src / "adapter" / "adapter_model.safetensors"), device=str(self.device))
-            result = set_peft_model_state_dict(self.model, weights)
-            unexpected = getattr(result, "unexpected_keys", None)
-            if unexpected:
-                raise ValueError(f"checkpoint adapter has unexpected weights: {unexpected[:3]}")
-        opt_state = torch.load(src / "optimizer.pt", map_location=self.device, weights_only=True)
-        self.optimizer.load_state_dict(opt_state)
-        rng = torch.load(src / "rng.pt", weights_only=True)
-        torch.set_rng_state(rng["cpu"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        self.step = int(state["step"])
-        self.sample_calls = int(state["sample_calls"])
-        self._usage = TokenUsage(**state.get("usage", {}))
+        load_checkpoint(self, path)
 
     def usage(self) -> TokenUsage:
         return TokenUsage(**self._usage.to_dict())
@@ -594,9 +499,3 @@ class LocalPolicy:
                 setattr(self, name, None)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def _first_stop(text: str, stops: Sequence[str]) -> int | None:
-    hits = [text.find(s) for s in stops if s]
-    hits = [h for h in hits if h >= 0]
-    return min(hits) if hits else None
