@@ -43,7 +43,7 @@ class DigitOverlapTask(Task):
 
     objective = Objective(direction="minimize", transform="reciprocal", failure_reward=0.0)
     presets = {
-        "demo": dict(steps=48, groups=4, group_size=8, learning_rate=5e-3, lora_rank=8,
+        "demo": dict(steps=48, groups=4, group_size=8, learning_rate=3e-3, lora_rank=8,
                      max_tokens=40, kl_coef=0.0, temperature=1.0),
     }
 
