@@ -26,10 +26,6 @@ Start here:
 """
 
 
-class UsageError(Exception):
-    pass
-
-
 def _kv(items: list[str] | None, what: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
@@ -338,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, UnknownTaskError, NotARunError, FileExistsError, UsageError, PolicyLoadError) as exc:
+    except (ConfigError, UnknownTaskError, NotARunError, FileExistsError, PolicyLoadError) as exc:
         print(f"tttd: error: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, OSError, ImportError) as exc:

@@ -32,7 +32,7 @@ import numpy as np
 from tttd.archive import Archive
 from tttd.config import RunConfig
 from tttd.objective import group_advantages
-from tttd.policy import Policy, SamplingParams, TrainConfig, make_policy
+from tttd.policy import Policy, SamplingParams, TrainConfig, backend_class
 from tttd.rundir import RunDir, append_jsonl, atomic_write_json, atomic_write_text
 from tttd.task import Task, get_task
 from tttd.types import Evaluation, SandboxResult, State, TrainDatum
@@ -92,15 +92,10 @@ class Best:
 
 def build_policy(cfg: RunConfig) -> Policy:
     """The configured backend, given only the keyword arguments its constructor accepts."""
-    import importlib
-
-    from tttd.policy import BACKENDS
-
-    module_name, _, cls_name = BACKENDS[cfg.backend].partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), cls_name)
+        cls = backend_class(cfg.backend)
     except ImportError as exc:
-        raise PolicyLoadError(f"the {cfg.backend} backend needs its extra: pip install 'tttd[{cfg.backend}]' ({exc})") from exc
+        raise PolicyLoadError(str(exc)) from exc
     offered = dict(
         model=cfg.model, lora_rank=cfg.lora_rank, full_finetune=cfg.full_finetune, seed=cfg.seed,
         learning_rate=cfg.learning_rate,
@@ -109,7 +104,7 @@ def build_policy(cfg: RunConfig) -> Policy:
     kwargs = {k: v for k, v in offered.items() if k in params}
     kwargs.update(cfg.backend_options)
     try:
-        return make_policy(cfg.backend, **kwargs)
+        return cls(**kwargs)
     except (ValueError, OSError, ImportError, RuntimeError, TimeoutError) as exc:
         raise PolicyLoadError(f"cannot load the {cfg.backend} policy {cfg.model!r}: {exc}") from exc
 
@@ -177,6 +172,9 @@ class Discovery:
         """A new run: load the policy (fail before anything is written), write config and roots."""
         _ = self.policy
         self.dir.create(self.describe())
+        self._add_roots()
+
+    def _add_roots(self) -> None:
         roots = self.task.initial_states(self.cfg.groups, np.random.default_rng(self.cfg.seed))
         if not roots:
             raise ValueError(f"task {self.task.name!r} returned no initial states")
@@ -189,10 +187,7 @@ class Discovery:
         ckpt = self.dir.latest_step_dir()
         if ckpt is None:  # died before the first commit: start the steps over
             self.dir.repair_logs(-1)
-            roots = self.task.initial_states(self.cfg.groups, np.random.default_rng(self.cfg.seed))
-            self.archive.add_roots(roots)
-            for s in roots:
-                self._track_best(s.value, s.reward, -1, s.artifact, "initial state")
+            self._add_roots()
             return
         self.archive = Archive.load(ckpt / "archive.json")
         state = json.loads((ckpt / "loop.json").read_text())
@@ -401,7 +396,8 @@ class Discovery:
 
     def _commit(self, step: int) -> None:
         tmp = self.dir.begin_step(step)
-        self.archive.save(tmp / "archive.json")
+        archive_json = self.archive.dumps()  # serialised once: checkpoint and readers' copy
+        atomic_write_text(tmp / "archive.json", archive_json)
         fault_point("checkpoint", step)
         if self.cfg.train and self.policy.trainable:
             self.policy.save(str(tmp / "policy"))
@@ -410,7 +406,7 @@ class Discovery:
         self.dir.commit_step(step, tmp)
         fault_point("commit", step)
         # Readers' copies, after the commit (they are rebuilt from the checkpoint on resume).
-        self.archive.save(self.dir.archive)
+        atomic_write_text(self.dir.archive, archive_json)
         if self._best_dirty:
             self.write_best()
             self._best_dirty = False

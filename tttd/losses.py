@@ -6,7 +6,7 @@ All functions are pure: they take per-token tensors of shape (batch, time) with 
 - :func:`importance_sampling_loss`: Tinker's ``importance_sampling`` loss, summed over tokens
   (no length normalisation, as the paper's code via Tinker; SPEC.md 2.5):
   ``-sum_t exp(logp_t - logq_t) * A_t``. With ``clip`` set, the PPO clipped surrogate instead.
-- :func:`kl_advantage_shift`: the paper's KL-to-base penalty, applied as an advantage shift
+- :func:`kl_advantage_shift` (torch or numpy): the paper's KL-to-base penalty, applied as an advantage shift
   ``A_t <- A_t + lam * mask_t * (mean(d) - d_t)`` with ``d_t = logq_t - logp_base_t`` and the mean
   over all unmasked tokens of the batch.
 """
@@ -44,22 +44,15 @@ def importance_sampling_loss(
     return -(surrogate * mask).sum()
 
 
-def kl_advantage_shift(
-    advantages: "torch.Tensor",
-    sampler_logp: "torch.Tensor",
-    base_logp: "torch.Tensor",
-    mask: "torch.Tensor",
-    coef: float,
-) -> tuple["torch.Tensor", float]:
+def kl_advantage_shift(advantages, sampler_logp, base_logp, mask, coef: float):
     """Shift per-token advantages by the KL-to-base penalty; returns (new advantages, mean d).
 
     ``d_t = logq_t - logp_base_t`` (zero where masked); ``dbar`` = mean of d over unmasked tokens;
     ``A_t + coef * mask_t * (dbar - d_t)``. The returned ``dbar`` is the logged ``kl_policy_base``.
+    Works on torch tensors (local backend) and numpy arrays (tinker backend) alike.
     """
-    import torch
-
     d = (sampler_logp - base_logp) * mask
-    count = mask.sum()
-    dbar = (d.sum() / count) if float(count) > 0 else torch.zeros((), dtype=d.dtype)
+    count = float(mask.sum())
+    dbar = float(d.sum()) / count if count > 0 else 0.0
     shifted = advantages + coef * mask * (dbar - d)
-    return shifted, float(dbar)
+    return shifted, dbar

@@ -92,16 +92,20 @@ BACKENDS = {
 }
 
 
-def make_policy(backend: str, **kwargs: Any) -> Policy:
-    """Build a policy by backend name; the backend's heavy imports happen here, not earlier."""
+def backend_class(backend: str) -> type:
+    """The policy class of a backend; its heavy imports happen here, not earlier."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     module_name, _, cls_name = BACKENDS[backend].partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        extra = {"local": "local", "tinker": "tinker", "api": "api"}[backend]
         raise ImportError(
-            f"the {backend!r} backend needs extra packages: pip install 'tttd[{extra}]' ({exc})"
+            f"the {backend!r} backend needs extra packages: pip install 'tttd[{backend}]' ({exc})"
         ) from exc
-    return getattr(module, cls_name)(**kwargs)
+    return getattr(module, cls_name)
+
+
+def make_policy(backend: str, **kwargs: Any) -> Policy:
+    """Build a policy by backend name."""
+    return backend_class(backend)(**kwargs)

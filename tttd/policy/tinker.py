@@ -191,20 +191,20 @@ def kl_shift(
     """
     import numpy as np
 
+    from tttd.losses import kl_advantage_shift
+
     if not (len(advantages) == len(sampler_logprobs) == len(base_logprobs)):
         raise ValueError("advantages, sampler_logprobs and base_logprobs need one row per datum")
-    ds = []
     for i, (a, q, p) in enumerate(zip(advantages, sampler_logprobs, base_logprobs)):
         if not (len(a) == len(q) == len(p)):
             raise ValueError(f"datum {i}: advantages/logprobs/base_logprobs lengths differ")
-        ds.append(np.asarray(q, dtype=np.float64) - np.asarray(p, dtype=np.float64))
-    count = sum(len(d) for d in ds)
-    dbar = float(sum(d.sum() for d in ds) / count) if count else 0.0
-    shifted = [
-        (np.asarray(a, dtype=np.float64) + coef * (dbar - d)).tolist()
-        for a, d in zip(advantages, ds)
-    ]
-    return shifted, dbar
+    if not advantages:
+        return [], 0.0
+    flat = [np.concatenate([np.asarray(r, dtype=np.float64) for r in rows])
+            for rows in (advantages, sampler_logprobs, base_logprobs)]
+    shifted, dbar = kl_advantage_shift(*flat, np.ones_like(flat[0]), coef)
+    bounds = np.cumsum([len(a) for a in advantages])[:-1]
+    return [row.tolist() for row in np.split(shifted, bounds)], dbar
 
 
 def _loss_fn(config: TrainConfig) -> tuple[str, dict[str, float] | None]:
