@@ -252,7 +252,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from tttd.verify import verify_main
 
-    return verify_main(args.task, args.file, args.json)
+    return verify_main(args.task, args.file, args.json,
+                       task_options=_kv(getattr(args, "task_option", None), "--task-option"))
 
 
 # ------------------------------------------------------------------------------- parser
@@ -317,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="re-verify a construction file or a program for a task")
     v.add_argument("task", help="task name")
-    v.add_argument("file", help="construction (.json) or program (.py)")
+    v.add_argument("file", help="construction (.json) or program (.py, or .cpp for the AHC tasks)")
+    v.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task (e.g. cases=0-9)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
     v.set_defaults(func=cmd_verify)
     return p

@@ -257,7 +257,7 @@ class Discovery:
                 parsed = []
                 for smp in group:
                     cand = task.parse(smp.text, starts[g])
-                    fut = self.submit(cand.program) if cand.program is not None else None
+                    fut = task.launch(cand, self.submit, starts[g]) if cand.program is not None else None
                     parsed.append((cand, fut))
                 pending.append(parsed)
         fault_point("sample", step)

@@ -178,6 +178,16 @@ class Task:
         """Turn a construction file's JSON (``tttd verify TASK FILE``) into verify()'s input."""
         return obj
 
+    #: the fence language of a candidate program, and the file suffixes ``tttd verify`` runs as one
+    code_language: str = "python"
+    program_suffixes: tuple[str, ...] = (".py",)
+
+    def launch(self, candidate: Candidate, submit: Callable[[Any], Any], state: State | None = None):
+        """Start evaluating ``candidate.program``; returns a Future of what :meth:`evaluate` takes as
+        ``result``. ``submit`` runs one Program on the executor (a Future of its SandboxResult).
+        The default is one sandboxed run; multi-stage tasks (compile, then cases) override it."""
+        return submit(candidate.program)
+
     def invalid(self, message: str, status: str = "invalid", output_tail: str = "") -> Evaluation:
         return Evaluation(
             valid=False,

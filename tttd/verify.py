@@ -47,18 +47,18 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
     """Run ``code`` in the sandbox under the task's contract and verify what it returns."""
     if state is None:
         state = task.initial_states(1, np.random.default_rng(0))[0]
-    candidate = task.parse("```python\n" + code.strip("\n") + "\n```\n", state)
+    fence = getattr(task, "code_language", "python")
+    candidate = task.parse(f"```{fence}\n" + code.strip("\n") + "\n```\n", state)
     if candidate.program is not None:
         # The file is the program: keep it whole even if it contains ``` of its own.
         candidate.code = code
         candidate.program.source = code
     result = None
     if candidate.program is not None:
-        try:
-            from tttd.sandbox import run
-        except ImportError as exc:  # pragma: no cover - the sandbox is part of tttd
-            raise UsageError(f"the sandbox is not available: {exc}") from None
-        result = run(candidate.program)
+        from tttd.executor import LocalExecutor
+
+        with LocalExecutor() as pool:  # task.launch may run several programs (compile, cases)
+            result = task.launch(candidate, pool.submit, state).result()
     return task.evaluate(candidate, result, state)
 
 
@@ -76,9 +76,10 @@ def _load(task: Task, path: Path) -> Evaluation:
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path} is not valid JSON: {exc}") from None
         return verify_construction(task, obj)
-    if suffix == ".py":
+    suffixes = tuple(getattr(task, "program_suffixes", (".py",)))
+    if suffix in suffixes:
         return verify_program(task, text)
-    raise UsageError(f"{path}: expected a construction (.json) or a program (.py)")
+    raise UsageError(f"{path}: expected a construction (.json) or a program ({', '.join(suffixes)})")
 
 
 def format_verdict(task: Task, ev: Evaluation) -> str:
@@ -100,13 +101,14 @@ def verify_main(
     as_json: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    task_options: dict[str, Any] | None = None,
 ) -> int:
     """Verify FILE for TASK and print the verdict. Returns 0 valid, 1 invalid, 2 usage error."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         try:
-            task = get_task(task_name)
+            task = get_task(task_name, **(task_options or {}))
         except (UnknownTaskError, ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
         ev = _load(task, Path(file))
