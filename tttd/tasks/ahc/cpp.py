@@ -54,6 +54,7 @@ MAX_BINARY_BYTES = 8 * 2**20
 MAX_OUTPUT_BYTES = 8 * 2**20
 COMPILE_TIMEOUT_S = 60.0
 CPU_LIMIT_S, WALL_LIMIT_S, RSS_LIMIT_KB = 2.0, 2.5, 1024 * 1024
+OUTER_WALL_S = 4.5  # the contest's outer `timeout 4.5`; the 2.5 s wall limit is judged from the report
 
 _COMPILE_WRAPPER = r"""
 import base64, json, os, subprocess, sys
@@ -202,7 +203,7 @@ def compile_program(source: str, cxx: str | None = None, timeout_s: float = COMP
 def case_program(binary: bytes, input_text: str, cxx: str | None = None) -> Program:
     """One case: the binary reads ``input_text`` on stdin, under the contest's limits."""
     cmd = [sys.executable, "-I", "-S", "-c", _RUN_WRAPPER.replace("@CAP@", str(MAX_OUTPUT_BYTES))]
-    limits = Limits(wall_s=WALL_LIMIT_S + 1.0, cpu_s=3.0, memory_mb=2048,
+    limits = Limits(wall_s=OUTER_WALL_S, cpu_s=3.0, memory_mb=2048,
                     file_size_mb=MAX_OUTPUT_BYTES // 2**20 + 1, processes=8,
                     output_bytes=MAX_OUTPUT_BYTES, result_mb=1,
                     toolchain=toolchain_paths(find_compiler(cxx)))
@@ -275,12 +276,12 @@ def read_case(res: SandboxResult) -> CaseRun:
     if run.cpu_s > CPU_LIMIT_S or sig == 24 or (sig == 9 and run.cpu_s >= CPU_LIMIT_S):
         run.status, run.message = "TLE", f"CPU time {run.cpu_s:.2f} s exceeds {CPU_LIMIT_S:g} s"
         return run
+    if run.maxrss_kb > RSS_LIMIT_KB or bad_alloc:  # before wall time: load does not change it
+        run.status = "MLE"
+        run.message = f"memory limit exceeded (peak {run.maxrss_kb // 1024} MiB, limit {RSS_LIMIT_KB // 1024} MiB)"
+        return run
     if run.wall_s > WALL_LIMIT_S:
         run.status, run.message = "TLE", f"wall time {run.wall_s:.2f} s exceeds {WALL_LIMIT_S:g} s"
-        return run
-    if run.maxrss_kb > RSS_LIMIT_KB or bad_alloc:
-        run.status = "MLE"
-        run.message = f"memory limit exceeded (peak {run.maxrss_kb // 1024} MiB, limit 1024 MiB)"
         return run
     if sig is not None:
         run.status, run.message = "RE", f"runtime error: killed by signal {sig}" + _err_tail(err)
