@@ -152,3 +152,14 @@ def test_toolchain_paths_exist_and_are_absolute():
     assert paths and all(p.startswith("/") and os.path.exists(p) for p in paths)
     prog = cpp.compile_program("int main(){}")
     assert prog.limits.toolchain == paths
+
+
+def test_own_contest_problem_by_path(tmp_path):
+    prog = tmp_path / "sum.cpp"
+    prog.write_text("#include <cstdio>\nint main(){ long long a, b; std::scanf(\"%lld %lld\", &a, &b);"
+                    " std::printf(\"%lld\\n\", a + b); }\n")
+    task_file = str(Path(__file__).resolve().parent / "contest_task.py")
+    done = tttd("verify", task_file, str(prog), "--task-option", "cases=0-2", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["valid"] and verdict["value"] == 100.0 and verdict["reward"] == 1.0

@@ -16,6 +16,7 @@ raced out keeps the mean of the cases it ran as an estimate, flagged ``raced_out
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import math
 import threading
 from dataclasses import asdict, dataclass, field
@@ -111,7 +112,7 @@ def parse_stages(spec: Any, n_cases: int) -> list[int]:
 
 
 def evaluate_candidate(
-    problem: str,
+    problem: str | Callable[[str, str], Any],
     source: str,
     cases: Sequence[tuple[int, str]],
     submit: Submit,
@@ -123,16 +124,18 @@ def evaluate_candidate(
     cxx: str | None = None,
     compile_program: Program | None = None,
 ) -> "cf.Future[Outcome]":
-    """Compile ``source`` and run it on ``cases`` ((seed, input text) pairs); see the module doc."""
-    run = _CandidateRun(problem, source, list(cases), submit, max(1, int(window)),
+    """Compile ``source`` and run it on ``cases`` ((seed, input text) pairs); see the module doc.
+    ``problem`` is a built-in problem name or a scorer ``(input_text, output_text) -> CaseScore``."""
+    scorer = problem if callable(problem) else functools.partial(score_case, problem)
+    run = _CandidateRun(scorer, source, list(cases), submit, max(1, int(window)),
                         list(stages or [len(cases)]), parent_scores, race_z, cxx)
     run.start(compile_program)
     return run.future
 
 
 class _CandidateRun:
-    def __init__(self, problem, source, cases, submit, window, stages, parent_scores, race_z, cxx):
-        self.problem, self.source, self.cases, self.submit = problem, source, cases, submit
+    def __init__(self, scorer, source, cases, submit, window, stages, parent_scores, race_z, cxx):
+        self.scorer, self.source, self.cases, self.submit = scorer, source, cases, submit
         self.window, self.stages, self.race_z, self.cxx = window, stages, race_z, cxx
         usable = parent_scores is not None and len(parent_scores) >= len(cases)
         self.parent = list(parent_scores) if usable else None
@@ -218,7 +221,7 @@ class _CandidateRun:
         run = cpp.read_case(res)
         score, status, message = 0, run.status, run.message
         if status == "AC":
-            verdict = score_case(self.problem, text, run.output)
+            verdict = self.scorer(text, run.output)
             if verdict.ok:
                 score = verdict.score
             else:
