@@ -246,3 +246,24 @@ def test_not_utf8_58():
 def test_unknown_problem():
     with pytest.raises(ValueError, match="unknown AHC problem"):
         score_case("ahc000", "", "")
+
+
+def test_fast_inside_equals_the_brute_force_rule():
+    """Random closed rectilinear paths on fish coordinates (many points on edges and vertices)."""
+    import numpy as np
+
+    from tttd.tasks.ahc.scorers import _fish039, _inside, _inside_reference
+
+    mack, sard = _fish039(generate("ahc039", 5))
+    pts = np.concatenate([mack, sard])
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        k = int(rng.integers(2, 60))
+        picks = pts[rng.integers(0, len(pts), size=2 * k)]
+        xs, ys = picks[:k, 0], picks[k:, 1]
+        verts = []
+        for i in range(k):
+            verts.append((xs[i], ys[i]))
+            verts.append((xs[(i + 1) % k] if i + 1 < k else xs[0], ys[i]))
+        poly = np.array(verts, dtype=np.int64)
+        assert (_inside(pts, poly) == _inside_reference(pts, poly)).all()
