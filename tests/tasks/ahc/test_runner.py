@@ -111,3 +111,23 @@ def test_parse_stages():
     assert parse_stages("10,200", 150) == [10, 150]
     with pytest.raises(ValueError):
         parse_stages("ten", 150)
+
+
+def test_task_reports_a_raced_out_child_with_its_partial_mean():
+    from tttd.task import get_task
+    from tttd.types import State
+
+    task = get_task("ahc058", cases="0-11", race="4", parallel=2)
+    task._cases = [(s, INPUT + f"{s}\n") for s in range(12)]
+    parent = State(id="p", value=2e6, artifact={"code": "int main(){}"}, metrics={"case_scores": [2_000_000] * 12})
+    cand = task.parse("```cpp\nint main(){}\n```", parent)
+    ex = FakeExecutor(lambda s: ONE)
+    ev = task.evaluate(cand, task.launch(cand, ex.submit, parent).result(timeout=30), parent)
+    assert ev.status == "raced_out" and not ev.valid and "4/12" in ev.message
+    assert ev.reward == pytest.approx(896578 / 3e6) and ev.metrics["cases_run"] == 4
+    assert "```cpp\nint main(){}" in task.prompt(parent)[0]["content"]
+    # without racing the same child is fully evaluated and valid
+    task = get_task("ahc058", cases="0-11", parallel=2)
+    task._cases = [(s, INPUT + f"{s}\n") for s in range(12)]
+    ev = task.evaluate(cand, task.launch(cand, FakeExecutor(lambda s: ONE).submit, parent).result(timeout=30), parent)
+    assert ev.valid and ev.value == 896578 and ev.metrics["case_scores"] == [896578] * 12

@@ -157,7 +157,7 @@ def toolchain_paths(cxx: str) -> tuple[str, ...]:
         if tool:
             paths += _chain(tool)
     paths += ["/usr/lib/gcc", "/usr/libexec/gcc", "/usr/include", "/usr/local/include",
-              "/usr/lib64", "/lib64"]
+              "/usr/lib64", "/lib64", "/etc/ld.so.cache"]
     if arch:
         paths += [f"/usr/lib/{arch}", f"/lib/{arch}"]
     seen: dict[str, None] = {}
