@@ -16,6 +16,7 @@ checks that the result is bit-identical where it matters.
 
 from __future__ import annotations
 
+import bisect
 import math
 import struct
 
@@ -143,9 +144,12 @@ def f64(r: ChaCha) -> float:
     return (r.u64() >> 11) * (2.0 ** -53)
 
 
+_P52, _P51, _P53 = 2.0 ** -52, 2.0 ** -51, 2.0 ** -53
+
+
 def u52(r: ChaCha) -> float:
-    """A double in [1, 2) from 52 random bits, minus 1.0."""
-    return _bits_to_f64((r.u64() >> 12) | 0x3FF0000000000000) - 1.0
+    """A double in [1, 2) from 52 random bits, minus 1.0 (= m * 2^-52 exactly, m the 52 bits)."""
+    return (r.u64() >> 12) * _P52
 
 
 def _float_scale(lo: float, hi: float, inclusive: bool) -> float:
@@ -174,14 +178,7 @@ class Weighted:
 
     def sample(self, r: ChaCha) -> int:
         z = u52(r) * self.scale + 0.0
-        lo, hi = 0, len(self.cum)  # partition_point(c <= z)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.cum[mid] <= z:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        return bisect.bisect_right(self.cum, z)  # partition_point(c <= z)
 
 
 # ------------------------------------------------------------------------------ normal (Ziggurat)
@@ -211,15 +208,15 @@ def normal(r: ChaCha) -> float:
     while True:
         b = r.u64()
         i = b & 0xFF
-        u = _bits_to_f64((b >> 12) | 0x4000000000000000) - 3.0
+        u = (b >> 12) * _P51 - 1.0  # = double(bits (b>>12) | 2.0's exponent) - 3.0, exactly
         x = u * X[i]
         if abs(x) < X[i + 1]:
             return x
         if i == 0:
             xx, yy = 1.0, 0.0
             while -2.0 * yy < xx * xx:
-                o1 = _bits_to_f64((r.u64() >> 12) | 0x3FF0000000000000) - (1.0 - 2.0 ** -53)
-                o2 = _bits_to_f64((r.u64() >> 12) | 0x3FF0000000000000) - (1.0 - 2.0 ** -53)
+                o1 = (r.u64() >> 12) * _P52 + _P53  # [1, 2) - (1 - 2^-53), exactly
+                o2 = (r.u64() >> 12) * _P52 + _P53
                 xx = math.log(o1) / ZIG_NORM_R
                 yy = math.log(o2)
             return xx - ZIG_NORM_R if u < 0.0 else ZIG_NORM_R - xx
