@@ -137,7 +137,7 @@ class _CandidateRun:
     def __init__(self, scorer, source, cases, submit, window, stages, parent_scores, race_z, cxx):
         self.scorer, self.source, self.cases, self.submit = scorer, source, cases, submit
         self.window, self.stages, self.race_z, self.cxx = window, stages, race_z, cxx
-        usable = parent_scores is not None and len(parent_scores) >= len(cases)
+        usable = parent_scores is not None and len(parent_scores) == len(cases)  # the same cases
         self.parent = list(parent_scores) if usable else None
         if self.parent is None:  # no parent to race against: one stage
             self.stages = [len(cases)]

@@ -112,9 +112,6 @@ class AhcTask(Task):
     code_language = "cpp"
     program_suffixes = (".cpp", ".cc", ".cxx")
     output_tail_chars = 1000
-    presets = {"paper": {"steps": 50, "groups": 8, "group_size": 64, "learning_rate": 4e-5,
-                         "lora_rank": 32, "max_tokens": 26000, "temperature": 1.0, "kl_coef": 0.1,
-                         "objective": "entropic", "reuse": "puct"}}
 
     def __init__(self, cases: Any = "0-149", race: Any = None, race_z: float = 2.0,
                  parallel: int | None = None, inputs_dir: str | None = None, cxx: str | None = None):
