@@ -163,3 +163,9 @@ def test_own_contest_problem_by_path(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     verdict = json.loads(done.stdout)
     assert verdict["valid"] and verdict["value"] == 100.0 and verdict["reward"] == 1.0
+
+
+def test_output_limit(pool):
+    code = "#include <cstdio>\nint main(){ static char b[1 << 20]; for (int i = 0; i < 20; i++) std::fwrite(b, 1, sizeof b, stdout); }"
+    ev = evaluate(code, cases="0", pool=pool)
+    assert ev.status == "output_limit" and "output" in ev.message, ev.message

@@ -283,6 +283,9 @@ def read_case(res: SandboxResult) -> CaseRun:
     if run.wall_s > WALL_LIMIT_S:
         run.status, run.message = "TLE", f"wall time {run.wall_s:.2f} s exceeds {WALL_LIMIT_S:g} s"
         return run
+    if sig == 25:  # SIGXFSZ: a file (stdout included) grew past the size limit
+        run.status, run.message = "OLE", f"output limit exceeded ({MAX_OUTPUT_BYTES} bytes)"
+        return run
     if sig is not None:
         run.status, run.message = "RE", f"runtime error: killed by signal {sig}" + _err_tail(err)
         return run
