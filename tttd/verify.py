@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from tttd.task import Task, UnknownTaskError, get_task
+from tttd.text import safe, safe_lines
 from tttd.types import Candidate, Evaluation, State
 
 USAGE_ERROR = 2
@@ -59,7 +60,11 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
 
         with LocalExecutor() as pool:  # task.launch may run several programs (compile, cases)
             result = task.launch(candidate, pool.submit, state).result()
-    return task.evaluate(candidate, result, state)
+    try:
+        return task.evaluate(candidate, result, state)
+    except Exception as exc:  # whatever the candidate returned, a verdict, never a traceback
+        return task.invalid(f"verifier error: {type(exc).__name__}: {str(exc)[:300]}",
+                            status="verifier_error")
 
 
 def _load(task: Task, path: Path) -> Evaluation:
@@ -87,11 +92,12 @@ def format_verdict(task: Task, ev: Evaluation) -> str:
     if ev.valid:
         head = f"{task.name}: VALID  value {ev.value!r}  reward {ev.reward!r}"
     else:
-        head = f"{task.name}: INVALID ({ev.status})  reward {ev.reward!r}"
-    lines = [head, f"  {ev.message}"] if ev.message else [head]
+        head = f"{task.name}: INVALID ({safe(ev.status)})  reward {ev.reward!r}"
+    # The message and output come from the candidate: escaped, never raw control bytes.
+    lines = [head, f"  {safe(ev.message)}"] if ev.message else [head]
     if ev.output_tail.strip():
         lines.append("  program output (tail):")
-        lines += ["    " + line for line in ev.output_tail.strip().splitlines()]
+        lines += safe_lines(ev.output_tail.strip(), indent="    ")
     return "\n".join(lines)
 
 
@@ -113,7 +119,7 @@ def verify_main(
             raise UsageError(str(exc)) from None
         ev = _load(task, Path(file))
     except UsageError as exc:
-        print(f"tttd verify: error: {exc}", file=err)
+        print(f"tttd verify: error: {safe(exc)}", file=err)
         return USAGE_ERROR
     if as_json:
         line = {"valid": ev.valid, "value": ev.value, "reward": ev.reward, "message": ev.message}
