@@ -16,7 +16,9 @@ directory through ``Program.files``. So:
 - the binary is untrusted data like any other output; it is only ever executed inside a jail.
 
 The cost is copying the binary (typically 20-200 kB; capped at :data:`MAX_BINARY_BYTES`) once
-per case, which is noise next to a case's run time.
+per case, which is noise next to a case's run time. The contest's flags include
+``-march=native``: on a Ray cluster whose nodes have different CPUs, a binary compiled on one node
+may stop with SIGILL (a runtime error) on another; use nodes of one CPU type.
 
 Measuring a case
 ----------------
