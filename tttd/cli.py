@@ -252,7 +252,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from tttd.verify import verify_main
 
-    return verify_main(args.task, args.file, args.json)
+    options = _kv(args.task_option, "--task-option") if args.task_option else None
+    return verify_main(args.task, args.file, args.json, options=options)
 
 
 # ------------------------------------------------------------------------------- parser
@@ -319,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("task", help="task name")
     v.add_argument("file", help="construction (.json) or program (.py)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
+    v.add_argument("--task-option", action="append", metavar="KEY=VALUE",
+                   help="task constructor option, as for run (e.g. dataset=synthetic)")
     v.set_defaults(func=cmd_verify)
     return p
 

@@ -427,7 +427,9 @@ class Discovery:
         if b.artifact.get("code"):
             atomic_write_text(d / "solution.py", b.artifact["code"] + "\n")
             target = target or d / "solution.py"
-        command = f"tttd verify {self.cfg.task} {target}" if target else None
+        opts = "".join(f" --task-option {k}={v if isinstance(v, str) else json.dumps(v)}"
+                       for k, v in sorted(self.cfg.task_options.items()))  # as the run built its task
+        command = f"tttd verify {self.cfg.task}{opts} {target}" if target else None
         atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
                                             "message": b.message, "artifact": b.artifact,
                                             "verify": command})

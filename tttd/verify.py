@@ -100,13 +100,15 @@ def verify_main(
     as_json: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    options: dict[str, Any] | None = None,
 ) -> int:
-    """Verify FILE for TASK and print the verdict. Returns 0 valid, 1 invalid, 2 usage error."""
+    """Verify FILE for TASK and print the verdict. Returns 0 valid, 1 invalid, 2 usage error.
+    ``options`` are the task's constructor options (``--task-option KEY=VALUE``)."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         try:
-            task = get_task(task_name)
+            task = get_task(task_name, **(options or {}))
         except (UnknownTaskError, ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
         ev = _load(task, Path(file))
