@@ -180,7 +180,8 @@ class Discovery:
             raise ValueError(f"task {self.task.name!r} returned no initial states")
         self.archive.add_roots(roots)
         for s in roots:
-            self._track_best(s.value, s.reward, -1, s.artifact, "initial state")
+            note = s.metrics.get("message") if isinstance(s.metrics, dict) else None  # a root's verdict
+            self._track_best(s.value, s.reward, -1, s.artifact, "initial state" + (f": {note}" if note else ""))
 
     def restore(self) -> None:
         """Continue after the last committed step; logs of uncommitted steps are dropped."""

@@ -73,6 +73,7 @@ class Problem:
         self._identity = self.raw(self.train)
         self._perfect = self.raw(self.test)
         self._baselines: dict[str, Scores] | None = None
+        self.root_output: np.ndarray | None = None  # the root program's output, computed once
 
     @property
     def shape(self) -> tuple[int, int]:
