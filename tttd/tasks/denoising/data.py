@@ -23,10 +23,11 @@ where it came from. The MCV split is :func:`tttd.tasks.denoising.metrics.split_c
   later use; pass ``sha256=`` to pin one.
 
 The cache directory is ``$TTTD_CACHE/denoising`` (else ``$XDG_CACHE_HOME/tttd/denoising``, else
-``~/.cache/tttd/denoising``), created with mode 0700 and files written 0600. That keeps the source
-data away from a sandboxed candidate only where the sandbox runs it under another uid; a
-candidate that can read the source counts can reconstruct the held-out split (see the task's
-``LEAK_CEILING`` and the README).
+``~/.cache/tttd/denoising``), created with mode 0700 and files written 0600. Whether that keeps
+the source data away from a sandboxed candidate depends on the sandbox's isolation on the machine
+(bubblewrap hid it in testing; without it, a candidate could read it). A candidate that reads the
+source counts can rebuild the held-out split: the task rejects such results with its
+``LEAK_CEILING`` (see the README).
 """
 
 from __future__ import annotations
