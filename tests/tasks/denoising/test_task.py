@@ -124,3 +124,32 @@ def test_a_program_that_reads_the_source_data_is_never_rewarded(task, sandbox_ru
     ev = task.evaluate(cand, sandbox_run(cand.program), state)
     assert not ev.valid
     assert ev.status != "ok" or "leak" in ev.message
+
+
+def test_the_functions_shown_in_the_prompt_compute_the_scores():
+    from tttd.tasks.denoising import metrics as M
+    from tttd.tasks.denoising.task import EVALUATION_SOURCE, HARDENED_SOURCE
+
+    ns = {"np": np}
+    exec(EVALUATION_SOURCE + HARDENED_SOURCE, ns)  # noqa: S102 (our own constant source)
+    rng = np.random.default_rng(5)
+    train = rng.poisson(2.0, size=(12, 30)).astype(float)
+    test = rng.poisson(0.3, size=(12, 30)).astype(float)
+    test[3] = 0.0  # a cell with no held-out molecules
+    D = rng.random((12, 30))
+    D[4] = 0.0
+    assert ns["evaluate_mse"](test, D) == pytest.approx(M.mse(test, D), rel=1e-12)
+    assert ns["evaluate_poisson"](test, D, train) == pytest.approx(M.poisson_paper(test, D, train.sum()), rel=1e-12)
+    assert ns["evaluate_deviance"](test, D, train) == pytest.approx(
+        M.count_deviance(test, D, train.sum(axis=1), 0.1), rel=1e-12)
+
+
+def test_paper_preset_trains_on_pancreas_with_the_papers_limits():
+    from tttd.config import resolve_config
+    from tttd.loop import build_task
+
+    cfg = resolve_config(get_task("denoising").presets, preset="paper", flag_values={"task": "denoising"})
+    assert cfg.task_options == {"dataset": "pancreas", "split_seed": 42}
+    assert (cfg.eval_timeout_s, cfg.cpus_per_eval, cfg.steps, cfg.group_size) == (600.0, 4, 50, 64)
+    t = build_task(cfg)  # lazy: nothing is downloaded until the data is needed
+    assert (t.dataset, t.split_seed, t.eval_timeout_s, t.cpus, t.memory_mb) == ("pancreas", 42, 600.0, 4, 16384)
