@@ -171,6 +171,7 @@ class Discovery:
     def start(self) -> None:
         """A new run: load the policy (fail before anything is written), write config and roots."""
         _ = self.policy
+        getattr(self.task, "prepare", lambda: None)()  # the task's data, also before anything is written
         self.dir.create(self.describe())
         self._add_roots()
 

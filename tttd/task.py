@@ -178,6 +178,10 @@ class Task:
         """Turn a construction file's JSON (``tttd verify TASK FILE``) into verify()'s input."""
         return obj
 
+    def prepare(self) -> None:
+        """Load what the task needs (e.g. a dataset) before a run or a verify writes anything;
+        raise ValueError with a one-line reason when it cannot. Default: nothing to load."""
+
     def invalid(self, message: str, status: str = "invalid", output_tail: str = "") -> Evaluation:
         return Evaluation(
             valid=False,

@@ -109,6 +109,7 @@ def verify_main(
     try:
         try:
             task = get_task(task_name, **(options or {}))
+            getattr(task, "prepare", lambda: None)()
         except (UnknownTaskError, ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
         ev = _load(task, Path(file))

@@ -153,3 +153,32 @@ def test_paper_preset_trains_on_pancreas_with_the_papers_limits():
     assert (cfg.eval_timeout_s, cfg.cpus_per_eval, cfg.steps, cfg.group_size) == (600.0, 4, 50, 64)
     t = build_task(cfg)  # lazy: nothing is downloaded until the data is needed
     assert (t.dataset, t.split_seed, t.eval_timeout_s, t.cpus, t.memory_mb) == ("pancreas", 42, 600.0, 4, 16384)
+
+
+def test_missing_data_is_a_one_line_error_before_anything_is_written(monkeypatch, tmp_path):
+    import io
+
+    from tttd.config import ConfigError, resolve_config
+    from tttd.loop import Discovery
+    from tttd.tasks.denoising import data as D
+    from tttd.verify import verify_main
+
+    def offline(**_):
+        raise D.DataError("cannot download https://example.invalid/pbmc: no network")
+
+    monkeypatch.setitem(D.LOADERS, "pbmc", offline)
+    prog = tmp_path / "p.py"
+    prog.write_text("def magic_denoise(X, **kw):\n    return X\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert verify_main("denoising", str(prog), options={"dataset": "pbmc"}, out=out, err=err) == 2
+    assert err.getvalue().count("\n") == 1 and "no network" in err.getvalue() and out.getvalue() == ""
+
+    class NoPolicy:
+        trainable = False
+
+    cfg = resolve_config(flag_values=dict(task="denoising", task_options={"dataset": "pbmc"}, steps=1,
+                                          out=str(tmp_path / "run")))
+    run = Discovery(cfg, tmp_path / "run", policy=NoPolicy())
+    with pytest.raises(ConfigError, match="no network"):
+        run.start()
+    assert not (tmp_path / "run").exists()

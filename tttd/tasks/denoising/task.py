@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from tttd.config import ConfigError
 from tttd.task import Objective, Task, artifact_key, extract_code_block, register_task, tail
 from tttd.tasks._math import paper_preset
 from tttd.tasks.denoising.data import DataError
@@ -136,8 +137,12 @@ class DenoisingTask(Task):
             try:
                 self._problem = get_problem(self.dataset, self.split_seed, **self._options)
             except DataError as exc:
-                raise ValueError(f"denoising dataset {self.dataset!r}: {exc}") from None
+                raise ConfigError(f"denoising dataset {self.dataset!r}: {exc}") from None
         return self._problem
+
+    def prepare(self) -> None:
+        """Load the dataset and split it (a run or verify fails here, before writing anything)."""
+        _ = self.problem
 
     @property
     def budget_s(self) -> int:
