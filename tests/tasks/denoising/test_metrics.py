@@ -57,7 +57,7 @@ def test_deviance_is_scale_free_and_minimised_by_the_test_profile():
     mu = np.exp(rng.normal(0.0, 1.5, size=(10, 50)))  # heavy-tailed expression per cell and gene
     T = rng.poisson(9 * mu).astype(float)
     S = rng.poisson(mu).astype(float)
-    dev = lambda D: M.count_deviance(S, D, T.sum(axis=1), 0.1)  # noqa: E731
+    dev = lambda D: M.count_deviance(S, D, T.sum(axis=1), 0.1)
     D = rng.random((10, 50))
     assert dev(D * 1e-9) == pytest.approx(dev(D)) == pytest.approx(dev(D * np.arange(1, 11)[:, None]))
     assert dev(S) < dev(T) < dev(np.zeros_like(S))

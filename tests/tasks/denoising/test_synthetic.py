@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from tttd.tasks.denoising import baselines as B
 from tttd.tasks.denoising.data import Counts
 from tttd.tasks.denoising.metrics import split_counts
 from tttd.tasks.denoising.problem import Problem

@@ -33,7 +33,6 @@ source counts can rebuild the held-out split: the task rejects such results with
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import subprocess
@@ -152,7 +151,7 @@ def fetch(url: str, name: str, root: Path, sha256: str | None = None, timeout: f
                             f"delete it to download again")
         return dest
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (https/file URLs)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             fd, tmp = tempfile.mkstemp(dir=root, prefix=".download-")
             h = hashlib.sha256()
             size = 0
