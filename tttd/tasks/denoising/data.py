@@ -27,7 +27,8 @@ The cache directory is ``$TTTD_CACHE/denoising`` (else ``$XDG_CACHE_HOME/tttd/de
 the source data away from a sandboxed candidate depends on the sandbox's isolation on the machine
 (bubblewrap hid it in testing; without it, a candidate could read it). A candidate that reads the
 source counts can rebuild the held-out split: the task rejects such results with its
-``LEAK_CEILING`` (see the README).
+``LEAK_CEILING`` (see the README). An *installed* celltypist's files lie in site-packages, which
+every candidate can read; the cached wheel is the more private source.
 """
 
 from __future__ import annotations

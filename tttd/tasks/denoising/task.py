@@ -237,6 +237,7 @@ class DenoisingTask(Task):
             "- Implement `magic_denoise(X, ...)` returning the denoised data as a numpy array\n"
             "- Use numpy and scipy\n- No filesystem or network IO; the held-out molecules are not "
             "available to your program\n- Any score your program prints is ignored: tttd recomputes it\n"
+            f"- A normalised score above {LEAK_CEILING} is rejected as a leak of the held-out molecules\n"
             "- Answer with one ```python code block containing the complete program"
         )
 
