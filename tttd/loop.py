@@ -175,6 +175,7 @@ class Discovery:
     def start(self) -> None:
         """A new run: load the policy (fail before anything is written), write config and roots."""
         _ = self.policy
+        getattr(self.task, "prepare", lambda: None)()  # the task's data, also before anything is written
         self.dir.create(self.describe())
         self._add_roots()
 
@@ -184,7 +185,8 @@ class Discovery:
             raise ValueError(f"task {self.task.name!r} returned no initial states")
         self.archive.add_roots(roots)
         for s in roots:
-            self._track_best(s.value, s.reward, -1, s.artifact, "initial state")
+            note = s.metrics.get("message") if isinstance(s.metrics, dict) else None  # a root's verdict
+            self._track_best(s.value, s.reward, -1, s.artifact, "initial state" + (f": {note}" if note else ""))
 
     def restore(self, accept_task_change: bool = False) -> None:
         """Continue after the last committed step; logs of uncommitted steps are dropped.
@@ -467,7 +469,9 @@ class Discovery:
         if b.artifact.get("code"):
             atomic_write_text(d / "solution.py", b.artifact["code"] + "\n")
             target = target or d / "solution.py"
-        command = f"tttd verify {self.cfg.task} {target}" if target else None
+        opts = "".join(f" --task-option {k}={v if isinstance(v, str) else json.dumps(v)}"
+                       for k, v in sorted(self.cfg.task_options.items()))  # as the run built its task
+        command = f"tttd verify {self.cfg.task}{opts} {target}" if target else None
         atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
                                             "message": b.message, "artifact": b.artifact,
                                             "verify": command})

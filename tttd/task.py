@@ -188,6 +188,10 @@ class Task:
         The default is one sandboxed run; multi-stage tasks (compile, then cases) override it."""
         return submit(candidate.program)
 
+    def prepare(self) -> None:
+        """Load what the task needs (e.g. a dataset) before a run or a verify writes anything;
+        raise ValueError with a one-line reason when it cannot. Default: nothing to load."""
+
     def invalid(self, message: str, status: str = "invalid", output_tail: str = "") -> Evaluation:
         return Evaluation(
             valid=False,

@@ -109,12 +109,14 @@ def verify_main(
     err: TextIO | None = None,
     task_options: dict[str, Any] | None = None,
 ) -> int:
-    """Verify FILE for TASK and print the verdict. Returns 0 valid, 1 invalid, 2 usage error."""
+    """Verify FILE for TASK and print the verdict. Returns 0 valid, 1 invalid, 2 usage error.
+    ``options`` are the task's constructor options (``--task-option KEY=VALUE``)."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         try:
             task = get_task(task_name, **(task_options or {}))
+            getattr(task, "prepare", lambda: None)()
         except (UnknownTaskError, ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
         ev = _load(task, Path(file))
