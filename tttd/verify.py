@@ -43,8 +43,19 @@ def verify_construction(task: Task, obj: Any) -> Evaluation:
     return task.evaluate(Candidate(text="", data=data), None)
 
 
+def run_sandbox(program):
+    try:
+        from tttd.sandbox import run
+    except ImportError as exc:  # pragma: no cover - the sandbox is part of tttd
+        raise UsageError(f"the sandbox is not available: {exc}") from None
+    return run(program)
+
+
 def verify_program(task: Task, code: str, state: State | None = None) -> Evaluation:
     """Run ``code`` in the sandbox under the task's contract and verify what it returns."""
+    if hasattr(task, "program_from_code"):  # e.g. ProgramTask: the file is the whole program
+        candidate = Candidate(text=code, code=code, program=task.program_from_code(code, state))
+        return task.evaluate(candidate, run_sandbox(candidate.program), state)
     if state is None:
         state = task.initial_states(1, np.random.default_rng(0))[0]
     candidate = task.parse("```python\n" + code.strip("\n") + "\n```\n", state)
@@ -52,13 +63,7 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
         # The file is the program: keep it whole even if it contains ``` of its own.
         candidate.code = code
         candidate.program.source = code
-    result = None
-    if candidate.program is not None:
-        try:
-            from tttd.sandbox import run
-        except ImportError as exc:  # pragma: no cover - the sandbox is part of tttd
-            raise UsageError(f"the sandbox is not available: {exc}") from None
-        result = run(candidate.program)
+    result = run_sandbox(candidate.program) if candidate.program is not None else None
     return task.evaluate(candidate, result, state)
 
 
