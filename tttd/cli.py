@@ -40,7 +40,7 @@ def _kv(items: list[str] | None, what: str) -> dict[str, Any]:
 
 
 def _default_out(task: str) -> str:
-    name = Path(task).stem if task.endswith(".py") else task
+    name = Path(task).stem if task.endswith(".py") else (Path(task.rstrip("/")).name or task)
     return str(Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 

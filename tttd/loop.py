@@ -109,6 +109,18 @@ def build_policy(cfg: RunConfig) -> Policy:
         raise PolicyLoadError(f"cannot load the {cfg.backend} policy {cfg.model!r}: {exc}") from exc
 
 
+def verify_command(task: str, target: Path) -> str:
+    """The shell command that re-verifies ``target``: a task given as a file path (or a problem
+    folder) is named by its absolute path, so the command works from any directory."""
+    import shlex
+
+    spec, pick = (task.rsplit(":", 1) + [""])[:2] if ".py:" in task else (task, "")
+    if (spec.endswith(".py") or "/" in spec) and Path(spec).exists():
+        spec = str(Path(spec).resolve())
+    name = spec + (f":{pick}" if pick else "")
+    return f"tttd verify {shlex.quote(name)} {shlex.quote(str(Path(target).resolve()))}"
+
+
 def build_task(cfg: RunConfig) -> Task:
     """The configured task; the run's evaluation limits reach it when its factory takes them."""
     from tttd.task import task_factory
@@ -427,7 +439,7 @@ class Discovery:
         if b.artifact.get("code"):
             atomic_write_text(d / "solution.py", b.artifact["code"] + "\n")
             target = target or d / "solution.py"
-        command = f"tttd verify {self.cfg.task} {target}" if target else None
+        command = verify_command(self.cfg.task, target) if target else None
         atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
                                             "message": b.message, "artifact": b.artifact,
                                             "verify": command})

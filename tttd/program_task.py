@@ -140,6 +140,8 @@ class ProgramTask(Task):
         self.keep_result_chars = keep_result_chars
         self.presets = dict(presets or {})
         self._root_eval: Evaluation | None = None
+        #: replaces the "tttd calls entry(...)" rule of the prompt when set
+        self.contract: str | None = None
 
     # ---- the program contract ----------------------------------------------------------------
 
@@ -197,15 +199,16 @@ class ProgramTask(Task):
         if out:
             parts.append("## Output of the last run\n```\n" + out + "\n```")
         call = ", ".join(f"{k}={_short(v)}" for k, v in self.args.items())
-        rules = [f"- tttd calls `{self.entry}({call})` and scores its return value: {self.returns}"]
+        rules = [self.contract or f"- tttd calls `{self.entry}({call})` and scores its return value: {self.returns}"]
         if split_evolve_block(code) is not None:
             rules.append(f"- Only the code between `# {EVOLVE_START}` and `# {EVOLVE_END}` may change; "
                          "the rest of the program is kept as it is.")
         rules += [
             f"- Time limit {self.limits.wall_s:g} s, memory {self.limits.memory_mb} MB, no network.",
-            "- Any score your program reports about itself is ignored: tttd recomputes it.",
             "- Answer with one ```python code block containing the complete program.",
         ]
+        if self.contract is None:
+            rules.insert(-1, "- Any score your program reports about itself is ignored: tttd recomputes it.")
         parts.append("## Rules\n" + "\n".join(rules))
         return [{"role": "user", "content": "\n\n".join(parts) + "\n"}]
 

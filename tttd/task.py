@@ -398,6 +398,13 @@ def _resolve_name(name_or_path: str) -> str:
         spec, pick = name_or_path.rsplit(":", 1)
     if spec.endswith(".py") or "/" in spec:
         path = Path(spec)
+        if path.is_dir():  # an OpenEvolve / ShinkaEvolve problem folder
+            from tttd.evolve_import import register_problem_dir
+
+            try:
+                return register_problem_dir(path)
+            except ValueError as exc:
+                raise UnknownTaskError(str(exc)) from None
         if not path.is_file():
             raise UnknownTaskError(f"task file not found: {path}")
         added = _import_task_file(path)
