@@ -109,6 +109,20 @@ def build_policy(cfg: RunConfig) -> Policy:
         raise PolicyLoadError(f"cannot load the {cfg.backend} policy {cfg.model!r}: {exc}") from exc
 
 
+def package_versions(names=("torch", "transformers", "peft", "tokenizers", "accelerate", "tinker", "openai",
+                                 "ray", "vllm")) -> dict[str, str]:
+    """Installed versions of the packages a run may use (read from metadata, nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
 def verify_command(task: str, target: Path) -> str:
     """The shell command that re-verifies ``target``: a task given as a file path (or a problem
     folder) is named by its absolute path, so the command works from any directory."""
@@ -219,7 +233,8 @@ class Discovery:
 
         return {
             **self.cfg.to_dict(),
-            "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__},
+            "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__,
+                          **package_versions()},
             "_task": {"name": self.task.name, "direction": self.task.objective.direction,
                       "transform": self.task.objective.transform},
         }
