@@ -85,6 +85,22 @@ def test_program_task_checks_its_definition():
     assert empty.initial_states(1, np.random.default_rng(0))[0].value is None
 
 
+def test_reverification_hands_score_the_same_types():
+    import json
+
+    def score(data):
+        assert isinstance(data["a"], np.ndarray) and data["a"].dtype == np.int32, type(data["a"])
+        return float(data["a"].sum())
+
+    task = _task(score=score, initial_program="import numpy as np\ndef solve():\n"
+                 "    return {'a': np.arange(4, dtype=np.int32), 'n': 4}\n")
+    root = task.initial_states(1, np.random.default_rng(0))[0]
+    assert root.value == 6.0
+    stored = json.loads(json.dumps({"result": root.artifact["result"]}))  # as best/artifact.json
+    again = task.verify(task.load_construction(stored))
+    assert again.valid and again.value == 6.0
+
+
 def test_minimize_defaults_to_the_reciprocal_reward():
     task = _task(direction="minimize")
     assert task.objective.transform == "reciprocal"

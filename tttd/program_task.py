@@ -61,16 +61,31 @@ def splice_evolve_block(parent: str, new: str) -> str:
     return outer[0] + body + outer[2]
 
 
+ARRAY_TAG = "__ndarray__"
+
+
 def _plain(data: Any) -> Any:
-    """JSON-able form of returned data (numpy arrays as lists)."""
+    """JSON-able form of returned data; numpy arrays become ``{"__ndarray__": list, "dtype": str}``
+    so that re-verification hands ``score`` the same types as the run did (:func:`_unplain`)."""
     if isinstance(data, np.ndarray):
-        return data.tolist()
+        return {ARRAY_TAG: data.tolist(), "dtype": data.dtype.str}
     if isinstance(data, (list, tuple)):
         return [_plain(x) for x in data]
     if isinstance(data, dict):
         return {str(k): _plain(v) for k, v in data.items()}
     if isinstance(data, np.generic):
         return data.item()
+    return data
+
+
+def _unplain(data: Any) -> Any:
+    """Inverse of :func:`_plain` (tagged arrays back to numpy arrays)."""
+    if isinstance(data, dict):
+        if set(data) == {ARRAY_TAG, "dtype"}:
+            return np.asarray(data[ARRAY_TAG], dtype=np.dtype(str(data["dtype"])))
+        return {k: _unplain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_unplain(x) for x in data]
     return data
 
 
@@ -250,7 +265,8 @@ class ProgramTask(Task):
                           artifact=artifact, key=key)
 
     def load_construction(self, obj: Any) -> Any:
-        """A run's ``best/artifact.json`` holds ``{"result": data}``; a bare value is data too."""
+        """A run's ``best/artifact.json`` holds ``{"result": data}`` (numpy arrays tagged, restored
+        here as arrays); a bare value is data too."""
         if isinstance(obj, dict) and set(obj) == {"result"}:
-            return obj["result"]
-        return obj
+            obj = obj["result"]
+        return _unplain(obj)
