@@ -7,7 +7,8 @@ Recognised layouts (checked in this order):
   ``EvaluationResult``). The value is ``combined_score`` when present, else the mean of the
   numeric metrics (OpenEvolve's own fallback); a non-empty ``error`` metric (the documented way an
   OpenEvolve evaluator reports a failed program) makes the candidate invalid. An optional ``config.yaml`` supplies the problem
-  statement (``prompt.system_message``).
+  statement (``prompt.system_message``). Cascade stages (``evaluate_stage1`` ...) are not used:
+  tttd calls ``evaluate`` once per candidate.
 - **ShinkaEvolve**: ``initial.py`` + ``evaluate.py`` defining ``main(program_path, results_dir)``
   (or runnable as ``python evaluate.py --program_path P --results_dir D``), which writes
   ``metrics.json`` and ``correct.json`` (``{"correct": bool, "error": ...}``) into ``results_dir``.
