@@ -19,9 +19,11 @@ from tttd.config import RunConfig, resolve_config
 
 #: Measured on 2 idle CPU cores (issue 14's measurements of the 48-step demo: 3-4 minutes for both
 #: phases with the model cached; the model build about 1 minute). A busy machine is slower: the
-#: same demo took 20 min 47 s on a 2-core machine shared with other jobs.
+#: same demo took 20 min 47 s on a 2-core machine shared with other jobs; under a load average of
+#: 15-20 on 2 cores the model build alone took 1951 s and a step 42-187 s.
 IDLE_BUILD_S = 60.0
 IDLE_STEP_S = 2.2
+IDLE_PHASE_S = 5.0  # loading the policy, starting the evaluation workers
 
 
 def demo_config(steps: int | None = None, seed: int | None = 0, train: bool = True) -> RunConfig:
@@ -39,7 +41,7 @@ def _model_cached() -> bool:
 
 
 def expected_seconds(steps: int, phases: int, cached: bool) -> float:
-    return (0.0 if cached else IDLE_BUILD_S) + IDLE_STEP_S * steps * phases
+    return (0.0 if cached else IDLE_BUILD_S) + (IDLE_PHASE_S + IDLE_STEP_S * steps) * phases
 
 
 def minutes(seconds: float) -> str:
@@ -61,8 +63,8 @@ def verdict(runs: list[tuple[str, dict[str, Any]]], times: dict[str, float], bes
         lines.append(f"  {name:<9}{best:>14}{rate:>16.0%}")
     if len(runs) == 2 and None not in (runs[0][1]["best_value"], runs[1][1]["best_value"]):
         a, b = runs[0][1]["best_value"], runs[1][1]["best_value"]
-        word = "lower (better)" if a < b else ("the same" if a == b else "higher (worse)")
-        lines.append(f"  the trained policy's best is {word} than the frozen one's; a toy on a 1M-parameter "
+        word = "lower (better) than" if a < b else ("the same as" if a == b else "higher (worse) than")
+        lines.append(f"  the trained policy's best is {word} the frozen one's; a toy on a 1M-parameter "
                      "model, so expect seed-to-seed noise")
     if best_digits:
         lines.append(f"  best solution: {best_digits}")
@@ -83,9 +85,10 @@ def run_demo(args: Any) -> int:
     modes = [("frozen", False)] if args.no_train else [("trained", True), ("frozen", False)]
     cfg = demo_config(args.steps, args.seed)
     cached = _model_cached()
-    say("tttd demo: test-time training of a tiny local model on a toy Erdős-style problem "
-        f"(the trained run is `tttd run demo --seed {cfg.seed}`" + (f" --steps {cfg.steps}" if args.steps else "")
-        + (")" if args.no_train else "), then the same model frozen, on the same budget)"))
+    command = f"tttd run demo --seed {cfg.seed}" + (f" --steps {cfg.steps}" if args.steps else "")
+    say("tttd demo: test-time training of a tiny local model on a toy Erdős-style problem. "
+        + (f"The frozen run is `{command} --no-train`." if args.no_train else
+           f"The trained run is `{command}`; then the same model, frozen, on the same budget."))
     say(f"expected: about {minutes(expected_seconds(cfg.steps, len(modes), cached))} on 2 idle CPU cores"
         + ("" if cached else f" (including about {minutes(IDLE_BUILD_S)} to build the tiny model once)")
         + "; several times longer on a busy machine")
