@@ -18,10 +18,12 @@ tttd finds one exceptional solution to a hard problem with a verifiable score by
 LLM keep training on that one problem while it searches (TTT-Discover).
 
 Start here:
-  tttd demo                      a 3-minute CPU demo with a tiny local model
+  tttd demo                      a CPU demo with a tiny local model (3-4 min on 2 idle cores)
   tttd tasks                     the problems tttd knows
   tttd run erdos --preset paper --backend tinker --model Qwen/Qwen3-8B
+  tttd new-task my_problem       start your own problem from a commented template
   tttd run ./my_task.py          your own problem (see examples/)
+  tttd run path/to/problem_dir   an OpenEvolve or ShinkaEvolve problem folder
   tttd show runs/<run>           how a run is doing; tttd resume runs/<run> continues it
   tttd verify erdos FILE         re-verify a construction or a program
 """
@@ -41,7 +43,7 @@ def _kv(items: list[str] | None, what: str) -> dict[str, Any]:
 
 
 def _default_out(task: str) -> str:
-    name = Path(task).stem if task.endswith(".py") else task
+    name = Path(task).stem if task.endswith(".py") else (Path(task.rstrip("/")).name or task)
     return str(Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
@@ -132,45 +134,9 @@ def _print_summary(summary: dict[str, Any], as_json: bool, extra: dict[str, Any]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tttd.policy.tiny import build_tiny_model
+    from tttd.demo_cmd import run_demo
 
-    t0 = time.perf_counter()
-    from rich.console import Console
-
-    err = Console(stderr=True)
-    if not args.quiet:
-        err.print("tttd demo: test-time training of a tiny local model on a toy Erdős-style problem")
-    model_path = build_tiny_model("tiny", progress=not args.quiet)
-    from tttd.task import get_task
-
-    overrides = dict(steps=args.steps, seed=args.seed, model=str(model_path), task="demo", backend="local")
-    cfg = resolve_config(get_task("demo").presets, preset="demo", flag_values=overrides)
-    out = args.out or _default_out("demo")
-    cfg.out = out
-    runs = []
-    modes = [("frozen", False)] if args.no_train else [("trained", True), ("frozen", False)]
-    for name, train in modes:
-        c = RunConfig(**{**cfg.to_dict(), "train": train})
-        path = out if name == modes[0][0] else str(Path(out) / "baseline-frozen")
-        c.out = path
-        summary = _execute(c, path, f"demo ({name})", args.quiet)
-        runs.append((name, summary))
-    main_name, main = runs[0]
-    extra: dict[str, Any] = {"mode": main_name}
-    if len(runs) > 1:
-        extra["frozen_best_value"] = runs[1][1]["best_value"]
-        extra["frozen_run_dir"] = runs[1][1]["run_dir"]
-    extra["seconds_total"] = round(time.perf_counter() - t0, 2)
-    if not args.json:
-        best = json.loads((Path(out) / "best" / "best.json").read_text())
-        print(f"best solution: {safe(best['artifact'].get('digits'))}  overlap {best['value']:.6f} "
-              f"(lower is better; a constant function scores 0.5)")
-        if len(runs) > 1:
-            f = runs[1][1]
-            print(f"trained policy: best overlap {main['best_value']:.6f}; frozen policy, same "
-                  f"{f['samples']} samples: {f['best_value']:.6f}")
-    _print_summary(main, args.json, extra)
-    return 0
+    return run_demo(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -184,14 +150,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         task=args.task, backend=args.backend, model=args.model, preset=args.preset, steps=args.steps,
         groups=args.groups, group_size=args.group_size, out=args.out, seed=args.seed,
         reuse=args.reuse, objective=args.objective, learning_rate=args.lr, max_tokens=args.max_tokens,
-        kl_coef=args.kl_coef, executor=args.executor, workers=args.workers,
+        kl_coef=args.kl_coef, executor=args.executor, workers=args.workers, temperature=args.temperature,
         train=False if args.no_train else None,
     )
     if args.task_option:
         flags["task_options"] = _kv(args.task_option, "--task-option")
     if args.backend_option:
         flags["backend_options"] = _kv(args.backend_option, "--backend-option")
-    cfg = resolve_config(task.presets, file_values=file_values, flag_values=flags)
+    from tttd.cli_extra import default_preset, describe_preset
+
+    preset = default_preset(flags["model"] or file_values.get("model"), flags["backend"] or file_values.get("backend"))
+    cfg = resolve_config(task.presets, preset=preset, file_values=file_values, flag_values=flags)
+    if preset is not None and cfg.preset == preset and not args.quiet and not args.preset:
+        print(describe_preset(cfg), file=sys.stderr)
     cfg.out = cfg.out or _default_out(args.task)
     check_run_config(cfg)  # every option checked before anything is written
     summary = _execute(cfg, cfg.out, task.name, args.quiet)
@@ -200,9 +171,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from tttd.rundir import atomic_write_json
-
+    from tttd.cli_extra import finished_message
     from tttd.preflight import check_run_config
+    from tttd.rundir import atomic_write_json
 
     rd = RunDir(args.run)
     full = rd.read_config()
@@ -210,6 +181,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.steps is not None:
         data["steps"] = args.steps
     cfg = config_from_dict(data)
+    done = finished_message(args.run, cfg.steps)  # before any model is loaded
+    if done is not None:
+        print(done, file=sys.stderr)
+        return 0
     check_run_config(cfg)
 
     def persist_steps() -> None:  # only once the checkpoint restored: a failed resume keeps all
@@ -274,6 +249,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                        task_options=_kv(getattr(args, "task_option", None), "--task-option"))
 
 
+def cmd_new_task(args: argparse.Namespace) -> int:
+    from tttd.new_task import new_task_main
+
+    return new_task_main(args.name, args.dir)
+
+
 # ------------------------------------------------------------------------------- parser
 
 
@@ -286,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help=json_help)
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
-    d = sub.add_parser("demo", help="run the CPU demo: a tiny local model learns a toy problem (~3 min)")
+    d = sub.add_parser("demo", help="run the CPU demo: a tiny local model learns a toy problem (3-4 min on 2 idle cores)")
     d.add_argument("--no-train", action="store_true", help="frozen model only (the no-training ablation)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
@@ -305,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--steps", type=int, help="training steps (paper: 50)")
     r.add_argument("--groups", type=int, help="start states per step (paper: 8)")
     r.add_argument("--group-size", type=int, help="samples per start state (paper: 64)")
-    r.add_argument("--lr", type=float, help="learning rate (paper: 4e-5)")
+    r.add_argument("--learning-rate", "--lr", dest="lr", type=float, help="learning rate (paper: 4e-5)")
+    r.add_argument("--temperature", type=float, help="sampling temperature (paper: 1.0)")
     r.add_argument("--max-tokens", type=int, help="token budget per sample")
     r.add_argument("--kl-coef", type=float, help="KL-to-base penalty lambda (paper: 0.1)")
     r.add_argument("--no-train", action="store_true", help="ablation: frozen policy (best-of-N with reuse)")
@@ -342,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task (e.g. cases=0-9)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
     v.set_defaults(func=cmd_verify)
+
+    nt = sub.add_parser("new-task", help="write a commented, runnable task file and a test of its scorer")
+    nt.add_argument("name", help="task name (the files are NAME.py and test_NAME.py)")
+    nt.add_argument("--dir", default=".", help="where to write them (default: here)")
+    nt.set_defaults(func=cmd_new_task)
     return p
 
 
@@ -354,8 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     from tttd.loop import PolicyLoadError
     from tttd.task import TaskOptionError, UnknownTaskError
 
+    from tttd.cli_extra import quiet_broken_pipe
+
     try:
-        return args.func(args)
+        return quiet_broken_pipe(lambda: args.func(args))
     except (ConfigError, UnknownTaskError, TaskOptionError, NotARunError, FileExistsError,
             PolicyLoadError) as exc:
         print(f"tttd: error: {safe(exc)}", file=sys.stderr)

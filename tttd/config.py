@@ -164,7 +164,28 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"cannot parse config file {p}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a table of settings")
-    return data
+    return normalize_keys(data)
+
+
+#: Config-file spellings of the command-line flags, mapped to RunConfig's field names (which
+#: config.json records). Any key may also use dashes for underscores (``group-size``).
+KEY_ALIASES = {"lr": "learning_rate", "task_option": "task_options", "backend_option": "backend_options"}
+
+
+def normalize_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Accept flag names as config keys: dashes, ``lr``, ``task_option(s)``, ``no_train``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        name = KEY_ALIASES.get(name, name)
+        if name == "no_train":
+            name, value = "train", (not value if isinstance(value, bool) else value)
+            if not isinstance(value, bool):
+                raise ConfigError(f"bad value for no_train: {data[key]!r} (expected true or false)")
+        if name in out:
+            raise ConfigError(f"config key {key!r} repeats {name!r}: give it once")
+        out[name] = value
+    return out
 
 
 def resolve_config(

@@ -20,6 +20,7 @@ import hashlib
 import inspect
 import json
 import os
+import shlex
 import signal
 import time
 from concurrent.futures import Future
@@ -111,6 +112,32 @@ def build_policy(cfg: RunConfig) -> Policy:
         return policy
     except (ValueError, OSError, ImportError, RuntimeError, TimeoutError) as exc:
         raise PolicyLoadError(f"cannot load the {cfg.backend} policy {cfg.model!r}: {exc}") from exc
+
+
+def package_versions(names=("torch", "transformers", "peft", "tokenizers", "accelerate", "tinker", "openai",
+                                 "ray", "vllm")) -> dict[str, str]:
+    """Installed versions of the packages a run may use (read from metadata, nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def verify_command(task: str, target: Path, options: str = "") -> str:
+    """The shell command that re-verifies ``target``: a task given as a file path (or a problem
+    folder) is named by its absolute path, so the command works from any directory."""
+    import shlex
+
+    spec, pick = (task.rsplit(":", 1) + [""])[:2] if ".py:" in task else (task, "")
+    if (spec.endswith(".py") or "/" in spec) and Path(spec).exists():
+        spec = str(Path(spec).resolve())
+    name = spec + (f":{pick}" if pick else "")
+    return f"tttd verify {shlex.quote(name)}{options} {shlex.quote(str(Path(target).resolve()))}"
 
 
 def build_task(cfg: RunConfig) -> Task:
@@ -248,7 +275,8 @@ class Discovery:
 
         return {
             **self.cfg.to_dict(),
-            "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__},
+            "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__,
+                          **package_versions()},
             "_task": {"name": self.task.name, "direction": self.task.objective.direction,
                       "transform": self.task.objective.transform,
                       "fingerprint": self.task_fingerprint()},
@@ -469,9 +497,9 @@ class Discovery:
         if b.artifact.get("code"):
             atomic_write_text(d / "solution.py", b.artifact["code"] + "\n")
             target = target or d / "solution.py"
-        opts = "".join(f" --task-option {k}={v if isinstance(v, str) else json.dumps(v)}"
+        opts = "".join(f" --task-option {shlex.quote(f'{k}={v if isinstance(v, str) else json.dumps(v)}')}"
                        for k, v in sorted(self.cfg.task_options.items()))  # as the run built its task
-        command = f"tttd verify {self.cfg.task}{opts} {target}" if target else None
+        command = verify_command(self.cfg.task, target, opts) if target else None
         atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
                                             "message": b.message, "artifact": b.artifact,
                                             "verify": command})

@@ -44,8 +44,24 @@ def verify_construction(task: Task, obj: Any) -> Evaluation:
     return task.evaluate(Candidate(text="", data=data), None)
 
 
+def run_sandbox(program):
+    try:
+        from tttd.sandbox import run
+    except ImportError as exc:  # pragma: no cover - the sandbox is part of tttd
+        raise UsageError(f"the sandbox is not available: {exc}") from None
+    return run(program)
+
+
 def verify_program(task: Task, code: str, state: State | None = None) -> Evaluation:
     """Run ``code`` in the sandbox under the task's contract and verify what it returns."""
+    if hasattr(task, "program_from_code"):  # e.g. ProgramTask: the file is the whole program
+        candidate = Candidate(text=code, code=code, program=task.program_from_code(code, state))
+        result = run_sandbox(candidate.program)
+        try:
+            return task.evaluate(candidate, result, state)
+        except Exception as exc:  # a verdict, never a traceback
+            return task.invalid(f"verifier error: {type(exc).__name__}: {str(exc)[:300]}",
+                                status="verifier_error")
     if state is None:
         state = task.initial_states(1, np.random.default_rng(0))[0]
     fence = getattr(task, "code_language", "python")
