@@ -29,7 +29,18 @@ ANSWERS = {
     "tsp-50": "```python\ndef solve(cities):\n    return list(range(len(cities)))\n```",
     "oe_guess": "```python\ndef guess():\n    return 6.0\n```",
     "shinka_guess": "```python\ndef guess(seed):\n    return 6.0\n```",
+    "ahc039": "```cpp\n" + (ROOT / "examples" / "ahc" / "ahc039_grid.cpp").read_text() + "```",
+    "ahc058": "```cpp\n" + (ROOT / "examples" / "ahc" / "ahc058_greedy.cpp").read_text() + "```",
+    "denoising": "```python\n" + (ROOT / "tttd" / "tasks" / "denoising" / "root_program.py").read_text()
+                 + "```",
 }
+# Tasks whose runs need options to stay small on a CPU (or hardware this machine lacks).
+OPTIONS = {
+    "ahc039": {"cases": "0-1"},
+    "ahc058": {"cases": "0-1"},
+    "denoising": {"dataset": "synthetic", "n_cells": 200, "n_genes": 1000, "metric": "hardened"},
+}
+NEEDS_GPU = {"trimul"}
 
 
 class AnswerPolicy:
@@ -56,7 +67,7 @@ def test_every_builtin_task_has_a_scripted_answer():
 
     list_tasks()  # loads the built-in tasks
     builtin = [n for n, e in _REGISTRY.items() if e.origin.startswith("tttd.tasks")]
-    missing = sorted(set(builtin) - set(ANSWERS))
+    missing = sorted(set(builtin) - set(ANSWERS) - NEEDS_GPU)
     assert not missing, f"add a valid scripted answer for the built-in task(s) {missing} to ANSWERS"
 
 
@@ -78,6 +89,27 @@ def test_best_json_verify_command_works(task, tmp_path, monkeypatch):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "tttd.cli", *argv[1:], "--json"], capture_output=True,
                          text=True, timeout=120, cwd=elsewhere, env=env)
+    assert out.returncode == 0, out.stderr + out.stdout
+    verdict = json.loads(out.stdout.strip().splitlines()[-1])
+    assert verdict["valid"] and verdict["value"] == pytest.approx(summary["best_value"], rel=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", sorted(OPTIONS))
+def test_best_json_verify_command_works_with_task_options(task, tmp_path, monkeypatch):
+    """Tasks run with options (small case subsets, synthetic data): the command repeats them."""
+    monkeypatch.chdir(tmp_path)
+    cfg = resolve_config(flag_values=dict(task=task, steps=1, groups=1, group_size=1, workers=1,
+                                          eval_timeout_s=120.0, seed=0, task_options=OPTIONS[task]))
+    run = Discovery(cfg, tmp_path / "run", policy=AnswerPolicy(ANSWERS[task]))
+    run.start()
+    summary = run.run()
+    best = json.loads((tmp_path / "run" / "best" / "best.json").read_text())
+    argv = shlex.split(best["verify"])
+    assert argv[:2] == ["tttd", "verify"] and "--task-option" in argv
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "tttd.cli", *argv[1:], "--json"], capture_output=True,
+                         text=True, timeout=600, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr + out.stdout
     verdict = json.loads(out.stdout.strip().splitlines()[-1])
     assert verdict["valid"] and verdict["value"] == pytest.approx(summary["best_value"], rel=1e-9)

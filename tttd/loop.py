@@ -482,7 +482,7 @@ class Discovery:
             self._best_dirty = False
 
     def write_best(self) -> None:
-        """best/: the artifact (artifact.json, solution.py if code), its value, and the command
+        """best/: the artifact (artifact.json, solution.py/.cpp if code), its value, and the command
         that re-verifies it (best.json)."""
         b = self.best
         if b.value is None:
@@ -495,8 +495,9 @@ class Discovery:
             atomic_write_json(d / "artifact.json", data)
             target = d / "artifact.json"
         if b.artifact.get("code"):
-            atomic_write_text(d / "solution.py", b.artifact["code"] + "\n")
-            target = target or d / "solution.py"
+            solution = d / ("solution" + self.task.program_suffixes[0])  # .py, .cpp, ...
+            atomic_write_text(solution, b.artifact["code"] + "\n")
+            target = target or solution
         opts = "".join(f" --task-option {shlex.quote(f'{k}={v if isinstance(v, str) else json.dumps(v)}')}"
                        for k, v in sorted(self.cfg.task_options.items()))  # as the run built its task
         command = verify_command(self.cfg.task, target, opts) if target else None
