@@ -83,6 +83,8 @@ class Limits:
     output_bytes: int = 16_384  # stdout / stderr tails kept
     result_mb: int = 64  # largest accepted result file
     network: bool = False
+    toolchain: tuple[str, ...] = ()  # extra absolute host paths bound read-only into the jail (compilers, headers)
+    gpus: int = 0  # GPUs one evaluation needs; the executor assigns device ids
 
     def to_dict(self) -> dict[str, Any]:
         return _asdict(self)

@@ -49,9 +49,11 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
         state = task.initial_states(1, np.random.default_rng(0))[0]
     candidate = task.parse("```python\n" + code.strip("\n") + "\n```\n", state)
     if candidate.program is not None:
-        # The file is the program: keep it whole even if it contains ``` of its own.
-        candidate.code = code
-        candidate.program.source = code
+        # The file is the program: keep it whole even if it contains ``` of its own (unless the
+        # task runs the code inside a harness of its own, e.g. the speed kit's timing harness).
+        parsed, candidate.code = candidate.code, code
+        if candidate.program.source == parsed:
+            candidate.program.source = code
     result = None
     if candidate.program is not None:
         try:
