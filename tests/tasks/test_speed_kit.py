@@ -107,14 +107,14 @@ def group_means(data):
     keys, values, groups = data
     out = np.zeros(groups)
     def work():
-        time.sleep(0.002)
+        time.sleep(0.05)
         s = np.bincount(keys, weights=values, minlength=groups)
         c = np.bincount(keys, minlength=groups)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[:] = s / c
     threading.Thread(target=work).start()  # returns before the work is done
     return out
-""", "test 0"),
+""", "test "),
     ("patches the timer", "import time\ntime.perf_counter_ns = lambda: 0\n" + FAST, "tamper"),
     ("patches numpy", "import numpy\nnumpy.isclose = lambda *a, **k: numpy.ones(1, bool)\n" + FAST, "tamper"),
     ("patches the public reference", FAST.replace("s / c", "s / (c + 1)")

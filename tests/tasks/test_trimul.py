@@ -80,21 +80,7 @@ def test_verify_cli_on_cpu(tmp_path, capsys):
     assert "correct on all 4 cpu test cases" in out and "needs a CUDA GPU" in out
 
 
-SIDE_STREAM = ROOT.replace("def custom_kernel(data: input_t) -> output_t:", "def _k(data):") + """
-
-_side = None
-
-
-def custom_kernel(data: input_t) -> output_t:
-    global _side
-    _side = _side or torch.cuda.Stream()
-    x = data[0]
-    out = torch.empty_like(x)
-    _side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(_side):  # the work runs on a stream the timer's end event ignores
-        out.copy_(_k(data))
-    return out
-"""
+SIDE_STREAM = open(os.path.join(HERE, "hostile_side_stream.py")).read()
 
 
 @pytest.mark.skipif(not GPU, reason="needs a CUDA GPU")

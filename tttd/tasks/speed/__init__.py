@@ -114,7 +114,8 @@ DEFAULT_TIMING = {"warmup_runs": 100, "warmup_s": 0.01, "min_runs": 3, "max_runs
 
 
 def run_record(spec: SpeedSpec, code: str, *, device: str | None = None, seed: int | None = None,
-               sandbox: bool = True, timing: dict[str, Any] | None = None) -> tuple[dict, SandboxResult | None]:
+               sandbox: bool = True, timing: dict[str, Any] | None = None,
+               cpus: list[int] | None = None) -> tuple[dict, SandboxResult | None]:
     """Evaluate ``code`` once (outside a run): (the config sent, the harness record or None).
 
     ``sandbox=False`` calls the harness in this process (benchmarks on machines without a working
@@ -128,19 +129,19 @@ def run_record(spec: SpeedSpec, code: str, *, device: str | None = None, seed: i
         with tempfile.TemporaryDirectory(prefix="tttd-speed-") as d:
             rec = harness.evaluate(cfg, spec.problem_source, code, spec.modules, workdir=d)
         return cfg, SandboxResult(status="ok", value=rec)
-    return cfg, run_program(program_for(spec, code, cfg))
+    return cfg, run_program(program_for(spec, code, cfg), cpus=cpus)
 
 
-def run_program(program: Program) -> SandboxResult:
+def run_program(program: Program, cpus: list[int] | None = None) -> SandboxResult:
     """Run a speed program in the sandbox directly (roots, ``tttd verify``), on GPU 0 if it needs one."""
     from tttd import sandbox
 
     if program.limits.gpus > 0:
         try:
-            return sandbox.run(program, devices=tuple(range(program.limits.gpus)))
+            return sandbox.run(program, cpus=cpus, devices=tuple(range(program.limits.gpus)))
         except TypeError:  # a sandbox without GPU support (devices=): the jail helper adds it
             pass
-    return sandbox.run(program)
+    return sandbox.run(program, cpus=cpus)
 
 
 def build_config(spec: SpeedSpec, *, device: str | None = None, seed: int | None = None,
