@@ -153,3 +153,55 @@ def test_no_sandbox_path_gives_the_same_verdict(task):
     cfg, res = run_record(task.spec, FAST, sandbox=False)
     assert res.value["ok"], res.value["message"]
     assert len(res.value["benchmarks"]) == 1 and res.value["benchmarks"][0]["runs"] >= 3
+
+
+class ScriptedPolicy:
+    """Answers with a faster program, a wrong one and no code."""
+
+    trainable = False
+
+    def sample(self, prompts, n, params):
+        from tttd.types import Sample
+
+        answers = ["```python\n" + FAST + "```", "```python\n" + FAST.replace("s / c", "s / (c + 1)") + "```",
+                   "no code today"]
+        return [[Sample([1], [2, 3], [-0.1, -0.2], answers[i % 3]) for i in range(n)] for _ in prompts]
+
+    def usage(self):
+        from tttd.policy import TokenUsage
+
+        return TokenUsage()
+
+
+def _example_cfg(out, **kw):
+    from tttd.config import resolve_config
+
+    values = dict(task=EXAMPLE, steps=1, groups=1, group_size=3, workers=1, max_tokens=24, seed=0, out=str(out))
+    values.update(kw)
+    return resolve_config(flag_values=values)
+
+
+def test_the_example_through_the_loop(tmp_path):
+    from tttd.loop import Discovery
+    from tttd.rundir import read_jsonl
+
+    run = Discovery(_example_cfg(tmp_path / "r"), tmp_path / "r", policy=ScriptedPolicy())
+    run.start()
+    run.run()
+    rows = list(read_jsonl(tmp_path / "r" / "rollouts.jsonl"))
+    assert [r["status"] for r in rows] == ["ok", "invalid", "parse_error"]
+    assert rows[0]["valid"] and rows[0]["reward"] > 1.0  # faster than the reference
+    assert "wrong output" in rows[1]["message"]
+
+
+@pytest.mark.slow
+def test_the_example_with_the_tiny_model(tiny_model_dir, tmp_path):
+    pytest.importorskip("torch")
+    from tttd.loop import Discovery
+    from tttd.policy.local import LocalPolicy
+
+    policy = LocalPolicy(str(tiny_model_dir), lora_rank=4, seed=0)
+    run = Discovery(_example_cfg(tmp_path / "t", group_size=2, steps=1), tmp_path / "t", policy=policy)
+    run.start()
+    summary = run.run()
+    assert summary["steps"] == 1 and summary["samples"] == 2
