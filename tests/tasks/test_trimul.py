@@ -87,3 +87,21 @@ SIDE_STREAM = open(os.path.join(HERE, "hostile_side_stream.py")).read()
 def test_side_stream_work_is_caught_on_gpu(task):
     ev = verdict(task, SIDE_STREAM)
     assert not ev.valid and ("wrong output" in ev.message or "stream" in ev.message), ev.message
+
+
+def test_torch_own_rebinding_is_not_tampering_but_a_lookalike_wrapper_is(monkeypatch):
+    import functools
+
+    from tttd.tasks.speed import harness
+
+    snap = harness.snapshot()
+    # torch.compile's first use rebinds torch.manual_seed to torch._disable_dynamo(manual_seed)
+    monkeypatch.setattr(torch, "manual_seed", torch._disable_dynamo(torch.manual_seed))
+    assert harness.tampered(snap) == []
+
+    @functools.wraps(torch.isnan)
+    def fake(t):
+        return torch.zeros_like(t, dtype=torch.bool)
+
+    monkeypatch.setattr(torch, "isnan", fake)
+    assert harness.tampered(snap) == ["torch.isnan"]
