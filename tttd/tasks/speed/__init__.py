@@ -165,9 +165,11 @@ def build_config(spec: SpeedSpec, *, device: str | None = None, seed: int | None
 
 def program_for(spec: SpeedSpec, code: str, cfg: dict[str, Any]) -> Program:
     gpu = cfg["device"] == "cuda"
-    limits = Limits(wall_s=spec.wall_s, memory_mb=(1 << 20) if gpu else spec.memory_mb,
-                    threads=spec.threads, processes=256 if gpu else 64, gpus=1 if gpu else 0,
-                    result_mb=64)
+    # GPU: no practical RLIMIT_AS (the CUDA driver reserves huge virtual ranges; device memory is
+    # bounded by the device), more processes/files for the driver's threads and Triton's compiler
+    limits = Limits(wall_s=spec.wall_s, memory_mb=(1 << 27) if gpu else spec.memory_mb,
+                    threads=spec.threads, processes=256 if gpu else 64, open_files=1024 if gpu else 256,
+                    gpus=1 if gpu else 0, result_mb=64)
     return Program(source=harness_source(), entry="evaluate", limits=limits,
                    args={"config": cfg, "problem": spec.problem_source, "candidate": code,
                          "modules": spec.modules})
