@@ -247,9 +247,8 @@ class _Clock:
         if self.torch is not None:
             if type(out) is self.torch.Tensor:
                 return self.clone(out)  # enqueued on the current stream, races with side streams
-            if isinstance(out, (tuple, list)):
+            if type(out) in (tuple, list):
                 return type(out)(self.snap_output(o) for o in out)
-            return out
         return _copy_cpu(out)
 
 
@@ -260,9 +259,9 @@ def _copy_cpu(out):
         return out.copy()
     if torch is not None and type(out) is torch.Tensor:
         return out.detach().clone()
-    if isinstance(out, (tuple, list)):
+    if type(out) in (tuple, list):
         return type(out)(_copy_cpu(o) for o in out)
-    if isinstance(out, (int, float, complex, str, bytes, bool)) or out is None:
+    if type(out) in (int, float, complex, str, bytes, bool) or out is None:
         return out
     if np is not None and isinstance(out, np.generic):
         return out.copy()
