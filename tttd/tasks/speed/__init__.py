@@ -254,10 +254,11 @@ class SpeedTask(Task):
         rows = "\n".join("  - " + ", ".join(f"{k}={v}" for k, v in c.items()) for c in s.benchmarks)
         tol = ("exact equality" if s.rtol == 0 and s.atol == 0 else f"|out - ref| <= {s.atol:g} + {s.rtol:g}·|ref|")
         where = "a CUDA GPU (CUDA events)" if s.device == "cuda" else "the CPU (perf_counter_ns)"
-        return (f"Correctness is checked on {len(s.tests)} test cases ({tol}, the problem's check). Then each "
+        stat = dict(DEFAULT_TIMING, **s.timing)["statistic"]
+        return (f"Correctness is checked on {len(s.tests)} test cases ({tol}). Then each "
                 f"benchmark case is timed on {where}: warm-up, then repeated runs, each on fresh random "
                 f"inputs and each output re-checked, until the mean is stable. The score is the geometric "
-                f"mean of the mean times over the benchmark cases, in microseconds (lower is better):\n{rows}")
+                f"mean of the {stat} times over the benchmark cases, in microseconds (lower is better):\n{rows}")
 
     def prompt(self, state: State, parent: State | None = None) -> list[Message]:
         s = self.spec

@@ -118,7 +118,7 @@ class TriMulTask(SpeedTask):
         problem = _read("problem.py")
         spec = SpeedSpec(
             name="trimul", problem_source=problem, tests=TESTS, benchmarks=BENCHMARKS,
-            entry="custom_kernel", ref_name="ref_kernel", device="cuda",
+            entry="custom_kernel", ref_name="ref_kernel", device="cuda", rtol=2e-2, atol=2e-2,  # (shown; check() decides)
             public_modules={"reference": problem, "task": _read("types_module.py")},
             initial_code=_read("root.py"), description=description(gpu, triton),
             signature="custom_kernel(data: input_t) -> output_t", reward=3000.0,
