@@ -34,8 +34,10 @@ Protocol of :func:`evaluate` (one evaluation):
    (``/proc/self/task/*/schedstat``), and on a GPU the wall time to a device-wide synchronise
    against the CUDA-event time (work on a side stream that the end event does not wait for shows
    up only in the wall time; the output clone on the current stream also races with it and then
-   fails the check). Python-level monkeypatching: the snapshot is re-checked after every phase,
-   and torch function/dispatch modes left active are refused.
+   fails the check). Python-level monkeypatching: the snapshot is re-checked after every call,
+   and torch function/dispatch modes or trace hooks left active are refused. Rebinding by torch
+   itself is accepted (a wrapper that unwraps to the original and whose code lives in torch's
+   package: ``torch.compile`` wraps ``torch.manual_seed`` so).
 
 What this can and cannot guarantee. The candidate runs in the same process, so in principle it
 can reach anything the harness holds (``gc``, frames, ``ctypes``): rewrite the closures of the

@@ -13,6 +13,12 @@ evaluation and the timed runs' seeds inside the harness at each run (the contest
 public, SPEC 7.7 item 18); the 18 test shapes are ours, spanning the contest's ranges (SPEC gives
 the ranges, not the list); the warm-up is up to 100 runs or 10 ms on benchmark 0 as the contest.
 Without a GPU the correctness path runs on the CPU (four small test cases), and there is no time.
+
+Files here (read as text, never imported by tttd): ``problem.py`` (the ``reference`` module),
+``types_module.py`` (the ``task`` module), ``root.py`` (the plain PyTorch root), and, for
+``benchmarks/speed_bench.py``, our kernels ``fast_fp16.py`` (fp16 PyTorch) and ``fast_triton.py``
+(Triton + cuBLAS; checked on CPU under ``TRITON_INTERPRET=1``) and a hostile side-stream
+candidate ``hostile_side_stream.py`` that the evaluator must refuse.
 """
 
 from __future__ import annotations
