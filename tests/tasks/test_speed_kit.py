@@ -116,6 +116,7 @@ def group_means(data):
     return out
 """, "test "),
     ("patches the timer", "import time\ntime.perf_counter_ns = lambda: 0\n" + FAST, "tamper"),
+    ("installs a profile hook", "import sys\nsys.setprofile(lambda *a: None)\n" + FAST, "trace/profile hook"),
     ("patches numpy", "import numpy\nnumpy.isclose = lambda *a, **k: numpy.ones(1, bool)\n" + FAST, "tamper"),
     ("patches the public reference", FAST.replace("s / c", "s / (c + 1)")
      + "import reference\nreference.group_means = group_means\n", "wrong output"),

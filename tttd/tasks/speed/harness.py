@@ -66,6 +66,7 @@ _urandom = _os.urandom
 _listdir = _os.listdir
 _get_native_id = _threading.get_native_id
 _open = _builtins.open
+_HOOKS = [(None, None)]  # the trace/profile hooks before the candidate was imported
 
 WATCHED = ("time", "os", "builtins", "numpy", "torch", "torch.Tensor", "torch._C.TensorBase",
            "torch.nn.functional", "torch.cuda", "torch.cuda.Event")
@@ -152,7 +153,7 @@ def _modes_active(torch) -> list[str]:
             out.append("a TorchDispatchMode")
     except Exception:
         pass
-    if _sys.gettrace() is not None or _sys.getprofile() is not None:
+    if (_sys.gettrace(), _sys.getprofile()) != _HOOKS[0]:  # (a debugger/coverage run sets its own first)
         out.append("a trace/profile hook")
     return out
 
@@ -305,6 +306,7 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
         gen, ref, check = prob.generate_input, getattr(prob, config.get("ref_name", "reference")), \
             getattr(prob, "check", None) or _default_check(config)
         snap = snapshot()
+        _HOOKS[0] = (_sys.gettrace(), _sys.getprofile())
         folder = _os.path.join(workdir or _os.getcwd(), "tttd_speed_modules")
         names = sorted((modules or {}).keys())
         _write_modules(folder, modules or {})
