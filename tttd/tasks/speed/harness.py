@@ -138,6 +138,13 @@ def tampered(snap: dict) -> list[str]:
 
 
 def _modes_active(torch) -> list[str]:
+    out = _torch_modes() if torch is not None else []
+    if (_sys.gettrace(), _sys.getprofile()) != _HOOKS[0]:  # (a debugger/coverage run sets its own first)
+        out.append("a trace/profile hook")
+    return out
+
+
+def _torch_modes() -> list[str]:
     out = []
     try:
         from torch.overrides import _get_current_function_mode_stack
@@ -153,8 +160,6 @@ def _modes_active(torch) -> list[str]:
             out.append("a TorchDispatchMode")
     except Exception:
         pass
-    if (_sys.gettrace(), _sys.getprofile()) != _HOOKS[0]:  # (a debugger/coverage run sets its own first)
-        out.append("a trace/profile hook")
     return out
 
 
@@ -357,11 +362,9 @@ def _guard(snap: dict, clock: _Clock, when: str) -> None:
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise Verdict("tamper", f"{when} changed functions the evaluator relies on: {shown}")
-    torch = _sys.modules.get("torch")
-    if torch is not None:
-        modes = _modes_active(torch)
-        if modes:
-            raise Verdict("tamper", f"{when} left {', '.join(modes)} active")
+    modes = _modes_active(_sys.modules.get("torch"))
+    if modes:
+        raise Verdict("tamper", f"{when} left {', '.join(modes)} active")
 
 
 def _default_check(config: dict):
