@@ -141,7 +141,7 @@ def main():
     ap.add_argument("--no-sandbox", action="store_true", help="run the evaluator in this process")
     ap.add_argument("--repeats", type=int, default=10, help="CPU evaluations of the same candidate")
     ap.add_argument("--gpu-repeats", type=int, default=2, help="GPU evaluations of each of our kernels")
-    ap.add_argument("--gpu-budget-s", type=float, default=170.0, help="stop starting GPU evaluations after")
+    ap.add_argument("--gpu-budget-s", type=float, default=150.0, help="stop starting GPU evaluations after")
     ap.add_argument("--skip-cpu", action="store_true")
     args = ap.parse_args()
     sandbox = not args.no_sandbox
