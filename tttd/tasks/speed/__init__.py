@@ -357,7 +357,7 @@ class SpeedTask(Task):
             lines.append(f"  {', '.join(f'{k}={v}' for k, v in c.items())}: {b[stat] / 1e3:.3f} us "
                          f"({stat[:-3]}; std {b['std_ns'] / 1e3:.3f} over {b['runs']} runs)")
         metrics = {"us": us, "bench_us": [m / 1e3 for m in means], "runs": [int(b["runs"]) for b in stats],
-                   "device": cfg.get("device")}
+                   "device": cfg.get("device"), "cpus": len(rec.get("cpus") or [])}
         if self.spec.reward == "speedup":
             metrics["speedup"] = reward
         return Evaluation(valid=True, value=us, reward=reward, message="\n".join(lines), metrics=metrics)

@@ -350,6 +350,10 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
     except Verdict as v:
         rec["stage"], rec["message"] = v.stage, v.message
     rec["wall_s"] = (_perf_ns() - t_start) / 1e9
+    try:
+        rec["cpus"] = sorted(_os.sched_getaffinity(0))  # pinned when the executor pins (pin_cpus)
+    except (AttributeError, OSError):
+        rec["cpus"] = []
     return rec
 
 
