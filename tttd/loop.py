@@ -177,6 +177,9 @@ class Discovery:
         self.cfg = cfg
         self.dir = RunDir(run_dir)
         self.task = task or build_task(cfg)
+        preflight = getattr(self.task, "preflight", None)  # e.g. a GPU task where no GPU is visible
+        if callable(preflight):
+            preflight()
         self.on_step = on_step or (lambda m: None)
         self.on_event = on_event or (lambda s: None)
         self._policy = policy

@@ -67,9 +67,11 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
     fence = getattr(task, "code_language", "python")
     candidate = task.parse(f"```{fence}\n" + code.strip("\n") + "\n```\n", state)
     if candidate.program is not None:
-        # The file is the program: keep it whole even if it contains ``` of its own.
-        candidate.code = code
-        candidate.program.source = code
+        # The file is the program: keep it whole even if it contains ``` of its own (unless the
+        # task runs the code inside a harness of its own, e.g. the speed kit's timing harness).
+        parsed, candidate.code = candidate.code, code
+        if candidate.program.source == parsed:
+            candidate.program.source = code
     result = None
     if candidate.program is not None:
         from tttd.executor import LocalExecutor
