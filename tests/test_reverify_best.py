@@ -29,6 +29,11 @@ ANSWERS = {
     "tsp-50": "```python\ndef solve(cities):\n    return list(range(len(cities)))\n```",
     "oe_guess": "```python\ndef guess():\n    return 6.0\n```",
     "shinka_guess": "```python\ndef guess(seed):\n    return 6.0\n```",
+    "group-means": "```python\nimport numpy as np\n\ndef group_means(data):\n    keys, values, groups = data\n"
+                   "    s = np.bincount(keys, values, minlength=groups)\n"
+                   "    c = np.bincount(keys, minlength=groups)\n"
+                   "    with np.errstate(invalid='ignore', divide='ignore'):\n"
+                   "        return np.where(c > 0, s / np.maximum(c, 1), np.nan)\n```",
     "ahc039": "```cpp\n" + (ROOT / "examples" / "ahc" / "ahc039_grid.cpp").read_text() + "```",
     "ahc058": "```cpp\n" + (ROOT / "examples" / "ahc" / "ahc058_greedy.cpp").read_text() + "```",
     "denoising": "```python\n" + (ROOT / "tttd" / "tasks" / "denoising" / "root_program.py").read_text()
@@ -41,6 +46,8 @@ OPTIONS = {
     "denoising": {"dataset": "synthetic", "n_cells": 200, "n_genes": 1000, "metric": "hardened"},
 }
 NEEDS_GPU = {"trimul"}
+# Speed tasks: the value is a measured time, so re-verification confirms validity, not the number.
+TIMED = {"group-means"}
 
 
 class AnswerPolicy:
@@ -91,6 +98,9 @@ def test_best_json_verify_command_works(task, tmp_path, monkeypatch):
                          text=True, timeout=120, cwd=elsewhere, env=env)
     assert out.returncode == 0, out.stderr + out.stdout
     verdict = json.loads(out.stdout.strip().splitlines()[-1])
+    if name in TIMED:
+        assert verdict["valid"] and verdict["value"] > 0
+        return
     assert verdict["valid"] and verdict["value"] == pytest.approx(summary["best_value"], rel=1e-9)
 
 
