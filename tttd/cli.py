@@ -73,10 +73,11 @@ class Progress:
     def step(self, m: dict[str, Any]) -> None:
         if self.quiet:
             return
-        best = m.get("best_value")
-        info = (f"best {best:.6g}  " if best is not None else "best -  ") + (
-            f"reward mean {m['reward_mean']:.4g} max {m['reward_max']:.4g}  "
-            f"valid {m['valid_fraction']:.0%}  archive {m['archive_size']}")
+        from rich.markup import escape
+
+        from tttd.progress import step_info
+
+        info = escape(step_info(m))  # statuses come from tasks: no rich markup
         if self.bar is not None:
             self.bar.update(self.task_id, completed=m["step"] + 1, info=info)
         else:
