@@ -177,12 +177,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         reuse=args.reuse, objective=args.objective, learning_rate=args.lr, max_tokens=args.max_tokens,
         kl_coef=args.kl_coef, executor=args.executor, workers=args.workers,
         train=False if args.no_train else None,
+        max_usd=args.max_usd, max_samples=args.max_samples, max_hours=args.max_hours, log=args.log,
     )
     if args.task_option:
         flags["task_options"] = _kv(args.task_option, "--task-option")
     if args.backend_option:
         flags["backend_options"] = _kv(args.backend_option, "--backend-option")
     cfg = resolve_config(task.presets, file_values=file_values, flag_values=flags)
+    if args.dry_run:  # nothing sampled, nothing written
+        from tttd.dryrun import dry_run_main
+        from tttd.loop import build_task
+
+        return dry_run_main(build_task(cfg), cfg, args.json)
     cfg.out = cfg.out or _default_out(args.task)
     summary = _execute(cfg, cfg.out, cfg.task, args.quiet)
     _print_summary(summary, args.json)
@@ -199,6 +205,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
         data["steps"] = args.steps
         config_from_dict(data)  # validate before recording the new total
         atomic_write_json(rd.config, {**full, "steps": args.steps})
+    from tttd.ledger import CAPS
+
+    caps = {k: getattr(args, k) for k in CAPS if getattr(args, k, None) is not None}
+    if caps:  # raise (or lower) a budget cap for the rest of the run
+        data.update(caps)
+        config_from_dict(data)
+        full = rd.read_config()
+        atomic_write_json(rd.config, {**full, **caps})
     cfg = config_from_dict(data)
     summary = _execute(cfg, args.run, cfg.task, args.quiet, resume=True)
     _print_summary(summary, args.json)
@@ -221,6 +235,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         "best_value": loop["best"]["value"] if loop else None,
         "best_step": loop["best"]["step"] if loop else None,
         "samples": loop["ledger"]["samples"] if loop else 0,
+        "spend": loop["ledger"] if loop else None,
+        "budget": {k: cfg.get(k) for k in ("max_usd", "max_samples", "max_hours")},
         "last_step": last,
         "files": {"best": str(rd.best), "metrics": str(rd.metrics), "archive": str(rd.archive)},
     }
@@ -235,6 +251,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         if best.get("verify"):
             print(f"re-verify: {best['verify']}")
     print(f"files: {rd.best}/  {rd.metrics}  {rd.archive}")
+    from tttd.ledger import Ledger, spend_lines
+
+    if loop is not None:
+        for line in spend_lines(Ledger.from_dict(loop["ledger"]), config_from_dict(
+                {k: v for k, v in cfg.items() if not k.startswith("_")})):
+            print(line)
     if info["status"] != "finished":
         print(f"continue: tttd resume {rd.path}")
     return 0
@@ -299,12 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend-option", action="append", metavar="KEY=VALUE", help="option for the backend (e.g. base_url=...)")
     r.add_argument("--out", help="run directory (default runs/<task>-<time>)")
     r.add_argument("--seed", type=int, help="random seed (default 0)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="render a prompt, check the verifier, estimate the run's size and cost; sample nothing")
+    r.add_argument("--log", help="also log metrics offline to tensorboard, wandb (comma-separated)")
+    _budget_flags(r)
     common(r)
     r.set_defaults(func=cmd_run)
 
     rs = sub.add_parser("resume", help="continue a run after an interruption")
     rs.add_argument("run", help="run directory")
     rs.add_argument("--steps", type=int, help="raise the total number of steps")
+    _budget_flags(rs)
     common(rs)
     rs.set_defaults(func=cmd_resume)
 
@@ -321,7 +348,45 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file", help="construction (.json) or program (.py)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
     v.set_defaults(func=cmd_verify)
+    _more_commands(sub)
     return p
+
+
+def _budget_flags(sp) -> None:
+    sp.add_argument("--max-usd", type=float, help="stop before a step would cross this spend (needs a price)")
+    sp.add_argument("--max-samples", type=int, help="stop before a step would cross this many samples")
+    sp.add_argument("--max-hours", type=float, help="stop before a step would cross this wall time")
+
+
+def _more_commands(sub) -> None:
+    """report, runs, prompt: their bodies live in their own modules."""
+    from tttd.cli_runs import cmd_runs
+    from tttd.report.cli import add_report_parser
+
+    add_report_parser(sub)
+    rn = sub.add_parser("runs", help="a table of runs: task, status, steps, best, spend, age")
+    rn.add_argument("dir", nargs="?", default="runs", help="directory holding runs (default runs/)")
+    rn.add_argument("--json", action="store_true", help="print one JSON list")
+    rn.set_defaults(func=cmd_runs)
+    pr = sub.add_parser("prompt", help="render a task's root prompt, parse an example answer, verify the root")
+    pr.add_argument("task", help="registered task name or path/to/task.py[:name]")
+    pr.add_argument("--preset", help="settings preset (affects evaluation limits)")
+    pr.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task")
+    pr.add_argument("--seed", type=int, help="random seed of the roots (default 0)")
+    pr.add_argument("--json", action="store_true", help="print one JSON object")
+    pr.set_defaults(func=cmd_prompt)
+
+
+def cmd_prompt(args: argparse.Namespace) -> int:
+    from tttd.dryrun import dry_run_main
+    from tttd.loop import build_task
+    from tttd.task import get_task
+
+    options = _kv(args.task_option, "--task-option")
+    task = get_task(args.task, **options)
+    flags = dict(task=args.task, preset=args.preset, seed=args.seed, task_options=options or None)
+    cfg = resolve_config(task.presets, flag_values=flags)
+    return dry_run_main(build_task(cfg), cfg, args.json, with_estimate=False)
 
 
 def main(argv: list[str] | None = None) -> int:
