@@ -161,9 +161,11 @@ def test_cli_resume_raises_a_cap_and_show_prints_spend(tmp_path, capsys, monkeyp
     assert main(["show", str(out)]) == 0
     text = capsys.readouterr().out
     assert "spend: 36 samples" in text and "budget left: 4 of 40 samples" in text
+    assert "stopped by a budget cap" in text
     assert main(["show", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert info["spend"]["samples"] == 36 and info["budget"]["max_samples"] == 40
+    assert "max_samples 40 would be crossed" in info["stopped"]
     assert main(["resume", str(out), "--max-samples", "72", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 4 and summary["samples"] == 72 and summary["stopped"] is None

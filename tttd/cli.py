@@ -237,6 +237,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "samples": loop["ledger"]["samples"] if loop else 0,
         "spend": loop["ledger"] if loop else None,
         "budget": {k: cfg.get(k) for k in ("max_usd", "max_samples", "max_hours")},
+        "stopped": _budget_stop(cfg, loop, done),
         "last_step": last,
         "files": {"best": str(rd.best), "metrics": str(rd.metrics), "archive": str(rd.archive)},
     }
@@ -257,9 +258,21 @@ def cmd_show(args: argparse.Namespace) -> int:
         for line in spend_lines(Ledger.from_dict(loop["ledger"]), config_from_dict(
                 {k: v for k, v in cfg.items() if not k.startswith("_")})):
             print(line)
-    if info["status"] != "finished":
+    if info["stopped"]:
+        print(f"stopped by a budget cap: {info['stopped']}; raise it: tttd resume {rd.path} --max-...")
+    elif info["status"] != "finished":
         print(f"continue: tttd resume {rd.path}")
     return 0
+
+
+def _budget_stop(cfg: dict[str, Any], loop: dict[str, Any] | None, done: int) -> str | None:
+    """Why a budget cap keeps the run from its next step, or None."""
+    from tttd.ledger import Ledger, budget_stop
+
+    if loop is None or done >= cfg.get("steps", 0):
+        return None
+    return budget_stop(Ledger.from_dict(loop["ledger"]),
+                      config_from_dict({k: v for k, v in cfg.items() if not k.startswith("_")}))
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

@@ -37,8 +37,8 @@ def tiny_runs(tiny_model_dir, tmp_path_factory):
     out = []
     for name, train in (("trained", True), ("frozen", False)):
         cfg = resolve_config(flag_values=dict(
-            task="demo", backend="local", model=str(tiny_model_dir), steps=3, groups=2, group_size=4,
-            max_tokens=24, learning_rate=3e-3, lora_rank=8, kl_coef=0.0, workers=1, seed=0, train=train))
+            task="demo", backend="local", model=str(tiny_model_dir), steps=2, groups=2, group_size=4,
+            max_tokens=16, learning_rate=3e-3, lora_rank=8, kl_coef=0.0, workers=1, seed=0, train=train))
         run = Discovery(cfg, root / name)
         run.start()
         run.run()

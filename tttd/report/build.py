@@ -119,7 +119,8 @@ def _labels(runs: Sequence[RunData]) -> list[str]:
     names = [r.info.path.name for r in runs]
     if len(set(names)) < len(names):
         names = [str(r.info.path) for r in runs]
-    return [n + ("" if r.info.config.get("train", True) else " (frozen)") for n, r in zip(names, runs)]
+    return [n + ("" if r.info.config.get("train", True) or "frozen" in n else " (frozen)")
+            for n, r in zip(names, runs)]
 
 
 def build_report(paths: Sequence[str | Path], out: str | Path) -> Path:

@@ -60,7 +60,8 @@ def rewards(run: RunData) -> Figure:
         _empty(a)
         return fig
     a.boxplot([run.rewards[s] for s in steps], positions=steps, widths=0.6, showfliers=True,
-              flierprops={"markersize": 2, "alpha": 0.4}, manage_ticks=False)
+              flierprops={"markersize": 2, "alpha": 0.4}, medianprops={"color": "black"},
+              manage_ticks=False)
     a.plot(steps, [float(np.mean(run.rewards[s])) for s in steps], color="C1", label="mean")
     a.plot(steps, [float(np.max(run.rewards[s])) for s in steps], color="C2", label="max")
     a.set_xlabel("step")
@@ -189,7 +190,10 @@ def compare(runs: Sequence[RunData], labels: Sequence[str]) -> Figure:
     for run, label in zip(runs, labels):
         for a, key in zip(ax[0], ("best_value", "reward_mean", "valid_fraction")):
             x, y = _col(run.metrics, key)
-            a.plot(x, y, label=label, marker="o", markersize=2)
+            if key == "best_value":
+                a.step(x, y, where="post", label=label, marker="o", markersize=2)
+            else:
+                a.plot(x, y, label=label, marker="o", markersize=2)
     for a, title in zip(ax[0], ("best value", "reward mean", "valid fraction")):
         a.set_title(title, fontsize=10)
         a.set_xlabel("step")
