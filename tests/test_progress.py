@@ -88,3 +88,26 @@ def test_missing_log_library_is_a_one_line_error(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "r").exists()
     assert main(["run", "demo", "--log", "mlflow", "--out", "r"]) == 2
     assert "unknown --log 'mlflow'" in capsys.readouterr().err
+
+
+def test_wandb_log_is_offline_and_gets_every_step(tmp_path, monkeypatch):
+    """With a stand-in wandb module (the real one is an optional extra): offline mode, one log a step."""
+    import sys
+    import types
+
+    calls = []
+
+    class FakeRun:
+        def log(self, values, step):
+            calls.append(("log", step, values))
+
+        def finish(self):
+            calls.append(("finish",))
+
+    fake = types.SimpleNamespace(init=lambda **kw: calls.append(("init", kw)) or FakeRun())
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    out = _run(tmp_path, log="wandb")
+    assert calls[0][0] == "init" and calls[0][1]["mode"] == "offline" and calls[0][1]["dir"] == str(out)
+    logs = [c for c in calls if c[0] == "log"]
+    assert [c[1] for c in logs] == [0, 1] and "reward_mean" in logs[0][2] and "spend/samples" in logs[0][2]
+    assert calls[-1] == ("finish",)

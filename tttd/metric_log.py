@@ -73,8 +73,7 @@ class Loggers:
 
                 os.environ.setdefault("WANDB_MODE", "offline")
                 (run_dir / "wandb").mkdir(exist_ok=True)
-                self.wandb = wandb.init(mode="offline", dir=str(run_dir), project="tttd",
-                                        name=run_dir.name, resume="allow", id=run_dir.name.replace("/", "-"))
+                self.wandb = wandb.init(mode="offline", dir=str(run_dir), project="tttd", name=run_dir.name)
 
     def log(self, metrics: dict[str, Any]) -> None:
         step = int(metrics.get("step", 0))
