@@ -22,6 +22,8 @@ Start here:
   tttd run erdos --preset paper --backend tinker --model Qwen/Qwen3-8B
   tttd run ./my_task.py          your own problem (see examples/)
   tttd show runs/<run>           how a run is doing; tttd resume runs/<run> continues it
+  tttd report runs/<run>         an offline HTML report; tttd runs lists runs
+  tttd run TASK --dry-run        the prompt, a verifier check and the run's size and cost
   tttd verify erdos FILE         re-verify a construction or a program
 """
 
