@@ -25,6 +25,8 @@ Start here:
   tttd run ./my_task.py          your own problem (see examples/)
   tttd run path/to/problem_dir   an OpenEvolve or ShinkaEvolve problem folder
   tttd show runs/<run>           how a run is doing; tttd resume runs/<run> continues it
+  tttd report runs/<run>         an offline HTML report; tttd runs lists runs
+  tttd run TASK --dry-run        the prompt, a verifier check and the run's size and cost
   tttd verify erdos FILE         re-verify a construction or a program
 """
 
@@ -78,10 +80,11 @@ class Progress:
     def step(self, m: dict[str, Any]) -> None:
         if self.quiet:
             return
-        best = m.get("best_value")
-        info = (f"best {best:.6g}  " if best is not None else "best -  ") + (
-            f"reward mean {m['reward_mean']:.4g} max {m['reward_max']:.4g}  "
-            f"valid {m['valid_fraction']:.0%}  archive {m['archive_size']}")
+        from rich.markup import escape
+
+        from tttd.progress import step_info
+
+        info = escape(step_info(m))  # statuses come from tasks: no rich markup
         if self.bar is not None:
             self.bar.update(self.task_id, completed=m["step"] + 1, info=info)
         else:
@@ -152,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         reuse=args.reuse, objective=args.objective, learning_rate=args.lr, max_tokens=args.max_tokens,
         kl_coef=args.kl_coef, executor=args.executor, workers=args.workers, temperature=args.temperature,
         train=False if args.no_train else None,
+        max_usd=args.max_usd, max_samples=args.max_samples, max_hours=args.max_hours, log=args.log,
     )
     if args.task_option:
         flags["task_options"] = _kv(args.task_option, "--task-option")
@@ -163,6 +167,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve_config(task.presets, preset=preset, file_values=file_values, flag_values=flags)
     if preset is not None and cfg.preset == preset and not args.quiet and not args.preset:
         print(describe_preset(cfg), file=sys.stderr)
+    if args.dry_run:  # nothing sampled, nothing written
+        from tttd.dryrun import dry_run_main
+        from tttd.loop import build_task
+
+        return dry_run_main(build_task(cfg), cfg, args.json)
     cfg.out = cfg.out or _default_out(args.task)
     check_run_config(cfg)  # every option checked before anything is written
     summary = _execute(cfg, cfg.out, task.name, args.quiet)
@@ -180,6 +189,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     data = {k: v for k, v in full.items() if not k.startswith("_")}
     if args.steps is not None:
         data["steps"] = args.steps
+    from tttd.ledger import CAPS
+
+    caps = {k: getattr(args, k) for k in CAPS if getattr(args, k, None) is not None}
+    data.update(caps)  # raise (or lower) a budget cap for the rest of the run
     cfg = config_from_dict(data)
     done = finished_message(args.run, cfg.steps)  # before any model is loaded
     if done is not None:
@@ -188,8 +201,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     check_run_config(cfg)
 
     def persist_steps() -> None:  # only once the checkpoint restored: a failed resume keeps all
+        changes = dict(caps)
         if args.steps is not None and args.steps != full.get("steps"):
-            atomic_write_json(rd.config, {**rd.read_config(), "steps": args.steps})
+            changes["steps"] = args.steps
+        if changes:
+            atomic_write_json(rd.config, {**rd.read_config(), **changes})
 
     summary = _execute(cfg, args.run, cfg.task, args.quiet, resume=True,
                        accept_task_change=args.accept_task_change, after_restore=persist_steps)
@@ -213,6 +229,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         "best_value": loop["best"]["value"] if loop else None,
         "best_step": loop["best"]["step"] if loop else None,
         "samples": loop["ledger"]["samples"] if loop else 0,
+        "spend": loop["ledger"] if loop else None,
+        "budget": {k: cfg.get(k) for k in ("max_usd", "max_samples", "max_hours")},
+        "stopped": _budget_stop(cfg, loop, done),
         "last_step": last,
         "files": {"best": str(rd.best), "metrics": str(rd.metrics), "archive": str(rd.archive)},
     }
@@ -227,9 +246,27 @@ def cmd_show(args: argparse.Namespace) -> int:
         if best.get("verify"):
             print(f"re-verify: {safe(best['verify'])}")
     print(safe(f"files: {rd.best}/  {rd.metrics}  {rd.archive}"))
-    if info["status"] != "finished":
+    from tttd.ledger import Ledger, spend_lines
+
+    if loop is not None:
+        for line in spend_lines(Ledger.from_dict(loop["ledger"]), config_from_dict(
+                {k: v for k, v in cfg.items() if not k.startswith("_")})):
+            print(line)
+    if info["stopped"]:
+        print(f"stopped by a budget cap: {info['stopped']}; raise it: tttd resume {rd.path} --max-...")
+    elif info["status"] != "finished":
         print(f"continue: tttd resume {rd.path}")
     return 0
+
+
+def _budget_stop(cfg: dict[str, Any], loop: dict[str, Any] | None, done: int) -> str | None:
+    """Why a budget cap keeps the run from its next step, or None."""
+    from tttd.ledger import Ledger, budget_stop
+
+    if loop is None or done >= cfg.get("steps", 0):
+        return None
+    return budget_stop(Ledger.from_dict(loop["ledger"]),
+                      config_from_dict({k: v for k, v in cfg.items() if not k.startswith("_")}))
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -299,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend-option", action="append", metavar="KEY=VALUE", help="option for the backend (e.g. base_url=...)")
     r.add_argument("--out", help="run directory (default runs/<task>-<time>)")
     r.add_argument("--seed", type=int, help="random seed (default 0)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="render a prompt, check the verifier, estimate the run's size and cost; sample nothing")
+    r.add_argument("--log", help="also log metrics offline to tensorboard, wandb (comma-separated)")
+    _budget_flags(r)
     common(r)
     r.set_defaults(func=cmd_run)
 
@@ -307,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--steps", type=int, help="raise the total number of steps")
     rs.add_argument("--accept-task-change", action="store_true",
                     help="resume although the task's source or options changed since the start")
+    _budget_flags(rs)
     common(rs)
     rs.set_defaults(func=cmd_resume)
 
@@ -329,7 +371,45 @@ def build_parser() -> argparse.ArgumentParser:
     nt.add_argument("name", help="task name (the files are NAME.py and test_NAME.py)")
     nt.add_argument("--dir", default=".", help="where to write them (default: here)")
     nt.set_defaults(func=cmd_new_task)
+    _more_commands(sub)
     return p
+
+
+def _budget_flags(sp) -> None:
+    sp.add_argument("--max-usd", type=float, help="stop before a step would cross this spend (needs a price)")
+    sp.add_argument("--max-samples", type=int, help="stop before a step would cross this many samples")
+    sp.add_argument("--max-hours", type=float, help="stop before a step would cross this wall time")
+
+
+def _more_commands(sub) -> None:
+    """report, runs, prompt: their bodies live in their own modules."""
+    from tttd.cli_runs import cmd_runs
+    from tttd.report.cli import add_report_parser
+
+    add_report_parser(sub)
+    rn = sub.add_parser("runs", help="a table of runs: task, status, steps, best, spend, age")
+    rn.add_argument("dir", nargs="?", default="runs", help="directory holding runs (default runs/)")
+    rn.add_argument("--json", action="store_true", help="print one JSON list")
+    rn.set_defaults(func=cmd_runs)
+    pr = sub.add_parser("prompt", help="render a task's root prompt, parse an example answer, verify the root")
+    pr.add_argument("task", help="registered task name or path/to/task.py[:name]")
+    pr.add_argument("--preset", help="settings preset (affects evaluation limits)")
+    pr.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task")
+    pr.add_argument("--seed", type=int, help="random seed of the roots (default 0)")
+    pr.add_argument("--json", action="store_true", help="print one JSON object")
+    pr.set_defaults(func=cmd_prompt)
+
+
+def cmd_prompt(args: argparse.Namespace) -> int:
+    from tttd.dryrun import dry_run_main
+    from tttd.loop import build_task
+    from tttd.task import get_task
+
+    options = _kv(args.task_option, "--task-option")
+    task = get_task(args.task, **options)
+    flags = dict(task=args.task, preset=args.preset, seed=args.seed, task_options=options or None)
+    cfg = resolve_config(task.presets, flag_values=flags)
+    return dry_run_main(build_task(cfg), cfg, args.json, with_estimate=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,6 +55,12 @@ class RunConfig:
     seed: int = 0
     out: str | None = None  # run directory; default runs/<task>-<time>
     preset: str | None = None
+    # Spend and budgets (tttd.ledger): caps stop the run at a step boundary; prices extend the table.
+    max_usd: float | None = None
+    max_samples: int | None = None
+    max_hours: float | None = None
+    prices: dict[str, Any] = field(default_factory=dict)  # "backend:model" -> USD per 1M tokens
+    log: str = ""  # extra metric logs: "tensorboard", "wandb" or both, comma-separated
 
     def validate(self) -> "RunConfig":
         def need(cond: bool, msg: str) -> None:
@@ -77,6 +83,9 @@ class RunConfig:
         need(self.cpus_per_eval >= 1, f"cpus_per_eval must be >= 1, got {self.cpus_per_eval}")
         need(self.archive_size >= 1, f"archive_size must be >= 1, got {self.archive_size}")
         need(self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        for cap in ("max_usd", "max_samples", "max_hours"):
+            v = getattr(self, cap)
+            need(v is None or v > 0, f"{cap} must be > 0, got {v}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -251,6 +251,17 @@ class Task:
         """Load what the task needs (e.g. a dataset) before a run or a verify writes anything;
         raise ValueError with a one-line reason when it cannot. Default: nothing to load."""
 
+    def example_answer(self, state: State) -> str | None:
+        """Optional: a well-formed answer to ``state``'s prompt (``tttd prompt`` parses and
+        verifies it; nothing is sampled). Default: the state's own code, if it has any."""
+        code = (state.artifact or {}).get("code")
+        return f"```python\n{code}\n```" if code else None
+
+    def draw(self, artifact: dict[str, Any], ax: Any) -> bool:
+        """Optional: draw a construction on a matplotlib Axes (``tttd report``); False if the
+        task cannot draw it."""
+        return False
+
     def invalid(self, message: str, status: str = "invalid", output_tail: str = "") -> Evaluation:
         return Evaluation(
             valid=False,
