@@ -131,7 +131,8 @@ def test_a_cap_below_one_step_runs_nothing(tmp_path):
 def test_max_usd_needs_a_price(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert price_for(_cfg(backend="api", model="m")) is None
-    assert main(["run", "demo", "--backend", "api", "--model", "m", "--max-usd", "1", "--out", "r"]) == 2
+    assert main(["run", "demo", "--backend", "api", "--model", "m", "--no-train", "--backend-option",
+                 "base_url=http://127.0.0.1:9/v1", "--max-usd", "1", "--out", "r"]) == 2
     err = capsys.readouterr().err
     assert "--max-usd needs a price for api:m" in err
     assert not (tmp_path / "r").exists()

@@ -35,8 +35,11 @@ def test_builtins_listed():
 
 @pytest.mark.parametrize("task", TASKS + [EXAMPLE])
 def test_dry_run(task, no_policy, capsys):
+    small = {"ahc039": ["cases=0-1"], "ahc058": ["cases=0-1"],  # a cheap subset of the cases
+             "denoising": ["dataset=synthetic", "n_cells=200", "n_genes=1000", "metric=hardened"]}
+    opts = [a for o in small.get(task, []) for a in ("--task-option", o)]
     assert main(["run", task, "--dry-run", "--json", "--steps", "3", "--groups", "2", "--group-size", "4",
-                 "--max-tokens", "100"]) == 0
+                 "--max-tokens", "100", *opts]) == 0
     info = _json(capsys)
     assert list(no_policy.iterdir()) == []  # no run directory, nothing written
     assert info["prompt"] and info["prompt"][0]["content"]
@@ -45,10 +48,12 @@ def test_dry_run(task, no_policy, capsys):
     assert est["sampled_tokens_max"] == 24 * 100
     assert est["eval_cpu_seconds_max"] > 0
     root = info["root_verification"]
-    assert root["empty"] or (root["valid"] and root["matches"])
+    assert root["empty"] or root.get("program_only") or (root["valid"] and root["matches"])
     ex = info["example"]
     if task != EXAMPLE:  # every built-in task gives an example answer that parses and verifies
-        assert ex["parse_error"] is None and ex["evaluation"]["valid"], ex
+        assert ex["parse_error"] is None, ex
+        if ex["evaluation"]["status"] != "needs_gpu":  # TriMul on a machine without a GPU
+            assert ex["evaluation"]["valid"], ex
     assert any("1M-parameter toy" in w for w in info["warnings"]) == (task not in ("demo",))
 
 

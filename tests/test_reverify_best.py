@@ -34,8 +34,8 @@ ANSWERS = {
                    "    c = np.bincount(keys, minlength=groups)\n"
                    "    with np.errstate(invalid='ignore', divide='ignore'):\n"
                    "        return np.where(c > 0, s / np.maximum(c, 1), np.nan)\n```",
-    "ahc039": "```cpp\n" + (ROOT / "examples" / "ahc" / "ahc039_grid.cpp").read_text() + "```",
-    "ahc058": "```cpp\n" + (ROOT / "examples" / "ahc" / "ahc058_greedy.cpp").read_text() + "```",
+    "ahc039": "```cpp\n" + (ROOT / "tttd" / "tasks" / "ahc" / "baselines" / "ahc039_grid.cpp").read_text() + "```",
+    "ahc058": "```cpp\n" + (ROOT / "tttd" / "tasks" / "ahc" / "baselines" / "ahc058_greedy.cpp").read_text() + "```",
     "denoising": "```python\n" + (ROOT / "tttd" / "tasks" / "denoising" / "root_program.py").read_text()
                  + "```",
 }

@@ -74,7 +74,7 @@ class Progress:
         if not self.quiet:  # events may quote candidates: escaped, never rich markup
             from rich.text import Text
 
-            self.console.print(Text(safe(text), style="dim" if self.bar else ""), highlight=False,
+            self.console.print(Text(safe(text, multiline=False), style="dim" if self.bar else ""), highlight=False,
                                soft_wrap=True)
 
     def step(self, m: dict[str, Any]) -> None:
@@ -427,10 +427,10 @@ def main(argv: list[str] | None = None) -> int:
         return quiet_broken_pipe(lambda: args.func(args))
     except (ConfigError, UnknownTaskError, TaskOptionError, NotARunError, FileExistsError,
             PolicyLoadError) as exc:
-        print(f"tttd: error: {safe(exc)}", file=sys.stderr)
+        print(f"tttd: error: {safe(exc, multiline=False)}", file=sys.stderr)
         return 2
     except (FileNotFoundError, OSError, ImportError) as exc:
-        print(f"tttd: error: {safe(exc)}", file=sys.stderr)
+        print(f"tttd: error: {safe(exc, multiline=False)}", file=sys.stderr)
         return 2
 
 

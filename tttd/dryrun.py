@@ -43,6 +43,10 @@ def verify_root(task: Task, root: State) -> dict[str, Any]:
     if root.value is None:
         return {"empty": True, "message": "an empty root (no solution yet): the model starts from scratch"}
     artifact = {k: v for k, v in (root.artifact or {}).items() if k != "code"}
+    if not artifact and (root.artifact or {}).get("code"):
+        return {"empty": False, "program_only": True, "stored_value": root.value,
+                "message": "the root is a program with no construction: running it is the check "
+                           "(see the example answer)"}
     tries = [artifact] + ([artifact["construction"]] if "construction" in artifact else [])
     ev = None
     for obj in tries:
@@ -66,13 +70,14 @@ def try_example(task: Task, root: State) -> dict[str, Any]:
     result = None
     t0 = time.perf_counter()
     if cand.program is not None:
-        from tttd.sandbox import run
+        from tttd.executor import LocalExecutor
 
         p = cand.program
         out["program"] = {"entry": p.entry, "args": p.args, "inject": _describe_inject(p.inject),
                           "limits": {"wall_s": p.limits.wall_s, "memory_mb": p.limits.memory_mb,
                                      "threads": p.limits.threads}}
-        result = run(p)
+        with LocalExecutor() as pool:  # task.launch may run several programs (compile, cases)
+            result = task.launch(cand, pool.submit, root).result()
     else:
         out["data"] = safe(repr(cand.data))[:300]
     ev = task.evaluate(cand, result, root)

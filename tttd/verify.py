@@ -139,7 +139,7 @@ def verify_main(
             raise UsageError(str(exc)) from None
         ev = _load(task, Path(file))
     except UsageError as exc:
-        print(f"tttd verify: error: {safe(exc)}", file=err)
+        print(f"tttd verify: error: {safe(exc, multiline=False)}", file=err)
         return USAGE_ERROR
     if as_json:
         line = {"valid": ev.valid, "value": ev.value, "reward": ev.reward, "message": ev.message}
