@@ -50,7 +50,7 @@ class RunConfig:
     workers: int | None = None  # evaluation workers; default one per core
     cpus_per_eval: int = 1
     eval_timeout_s: float = 60.0
-    eval_memory_mb: int = 2048
+    eval_memory_mb: int | None = None  # None = the task's default (the math tasks': 4096)
     sample_chunk_groups: int = 0  # groups per sampling call; 0 = all groups in one call
     seed: int = 0
     out: str | None = None  # run directory; default runs/<task>-<time>
@@ -76,6 +76,8 @@ class RunConfig:
         need(self.eval_timeout_s > 0, f"eval_timeout_s must be > 0, got {self.eval_timeout_s}")
         need(self.cpus_per_eval >= 1, f"cpus_per_eval must be >= 1, got {self.cpus_per_eval}")
         need(self.archive_size >= 1, f"archive_size must be >= 1, got {self.archive_size}")
+        need(self.eval_memory_mb is None or self.eval_memory_mb >= 64,
+             f"eval_memory_mb must be >= 64, got {self.eval_memory_mb}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
