@@ -389,6 +389,7 @@ class TinkerPolicy:
     def _probe(self) -> None:
         """Fail fast (bounded by ``connect_timeout_s``) when the service does not answer, and
         when it lists its models and ``model`` is not one of them."""
+        self._reachable = False
         probe = getattr(self._service, "get_server_capabilities", None)
         if probe is None:
             return
@@ -411,6 +412,7 @@ class TinkerPolicy:
             if getattr(exc, "status_code", None) is not None:
                 return  # answers, but not this endpoint: no model list to check
             raise RuntimeError(f"could not reach the tinker service at {self._where}: {exc}") from exc
+        self._reachable = True
         models = [getattr(m, "model_name", m) for m in (getattr(caps, "supported_models", None) or [])]
         models = [m for m in models if isinstance(m, str)]
         if models and self.model not in models:
@@ -427,13 +429,16 @@ class TinkerPolicy:
         return future
 
     def _create(self, fn: Callable[[], Any], what: str) -> Any:
-        """Call a ``create_*`` method (session creation may hang on a dead address)."""
+        """Call a ``create_*`` method. Session creation may hang on a dead address: bounded by
+        ``connect_timeout_s`` unless the service already answered the probe (SDK 0.24 returns
+        the client itself, after the model is built: ``setup_timeout_s`` then)."""
+        bound = self.setup_timeout_s if self._reachable else self.connect_timeout_s
         try:
-            future = _call_with_timeout(fn, self.connect_timeout_s, f"tinker {what}")
+            future = _call_with_timeout(fn, bound, f"tinker {what}")
         except TimeoutError as exc:
             raise TimeoutError(
                 f"could not reach the tinker service at {self._where} within "
-                f"{self.connect_timeout_s} s (is the address right and the service up?)"
+                f"{bound} s (is the address right and the service up?)"
             ) from exc
         return self._result(future, self.setup_timeout_s, what)
 
