@@ -445,9 +445,8 @@ class TinkerPolicy:
     def _ensure_training(self) -> Any:
         """The training client, created on first use (a fresh LoRA)."""
         if self._training is None:
-            kwargs: dict[str, Any] = dict(base_model=self.model, rank=self.lora_rank, seed=self.seed)
-            if not self.train_unembed:  # the SDK's default is True: only send a change
-                kwargs["train_unembed"] = False
+            kwargs: dict[str, Any] = dict(base_model=self.model, rank=self.lora_rank, seed=self.seed,
+                                          train_unembed=self.train_unembed)
             self._training = self._create(
                 lambda: self._service.create_lora_training_client(**kwargs),
                 "LoRA training client creation",
