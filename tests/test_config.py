@@ -65,3 +65,16 @@ def test_bad_config_files(tmp_path):
 def test_round_trip_through_dict():
     cfg = resolve_config(preset="demo", flag_values={"seed": 3})
     assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_paper_preset_keeps_the_math_tasks_memory_default():
+    """Issue 15: the run's eval_memory_mb is None unless set, so the math tasks keep 4096 MB."""
+    from tttd.loop import build_task
+
+    cfg = resolve_config(preset="paper", flag_values={"task": "erdos"})
+    assert cfg.eval_memory_mb is None
+    assert build_task(cfg).memory_mb == 4096
+    cfg = resolve_config(preset="paper", flag_values={"task": "erdos", "eval_memory_mb": 1024})
+    assert build_task(cfg).memory_mb == 1024
+    with pytest.raises(ConfigError, match="eval_memory_mb"):
+        resolve_config(flag_values={"eval_memory_mb": 10})

@@ -33,7 +33,8 @@ class SamplingParams:
 
 def prompt_seeds(params: SamplingParams, n_prompts: int, fallback: int) -> list[int]:
     """One sampling seed per prompt: ``params.seeds`` when set (checked against the number of
-    prompts), else distinct seeds derived from ``params.seed`` (or ``fallback`` when that is None).
+    prompts), else distinct seeds derived from ``params.seed`` (or ``fallback`` when that is None):
+    the first prompt gets that seed itself, prompt i > 0 ``sub_seed(seed, i)``.
 
     Identical prompts must get different seeds: a service that honours seeds would otherwise
     return identical groups (issue 15)."""
@@ -42,7 +43,7 @@ def prompt_seeds(params: SamplingParams, n_prompts: int, fallback: int) -> list[
             raise ValueError(f"SamplingParams.seeds has {len(params.seeds)} seeds for {n_prompts} prompts")
         return [int(s) for s in params.seeds]
     base = params.seed if params.seed is not None else fallback
-    return [sub_seed(base, i) for i in range(n_prompts)]
+    return [int(base) if i == 0 else sub_seed(base, i) for i in range(n_prompts)]
 
 
 def sub_seed(*parts: int) -> int:
