@@ -98,6 +98,17 @@ def lora_targets(model, target_modules: str | list[str], train_unembed: bool) ->
     return names
 
 
+def enable_checkpointing(model) -> None:
+    """Activation (gradient) checkpointing of every decoder layer, non-reentrant (frozen inputs
+    are fine with a LoRA). transformers >= 5.2x renamed the method; both names are handled."""
+    kwargs = {"use_reentrant": False}
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def no_dropout(model) -> None:
     """Set every dropout probability to 0 (modules and the attention's config value), so that
     training mode (needed for gradient checkpointing) computes the same log-probs as sampling."""
@@ -210,8 +221,7 @@ class LocalPolicy:
             base.get_output_embeddings().weight.requires_grad_(False)  # (tied: the embedding too)
         no_dropout(self.model)
         if self.gradient_checkpointing:
-            self._causal_lm().gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(self._causal_lm())
         # eval() while sampling; train() only around the training forward/backward (transformers
         # checkpoints layers only in training mode). Dropout is 0 either way (no_dropout), so the
         # trainer's log-probs equal the sampler's.
