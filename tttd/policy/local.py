@@ -31,8 +31,16 @@ unless ``max_grad_norm`` is set.
 Deviations from the paper (which trains gpt-oss-120b through Tinker): LoRA ``alpha`` defaults to
 32 (Tinker's fixed alpha, so rank 32 has scale 1); the trainer recomputes log-probs at
 temperature 1, so sampling at another temperature makes the importance ratio off-policy by design.
-Determinism: sampling is seeded from ``params.seed`` (else the policy seed and a call counter that
-is checkpointed), so save/load/continue reproduces the same tokens on the same hardware.
+Determinism: prompt i samples from its own seed, ``params.seeds[i]`` (else derived from
+``params.seed``, else from the policy seed and a checkpointed call counter), and sample j of it
+from its own generator (``LogprobRecorder``), so a group does not depend on the batch it shares or
+the batch size, and save/load/continue reproduces the same tokens on the same hardware.
+
+Memory: ``gradient_checkpointing`` (default on for CUDA) recomputes each decoder layer in the
+backward pass; the model is in ``train()`` mode only around the training forward/backward (the
+layers are checkpointed only then) and dropout is set to 0 everywhere, so training mode computes
+the sampler's log-probs. ``train_unembed`` (default True, as Tinker) adds a LoRA on the output
+layer, which peft's ``all-linear`` leaves out. ``chat_template_kwargs`` reach the chat template.
 """
 
 from __future__ import annotations

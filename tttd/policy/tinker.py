@@ -16,6 +16,14 @@ every token but the last, ``target_tokens`` every token but the first; ``logprob
 log-prob is unknown and the advantage 0, so prompt tokens carry no loss; no ``mask`` field is sent,
 as in the reference, which removes it before the call).
 
+Real-model details (issue 15): each request's ``max_tokens`` is clamped to ``min(max_tokens,
+context_window - prompt - 50)`` (SPEC 1.2); sampling stops at the eos and the end-of-turn tokens
+(:data:`END_OF_TURN_TOKENS`); prompt i carries its own seed (``SamplingParams.seeds``);
+``chat_template_kwargs`` reach the template; ``train_unembed`` is sent explicitly; weights and
+optimizer are saved on the service every ``save_every`` steps (see :meth:`TinkerPolicy.save` for
+how resume stays exact). Works with both SDK generations: 0.24 (create_* return clients, used
+with SkyRL's open server in ``tests/policy/test_tinker_skyrl.py``) and current ones (futures).
+
 The SDK hangs, rather than fails, on a dead address: session creation runs in a daemon thread and
 is abandoned after ``connect_timeout_s`` with a clear error. Every later call waits at most
 ``request_timeout_s``.
