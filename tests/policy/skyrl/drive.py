@@ -103,11 +103,11 @@ def main() -> None:
         prompt = [{"role": "user", "content": "hello world"}]
         # the same prompt twice, one seed per group: the groups must differ
         t0 = time.monotonic()
-        groups = pol.sample([prompt, prompt], 4, SamplingParams(max_tokens=12, seeds=[11, 12]))
+        groups = pol.sample([prompt, prompt], 2, SamplingParams(max_tokens=12, seeds=[11, 12]))
         out["first_sample_s"] = round(time.monotonic() - t0, 1)
         out["logprobs_aligned"] = all(len(s.tokens) == len(s.logprobs) > 0 for g in groups for s in g)
         out["groups_distinct"] = [s.tokens for s in groups[0]] != [s.tokens for s in groups[1]]
-        again = pol.sample([prompt], 4, SamplingParams(max_tokens=12, seeds=[11]))
+        again = pol.sample([prompt], 2, SamplingParams(max_tokens=12, seeds=[11]))
         out["seed_repeats"] = [s.tokens for s in again[0]] == [s.tokens for s in groups[0]]
         out["prompt_len"] = len(groups[0][0].prompt_tokens)
         out["budget_clamped"] = pol.max_new_tokens(10_000, out["prompt_len"])
