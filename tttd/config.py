@@ -28,6 +28,7 @@ class RunConfig:
     backend: str = "local"
     model: str = "tiny"
     backend_options: dict[str, Any] = field(default_factory=dict)  # base_url, device, ...
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. reasoning_effort (paper: high)
     steps: int = 50
     groups: int = 8  # start states per step (paper: 8)
     group_size: int = 64  # samples per start state (paper: 64)
@@ -93,6 +94,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(
         steps=50, groups=8, group_size=64, learning_rate=4e-5, lora_rank=32, temperature=1.0,
         max_tokens=26000, objective="entropic", kl_coef=0.1, reuse="puct", puct_c=1.0,
+        chat_template_kwargs={"reasoning_effort": "high"},  # gpt-oss "Reasoning: high"; other templates ignore it
     ),
     # Sized for a laptop CPU with the tiny model (tttd demo); tasks may override.
     "demo": dict(

@@ -99,6 +99,7 @@ def build_policy(cfg: RunConfig) -> Policy:
     offered = dict(
         model=cfg.model, lora_rank=cfg.lora_rank, full_finetune=cfg.full_finetune, seed=cfg.seed,
         learning_rate=cfg.learning_rate, total_steps=cfg.steps,
+        chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,
     )
     params = inspect.signature(cls).parameters
     kwargs = {k: v for k, v in offered.items() if k in params}
