@@ -318,3 +318,16 @@ def test_chat_template_kwargs_go_in_the_body(server):
         pol.close()
     body = server.bodies[-1]
     assert body["chat_template_kwargs"] == {"reasoning_effort": "high"} and body["top_k"] == -1
+
+
+def test_chat_template_kwargs_dropped_when_refused(server):
+    """A hosted API refuses the unknown field (400): retried once without it, then never sent."""
+    server.faults = ["400"]
+    pol = _policy(server, chat_template_kwargs={"reasoning_effort": "high"}, logprobs=False)
+    try:
+        pol.sample([USER], 1, SamplingParams(max_tokens=4))
+        pol.sample([USER], 1, SamplingParams(max_tokens=4))
+    finally:
+        pol.close()
+    assert "chat_template_kwargs" in server.bodies[0]
+    assert all("chat_template_kwargs" not in b for b in server.bodies[1:]) and len(server.bodies) == 3

@@ -131,7 +131,8 @@ class ApiPolicy:
     per-token log-probs. ``extra_body``: extra JSON fields for every request (e.g.
     ``{"return_tokens_as_token_ids": True}`` for vLLM, ``{"top_k": -1}``).
     ``chat_template_kwargs``: sent as the body's ``chat_template_kwargs`` (vLLM, SGLang), e.g.
-    ``{"reasoning_effort": "high"}`` for gpt-oss. Seeds: prompt i is sent with
+    ``{"reasoning_effort": "high"}`` for gpt-oss; dropped, like ``n`` and ``logprobs``, after a
+    400/422 from a server that does not take the field. Seeds: prompt i is sent with
     ``SamplingParams.seeds[i]`` (else seeds derived from ``seed``; none when both are unset).
     """
 
@@ -180,6 +181,7 @@ class ApiPolicy:
             merged.update(chat_template_kwargs)
             self.extra_body["chat_template_kwargs"] = merged
         self.chat_template_kwargs = dict(self.extra_body.get("chat_template_kwargs") or {})
+        self._send_template_kwargs = True  # False once a server refused the field (400/422)
         self._want_logprobs = bool(logprobs)
         self._n_supported = True  # set False when the server rejects or ignores n > 1
         self._usage = TokenUsage()
@@ -218,8 +220,11 @@ class ApiPolicy:
             body["seed"] = int(seed)
         if self._want_logprobs:
             body["logprobs"] = True
-        if self.extra_body:
-            body["extra_body"] = dict(self.extra_body)
+        extra = dict(self.extra_body)
+        if not self._send_template_kwargs:
+            extra.pop("chat_template_kwargs", None)
+        if extra:
+            body["extra_body"] = extra
         return body
 
     def _attempt(self, body: dict[str, Any]) -> tuple[list[_Choice], dict[str, int]]:
@@ -288,6 +293,9 @@ class ApiPolicy:
                     continue
                 if rejected and self._want_logprobs:
                     self._want_logprobs = False
+                    continue
+                if rejected and self._send_template_kwargs and "chat_template_kwargs" in self.extra_body:
+                    self._send_template_kwargs = False  # hosted APIs refuse the field: the template's defaults
                     continue
                 raise
             if want_n > 1 and len(choices) < want_n:
