@@ -2,6 +2,8 @@
 
 Usage:
     python benchmarks/policy_bench.py                      # tiny model on the CPU (< 1 minute)
+    python benchmarks/policy_bench.py --train-memory       # trainer peak memory, checkpointing off/on
+    PYTHONPATH=. python benchmarks/policy_bench.py --train-memory --device cuda   # 0.5B and 8B shapes
     python benchmarks/policy_bench.py --device cuda --random-init-shape qwen2-0.5b \\
         --batch 64 --new-tokens 512 --train-batch 8 --train-tokens 2048
     python benchmarks/policy_bench.py --model /path/to/hf-folder --device cuda
@@ -81,6 +83,151 @@ def peak_memory_gb(device: str) -> float:
     return rss / 2**20 if sys.platform != "darwin" else rss / 2**30  # KiB on Linux, bytes on macOS
 
 
+def shape_folder(shape: str) -> Path:
+    """A model folder with a shape's config and the tiny tokenizer, but no weights (cached):
+    :func:`train_memory` builds the random weights directly on the device."""
+    from transformers import AutoTokenizer, Qwen2Config
+
+    from tttd.policy.tiny import IM_END, PAD_TOKEN, build_tiny_model, cache_root
+
+    target = cache_root() / "models" / f"shape-{shape}"
+    if (target / "config.json").exists():
+        return target
+    tiny = build_tiny_model("tiny", pretrain_steps=0, progress=False)  # tokenizer only matters
+    tok = AutoTokenizer.from_pretrained(tiny, local_files_only=True)
+    config = Qwen2Config(**SHAPES[shape], eos_token_id=tok.convert_tokens_to_ids(IM_END),
+                         pad_token_id=tok.convert_tokens_to_ids(PAD_TOKEN), bos_token_id=None)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(target)
+    return target
+
+
+def train_memory_one(model: str, device: str, checkpointing: bool, completion: int, lora_rank: int) -> dict:
+    """Peak memory of one LoRA train step on one ``completion``-token completion (random ids).
+
+    On CUDA, a ``shape-*`` folder's random weights are built on the GPU in bf16 (no CPU init,
+    no weights on disk). Reports the bytes saved for backward (saved-tensor hooks; exact, any
+    device) and the peak: ``torch.cuda.max_memory_allocated`` on CUDA, the process's max RSS on
+    a CPU (run one configuration per process for that figure to mean anything)."""
+    import gc
+    from unittest import mock
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tttd.policy import TrainConfig
+    from tttd.policy.local import LocalPolicy
+    from tttd.types import TrainDatum
+
+    real_from_pretrained = AutoModelForCausalLM.from_pretrained
+
+    def from_config_on_device(path, dtype=None, **kwargs):
+        if not Path(path, "config.json").exists() or list(Path(path).glob("*.safetensors")):
+            return real_from_pretrained(path, dtype=dtype, **kwargs)
+        config = AutoConfig.from_pretrained(path)
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype or torch.float32)
+        try:
+            with torch.device(device):
+                torch.manual_seed(0)
+                return AutoModelForCausalLM.from_config(config)
+        finally:
+            torch.set_default_dtype(previous)
+
+    t0 = time.perf_counter()
+    with mock.patch.object(AutoModelForCausalLM, "from_pretrained", side_effect=from_config_on_device):
+        policy = LocalPolicy(model, lora_rank=lora_rank, device=device, gradient_checkpointing=checkpointing,
+                             micro_batch_tokens=completion + 512)
+    build_s = time.perf_counter() - t0
+    prompt_ids = policy.render([{"role": "user", "content": "Improve this construction."}])
+    g = torch.Generator().manual_seed(0)
+    vocab = min(policy.tokenizer.vocab_size, 4000)
+    datum = TrainDatum(prompt_ids, torch.randint(10, vocab, (completion,), generator=g).tolist(),
+                       [-8.0] * completion, [1.0] * completion)
+    saved = 0
+
+    def pack(t):
+        nonlocal saved
+        saved += t.numel() * t.element_size()
+        return t
+
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated() if cuda else 0
+    t1 = time.perf_counter()
+    result: dict = {"model": Path(model).name, "checkpointing": checkpointing, "completion_tokens": completion,
+                    "prompt_tokens": len(prompt_ids), "lora_rank": lora_rank, "dtype": str(policy.dtype).replace("torch.", ""),
+                    "parameters": sum(p.numel() for p in policy.model.parameters()),
+                    "build_s": round(build_s, 1)}
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            policy.train_step([datum], TrainConfig(learning_rate=1e-6, micro_batch_tokens=completion + 512))
+        if cuda:
+            torch.cuda.synchronize()
+        result.update(ok=True, step_s=round(time.perf_counter() - t1, 2),
+                      saved_for_backward_gib=round(saved / 2**30, 3),
+                      saved_kib_per_token_per_layer=round(saved / 1024 / (completion + len(prompt_ids))
+                                                          / policy.model.config.num_hidden_layers, 1))
+    except torch.OutOfMemoryError as exc:
+        result.update(ok=False, error=f"out of memory: {str(exc).splitlines()[0][:200]}")
+    if cuda:
+        result.update(weights_gib=round(before / 2**30, 2), peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                      peak_kind="cuda max_memory_allocated", device_name=torch.cuda.get_device_name())
+    else:
+        result.update(peak_gib=round(peak_memory_gb("cpu"), 3), peak_kind="process max RSS")
+    policy.close()
+    del policy
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return result
+
+
+def train_memory(args) -> list[dict]:
+    """--train-memory: each shape with checkpointing off, then on; one process per configuration
+    on a CPU (max RSS is per process), all in this process on CUDA (peaks are reset per run)."""
+    import subprocess
+
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    shapes = args.shapes.split(",") if args.shapes else (["qwen2-0.5b", "qwen3-8b-like"] if device.startswith("cuda") else ["tiny"])
+    rows = []
+    for shape in shapes:
+        model = str(shape_folder(shape)) if shape in SHAPES else shape
+        for ckpt in (False, True):
+            if device.startswith("cuda"):
+                row = train_memory_one(model, device, ckpt, args.completion_tokens, args.lora_rank)
+            else:
+                cmd = [sys.executable, __file__, "--train-memory-one", model, "--device", device,
+                       "--completion-tokens", str(args.completion_tokens), "--lora-rank", str(args.lora_rank)]
+                if ckpt:
+                    cmd.append("--checkpointing")
+                if args.threads:
+                    cmd += ["--threads", str(args.threads)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise SystemExit(proc.stderr[-2000:])
+                row = json.loads(proc.stdout.strip().splitlines()[-1])
+            row["shape"] = shape
+            rows.append(row)
+            if args.json:
+                print(json.dumps(row), flush=True)
+            else:
+                extra = (f"saved for backward {row['saved_for_backward_gib']:.3f} GiB "
+                         f"({row['saved_kib_per_token_per_layer']:.1f} KiB/token/layer), step {row['step_s']} s"
+                         if row.get("ok") else row.get("error", ""))
+                weights = f", weights+adapter {row['weights_gib']} GiB" if "weights_gib" in row else ""
+                print(f"{shape:>14} checkpointing {'on ' if ckpt else 'off'}: peak {row['peak_gib']} GiB "
+                      f"({row['peak_kind']}{weights}); {extra}", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tiny", help="HF folder, hub name, or tiny/small")
@@ -97,7 +244,29 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=2, help="timed repeats (after one warm-up)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--json", action="store_true", help="print one JSON line instead of text")
+    ap.add_argument("--train-memory", action="store_true",
+                    help="peak memory of one train step on one --completion-tokens completion, checkpointing off/on")
+    ap.add_argument("--shapes", default=None, help="--train-memory: comma-separated shapes or model folders "
+                    "(default: qwen2-0.5b,qwen3-8b-like on cuda, tiny on cpu)")
+    ap.add_argument("--completion-tokens", type=int, default=8192)
+    ap.add_argument("--train-memory-one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.train_memory_one:
+        import torch
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        model = args.train_memory_one
+        if model in ("tiny", "small"):
+            from tttd.policy.tiny import build_tiny_model
+
+            model = str(build_tiny_model(model, pretrain_steps=0, progress=False))  # memory: weights irrelevant
+        row = train_memory_one(model, args.device or "cpu", args.checkpointing, args.completion_tokens, args.lora_rank)
+        print(json.dumps(row))
+        return row
+    if args.train_memory:
+        return {"rows": train_memory(args)}
 
     import torch
 

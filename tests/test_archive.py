@@ -423,3 +423,29 @@ def test_puct_scores_properties(values, visits, total):
     assert np.all(s >= v)
     s_more = puct_scores(v, np.full(nv, np.nan), n + 1, roots, total)
     assert np.all(s_more <= s)
+
+
+def test_valid_unarchivable_child_updates_statistics_and_is_not_a_failure():
+    """Issue 15 / SPEC 3.3: statistics first, then the filters. A valid child over the task's
+    archive limits raises its parent's best-child value, counts no failure, and is not added."""
+    a = Archive(maximize=True)
+    a.add_roots([State(id="r", value=1.0)])
+    big = State(id="", value=5.0, metrics={"archivable": False})
+    ok = State(id="", value=2.0, key="k")
+    added = a.update("r", [big, ok, None], step=0)
+    assert [s.value for s in added] == [2.0]
+    assert a.last_added[0] is None and a.last_added[1] is not None and a.last_added[2] is None
+    assert a.best_child_value("r") == 5.0
+    assert a.failures("r") == 1  # only the None
+    assert a.stats()["unarchivable"] == 1 and a.stats()["failures"] == 1
+    assert len(a) == 2
+
+
+def test_loop_passes_unarchivable_children_to_the_archive():
+    from tttd.loop import Discovery
+    from tttd.types import Evaluation
+
+    ev = Evaluation(valid=True, value=3.0, reward=3.0, metrics={"archivable": False})
+    child = Discovery._child(None, ev)  # type: ignore[arg-type]
+    assert child is not None and child.metrics["archivable"] is False
+    assert Discovery._child(None, Evaluation(valid=False, value=None, reward=0.0)) is None  # type: ignore[arg-type]

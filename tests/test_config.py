@@ -65,3 +65,42 @@ def test_bad_config_files(tmp_path):
 def test_round_trip_through_dict():
     cfg = resolve_config(preset="demo", flag_values={"seed": 3})
     assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_paper_preset_keeps_the_math_tasks_memory_default():
+    """Issue 15: the run's eval_memory_mb is None unless set, so the math tasks keep 4096 MB."""
+    from tttd.loop import build_task
+
+    cfg = resolve_config(preset="paper", flag_values={"task": "erdos"})
+    assert cfg.eval_memory_mb is None
+    assert build_task(cfg).memory_mb == 4096
+    cfg = resolve_config(preset="paper", flag_values={"task": "erdos", "eval_memory_mb": 1024})
+    assert build_task(cfg).memory_mb == 1024
+    with pytest.raises(ConfigError, match="eval_memory_mb"):
+        resolve_config(flag_values={"eval_memory_mb": 10})
+
+
+def test_chat_template_options_config_key_flag_and_policy(monkeypatch):
+    """Issue 15: chat-template options are a config key (the paper preset asks gpt-oss for high
+    reasoning), a repeatable CLI flag, and reach the backend's constructor (backend_options win)."""
+    import tttd.loop as loop
+    from tttd.cli import _kv, build_parser
+
+    assert resolve_config(preset="paper").chat_template_kwargs == {"reasoning_effort": "high"}
+    assert resolve_config().chat_template_kwargs == {}
+    args = build_parser().parse_args(["run", "demo", "--chat-template-option", "reasoning_effort=low",
+                                      "--chat-template-option", "enable_thinking=false"])
+    flags = {"chat_template_kwargs": _kv(args.chat_template_option, "--chat-template-option")}
+    cfg = resolve_config(preset="paper", flag_values=flags)
+    assert cfg.chat_template_kwargs == {"reasoning_effort": "low", "enable_thinking": False}
+
+    class Captures:
+        def __init__(self, model, chat_template_kwargs=None, total_steps=None):
+            self.kwargs = chat_template_kwargs
+            self.total_steps = total_steps
+
+    monkeypatch.setattr(loop, "backend_class", lambda name: Captures)
+    pol = loop.build_policy(cfg)
+    assert pol.kwargs == {"reasoning_effort": "low", "enable_thinking": False} and pol.total_steps == 50
+    cfg.backend_options = {"chat_template_kwargs": {"x": 1}}
+    assert loop.build_policy(cfg).kwargs == {"x": 1}

@@ -1,6 +1,7 @@
 """The discovery loop with an exact torch-free policy: metrics, archive, best, and resume."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +114,67 @@ def test_ablation_switches_run(tmp_path, reuse, objective):
     if reuse == "none":  # best-of-N: every start is a root
         parents = {r["parent"] for r in read_jsonl(out / "rollouts.jsonl")}
         assert all(p.startswith("root") for p in parents)
+
+
+class _SeedRecorder(FakeDigitPolicy):
+    def __init__(self):
+        super().__init__()
+        self.params = []
+
+    def sample(self, prompts, n, params):
+        self.params.append((len(prompts), params))
+        return super().sample(prompts, n, params)
+
+
+@pytest.mark.parametrize("chunk", [0, 1, 2])
+def test_one_sampling_seed_per_group(tmp_path, chunk):
+    """Issue 15: every group gets its own seed (identical prompts must not repeat a group), and
+    a group's seed does not depend on how the groups are chunked into sampling calls."""
+    cfg, out = _cfg(tmp_path, f"s{chunk}", steps=2, sample_chunk_groups=chunk)
+    pol = _SeedRecorder()
+    run = Discovery(cfg, out, policy=pol)
+    run.start()
+    run.run()
+    seeds = [s for k, p in pol.params for s in p.seeds]
+    assert all(len(p.seeds) == k for k, p in pol.params)
+    assert len(seeds) == 2 * cfg.groups and len(set(seeds)) == len(seeds)
+    if chunk:
+        ref = _SeedRecorder()
+        cfg0, out0 = _cfg(tmp_path, f"ref{chunk}", steps=2)
+        run0 = Discovery(cfg0, out0, policy=ref)
+        run0.start()
+        run0.run()
+        assert [s for _, p in ref.params for s in p.seeds] == seeds
+
+
+def test_resume_goes_back_to_the_last_complete_policy_state(tmp_path):
+    """A policy that saves its full state every 2nd step only (as the tinker backend) marks the
+    other checkpoints incomplete; resume continues after the last complete one and repeats the
+    rest, so the result equals an uninterrupted run."""
+    from tttd.rundir import POLICY_INCOMPLETE
+
+    class EverySecond(FakeDigitPolicy):
+        saves = 0
+
+        def save(self, path):
+            super().save(path)
+            self.saves += 1
+            if self.saves % 2:
+                (Path(path) / POLICY_INCOMPLETE).write_text("x")
+
+    cfg, ref_out = _cfg(tmp_path, "ref", steps=4)
+    ref = Discovery(cfg, ref_out, policy=EverySecond())
+    ref.start()
+    ref.run()
+    cfg3, out = _cfg(tmp_path, "cut", steps=3)
+    first = Discovery(cfg3, out, policy=EverySecond())
+    first.start()
+    first.run()  # steps 0..2 committed; step 2's policy state is incomplete (3rd save)
+    cfg4, _ = _cfg(tmp_path, "cut", steps=4)
+    again = Discovery(cfg4, out, policy=EverySecond())
+    again.restore()
+    assert again.step == 2  # after step 1, the last complete one: step 2 is repeated
+    again.run()
+    rows = [_strip(r) for r in read_jsonl(out / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
+    assert rows == [_strip(r) for r in read_jsonl(ref_out / "metrics.jsonl")]

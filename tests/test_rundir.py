@@ -53,3 +53,23 @@ def test_create_refuses_existing_run(tmp_path):
     rd.create({})
     with pytest.raises(FileExistsError, match="tttd resume"):
         rd.create({})
+
+
+def test_resumable_step_skips_incomplete_policy_states_and_is_kept(tmp_path):
+    from tttd.rundir import POLICY_INCOMPLETE
+
+    rd = RunDir(tmp_path / "run")
+    rd.create({"steps": 9})
+    for step in range(6):  # complete policy state at steps 1 and 3 only
+        tmp = rd.begin_step(step)
+        (tmp / "policy").mkdir()
+        if step not in (1, 3):
+            (tmp / "policy" / POLICY_INCOMPLETE).write_text("x")
+        rd.commit_step(step, tmp, keep=2)
+    assert rd.latest_step_dir().name == "step-000005"
+    assert rd.latest_resumable_step_dir().name == "step-000003"
+    assert sorted(p.name for p in rd.checkpoints.glob("step-*")) == ["step-000003", "step-000004", "step-000005"]
+    # resumed after step 3: committing step 4 again drops the newer, abandoned step 5
+    rd.commit_step(4, rd.begin_step(4), keep=2)
+    assert sorted(p.name for p in rd.checkpoints.glob("step-*")) == ["step-000003", "step-000004"]
+    assert rd.latest_resumable_step_dir().name == "step-000004"  # no policy folder: resumable

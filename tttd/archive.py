@@ -100,7 +100,8 @@ class Archive:
         self.total = 0  # T
         self._counter = 0  # next child id number
         self._keys: dict[str, int] = {}  # dedup key -> number of states holding it
-        self._totals = {"added": 0, "duplicates": 0, "failures": 0, "evicted": 0, "updates": 0}
+        self._totals = {"added": 0, "duplicates": 0, "failures": 0, "evicted": 0, "updates": 0,
+                        "unarchivable": 0}
         self.last_added: list[str | None] = []  # ids given to the last update's children
         self._reset_columns()
 
@@ -223,7 +224,9 @@ class Archive:
         Updates the parent's best-child value with every valid child (duplicates included), the
         visit counts of the parent and all its ancestors still in the archive and T (by 1 per
         call under group counting, by ``len(children)`` under rollout counting), and the parent's
-        failure count. Children whose dedup key already exists are dropped. Returns the new states
+        failure count. Children whose dedup key already exists are dropped, and so are valid
+        children marked ``metrics["archivable"] = False`` (after updating the statistics, as
+        SPEC 3.3; they are not failures). Returns the new states
         (copies carrying their assigned id, parent_id, ancestors, parent_values and step; the
         caller's objects are not modified). :attr:`last_added` then lists, aligned with
         ``children``, the id each child got (None for a failed rollout or a duplicate).
@@ -269,6 +272,12 @@ class Archive:
             ov = self._orient(ch.value)
             if math.isnan(self._m[p]) or ov > self._m[p]:
                 self._m[p] = ov
+            if ch.metrics.get("archivable", True) is False:
+                # valid but over the task's archive limits (SPEC 3.3: statistics first, then
+                # the filters): it updated the parent's statistics and is not a failure
+                self._totals["unarchivable"] += 1
+                self.last_added.append(None)
+                continue
             if ch.key is not None and ch.key in self._keys:
                 self._totals["duplicates"] += 1
                 self.last_added.append(None)

@@ -161,6 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         flags["task_options"] = _kv(args.task_option, "--task-option")
     if args.backend_option:
         flags["backend_options"] = _kv(args.backend_option, "--backend-option")
+    if args.chat_template_option:
+        flags["chat_template_kwargs"] = _kv(args.chat_template_option, "--chat-template-option")
     from tttd.cli_extra import default_preset, describe_preset
 
     preset = default_preset(flags["model"] or file_values.get("model"), flags["backend"] or file_values.get("backend"))
@@ -334,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, help="evaluation workers (default: one per core)")
     r.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task")
     r.add_argument("--backend-option", action="append", metavar="KEY=VALUE", help="option for the backend (e.g. base_url=...)")
+    r.add_argument("--chat-template-option", action="append", metavar="KEY=VALUE",
+                   help="option for the chat template, e.g. reasoning_effort=high (the paper preset's)")
     r.add_argument("--out", help="run directory (default runs/<task>-<time>)")
     r.add_argument("--seed", type=int, help="random seed (default 0)")
     r.add_argument("--dry-run", action="store_true",

@@ -28,6 +28,7 @@ class RunConfig:
     backend: str = "local"
     model: str = "tiny"
     backend_options: dict[str, Any] = field(default_factory=dict)  # base_url, device, ...
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. reasoning_effort (paper: high)
     steps: int = 50
     groups: int = 8  # start states per step (paper: 8)
     group_size: int = 64  # samples per start state (paper: 64)
@@ -50,7 +51,7 @@ class RunConfig:
     workers: int | None = None  # evaluation workers; default one per core
     cpus_per_eval: int = 1
     eval_timeout_s: float = 60.0
-    eval_memory_mb: int = 2048
+    eval_memory_mb: int | None = None  # None = the task's default (the math tasks': 4096)
     sample_chunk_groups: int = 0  # groups per sampling call; 0 = all groups in one call
     seed: int = 0
     out: str | None = None  # run directory; default runs/<task>-<time>
@@ -86,6 +87,8 @@ class RunConfig:
         for cap in ("max_usd", "max_samples", "max_hours"):
             v = getattr(self, cap)
             need(v is None or v > 0, f"{cap} must be > 0, got {v}")
+        need(self.eval_memory_mb is None or self.eval_memory_mb >= 64,
+             f"eval_memory_mb must be >= 64, got {self.eval_memory_mb}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,6 +104,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(
         steps=50, groups=8, group_size=64, learning_rate=4e-5, lora_rank=32, temperature=1.0,
         max_tokens=26000, objective="entropic", kl_coef=0.1, reuse="puct", puct_c=1.0,
+        chat_template_kwargs={"reasoning_effort": "high"},  # gpt-oss "Reasoning: high"; other templates ignore it
     ),
     # Sized for a laptop CPU with the tiny model (tttd demo); tasks may override.
     "demo": dict(

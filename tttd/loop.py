@@ -9,7 +9,7 @@ executor as soon as it is sampled, so evaluation runs while the next chunk sampl
 waits for all evaluations (it needs every reward of a group), and the next step samples from the
 updated weights: the loop stays fully on-policy, as the paper's synchronous mode.
 
-Determinism: the sampling seed of every step is derived from (run seed, step, chunk), and the
+Determinism: the sampling seed of every group is derived from (run seed, step, group), and the
 archive's RNG is checkpointed, so a resumed run repeats an uninterrupted one (up to the backend's
 own sampling nondeterminism; exact on the CPU local backend).
 """
@@ -88,7 +88,8 @@ def build_policy(cfg: RunConfig) -> Policy:
         raise PolicyLoadError(str(exc)) from exc
     offered = dict(
         model=cfg.model, lora_rank=cfg.lora_rank, full_finetune=cfg.full_finetune, seed=cfg.seed,
-        learning_rate=cfg.learning_rate,
+        learning_rate=cfg.learning_rate, total_steps=cfg.steps,
+        chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,
     )
     params = inspect.signature(cls).parameters
     kwargs = {k: v for k, v in offered.items() if k in params}
@@ -139,7 +140,7 @@ def build_task(cfg: RunConfig) -> Task:
         params = inspect.signature(task_factory(cfg.task)).parameters
     except (TypeError, ValueError):
         params = {}
-    options = {k: v for k, v in offered.items() if k in params}
+    options = {k: v for k, v in offered.items() if k in params and v is not None}  # None: task default
     options.update(cfg.task_options)
     return get_task(cfg.task, **options)
 
@@ -218,10 +219,10 @@ class Discovery:
         :func:`tttd.task.task_fingerprint`, unless ``accept_task_change``) raises
         :class:`~tttd.rundir.NotARunError` and leaves every file as it was."""
         self._check_options()
-        ckpt = self.dir.latest_step_dir()
+        ckpt = self.dir.latest_resumable_step_dir()  # newest step with a complete policy state
         loaded = self.dir.read_checkpoint(ckpt) if ckpt is not None else None
         self._check_task_unchanged(accept_task_change)
-        if loaded is None:  # died before the first commit: start the steps over
+        if loaded is None:  # died before the first (complete) commit: start the steps over
             self.dir.repair_logs(-1)
             self._add_roots()
             return
@@ -333,9 +334,12 @@ class Discovery:
         sample_s = 0.0
         for c0 in range(0, len(starts), chunk):
             ts = time.perf_counter()
+            part = prompts[c0:c0 + chunk]
             params = SamplingParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                                    stop=list(task.stop), seed=derive_seed(cfg.seed, step, c0))
-            got = self.policy.sample(prompts[c0:c0 + chunk], cfg.group_size, params)
+                                    stop=list(task.stop), seed=derive_seed(cfg.seed, step, c0),
+                                    # one seed per group: identical prompts must not repeat a group
+                                    seeds=[derive_seed(cfg.seed, step, g, 1) for g in range(c0, c0 + len(part))])
+            got = self.policy.sample(part, cfg.group_size, params)
             sample_s += time.perf_counter() - ts
             for g, group in enumerate(got, start=c0):
                 samples.append(group)
@@ -416,7 +420,7 @@ class Discovery:
             return task.invalid(f"verifier error: {type(exc).__name__}: {exc}", status="verifier_error")
 
     def _child(self, ev: Evaluation) -> State | None:
-        if not ev.valid or ev.metrics.get("archivable", True) is False:
+        if not ev.valid:  # valid but unarchivable children still update statistics (archive)
             return None
         return State(id="", value=ev.value, artifact=ev.artifact, key=ev.key, reward=ev.reward,
                      output_tail=ev.output_tail, metrics=ev.metrics)

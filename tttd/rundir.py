@@ -37,6 +37,13 @@ __all__ = ["RunDir", "NotARunError", "append_jsonl", "read_jsonl", "truncate_jso
 CHECKPOINT = "checkpoint"
 LATEST = "LATEST"
 _STEP_DIR = re.compile(r"step-\d{6}")
+#: A file in a step's ``policy/`` folder saying that the policy state there cannot be resumed
+#: (the tinker backend saves on the service every few steps only): resume from an older step.
+POLICY_INCOMPLETE = "INCOMPLETE"
+
+
+def _resumable(step_dir: Path) -> bool:
+    return not (step_dir / "policy" / POLICY_INCOMPLETE).exists()
 
 
 class NotARunError(ValueError):
@@ -202,6 +209,22 @@ class RunDir:
                 raise NotARunError(f"{step_dir / 'loop.json'} is damaged (no {key!r}); refusing to resume")
         return texts["archive.json"], loop
 
+    def latest_resumable_step_dir(self) -> Path | None:
+        """The newest committed step whose policy state is complete (see ``POLICY_INCOMPLETE``):
+        the step a resume continues after; None when there is none (start the steps over)."""
+        latest = self.latest_step_dir()
+        if latest is None or _resumable(latest):
+            return latest
+        for p in reversed(self._committed(latest)):
+            if _resumable(p):
+                return p
+        return None
+
+    def _committed(self, latest: Path | None) -> list[Path]:
+        steps = sorted(p for p in self.checkpoints.glob("step-*") if p.is_dir())
+        committed = [p for p in steps if not p.name.endswith(".tmp")]
+        return [p for p in committed if latest is None or p.name <= latest.name]
+
     def begin_step(self, step: int) -> Path:
         """A fresh temporary directory to write step ``step``'s checkpoint into."""
         tmp = self.checkpoints / f"step-{step:06d}.tmp"
@@ -234,6 +257,8 @@ class RunDir:
         if latest is not None:
             committed = [p for p in committed if p.name <= latest.name]
         keep_set = set(committed[-keep:]) | ({latest} if latest else set())
+        resumable = [p for p in committed if _resumable(p)]
+        keep_set |= set(resumable[-1:])  # the step a resume goes back to
         for p in steps:
             if p not in keep_set:
                 shutil.rmtree(p, ignore_errors=True)

@@ -294,3 +294,40 @@ def test_retry_after_header_parsing():
     assert _retry_after(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
     assert _retry_after(httpx.Headers({"retry-after": "-1"})) == 0.0
     assert _retry_after(httpx.Headers({})) == 0.0
+
+
+def test_seeds_per_prompt_and_distinct_seeds_in_a_top_up():
+    """Issue 15: identical prompts get their group's seed; when the server ignores n, the single
+    requests of the top-up carry distinct seeds (the same seed would return the same text)."""
+    with srv_mod.OpenAIServer(srv_mod.echo_generator(), ignores_n=True) as server:
+        pol = _policy(server)
+        try:
+            pol.sample([USER, USER], 3, SamplingParams(seed=5, seeds=[41, 42]))
+        finally:
+            pol.close()
+        seeds = [b.get("seed") for b in server.bodies]
+        assert len(seeds) == 6 and len(set(seeds)) == 6
+        assert {41, 42} <= set(seeds)
+
+
+def test_chat_template_kwargs_go_in_the_body(server):
+    pol = _policy(server, chat_template_kwargs={"reasoning_effort": "high"}, extra_body={"top_k": -1})
+    try:
+        pol.sample([USER], 1, SamplingParams(max_tokens=4))
+    finally:
+        pol.close()
+    body = server.bodies[-1]
+    assert body["chat_template_kwargs"] == {"reasoning_effort": "high"} and body["top_k"] == -1
+
+
+def test_chat_template_kwargs_dropped_when_refused(server):
+    """A hosted API refuses the unknown field (400): retried once without it, then never sent."""
+    server.faults = ["400"]
+    pol = _policy(server, chat_template_kwargs={"reasoning_effort": "high"}, logprobs=False)
+    try:
+        pol.sample([USER], 1, SamplingParams(max_tokens=4))
+        pol.sample([USER], 1, SamplingParams(max_tokens=4))
+    finally:
+        pol.close()
+    assert "chat_template_kwargs" in server.bodies[0]
+    assert all("chat_template_kwargs" not in b for b in server.bodies[1:]) and len(server.bodies) == 3

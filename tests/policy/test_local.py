@@ -282,3 +282,75 @@ def test_bad_input_is_rejected(shared, tmp_path):
         LocalPolicy(str(missing))
     with pytest.raises(ValueError, match="not a LocalPolicy checkpoint"):
         shared.load(tmp_path)
+
+
+# ------------------------------------------------------------------------------------ issue 15
+
+
+def test_per_prompt_seeds_make_groups_independent_of_the_batch(make_policy):
+    """Each prompt samples from its own seed: identical prompts with different seeds give
+    different groups, and a prompt's group does not depend on what else is in the batch or on
+    the batch size."""
+    policy = make_policy(seed=2)
+    tokens = lambda row: [s.tokens for s in row]  # noqa: E731
+    p = PROMPTS[0]
+    twice = policy.sample([p, p], 3, SamplingParams(max_tokens=12, seeds=[21, 22]))
+    assert tokens(twice[0]) != tokens(twice[1])
+    alone = policy.sample([p], 3, SamplingParams(max_tokens=12, seeds=[22]))
+    assert tokens(alone[0]) == tokens(twice[1])
+    policy.max_batch_size = 1
+    mixed = policy.sample([PROMPTS[1], p], 3, SamplingParams(max_tokens=12, seeds=[5, 21]))
+    assert tokens(mixed[1]) == tokens(twice[0])
+    # the recorded log-probs are still the sampler's (the trainer agrees)
+    batch = datums(twice)
+    for got, want in zip(policy.logprobs(batch), batch):
+        assert got == pytest.approx(want.logprobs, abs=1e-4)
+
+
+def test_chat_template_kwargs_reach_the_template(make_policy):
+    policy = make_policy()
+    policy.tokenizer.chat_template = (
+        "{% if reasoning_effort %}Reasoning: {{ reasoning_effort }}\n{% endif %}" + policy.tokenizer.chat_template)
+    policy.chat_template_kwargs = {"reasoning_effort": "high"}
+    assert policy.tokenizer.decode(policy.render(PROMPTS[0])).startswith("Reasoning: high\n")
+    with pytest.raises(ValueError, match="chat_template_kwargs"):
+        make_policy(chat_template_kwargs="high")
+
+
+def test_train_unembed_puts_a_lora_on_the_output_layer(make_policy):
+    on, off = make_policy(), make_policy(train_unembed=False)
+    assert on.train_unembed is True  # default, as Tinker's
+    assert any("lm_head" in n and "lora_" in n for n, _ in on.model.named_parameters())
+    assert not any("lm_head" in n and "lora_" in n for n, _ in off.model.named_parameters())
+    out = on.sample(PROMPTS, 2, SamplingParams(max_tokens=8, seed=3))
+    on.train_step(datums(out), TrainConfig(learning_rate=1e-2))
+    head_b = next(p for n, p in on.model.named_parameters() if "lm_head" in n and "lora_B" in n)
+    assert head_b.abs().sum() > 0
+
+
+def test_gradient_checkpointing_same_gradient_less_saved_memory(make_policy):
+    """Checkpointing on: identical gradients, far fewer bytes saved for backward (measured with
+    saved-tensor hooks); the model is back in eval mode after the step."""
+    plain, ckpt = make_policy(seed=1), make_policy(seed=1, gradient_checkpointing=True)
+    assert plain.gradient_checkpointing is False  # CPU default
+    out = plain.sample(PROMPTS, 2, SamplingParams(max_tokens=24, seed=8))
+    batch = datums(out, advantage=0.5)
+
+    def saved_bytes(policy):
+        total = 0
+
+        def pack(t):
+            nonlocal total
+            total += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            policy.accumulate_gradients(batch, TrainConfig())
+        return total
+
+    b_plain, b_ckpt = saved_bytes(plain), saved_bytes(ckpt)
+    assert b_ckpt < 0.6 * b_plain, (b_plain, b_ckpt)
+    for a, b in zip(plain.params, ckpt.params):
+        assert torch.allclose(a.grad, b.grad, atol=1e-6, rtol=1e-5)
+    assert not ckpt.model.training and not plain.model.training
+    assert all(m.p == 0 for m in ckpt.model.modules() if isinstance(m, torch.nn.Dropout))

@@ -272,14 +272,21 @@ class FakeTraining:
 
 
 class FakeService:
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, models=("fake/model",)):
         self.tokenizer = tokenizer
         self.eos = tokenizer.eos_token_id
         self.calls: list = []
+        self.models = list(models)
 
-    def create_lora_training_client(self, base_model, rank, seed):
+    def create_lora_training_client(self, base_model, rank, seed, **kwargs):
         self.calls.append(("create", base_model, rank, seed))
+        self.create_kwargs = kwargs
         return _Done(FakeTraining(self))
+
+    def get_server_capabilities(self):
+        self.calls.append(("capabilities",))
+        return types.GetServerCapabilitiesResponse(
+            supported_models=[types.SupportedModel(model_name=m) for m in self.models])
 
     def create_sampling_client(self, base_model):
         self.calls.append(("base_sampler", base_model))
@@ -294,16 +301,17 @@ class FakeService:
         return _Done(None)
 
 
-def _policy(tokenizer):
+def _policy(tokenizer, **kwargs):
     svc = FakeService(tokenizer)
-    return tp.TinkerPolicy("fake/model", lora_rank=8, seed=1, service_client=svc), svc
+    return tp.TinkerPolicy("fake/model", lora_rank=8, seed=1, service_client=svc, **kwargs), svc
 
 
 def test_sample_flow(tokenizer):
     pol, svc = _policy(tokenizer)
-    assert svc.calls[0] == ("create", "fake/model", 8, 1)
+    assert svc.calls == [("capabilities",)]  # the training client is made on first use
     prompts = [[{"role": "user", "content": "hello"}], [{"role": "user", "content": "world"}]]
     out = pol.sample(prompts, 3, SamplingParams(max_tokens=9))
+    assert svc.calls[1] == ("create", "fake/model", 8, 1)
     assert [len(g) for g in out] == [3, 3]
     sample_calls = [c for c in svc.calls if c[0] == "sample"]
     assert len(sample_calls) == 2 and all(c[3] == 3 for c in sample_calls)
@@ -362,7 +370,7 @@ def test_train_step_ppo_and_empty(tokenizer):
 
 
 def test_save_load_roundtrip(tokenizer, tmp_path):
-    pol, svc = _policy(tokenizer)
+    pol, svc = _policy(tokenizer, save_every=1)
     pol.train_step([TrainDatum([1], [2], [-1.0], [0.5])], TrainConfig())
     pol.save(str(tmp_path / "ckpt"))
     state = json.loads((tmp_path / "ckpt" / tp.STATE_FILE).read_text())
@@ -370,7 +378,7 @@ def test_save_load_roundtrip(tokenizer, tmp_path):
     assert not [p for p in (tmp_path / "ckpt").iterdir() if p.name.startswith(".tmp")]
     seeds_after_save = [pol._rng.random() for _ in range(3)]
 
-    pol2, svc2 = _policy(tokenizer)
+    pol2, svc2 = _policy(tokenizer, save_every=1)
     pol2.load(str(tmp_path / "ckpt"))
     assert ("restore", state["tinker_path"]) in svc2.calls
     assert pol2._step == 1
@@ -382,6 +390,139 @@ def test_save_load_roundtrip(tokenizer, tmp_path):
     assert ("close", "success") in svc2.calls
     with pytest.raises(RuntimeError, match="closed"):
         pol2.sample([[{"role": "user", "content": "x"}]], 1, SamplingParams())
+
+
+# ----------------------------------------------------------------------------- issue 15
+
+
+def test_identical_prompts_get_one_seed_per_group(tokenizer):
+    pol, svc = _policy(tokenizer)
+    same = [[{"role": "user", "content": "hello"}]] * 3
+    pol.sample(same, 2, SamplingParams(max_tokens=4, seed=7, seeds=[101, 102, 103]))
+    sent = [c[4].seed for c in svc.calls if c[0] == "sample"]
+    assert sent == [101, 102, 103]
+    svc.calls.clear()
+    pol.sample(same, 2, SamplingParams(max_tokens=4, seed=7))  # no seeds: derived, distinct
+    derived = [c[4].seed for c in svc.calls if c[0] == "sample"]
+    assert len(set(derived)) == 3
+    svc.calls.clear()
+    pol.sample(same, 2, SamplingParams(max_tokens=4))  # neither: from the policy's RNG, distinct
+    assert len({c[4].seed for c in svc.calls if c[0] == "sample"}) == 3
+    with pytest.raises(ValueError, match="seeds"):
+        pol.sample(same, 2, SamplingParams(seeds=[1, 2]))
+
+
+def test_max_tokens_is_clamped_to_the_context(tokenizer):
+    pol, svc = _policy(tokenizer, context_window=80)
+    short = [{"role": "user", "content": "hi"}]
+    n_prompt = len(tp.render_prompt(tokenizer, short))
+    pol.sample([short], 1, SamplingParams(max_tokens=26000))
+    assert [c[4].max_tokens for c in svc.calls if c[0] == "sample"] == [80 - n_prompt - 50]
+    assert tp.clamp_max_tokens(26000, 7000, 32768) == 32768 - 7000 - 50
+    assert tp.clamp_max_tokens(100, 7000, 32768) == 100
+    with pytest.raises(ValueError, match="leaves no room"):
+        pol.sample([[{"role": "user", "content": "hello world " * 40}]], 1, SamplingParams(max_tokens=5))
+
+
+def test_chat_template_options_reach_the_template(tokenizer):
+    tokenizer = _copy(tokenizer)
+    tokenizer.chat_template = (
+        "{% if reasoning_effort %}<|im_start|>system\nReasoning: {{ reasoning_effort }}<|im_end|>\n"
+        "{% endif %}" + CHAT_TEMPLATE
+    )
+    msgs = [{"role": "user", "content": "hi"}]
+    assert "Reasoning" not in tokenizer.decode(tp.render_prompt(tokenizer, msgs))
+    assert "Reasoning: high" in tokenizer.decode(tp.render_prompt(tokenizer, msgs, {"reasoning_effort": "high"}))
+    svc = FakeService(tokenizer)
+    pol = tp.TinkerPolicy("fake/model", service_client=svc, chat_template_kwargs={"reasoning_effort": "high"})
+    out = pol.sample([msgs], 1, SamplingParams(max_tokens=3))
+    assert "Reasoning: high" in tokenizer.decode(out[0][0].prompt_tokens)
+
+
+def _copy(tokenizer):
+    import copy
+
+    return copy.deepcopy(tokenizer)
+
+
+def test_stops_at_end_of_turn_even_when_eos_differs(tokenizer):
+    base_model_tok = _copy(tokenizer)
+    base_model_tok.eos_token = "<|endoftext|>"  # a Qwen base model: eos is not the end of turn
+    eot = base_model_tok.convert_tokens_to_ids("<|im_end|>")
+    eos = base_model_tok.convert_tokens_to_ids("<|endoftext|>")
+    assert tp.stop_token_ids(base_model_tok) == [eos, eot]
+    sp = tp.build_sampling_params(SamplingParams(stop=["```"]), [eos, eot], ["<|endoftext|>", "<|im_end|>"])
+    assert sp.stop == ["```", "<|endoftext|>", "<|im_end|>"]
+    svc = FakeService(base_model_tok)
+    pol = tp.TinkerPolicy("fake/model", service_client=svc)
+    pol.sample([[{"role": "user", "content": "x"}]], 1, SamplingParams(max_tokens=3))
+    assert next(c for c in svc.calls if c[0] == "sample")[4].stop == [eos, eot]
+    pol.sample([[{"role": "user", "content": "x"}]], 1, SamplingParams(max_tokens=3, stop=["```"]))
+    assert [c for c in svc.calls if c[0] == "sample"][-1][4].stop == ["```", "<|endoftext|>", "<|im_end|>"]
+
+
+def test_train_unembed_is_explicit_with_the_same_default_as_local(tokenizer):
+    import inspect
+
+    pol, svc = _policy(tokenizer)
+    pol.sample([[{"role": "user", "content": "x"}]], 1, SamplingParams(max_tokens=2))
+    assert svc.create_kwargs == {"train_unembed": True}
+    pol, svc = _policy(tokenizer, train_unembed=False)
+    pol.sample([[{"role": "user", "content": "x"}]], 1, SamplingParams(max_tokens=2))
+    assert svc.create_kwargs == {"train_unembed": False}
+    local = pytest.importorskip("tttd.policy.local")
+    default = inspect.signature(tp.TinkerPolicy).parameters["train_unembed"].default
+    assert default is True
+    assert inspect.signature(local.LocalPolicy).parameters["train_unembed"].default is default
+
+
+def test_unknown_model_fails_at_construction(tokenizer):
+    svc = FakeService(tokenizer, models=["Qwen/Qwen3-8B"])
+    with pytest.raises(ValueError, match="does not serve 'fake/model'"):
+        tp.TinkerPolicy("fake/model", service_client=svc)
+
+
+def test_service_state_is_saved_every_n_steps_and_resume_is_direct(tokenizer, tmp_path):
+    from tttd.rundir import POLICY_INCOMPLETE
+
+    pol, svc = _policy(tokenizer, save_every=2, total_steps=3)
+    datum = [TrainDatum([1], [2], [-1.0], [0.5])]
+    saved = []
+    for k in range(3):
+        pol.train_step(datum, TrainConfig())
+        folder = tmp_path / f"step{k}"
+        pol.save(str(folder))
+        state = json.loads((folder / tp.STATE_FILE).read_text())
+        saved.append((state["complete"], (folder / POLICY_INCOMPLETE).exists(),
+                      sum(c[0] == "save_state" for c in svc.calls)))
+    # step 0: not due (marked incomplete); step 1: every 2nd; step 2: the last step (total_steps)
+    assert saved == [(False, True, 0), (True, False, 1), (True, False, 2)]
+    pol2, svc2 = _policy(tokenizer, save_every=2)
+    with pytest.raises(ValueError, match="incomplete"):
+        pol2.load(str(tmp_path / "step0"))
+    pol2.load(str(tmp_path / "step1"))
+    names = [c[0] for c in svc2.calls]
+    assert "create" not in names and names.count("restore") == 1  # no throwaway client
+    assert pol2._step == 2
+    pol2.save(str(tmp_path / "again"))  # counting continues: the 3rd save is not due (no total)
+    assert json.loads((tmp_path / "again" / tp.STATE_FILE).read_text())["complete"] is False
+
+
+def test_paper_preset_dry_run_info():
+    from tttd.config import resolve_config
+
+    cfg = resolve_config(preset="paper", flag_values={"backend": "tinker", "backend_options": {
+        "chat_template_kwargs": {"reasoning_effort": "high"}}})
+    info = tp.TinkerPolicy.dry_run_info(cfg.max_tokens, cfg.backend_options, prompt_tokens=7000)
+    assert "min(26000, 32768 - prompt - 50)" in info["token budget"]
+    assert "prompts up to 6718 tokens get the full 26000" in info["token budget"]
+    assert "7000 tokens -> 25718" in info["token budget"]
+    assert info["chat template options"] == "reasoning_effort='high'"
+    assert "every 5 steps" in info["service checkpoints"]
+    plain = tp.TinkerPolicy.dry_run_info(100, {})
+    assert plain["chat template options"].startswith("none")
+    too_long = tp.TinkerPolicy.dry_run_info(100, {"context_window": 1000}, prompt_tokens=990)
+    assert "leaves no room" in too_long["token budget"]
 
 
 @pytest.mark.slow

@@ -28,6 +28,31 @@ class SamplingParams:
     temperature: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    seeds: list[int] | None = None  # one seed per prompt; overrides `seed` when set
+
+
+def prompt_seeds(params: SamplingParams, n_prompts: int, fallback: int) -> list[int]:
+    """One sampling seed per prompt: ``params.seeds`` when set (checked against the number of
+    prompts), else distinct seeds derived from ``params.seed`` (or ``fallback`` when that is None):
+    the first prompt gets that seed itself, prompt i > 0 ``sub_seed(seed, i)``.
+
+    Identical prompts must get different seeds: a service that honours seeds would otherwise
+    return identical groups (issue 15)."""
+    if params.seeds is not None:
+        if len(params.seeds) != n_prompts:
+            raise ValueError(f"SamplingParams.seeds has {len(params.seeds)} seeds for {n_prompts} prompts")
+        return [int(s) for s in params.seeds]
+    base = params.seed if params.seed is not None else fallback
+    return [int(base) if i == 0 else sub_seed(base, i) for i in range(n_prompts)]
+
+
+def sub_seed(*parts: int) -> int:
+    """A 31-bit seed from integers (stable across processes and Python versions); e.g. the seed of
+    sample j of a prompt whose seed is s is ``sub_seed(s, j)``."""
+    import hashlib
+
+    h = hashlib.sha256(("seed:" + ",".join(str(int(p)) for p in parts)).encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
 
 
 @dataclass

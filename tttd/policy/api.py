@@ -46,7 +46,7 @@ from typing import Any
 import httpx  # imported here so a missing ``api`` extra fails in make_policy, clearly
 import openai
 
-from tttd.policy import SamplingParams, TokenUsage, TrainConfig
+from tttd.policy import SamplingParams, TokenUsage, TrainConfig, prompt_seeds, sub_seed
 from tttd.types import Message, Sample, TrainDatum
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -130,6 +130,10 @@ class ApiPolicy:
     (``/chat/completions``; the server applies the chat template). ``logprobs``: ask for
     per-token log-probs. ``extra_body``: extra JSON fields for every request (e.g.
     ``{"return_tokens_as_token_ids": True}`` for vLLM, ``{"top_k": -1}``).
+    ``chat_template_kwargs``: sent as the body's ``chat_template_kwargs`` (vLLM, SGLang), e.g.
+    ``{"reasoning_effort": "high"}`` for gpt-oss; dropped, like ``n`` and ``logprobs``, after a
+    400/422 from a server that does not take the field. Seeds: prompt i is sent with
+    ``SamplingParams.seeds[i]`` (else seeds derived from ``seed``; none when both are unset).
     """
 
     trainable = False
@@ -146,6 +150,7 @@ class ApiPolicy:
         mode: str = "chat",
         logprobs: bool = True,
         extra_body: dict[str, Any] | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if not model:
             raise ValueError("model is required")
@@ -173,6 +178,14 @@ class ApiPolicy:
         self.timeout_s = float(timeout_s)
         self.backoff_s = float(backoff_s)
         self.extra_body = dict(extra_body or {})
+        if chat_template_kwargs is not None and not isinstance(chat_template_kwargs, dict):
+            raise ValueError(f"chat_template_kwargs must be a mapping, got {chat_template_kwargs!r}")
+        if chat_template_kwargs:  # vLLM / SGLang read them from the request body
+            merged = dict(self.extra_body.get("chat_template_kwargs") or {})
+            merged.update(chat_template_kwargs)
+            self.extra_body["chat_template_kwargs"] = merged
+        self.chat_template_kwargs = dict(self.extra_body.get("chat_template_kwargs") or {})
+        self._send_template_kwargs = True  # False once a server refused the field (400/422)
         self._want_logprobs = bool(logprobs)
         self._n_supported = True  # set False when the server rejects or ignores n > 1
         self._usage = TokenUsage()
@@ -201,7 +214,9 @@ class ApiPolicy:
 
     # -- HTTP
 
-    def _body(self, messages: list[Message], n: int, params: SamplingParams) -> dict[str, Any]:
+    def _body(
+        self, messages: list[Message], n: int, params: SamplingParams, seed: int | None = None
+    ) -> dict[str, Any]:
         """Keyword arguments for ``chat.completions.create`` (unset features are left out)."""
         body: dict[str, Any] = {
             "model": self.model,
@@ -213,12 +228,15 @@ class ApiPolicy:
             body["n"] = n
         if params.stop:
             body["stop"] = list(params.stop)
-        if params.seed is not None:
-            body["seed"] = int(params.seed)
+        if seed is not None:
+            body["seed"] = int(seed)
         if self._want_logprobs:
             body["logprobs"] = True
-        if self.extra_body:
-            body["extra_body"] = dict(self.extra_body)
+        extra = dict(self.extra_body)
+        if not self._send_template_kwargs:
+            extra.pop("chat_template_kwargs", None)
+        if extra:
+            body["extra_body"] = extra
         return body
 
     def _attempt(self, body: dict[str, Any]) -> tuple[list[_Choice], dict[str, int]]:
@@ -271,12 +289,14 @@ class ApiPolicy:
             f"{self.endpoint} failed after {self.max_retries + 1} attempts; last error: {last}"
         )
 
-    def _complete(self, messages: list[Message], n: int, params: SamplingParams) -> list[_Choice]:
+    def _complete(
+        self, messages: list[Message], n: int, params: SamplingParams, seed: int | None = None
+    ) -> list[_Choice]:
         """Up to ``n`` choices for one prompt; falls back when ``n``/``logprobs`` are refused."""
         while True:
             want_n = n if self._n_supported else 1
             try:
-                choices, counts = self._post(self._body(messages, want_n, params))
+                choices, counts = self._post(self._body(messages, want_n, params, seed))
             except ApiError as exc:
                 cause = exc.__cause__
                 rejected = isinstance(cause, _Rejected) and cause.status in (400, 422)
@@ -285,6 +305,9 @@ class ApiPolicy:
                     continue
                 if rejected and self._want_logprobs:
                     self._want_logprobs = False
+                    continue
+                if rejected and self._send_template_kwargs and "chat_template_kwargs" in self.extra_body:
+                    self._send_template_kwargs = False  # hosted APIs refuse the field: the template's defaults
                     continue
                 raise
             if want_n > 1 and len(choices) < want_n:
@@ -315,11 +338,24 @@ class ApiPolicy:
                 raise ValueError("each prompt must be a non-empty list of {role, content} messages")
 
         results: list[list[_Choice]] = [[] for _ in prompts]
+        # Prompt i's first request uses seeds[i]; its r-th request sub_seed(seeds[i], r), so the
+        # single requests of a top-up never repeat a text. No seed given: none is sent.
+        seeded = params.seeds is not None or params.seed is not None
+        seeds = prompt_seeds(params, len(prompts), 0) if seeded else [None] * len(prompts)
+        sent = [0] * len(prompts)
+
+        def request_seed(i: int) -> int | None:
+            sent[i] += 1
+            if seeds[i] is None or sent[i] == 1:
+                return seeds[i]
+            return sub_seed(seeds[i], sent[i] - 1)
+
         per_request = n if self._n_supported else 1
         jobs = [(i, per_request) for i in range(len(prompts)) for _ in range(n // per_request)]
         while jobs:
             futures = [
-                (i, self._pool.submit(self._complete, prompts[i], k, params)) for i, k in jobs
+                (i, self._pool.submit(self._complete, prompts[i], k, params, request_seed(i)))
+                for i, k in jobs
             ]
             for i, fut in futures:
                 results[i].extend(fut.result())

@@ -31,8 +31,16 @@ unless ``max_grad_norm`` is set.
 Deviations from the paper (which trains gpt-oss-120b through Tinker): LoRA ``alpha`` defaults to
 32 (Tinker's fixed alpha, so rank 32 has scale 1); the trainer recomputes log-probs at
 temperature 1, so sampling at another temperature makes the importance ratio off-policy by design.
-Determinism: sampling is seeded from ``params.seed`` (else the policy seed and a call counter that
-is checkpointed), so save/load/continue reproduces the same tokens on the same hardware.
+Determinism: prompt i samples from its own seed, ``params.seeds[i]`` (else derived from
+``params.seed``, else from the policy seed and a checkpointed call counter), and sample j of it
+from its own generator (``LogprobRecorder``), so a group does not depend on the batch it shares or
+the batch size, and save/load/continue reproduces the same tokens on the same hardware.
+
+Memory: ``gradient_checkpointing`` (default on for CUDA) recomputes each decoder layer in the
+backward pass; the model is in ``train()`` mode only around the training forward/backward (the
+layers are checkpointed only then) and dropout is set to 0 everywhere, so training mode computes
+the sampler's log-probs. ``train_unembed`` (default True, as Tinker) adds a LoRA on the output
+layer, which peft's ``all-linear`` leaves out. ``chat_template_kwargs`` reach the chat template.
 """
 
 from __future__ import annotations
@@ -51,11 +59,14 @@ from transformers.utils import logging as hf_logging
 # and a deprecation notice peft triggers inside transformers.
 hf_logging.disable_progress_bar()
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+# A LoRA on a tied output layer (train_unembed) changes the output only, which is what we want.
+warnings.filterwarnings("ignore", message=".*tie_word_embeddings=True.*tied layer is part of the adapter.*")
 
 from tttd.losses import importance_sampling_loss, kl_advantage_shift
-from tttd.policy import SamplingParams, TokenUsage, TrainConfig
+from tttd.policy import SamplingParams, TokenUsage, TrainConfig, prompt_seeds, sub_seed
 from tttd.policy.local_checkpoint import load_checkpoint, save_checkpoint
 from tttd.policy.local_sampling import LogprobRecorder, first_stop
+from tttd.policy.local_setup import enable_checkpointing, lora_targets, no_dropout
 from tttd.types import Message, Sample, TrainDatum
 
 LOGPROB_CHUNK = 256  # positions per output-layer chunk in the trainer
@@ -107,6 +118,9 @@ class LocalPolicy:
         max_batch_size: int | None = None,
         micro_batch_tokens: int | None = None,
         max_grad_norm: float | None = None,
+        gradient_checkpointing: bool | None = None,
+        train_unembed: bool = True,
+        chat_template_kwargs: dict | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -132,6 +146,14 @@ class LocalPolicy:
         self.max_batch_size = max_batch_size
         self.micro_batch_tokens = micro_batch_tokens
         self.max_grad_norm = max_grad_norm
+        if chat_template_kwargs is not None and not isinstance(chat_template_kwargs, dict):
+            raise ValueError(f"chat_template_kwargs must be a mapping, got {chat_template_kwargs!r}")
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self.train_unembed = bool(train_unembed)
+        # default: on for CUDA (real models: 290 KiB per token per layer at the 8B shape without
+        # it), off on CPU (tiny models, where recomputing only costs time)
+        self.gradient_checkpointing = (self.device.type == "cuda") if gradient_checkpointing is None \
+            else bool(gradient_checkpointing)
         self.model_name = str(model)
         path, local_only = resolve_model(model)
         self.model_path = path
@@ -158,12 +180,20 @@ class LocalPolicy:
                 r=lora_rank,
                 lora_alpha=self.lora_alpha,
                 lora_dropout=0.0,
-                target_modules=target_modules,
+                target_modules=lora_targets(base, target_modules, self.train_unembed),
                 task_type="CAUSAL_LM",
                 bias="none",
             )
             self.model = get_peft_model(base, config)
-        self.model.eval()  # no dropout, for train and sample alike (log-probs must agree)
+        if full_finetune and not self.train_unembed:
+            base.get_output_embeddings().weight.requires_grad_(False)  # (tied: the embedding too)
+        no_dropout(self.model)
+        if self.gradient_checkpointing:
+            enable_checkpointing(self._causal_lm())
+        # eval() while sampling; train() only around the training forward/backward (transformers
+        # checkpoints layers only in training mode). Dropout is 0 either way (no_dropout), so the
+        # trainer's log-probs equal the sampler's.
+        self.model.eval()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(
             self.params, lr=learning_rate or TrainConfig().learning_rate, betas=(0.9, 0.95), eps=1e-8
@@ -195,7 +225,8 @@ class LocalPolicy:
 
     def render(self, messages: list[Message]) -> list[int]:
         """Token ids of a chat prompt, rendered with the chat template plus the generation prompt."""
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                                  **self.chat_template_kwargs)
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _batch_size(self, seq_len: int) -> int:
@@ -229,7 +260,9 @@ class LocalPolicy:
             raise ValueError(f"temperature must be > 0, got {params.temperature}")
         encoded = [self.render(p) for p in prompts]
         jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
-        base_seed = params.seed if params.seed is not None else self.seed * 1_000_003 + self.sample_calls
+        # sample j of prompt i draws from its own generator, seeded sub_seed(seeds[i], j)
+        seeds = prompt_seeds(params, len(prompts), self.seed * 1_000_003 + self.sample_calls)
+        base_seed = seeds[0] if seeds else 0
         self.sample_calls += 1
         out: list[list[Sample | None]] = [[None] * n for _ in prompts]
         # Like the paper's dynamic max_tokens: never ask for more than the context window holds.
@@ -266,7 +299,7 @@ class LocalPolicy:
                 for r, s in enumerate(seqs):
                     ids[r, width - len(s) :] = torch.tensor(s, dtype=torch.long)
                     mask[r, width - len(s) :] = 1
-                recorder = LogprobRecorder(params.temperature)
+                recorder = LogprobRecorder(params.temperature, [sub_seed(seeds[i], j) for i, j in chunk])
                 devices = [self.device] if self.device.type == "cuda" else []
                 with torch.random.fork_rng(devices=devices, device_type=self.device.type):
                     torch.manual_seed(base_seed * 7919 + b)
@@ -459,6 +492,22 @@ class LocalPolicy:
             metrics["kl_policy_base"] = dbar
         self.optimizer.zero_grad(set_to_none=True)
         model = self._causal_lm()
+        self.model.train()  # layers are checkpointed only in training mode (dropout is 0)
+        try:
+            total_loss, diff_sum = self._backward(batch, chunks, model, sampler_lp, adv, ones, config)
+        finally:
+            self.model.eval()
+        n_tokens = int(adv.numel())
+        metrics.update(
+            loss=total_loss,
+            tokens=float(n_tokens),
+            kl_sample_train=diff_sum / max(1, n_tokens),
+            micro_batches=float(len(chunks)),
+        )
+        return metrics
+
+    def _backward(self, batch, chunks, model, sampler_lp, adv, ones, config) -> tuple[float, float]:
+        """Forward and backward over the micro-batches; returns (loss, sum of logq - logp)."""
         total_loss, diff_sum, offset = 0.0, 0.0, 0
         for c in chunks:
             n_tok = sum(len(batch[k].tokens) for k in c)
@@ -469,14 +518,7 @@ class LocalPolicy:
             loss.backward()
             total_loss += float(loss.detach())
             diff_sum += float((sampler_lp[sl] - logp.detach()).sum())
-        n_tokens = int(adv.numel())
-        metrics.update(
-            loss=total_loss,
-            tokens=float(n_tokens),
-            kl_sample_train=diff_sum / max(1, n_tokens),
-            micro_batches=float(len(chunks)),
-        )
-        return metrics
+        return total_loss, diff_sum
 
     # ------------------------------------------------------------------------------ state
 

@@ -35,7 +35,9 @@ def save_checkpoint(policy: "LocalPolicy", path: str | os.PathLike) -> None:
 
         save_model(policy.model, str(tmp / "model.safetensors"))
     else:
-        policy.model.save_pretrained(str(tmp / "adapter"))
+        # the adapter only: with a LoRA on a tied output layer peft would also copy the (frozen)
+        # embedding matrix into every checkpoint
+        policy.model.save_pretrained(str(tmp / "adapter"), save_embedding_layers=False)
     torch.save(policy.optimizer.state_dict(), tmp / "optimizer.pt")
     rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():

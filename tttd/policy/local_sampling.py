@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -12,12 +13,21 @@ class LogprobRecorder:
 
     At step t it receives ``input_ids`` that end with the token sampled at step t-1, so it gathers
     that token's log-prob from the log-softmax it kept from step t-1 (one (batch, vocab) tensor).
+
+    With ``row_seeds`` (one per batch row) it also draws each row's token itself, by inverse-CDF
+    sampling with one uniform per row and step from that row's own generator, and returns scores
+    that allow only that token: each row's samples then depend on its seed alone, not on the
+    batch it shares or the batch size (per-prompt seeds, SamplingParams.seeds). The draw is exact
+    up to the float32 rounding of the cumulative sum.
     """
 
-    def __init__(self, temperature: float) -> None:
+    def __init__(self, temperature: float, row_seeds: Sequence[int] | None = None) -> None:
         self.temperature = temperature
         self.prev: torch.Tensor | None = None
         self.logprobs: list[torch.Tensor] = []
+        self.generators = None
+        if row_seeds is not None:
+            self.generators = [torch.Generator().manual_seed(int(s)) for s in row_seeds]
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         if self.prev is not None:
@@ -25,7 +35,14 @@ class LogprobRecorder:
         if self.temperature != 1.0:
             scores = scores / self.temperature
         self.prev = torch.log_softmax(scores.float(), dim=-1)
-        return scores
+        if self.generators is None:
+            return scores
+        u = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in self.generators])
+        cdf = self.prev.exp().cumsum(dim=-1)
+        u = (u.to(cdf.device, torch.float32)[:, None] * cdf[:, -1:]).contiguous()
+        idx = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[1] - 1)
+        only = torch.full_like(scores, -math.inf)
+        return only.scatter_(1, idx, 0.0)
 
     def finish(self, last_tokens: torch.Tensor) -> torch.Tensor:
         """(batch, steps) log-probs, after the final sampled tokens are known."""

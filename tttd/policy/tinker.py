@@ -16,6 +16,14 @@ every token but the last, ``target_tokens`` every token but the first; ``logprob
 log-prob is unknown and the advantage 0, so prompt tokens carry no loss; no ``mask`` field is sent,
 as in the reference, which removes it before the call).
 
+Real-model details (issue 15): each request's ``max_tokens`` is clamped to ``min(max_tokens,
+context_window - prompt - 50)`` (SPEC 1.2); sampling stops at the eos and the end-of-turn tokens
+(:data:`END_OF_TURN_TOKENS`); prompt i carries its own seed (``SamplingParams.seeds``);
+``chat_template_kwargs`` reach the template; ``train_unembed`` is sent explicitly; weights and
+optimizer are saved on the service every ``save_every`` steps (see :meth:`TinkerPolicy.save` for
+how resume stays exact). Works with both SDK generations: 0.24 (create_* return clients, used
+with SkyRL's open server in ``tests/policy/test_tinker_skyrl.py``) and current ones (futures).
+
 The SDK hangs, rather than fails, on a dead address: session creation runs in a daemon thread and
 is abandoned after ``connect_timeout_s`` with a clear error. Every later call waits at most
 ``request_timeout_s``.
@@ -33,223 +41,35 @@ import json
 import math
 import os
 import random
-import threading
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence
 
 import tinker  # noqa: F401  (imported here so a missing extra fails in make_policy, clearly)
 
 from tttd.atomic import atomic_write_json
-from tttd.policy import SamplingParams, TokenUsage, TrainConfig
+from tttd.policy import SamplingParams, TokenUsage, TrainConfig, prompt_seeds
+from tttd.policy.tinker_requests import (  # noqa: F401  (re-exported: the request builders)
+    END_OF_TURN_TOKENS,
+    _call_with_timeout,
+    _check_datum,
+    _has_credentials,
+    _loss_fn,
+    adam_params,
+    build_datum,
+    build_sampling_params,
+    clamp_max_tokens,
+    kl_shift,
+    render_prompt,
+    stop_token_ids,
+)
 from tttd.types import Message, Sample, TrainDatum
-
-T = TypeVar("T")
 
 STATE_FILE = "tinker_state.json"
 _KEY_HELP = (
     "set the TINKER_API_KEY environment variable (or pass api_key=...; "
     "TINKER_CREDENTIAL_CMD or a stored key from `tinker auth login` also work)"
 )
-
-
-# ----------------------------------------------------------------------------- pure helpers
-
-
-def render_prompt(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
-    """Chat messages -> prompt token ids via the tokenizer's chat template.
-
-    Renders to text with ``add_generation_prompt=True`` and then encodes without adding special
-    tokens: the template already writes them, and text-then-encode behaves the same across
-    transformers versions (``tokenize=True`` returns a dict in some of them).
-    """
-    if not messages:
-        raise ValueError("a prompt needs at least one message")
-    for m in messages:
-        if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            raise ValueError(f"each message must be a dict with 'role' and 'content', got {m!r}")
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("the tokenizer has no chat template; pass a tokenizer that has one")
-    text = tokenizer.apply_chat_template(
-        list(messages), tokenize=False, add_generation_prompt=True
-    )
-    ids = tokenizer.encode(text, add_special_tokens=False)
-    return [int(t) for t in ids]
-
-
-def stop_token_ids(tokenizer: Any) -> list[int]:
-    """End-of-sequence ids to stop on: ``eos_token_id`` (one id or a list), deduplicated."""
-    eos = getattr(tokenizer, "eos_token_id", None)
-    ids = eos if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
-    out: list[int] = []
-    for i in ids:
-        if i is not None and int(i) not in out:
-            out.append(int(i))
-    return out
-
-
-def build_sampling_params(
-    params: SamplingParams,
-    stop_ids: Sequence[int] = (),
-    eos_text: str | None = None,
-    seed: int | None = None,
-) -> Any:
-    """tttd SamplingParams -> ``tinker.types.SamplingParams``.
-
-    No top-k / top-p (the loss assumes the exact policy). Stops: without user stop strings we
-    send the end-of-sequence ids (``stop_ids``), so a chat model stops at its end-of-turn token;
-    with user stop strings the SDK takes strings only, so the EOS token's text is appended to
-    them. With neither, ``stop=None`` keeps the service's implicit EOS stopping.
-    """
-    from tinker import types
-
-    if params.max_tokens < 1:
-        raise ValueError(f"max_tokens must be >= 1, got {params.max_tokens}")
-    if not (params.temperature > 0 and math.isfinite(params.temperature)):
-        raise ValueError(f"temperature must be a positive finite number, got {params.temperature}")
-    stop: list[str] | list[int] | None
-    if params.stop:
-        stop = [str(s) for s in params.stop]
-        if eos_text and eos_text not in stop:
-            stop.append(eos_text)
-    elif stop_ids:
-        stop = [int(i) for i in stop_ids]
-    else:
-        stop = None
-    return types.SamplingParams(
-        max_tokens=int(params.max_tokens),
-        temperature=float(params.temperature),
-        stop=stop,
-        seed=seed if seed is not None else params.seed,
-        top_k=-1,
-        top_p=1.0,
-    )
-
-
-def adam_params(learning_rate: float) -> Any:
-    """The paper's optimizer: Adam(lr, beta1=0.9, beta2=0.95, eps=1e-8), no weight decay."""
-    from tinker import types
-
-    if not (learning_rate > 0 and math.isfinite(learning_rate)):
-        raise ValueError(f"learning_rate must be a positive finite number, got {learning_rate}")
-    return types.AdamParams(learning_rate=float(learning_rate), beta1=0.9, beta2=0.95, eps=1e-8)
-
-
-def _check_datum(d: TrainDatum, i: int) -> None:
-    if not d.prompt_tokens:
-        raise ValueError(f"datum {i}: prompt_tokens is empty")
-    if not d.tokens:
-        raise ValueError(f"datum {i}: tokens (the completion) is empty")
-    if not (len(d.tokens) == len(d.logprobs) == len(d.advantages)):
-        raise ValueError(
-            f"datum {i}: tokens, logprobs and advantages must have equal lengths, got "
-            f"{len(d.tokens)}, {len(d.logprobs)}, {len(d.advantages)}"
-        )
-    for name in ("logprobs", "advantages"):
-        if not all(math.isfinite(float(x)) for x in getattr(d, name)):
-            raise ValueError(f"datum {i}: {name} contains a non-finite value")
-
-
-def build_datum(datum: TrainDatum, advantages: Sequence[float] | None = None) -> Any:
-    """TrainDatum -> ``tinker.types.Datum`` for the importance-sampling / PPO losses.
-
-    ``advantages`` overrides ``datum.advantages`` (per completion token), e.g. after the KL shift.
-    """
-    import numpy as np
-    from tinker import types
-
-    _check_datum(datum, 0)
-    adv = list(datum.advantages if advantages is None else advantages)
-    if len(adv) != len(datum.tokens):
-        raise ValueError(f"advantages has {len(adv)} entries for {len(datum.tokens)} tokens")
-    full = [int(t) for t in datum.prompt_tokens] + [int(t) for t in datum.tokens]
-    pad = len(datum.prompt_tokens) - 1  # target positions that predict prompt tokens
-    logprobs = np.array([0.0] * pad + [float(x) for x in datum.logprobs], dtype=np.float32)
-    advs = np.array([0.0] * pad + [float(x) for x in adv], dtype=np.float32)
-    return types.Datum(
-        model_input=types.ModelInput.from_ints(full[:-1]),
-        loss_fn_inputs={
-            "target_tokens": np.array(full[1:], dtype=np.int64),
-            "logprobs": logprobs,
-            "advantages": advs,
-        },
-    )
-
-
-def kl_shift(
-    advantages: Sequence[Sequence[float]],
-    sampler_logprobs: Sequence[Sequence[float]],
-    base_logprobs: Sequence[Sequence[float]],
-    coef: float,
-) -> tuple[list[list[float]], float]:
-    """The paper's KL-to-base penalty as an advantage shift, per completion token.
-
-    Same formula as :func:`tttd.losses.kl_advantage_shift` (every completion token is unmasked):
-    ``d_t = logq_t - logp_base_t``, ``dbar`` = mean of d over all completion tokens of the batch,
-    ``A_t <- A_t + coef * (dbar - d_t)``. Returns the shifted advantages and ``dbar`` (the logged
-    ``kl_policy_base``).
-    """
-    import numpy as np
-
-    from tttd.losses import kl_advantage_shift
-
-    if not (len(advantages) == len(sampler_logprobs) == len(base_logprobs)):
-        raise ValueError("advantages, sampler_logprobs and base_logprobs need one row per datum")
-    for i, (a, q, p) in enumerate(zip(advantages, sampler_logprobs, base_logprobs)):
-        if not (len(a) == len(q) == len(p)):
-            raise ValueError(f"datum {i}: advantages/logprobs/base_logprobs lengths differ")
-    if not advantages:
-        return [], 0.0
-    flat = [np.concatenate([np.asarray(r, dtype=np.float64) for r in rows])
-            for rows in (advantages, sampler_logprobs, base_logprobs)]
-    shifted, dbar = kl_advantage_shift(*flat, np.ones_like(flat[0]), coef)
-    bounds = np.cumsum([len(a) for a in advantages])[:-1]
-    return [row.tolist() for row in np.split(shifted, bounds)], dbar
-
-
-def _loss_fn(config: TrainConfig) -> tuple[str, dict[str, float] | None]:
-    if config.clip is None:
-        return "importance_sampling", None
-    if not (0 < config.clip < 1):
-        raise ValueError(f"clip must be in (0, 1), got {config.clip}")
-    eps = float(config.clip)
-    return "ppo", {"clip_low_threshold": 1.0 - eps, "clip_high_threshold": 1.0 + eps}
-
-
-def _call_with_timeout(fn: Callable[[], T], timeout_s: float | None, what: str) -> T:
-    """Run ``fn`` in a daemon thread; raise TimeoutError after ``timeout_s``.
-
-    A daemon thread (not an executor) so that a call hung inside the SDK never blocks exit.
-    """
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            box["error"] = exc
-
-    th = threading.Thread(target=run, name=f"tttd-tinker-{what}", daemon=True)
-    th.start()
-    th.join(timeout_s)
-    if th.is_alive():
-        raise TimeoutError(f"{what} did not finish within {timeout_s} s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def _has_credentials(api_key: str | None) -> bool:
-    if api_key or os.environ.get("TINKER_API_KEY") or os.environ.get("TINKER_CREDENTIAL_CMD"):
-        return True
-    try:  # a stored default key from `tinker auth login`
-        from tinker.lib import credentials
-
-        return credentials.JsonCredentialStore(
-            credentials.default_credentials_path()
-        ).get_default_key() is not None
-    except Exception:  # noqa: BLE001 - unreadable store = no stored key
-        return False
 
 
 # ----------------------------------------------------------------------------- the policy
@@ -263,7 +83,20 @@ class TinkerPolicy:
     tokenizer object or a local path / hub name, for services whose tokenizer cannot be fetched
     (default: ``training_client.get_tokenizer()``). ``service_client``: a pre-built
     ``tinker.ServiceClient`` (custom headers, or a stand-in in tests); skips the key check.
-    ``seed`` seeds the LoRA init and per-request sampling seeds (when SamplingParams.seed is None).
+    ``seed`` seeds the LoRA init and the sampling seeds when SamplingParams carries none.
+
+    ``context_window`` (default 32768, the paper's): each request's ``max_tokens`` is clamped to
+    ``min(max_tokens, context_window - prompt - 50)`` (SPEC 1.2); None = no clamp.
+    ``chat_template_kwargs``: passed to the chat template (e.g. ``{"reasoning_effort": "high"}``,
+    the paper's gpt-oss setting). ``train_unembed`` (default True, Tinker's default and the
+    paper's): LoRA on the output layer too; the local backend has the same option and default.
+    ``save_every`` (default 5, the paper's): weights + optimizer are saved on the service every
+    ``save_every``-th :meth:`save` call (one per loop step) and at step ``total_steps``; the other
+    steps' checkpoints are marked incomplete and a resume goes back to the last complete one
+    (see :meth:`save`).
+
+    The training client is created on first use (or by :meth:`load` from saved state), so a
+    resume never makes a throwaway client; the constructor only checks that the service answers.
     """
 
     trainable = True
@@ -280,22 +113,45 @@ class TinkerPolicy:
         request_timeout_s: float | None = 7200.0,
         tokenizer: Any = None,
         service_client: Any = None,
+        context_window: int | None = 32768,
+        chat_template_kwargs: dict[str, Any] | None = None,
+        train_unembed: bool = True,
+        save_every: int = 5,
+        total_steps: int | None = None,
     ) -> None:
         if not model:
             raise ValueError("model (the service's base model name) is required")
         if lora_rank < 1:
             raise ValueError(f"lora_rank must be >= 1, got {lora_rank}")
+        if save_every < 1:
+            raise ValueError(f"save_every must be >= 1, got {save_every}")
+        if context_window is not None and context_window < 64:
+            raise ValueError(f"context_window must be >= 64 tokens, got {context_window}")
+        if chat_template_kwargs is not None and not isinstance(chat_template_kwargs, dict):
+            raise ValueError(f"chat_template_kwargs must be a mapping, got {chat_template_kwargs!r}")
         self.model = model
         self.lora_rank = int(lora_rank)
         self.seed = int(seed)
         self.connect_timeout_s = connect_timeout_s
         self.setup_timeout_s = setup_timeout_s
         self.request_timeout_s = request_timeout_s
+        self.context_window = None if context_window is None else int(context_window)
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self.train_unembed = bool(train_unembed)
+        self.save_every = int(save_every)
+        self.total_steps = total_steps
         self.base_url = base_url or os.environ.get("TINKER_BASE_URL") or None
         self._usage = TokenUsage()
         self._rng = random.Random(self.seed)
-        self._step = 0
+        self._step = 0  # optimizer steps done
+        self._saves = 0  # save() calls (one per committed loop step)
+        self._tinker_path: str | None = None  # last weights + optimizer saved on the service
+        self._tinker_saves = -1  # value of _saves when _tinker_path was written
+        self._training: Any = None
+        self._sampler: Any = None
         self._base_sampler: Any = None
+        self._tokenizer_arg = tokenizer
+        self._tokenizer: Any = None
         self._closed = False
 
         if service_client is None:
@@ -308,37 +164,99 @@ class TinkerPolicy:
                 kwargs["api_key"] = api_key
             service_client = tinker.ServiceClient(**kwargs)
         self._service = service_client
-
-        # Session creation happens inside the first create_* call and hangs on a dead address.
-        where = self.base_url or "the default Tinker endpoint"
-        try:
-            future = _call_with_timeout(
-                lambda: self._service.create_lora_training_client(
-                    base_model=model, rank=self.lora_rank, seed=self.seed
-                ),
-                connect_timeout_s,
-                "tinker session creation",
-            )
-        except TimeoutError as exc:
-            raise TimeoutError(
-                f"could not reach the tinker service at {where} within {connect_timeout_s} s "
-                f"(is the address right and the service up?)"
-            ) from exc
-        self._training = self._result(future, self.setup_timeout_s, "LoRA training client creation")
-        self.tokenizer = self._load_tokenizer(tokenizer)
-        self._sampler = self._fresh_sampler()
+        self._probe()
+        if isinstance(tokenizer, (str, os.PathLike)):
+            self._tokenizer = self._load_tokenizer(tokenizer)
 
     # -- plumbing
 
+    @property
+    def _where(self) -> str:
+        return self.base_url or "the default Tinker endpoint"
+
+    def _probe(self) -> None:
+        """Fail fast (bounded by ``connect_timeout_s``) when the service does not answer, and
+        when it lists its models and ``model`` is not one of them."""
+        self._reachable = False
+        probe = getattr(self._service, "get_server_capabilities", None)
+        if probe is None:
+            return
+
+        def call() -> Any:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # deprecated in newer SDKs, still served
+                return probe()
+
+        try:
+            caps = _call_with_timeout(call, self.connect_timeout_s, "tinker capabilities")
+        except TimeoutError as exc:
+            raise TimeoutError(
+                f"could not reach the tinker service at {self._where} within "
+                f"{self.connect_timeout_s} s (is the address right and the service up?)"
+            ) from exc
+        except Exception as exc:  # noqa: BLE001
+            if getattr(exc, "status_code", None) is not None:
+                return  # answers, but not this endpoint: no model list to check
+            raise RuntimeError(f"could not reach the tinker service at {self._where}: {exc}") from exc
+        self._reachable = True
+        models = [getattr(m, "model_name", m) for m in (getattr(caps, "supported_models", None) or [])]
+        models = [m for m in models if isinstance(m, str)]
+        if models and self.model not in models:
+            raise ValueError(
+                f"the tinker service at {self._where} does not serve {self.model!r}; it serves: "
+                + ", ".join(models[:20])
+            )
+
     def _result(self, future: Any, timeout_s: float | None, what: str) -> Any:
-        """Wait for an SDK future with a bound; a hung service becomes a clear error."""
+        """Wait for an SDK future with a bound; a hung service becomes a clear error.
+        (SDK 0.24 returns some clients directly, later ones futures: both are accepted.)"""
         if hasattr(future, "result"):
             return _call_with_timeout(lambda: future.result(), timeout_s, f"tinker {what}")
         return future
 
+    def _create(self, fn: Callable[[], Any], what: str) -> Any:
+        """Call a ``create_*`` method. Session creation may hang on a dead address: bounded by
+        ``connect_timeout_s`` unless the service already answered the probe (SDK 0.24 returns
+        the client itself, after the model is built: ``setup_timeout_s`` then)."""
+        bound = self.setup_timeout_s if self._reachable else self.connect_timeout_s
+        try:
+            future = _call_with_timeout(fn, bound, f"tinker {what}")
+        except TimeoutError as exc:
+            raise TimeoutError(
+                f"could not reach the tinker service at {self._where} within "
+                f"{bound} s (is the address right and the service up?)"
+            ) from exc
+        return self._result(future, self.setup_timeout_s, what)
+
+    def _ensure_training(self) -> Any:
+        """The training client, created on first use (a fresh LoRA)."""
+        if self._training is None:
+            kwargs: dict[str, Any] = dict(base_model=self.model, rank=self.lora_rank, seed=self.seed,
+                                          train_unembed=self.train_unembed)
+            self._training = self._create(
+                lambda: self._service.create_lora_training_client(**kwargs),
+                "LoRA training client creation",
+            )
+            self._sampler = None
+        return self._training
+
+    def _get_sampler(self) -> Any:
+        if self._sampler is None:
+            self._ensure_training()
+            self._sampler = self._fresh_sampler()
+        return self._sampler
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            self._tokenizer = self._load_tokenizer(self._tokenizer_arg)
+        return self._tokenizer
+
     def _load_tokenizer(self, tokenizer: Any) -> Any:
         if tokenizer is None:
-            return self._training.get_tokenizer()
+            return self._ensure_training().get_tokenizer()
         if isinstance(tokenizer, (str, os.PathLike)):
             from transformers import AutoTokenizer
 
@@ -368,26 +286,83 @@ class TinkerPolicy:
         if self._closed:
             raise RuntimeError("this TinkerPolicy is closed")
 
+    def render(self, messages: Sequence[Message]) -> list[int]:
+        """Prompt token ids (chat template with :attr:`chat_template_kwargs`)."""
+        return render_prompt(self.tokenizer, messages, self.chat_template_kwargs)
+
+    def max_new_tokens(self, max_tokens: int, prompt_len: int) -> int:
+        """The clamped budget of one request (see :func:`clamp_max_tokens`)."""
+        return clamp_max_tokens(max_tokens, prompt_len, self.context_window)
+
+    @classmethod
+    def dry_run_info(
+        cls, max_tokens: int, options: dict[str, Any] | None = None, prompt_tokens: int | None = None
+    ) -> dict[str, str]:
+        """What a run with these backend ``options`` would send, without contacting the service:
+        lines for ``tttd run --dry-run`` (label -> text). ``prompt_tokens``: a rendered prompt's
+        length, when known, to show its clamped budget."""
+        import inspect
+
+        defaults = {
+            k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        opts = {**defaults, **(options or {})}
+        context = opts["context_window"]
+        lines: dict[str, str] = {}
+        if context is None:
+            lines["token budget"] = f"{max_tokens} new tokens per sample (no context clamp)"
+        else:
+            full = int(context) - 50 - int(max_tokens)
+            text = (f"min({max_tokens}, {context} - prompt - 50) new tokens per sample "
+                    f"(prompts up to {max(full, 0)} tokens get the full {max_tokens})")
+            if prompt_tokens is not None:
+                try:
+                    got = clamp_max_tokens(max_tokens, prompt_tokens, context)
+                    text += f"; this prompt: {prompt_tokens} tokens -> {got}"
+                except ValueError as exc:
+                    text += f"; this prompt: {exc}"
+            lines["token budget"] = text
+        kw = opts["chat_template_kwargs"] or {}
+        lines["chat template options"] = (
+            ", ".join(f"{k}={v!r}" for k, v in sorted(kw.items())) if kw
+            else "none (the template's defaults)"
+        )
+        lines["stop tokens"] = "eos + end-of-turn tokens in the vocabulary (" + ", ".join(END_OF_TURN_TOKENS) + ")"
+        lines["LoRA"] = (f"rank {opts.get('lora_rank')}, output layer "
+                         f"{'trained' if opts['train_unembed'] else 'frozen'} (train_unembed)")
+        lines["service checkpoints"] = f"weights + optimizer every {opts['save_every']} steps and at the last step"
+        return lines
+
     # -- Policy protocol
 
     def sample(
         self, prompts: list[list[Message]], n: int, params: SamplingParams
     ) -> list[list[Sample]]:
-        """``n`` samples per prompt; all prompts are submitted before any result is awaited."""
+        """``n`` samples per prompt; all prompts are submitted before any result is awaited.
+
+        Prompt i is sampled with seed ``params.seeds[i]`` (else seeds derived from
+        ``params.seed``, else from the policy's checkpointed RNG), so identical prompts never
+        repeat a group on a service that honours seeds."""
         from tinker import types
 
         self._check_open()
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        sampler = self._get_sampler()
         stop_ids = stop_token_ids(self.tokenizer)
-        eos_text = getattr(self.tokenizer, "eos_token", None)
-        rendered = [render_prompt(self.tokenizer, p) for p in prompts]
+        stop_texts = [str(t) for t in self.tokenizer.convert_ids_to_tokens(stop_ids)] if stop_ids else []
+        rendered = [self.render(p) for p in prompts]
+        fallback = 0
+        if params.seeds is None and params.seed is None:
+            fallback = self._rng.randrange(2**31)
+        seeds = prompt_seeds(params, len(prompts), fallback)
+        budgets = [self.max_new_tokens(params.max_tokens, len(t)) for t in rendered]
         futures = []
-        for tokens in rendered:
-            seed = params.seed if params.seed is not None else self._rng.randrange(2**31)
-            sp = build_sampling_params(params, stop_ids, eos_text, seed=seed)
+        for tokens, seed, budget in zip(rendered, seeds, budgets):
+            sp = build_sampling_params(params, stop_ids, stop_texts, seed=seed, max_tokens=budget)
             futures.append(
-                self._sampler.sample(
+                sampler.sample(
                     prompt=types.ModelInput.from_ints(tokens), num_samples=n, sampling_params=sp
                 )
             )
@@ -421,7 +396,9 @@ class TinkerPolicy:
         return out
 
     def base_logprobs(self, batch: list[TrainDatum]) -> list[list[float]]:
-        """Base-model log-probs of each datum's completion tokens (for the KL penalty)."""
+        """Base-model log-probs of each datum's completion tokens (for the KL penalty).
+        Services return one value per input token with a leading None (Tinker) or one per
+        predicted token without it (SkyRL): the last ``len(tokens)`` values are used either way."""
         from tinker import types
 
         sampler = self._get_base_sampler()
@@ -453,6 +430,7 @@ class TinkerPolicy:
             _check_datum(d, i)
         if not batch:
             return {"loss": 0.0, "tokens": 0.0, "sequences": 0.0, "skipped": 1.0}
+        training = self._ensure_training()
         loss_fn, loss_cfg = _loss_fn(config)
         optim = adam_params(config.learning_rate)
         metrics: dict[str, float] = {}
@@ -467,8 +445,8 @@ class TinkerPolicy:
         kwargs: dict[str, Any] = {"loss_fn": loss_fn}
         if loss_cfg is not None:
             kwargs["loss_fn_config"] = loss_cfg
-        fb_future = self._training.forward_backward(data, **kwargs)
-        opt_future = self._training.optim_step(optim)  # enqueued before waiting, as the cookbook
+        fb_future = training.forward_backward(data, **kwargs)
+        opt_future = training.optim_step(optim)  # enqueued before waiting, as the cookbook
         fb = self._result(fb_future, self.request_timeout_s, "forward_backward")
         self._result(opt_future, self.request_timeout_s, "optim_step")
         self._step += 1
@@ -502,24 +480,54 @@ class TinkerPolicy:
         return metrics
 
     def save(self, path: str) -> None:
-        """Save weights + optimizer on the service; record its path, the step and RNG locally."""
+        """Record this step's policy state in ``path``; weights + optimizer go to the service
+        every ``save_every``-th call and at call ``total_steps`` (the paper saves every 5 steps).
+
+        The other calls write a state that names the last service save and mark the folder
+        incomplete (``tttd.rundir.POLICY_INCOMPLETE``): resuming from it would pair newer archive
+        statistics with older weights, so the loop resumes from the newest complete step instead
+        and repeats the steps after it (exact resume, at the cost of up to ``save_every - 1``
+        repeated steps)."""
+        from tttd.rundir import POLICY_INCOMPLETE
+
         self._check_open()
-        name = f"tttd-step{self._step:06d}-{uuid.uuid4().hex[:8]}"
-        resp = self._result(self._training.save_state(name), self.setup_timeout_s, "save_state")
+        training = self._ensure_training()
+        self._saves += 1
+        due = self._saves % self.save_every == 0 or (
+            self.total_steps is not None and self._saves >= int(self.total_steps)
+        )
+        if due:
+            name = f"tttd-step{self._step:06d}-{uuid.uuid4().hex[:8]}"
+            resp = self._result(training.save_state(name), self.setup_timeout_s, "save_state")
+            self._tinker_path, self._tinker_saves = resp.path, self._saves
+        complete = self._tinker_saves == self._saves
         state = {
             "backend": "tinker",
-            "tinker_path": resp.path,
+            "tinker_path": self._tinker_path,
+            "complete": complete,
             "model": self.model,
             "lora_rank": self.lora_rank,
+            "train_unembed": self.train_unembed,
             "base_url": self.base_url,
             "step": self._step,
+            "saves": self._saves,
+            "tinker_saves": self._tinker_saves,
             "rng_state": _rng_to_json(self._rng.getstate()),
             "usage": self._usage.to_dict(),
         }
-        atomic_write_json(Path(path) / STATE_FILE, state, indent=2)
+        folder = Path(path)
+        atomic_write_json(folder / STATE_FILE, state, indent=2)
+        marker = folder / POLICY_INCOMPLETE
+        if complete:
+            marker.unlink(missing_ok=True)
+        else:
+            marker.write_text(f"service state saved every {self.save_every} steps\n")
 
     def load(self, path: str) -> None:
-        """Restore weights + optimizer from the saved service path, then the step and RNG."""
+        """Restore weights + optimizer from the saved service path, then the step and RNG.
+
+        The training client is created from the saved state directly (no fresh client first).
+        A state marked incomplete is refused (see :meth:`save`)."""
         self._check_open()
         file = Path(path) / STATE_FILE
         if not file.is_file():
@@ -529,12 +537,25 @@ class TinkerPolicy:
             raise ValueError(
                 f"checkpoint is for model {state.get('model')!r}, this policy is {self.model!r}"
             )
-        self._training = self._result(
-            self._service.create_training_client_from_state_with_optimizer(state["tinker_path"]),
-            self.setup_timeout_s,
-            "training client restore",
-        )
+        if not state.get("complete", True) or not state.get("tinker_path"):
+            raise ValueError(
+                f"{file} is an incomplete checkpoint (weights are saved on the service every "
+                f"{self.save_every} steps): resume from the last complete step"
+            )
+        for key, mine in (("lora_rank", self.lora_rank), ("train_unembed", self.train_unembed)):
+            if key in state and state[key] != mine:
+                raise ValueError(f"checkpoint has {key}={state[key]!r}, this policy {mine!r}")
+        restore = getattr(self._service, "create_training_client_from_state_with_optimizer", None)
+        if restore is not None:
+            self._training = self._create(lambda: restore(state["tinker_path"]), "training client restore")
+        else:  # SDKs without it: a fresh client, then its state replaced
+            training = self._ensure_training()
+            self._result(training.load_state_with_optimizer(state["tinker_path"]),
+                         self.setup_timeout_s, "load_state_with_optimizer")
         self._step = int(state["step"])
+        self._saves = int(state.get("saves", 0))
+        self._tinker_path = state["tinker_path"]
+        self._tinker_saves = int(state.get("tinker_saves", self._saves))
         self._rng.setstate(_rng_from_json(state["rng_state"]))
         self._usage = TokenUsage(**state.get("usage", {}))
         self._sampler = self._fresh_sampler()
@@ -555,6 +576,7 @@ class TinkerPolicy:
             self._result(fut, self.connect_timeout_s, "session close")
         except Exception:  # noqa: BLE001 - closing must not mask the run's own outcome
             pass
+
 
 
 def _rng_to_json(state: tuple) -> list:
