@@ -84,3 +84,16 @@ def test_prompt_command(task, no_policy, capsys):
     out = capsys.readouterr().out
     assert "== root prompt" in out and "run size" not in out
     assert list(no_policy.iterdir()) == []
+
+
+def test_paper_preset_tinker_dry_run_prints_clamp_and_template_options(no_policy, capsys):
+    """Issue 15: a paper-preset dry run of the tinker backend shows the clamped token budget and
+    the chat-template options in use (nothing contacts a service)."""
+    pytest.importorskip("tinker")
+    assert main(["run", "erdos", "--dry-run", "--preset", "paper", "--backend", "tinker",
+                 "--model", "openai/gpt-oss-120b"]) == 0
+    out = capsys.readouterr().out
+    assert "== backend (tinker)" in out
+    assert "min(26000, 32768 - prompt - 50)" in out and "this prompt:" in out
+    assert "reasoning_effort='high'" in out
+    assert list(no_policy.iterdir()) == []

@@ -186,7 +186,23 @@ def inspect_run(task: Task, cfg: RunConfig, with_estimate: bool) -> dict[str, An
         info["estimate"] = est
         info["warnings"] = warnings_for(cfg, task, est, chars // CHARS_PER_TOKEN)
         info["config"] = cfg.to_dict()
+        info["backend"] = backend_lines(cfg, chars // CHARS_PER_TOKEN)
     return info
+
+
+def backend_lines(cfg: RunConfig, prompt_tokens: int) -> dict[str, str]:
+    """What the backend would be sent (token budget after the context clamp, chat-template
+    options, stops), where the backend can say it without being built; else empty."""
+    if cfg.backend != "tinker":
+        kw = cfg.chat_template_kwargs or {}
+        return {"chat template options": ", ".join(f"{k}={v!r}" for k, v in sorted(kw.items())) or "none"}
+    try:
+        from tttd.policy.tinker import TinkerPolicy
+    except ImportError as exc:
+        return {"note": f"the tinker backend is not installed: {exc}"}
+    options = {"chat_template_kwargs": cfg.chat_template_kwargs, "lora_rank": cfg.lora_rank,
+               **cfg.backend_options}
+    return TinkerPolicy.dry_run_info(cfg.max_tokens, options, prompt_tokens=prompt_tokens)
 
 
 def print_report(info: dict[str, Any]) -> None:
@@ -215,7 +231,7 @@ def print_report(info: dict[str, Any]) -> None:
             print(f"evaluation ({e['seconds']} s): {verdict}: {e['message']}")
     rv = info["root_verification"]
     print("\n== verifier on the root")
-    if rv["empty"]:
+    if rv["empty"] or rv.get("program_only"):
         print(rv["message"])
     else:
         state = "matches" if rv["matches"] else "DOES NOT match"
@@ -235,6 +251,10 @@ def print_report(info: dict[str, Any]) -> None:
         print("cost: unknown (no price for this backend and model)")
     else:
         print(f"cost: <= ${e['usd_max']:,.2f} at {e['price']} USD per million tokens")
+    if info.get("backend"):
+        print(f"\n== backend ({info['config']['backend']})")
+        for label, text in info["backend"].items():
+            print(f"{label}: {safe(text)}")
     for w in info["warnings"]:
         print(f"warning: {w}")
     print("(dry run: nothing was sampled and no run directory was written)")
