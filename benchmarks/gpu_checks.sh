@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The GPU checks of one device session, in one command (issues 12, 15, 16):
+#   1. TriMul: the reference and our kernels timed by tttd's speed evaluator (benchmarks/speed_bench.py)
+#   2. the local trainer's peak memory for one 8,192-token completion, 0.5B and 8B shapes,
+#      gradient checkpointing off/on (benchmarks/policy_bench.py --train-memory)
+#   3. the hf sampling engine at the Qwen2-0.5B shape (benchmarks/policy_bench.py --engine hf)
+# Each part has its own time limit and log; a failing part does not stop the others.
+# Usage (repo root, CUDA machine, torch with CUDA installed): bash benchmarks/gpu_checks.sh [OUTDIR]
+set -u
+out=${1:-${OUT:-gpu-checks}}
+mkdir -p "$out"
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1
+part() {  # part NAME SECONDS CMD...
+  local name=$1 limit=$2; shift 2
+  echo "=== $name (limit ${limit}s): $*"
+  local t0=$SECONDS
+  timeout "$limit" "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  tail -n 40 "$out/$name.log"
+  echo "=== $name: exit $rc after $((SECONDS - t0)) s"
+}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1; cat "$out/gpu.txt"
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+part trimul 200 python3 benchmarks/speed_bench.py --device cuda --no-sandbox --skip-cpu
+part train_memory 200 python3 benchmarks/policy_bench.py --train-memory --device cuda
+part hf_engine 150 python3 benchmarks/policy_bench.py --engine hf --device cuda --random-init-shape qwen2-0.5b \
+  --batch 64 --new-tokens 256 --train-batch 8 --train-tokens 1024 --repeats 1
