@@ -55,6 +55,7 @@ class RunConfig:
     seed: int = 0
     out: str | None = None  # run directory; default runs/<task>-<time>
     preset: str | None = None
+    engine: str = "auto"  # local backend's sampler: auto | hf | vllm (tttd.policy.engines)
 
     def validate(self) -> "RunConfig":
         def need(cond: bool, msg: str) -> None:
@@ -76,6 +77,9 @@ class RunConfig:
         need(self.eval_timeout_s > 0, f"eval_timeout_s must be > 0, got {self.eval_timeout_s}")
         need(self.cpus_per_eval >= 1, f"cpus_per_eval must be >= 1, got {self.cpus_per_eval}")
         need(self.archive_size >= 1, f"archive_size must be >= 1, got {self.archive_size}")
+        need(self.engine in ("auto", "hf", "vllm"), f"engine must be auto, hf or vllm, got {self.engine!r}")
+        need(self.engine == "auto" or self.backend == "local",
+             f"engine {self.engine!r} applies to the local backend only (backend is {self.backend!r})")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def build_policy(cfg: RunConfig) -> Policy:
         raise PolicyLoadError(str(exc)) from exc
     offered = dict(
         model=cfg.model, lora_rank=cfg.lora_rank, full_finetune=cfg.full_finetune, seed=cfg.seed,
-        learning_rate=cfg.learning_rate,
+        learning_rate=cfg.learning_rate, engine=cfg.engine,
     )
     params = inspect.signature(cls).parameters
     kwargs = {k: v for k, v in offered.items() if k in params}
@@ -210,6 +210,7 @@ class Discovery:
             "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__},
             "_task": {"name": self.task.name, "direction": self.task.objective.direction,
                       "transform": self.task.objective.transform},
+            **({"_engine": self.policy.engine_info()} if hasattr(self.policy, "engine_info") else {}),
         }
 
     # ------------------------------------------------------------------ the loop

@@ -28,6 +28,7 @@ class SamplingParams:
     temperature: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    seeds: list[int] | None = None  # one seed per prompt; overrides `seed` when set
 
 
 @dataclass
