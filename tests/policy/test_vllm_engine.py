@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,16 @@ def test_engine_info_and_full_finetune_refusal(make_policy, engine, tiny_model_d
 # ------------------------------------------------------------------ end to end (own engines)
 
 
+def _engine_processes() -> set[int]:
+    import psutil
+
+    found = set()
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if "EngineCore" in (p.info["name"] or "") or "EngineCore" in " ".join(p.info["cmdline"] or []):
+            found.add(p.pid)
+    return found
+
+
 def _cli(*args, env=None, timeout=900):
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", "tttd.cli", *args], capture_output=True,
@@ -172,8 +183,13 @@ def test_task_run_killed_and_resumed_with_vllm(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     args = ["run", "demo", "--preset", "demo", "--engine", "vllm", "--model", str(tiny_model_dir),
             "--steps", "2", "--groups", "2", "--group-size", "4", "--out", str(out), "--quiet"]
+    engines_before = _engine_processes()
     killed = _cli(*args, env={"TTTD_FAULT": "commit:1"})
     assert killed.returncode == -9, killed.stderr[-2000:]
+    deadline = time.monotonic() + 30  # the orphaned vLLM engine is reaped (it holds GPU memory)
+    while _engine_processes() - engines_before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _engine_processes() - engines_before
     config = json.loads((out / "config.json").read_text())
     assert config["engine"] == "vllm" and config["_engine"]["engine"] == "vllm"
     assert config["_engine"]["versions"]["vllm"]

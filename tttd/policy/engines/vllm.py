@@ -95,9 +95,14 @@ class VLLMEngine:
             self.settings["max_model_len"] = max_model_len
         self.settings.update(options or {})
         self.sleep_mode = bool(self.settings.get("enable_sleep_mode"))
+        from tttd.policy.engines import reaper
+
         t0 = time.perf_counter()
+        before = reaper.children()
         self.llm = vllm.LLM(**self.settings)
         self.load_seconds = time.perf_counter() - t0
+        # vLLM's engine processes must not outlive a killed tttd (they hold the GPU's memory)
+        self._watchdog = reaper.watch(reaper.children() - before)
         self.version = vllm.__version__
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
         self.policy: LocalPolicy | None = None
@@ -281,6 +286,10 @@ class VLLMEngine:
             del llm
         shutil.rmtree(self._dir, ignore_errors=True)
         self.policy = None
+        watchdog, self._watchdog = getattr(self, "_watchdog", None), None
+        if watchdog is not None:  # the engine processes are gone; the watchdog has nothing to do
+            watchdog.kill()
+            watchdog.wait()
         try:
             import torch
 

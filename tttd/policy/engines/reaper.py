@@ -1,0 +1,57 @@
+"""Stop vLLM's engine processes when the tttd process that started them dies.
+
+vLLM runs its engine core (and tensor-parallel workers) in child processes. When tttd is killed
+(SIGKILL, OOM killer, a node preemption) those children are orphaned and keep their GPU memory:
+measured here, a ``VLLM::EngineCore`` outlived its SIGKILLed parent for minutes, which would block
+``tttd resume`` on the same GPU. :func:`watch` starts a small watchdog in its own session that polls
+the parent once a second and, when the parent is gone, kills the given process trees.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+_WATCHDOG = r"""
+import os, signal, sys, time
+import psutil
+parent, pids = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+procs = []
+for pid in pids:
+    try:
+        procs.append(psutil.Process(pid))
+    except psutil.Error:
+        pass
+while psutil.pid_exists(parent) and any(p.is_running() for p in procs):
+    time.sleep(1.0)
+if not psutil.pid_exists(parent):
+    for p in procs:
+        try:
+            tree = p.children(recursive=True) + [p]
+        except psutil.Error:
+            continue
+        for q in tree:
+            try:
+                q.kill()
+            except psutil.Error:
+                pass
+"""
+
+
+def children() -> set[int]:
+    """Pids of this process's descendants now."""
+    import psutil
+
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def watch(pids: set[int]) -> subprocess.Popen | None:
+    """Kill ``pids`` (and their descendants) once this process has died."""
+    if not pids:
+        return None
+    return subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *map(str, sorted(pids))],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )
