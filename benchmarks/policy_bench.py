@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
                              else "process tree RSS",
         "engine_timings_s": {k: round(v, 3) for k, v in engine_timings.items()},
     }
+    policy.close()  # first: vLLM logs its shutdown on stdout, the figures come last
     if args.json:
         print(json.dumps(result))
     else:
@@ -288,7 +289,6 @@ def main(argv: list[str] | None = None) -> dict:
               f" training {result['train_sampled_peak_gb']:.2f} GB, loop step {result['loop_sampled_peak_gb']:.2f} GB")
         print(f"  one loop step (sample {args.batch} + train on them): {result['loop_step_s']:.2f} s"
               + (f"  engine {result['engine_timings_s']}" if result['engine_timings_s'] else ""))
-    policy.close()
     return result
 
 

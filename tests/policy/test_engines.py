@@ -90,3 +90,12 @@ def test_cli_refuses_vllm_when_missing_in_one_line(monkeypatch, capsys, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "engine vllm unavailable" in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_tensor_parallel_size_fits_the_heads():
+    from tttd.policy.engines.vllm import _tensor_parallel
+
+    assert _tensor_parallel(14, 2, count=8) == 2  # Qwen2-0.5B: 7 divides 14 but not the 2 KV heads
+    assert _tensor_parallel(32, 8, count=8) == 8  # Qwen3-8B
+    assert _tensor_parallel(32, 8, count=6) == 4
+    assert _tensor_parallel(4, 2, count=0) == 1

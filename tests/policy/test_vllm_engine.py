@@ -172,13 +172,14 @@ def _engine_processes() -> set[int]:
     return found
 
 
-def _cli(*args, env=None, timeout=900):
+def _cli(*args, env=None, timeout=1400):
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", "tttd.cli", *args], capture_output=True,
                           text=True, env=env, timeout=timeout, cwd=ROOT)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_task_run_killed_and_resumed_with_vllm(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     args = ["run", "demo", "--preset", "demo", "--engine", "vllm", "--model", str(tiny_model_dir),
@@ -204,6 +205,7 @@ def test_task_run_killed_and_resumed_with_vllm(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_demo_with_vllm(tmp_path):
     res = _cli("demo", "--engine", "vllm", "--steps", "2", "--out", str(tmp_path / "demo"),
                "--json", "--quiet")

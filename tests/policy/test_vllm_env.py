@@ -27,6 +27,7 @@ def vllm_python() -> str | None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3000)  # one vLLM start for the module plus four in the CLI runs
 def test_vllm_engine_suite_in_its_environment(tiny_model_dir):
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is importable here: test_vllm_engine.py runs in this session directly")
@@ -39,7 +40,7 @@ def test_vllm_engine_suite_in_its_environment(tiny_model_dir):
     res = subprocess.run(
         [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
          str(ROOT / "tests" / "policy" / "test_vllm_engine.py")],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800,
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=2900,
     )
     tail = (res.stdout + res.stderr)[-6000:]
     print(tail)

@@ -55,7 +55,7 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 from tttd.losses import importance_sampling_loss, kl_advantage_shift
 from tttd.policy import SamplingParams, TokenUsage, TrainConfig
 from tttd.policy.local_checkpoint import load_checkpoint, save_checkpoint
-from tttd.policy.engines import Engine, derive, prompt_seeds
+from tttd.policy.engines import Engine, choose_engine, derive, make_engine, prompt_seeds
 from tttd.policy.local_sampling import LogprobRecorder, first_stop
 from tttd.types import Message, Sample, TrainDatum
 
@@ -179,8 +179,6 @@ class LocalPolicy:
     def _init_engine(self, engine: "str | Engine", options: dict | None) -> None:
         """The sampling engine (:mod:`tttd.policy.engines`): ``hf``, ``vllm``, ``auto``, or an
         engine instance to attach (shared, not closed with this policy)."""
-        from tttd.policy.engines import choose_engine, make_engine
-
         self._owns_engine = isinstance(engine, str)
         if not self._owns_engine:
             self.engine_name, self.engine_reason = engine.name, "given"

@@ -55,12 +55,15 @@ CPU_MEMORY_FRACTION = 0.15  # on a CPU, gpu_memory_utilization is the fraction o
 GPU_MEMORY_FRACTION = 0.5  # one GPU shared with the trainer
 
 
-def _tensor_parallel(heads: int) -> int:
-    """The largest tensor-parallel size <= the visible GPUs that divides the attention heads."""
-    import torch
+def _tensor_parallel(heads: int, kv_heads: int, count: int | None = None) -> int:
+    """The largest tensor-parallel size <= the visible GPUs that vLLM can shard this model over:
+    it divides the attention heads, and the KV heads divide it or it divides them."""
+    if count is None:
+        import torch
 
-    count = torch.cuda.device_count()
-    return max(tp for tp in range(1, max(1, count) + 1) if heads % tp == 0)
+        count = torch.cuda.device_count()
+    return max(tp for tp in range(1, max(1, count) + 1)
+               if heads % tp == 0 and (kv_heads % tp == 0 or tp % kv_heads == 0))
 
 
 class VLLMEngine:
@@ -75,12 +78,12 @@ class VLLMEngine:
     name = "vllm"
 
     def __init__(self, model_path: str, *, lora_rank: int, device: str, dtype: str, seed: int = 0,
-                 max_model_len: int | None = None, heads: int = 1,
+                 max_model_len: int | None = None, heads: int = 1, kv_heads: int = 1,
                  options: dict[str, Any] | None = None) -> None:
         import vllm
 
         on_gpu = device.startswith("cuda")
-        tp = _tensor_parallel(heads) if on_gpu else 1
+        tp = _tensor_parallel(heads, kv_heads) if on_gpu else 1
         self.settings: dict[str, Any] = dict(
             model=model_path, tokenizer=model_path, dtype=dtype, seed=seed,
             enable_lora=True, max_lora_rank=next(r for r in LORA_RANKS if r >= lora_rank),
@@ -123,6 +126,7 @@ class VLLMEngine:
         dtype = str(policy.dtype).replace("torch.", "")
         return cls(policy.model_path, lora_rank=policy.lora_rank, device=policy.device.type,
                    dtype=dtype, seed=policy.seed, heads=int(cfg.num_attention_heads),
+                   kv_heads=int(getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads),
                    options=options)
 
     # ------------------------------------------------------------------ weights
