@@ -99,3 +99,34 @@ def test_tensor_parallel_size_fits_the_heads():
     assert _tensor_parallel(32, 8, count=8) == 8  # Qwen3-8B
     assert _tensor_parallel(32, 8, count=6) == 4
     assert _tensor_parallel(4, 2, count=0) == 1
+
+
+def test_reaper_kills_the_orphans_of_a_killed_parent():
+    """The parent is SIGKILLed and left a zombie (never waited for) while its orphan holds the
+    pipe the test reads: the watchdog must still notice and kill the orphan."""
+    psutil = pytest.importorskip("psutil")
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os, signal, subprocess, sys\n"
+        "from tttd.policy.engines import reaper\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "reaper.watch({child.pid})\n"
+        "print(child.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    deadline = time.monotonic() + 20
+    while psutil.pid_exists(child) and time.monotonic() < deadline:
+        try:
+            if psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.Error:
+            break
+        time.sleep(0.2)
+    alive = psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE
+    parent.wait()
+    assert not alive

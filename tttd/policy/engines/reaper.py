@@ -4,7 +4,7 @@ vLLM runs its engine core (and tensor-parallel workers) in child processes. When
 (SIGKILL, OOM killer, a node preemption) those children are orphaned and keep their GPU memory:
 measured here, a ``VLLM::EngineCore`` outlived its SIGKILLed parent for minutes, which would block
 ``tttd resume`` on the same GPU. :func:`watch` starts a small watchdog in its own session that polls
-the parent once a second and, when the parent is gone, kills the given process trees.
+its parent (this watchdog is reparented when it dies) and then kills the given process trees.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ for pid in pids:
         procs.append(psutil.Process(pid))
     except psutil.Error:
         pass
-while psutil.pid_exists(parent) and any(p.is_running() for p in procs):
-    time.sleep(1.0)
-if not psutil.pid_exists(parent):
+# the parent is dead once this watchdog is reparented (a dead parent can stay a zombie, so
+# pid_exists() would go on saying yes while whoever started it waits on pipes the orphans hold)
+while os.getppid() == parent and any(p.is_running() for p in procs):
+    time.sleep(0.5)
+if os.getppid() != parent:
     for p in procs:
         try:
             tree = p.children(recursive=True) + [p]
