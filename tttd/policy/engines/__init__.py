@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -113,7 +114,16 @@ def _architecture(model_path: str) -> str | None:
     return archs[0] if archs else None
 
 
+def quiet_vllm() -> None:
+    """Before vllm is first imported: its log goes to stderr (it defaults to stdout, which would
+    break ``--json``'s last line) at WARNING level (its INFO lines would drown tttd's progress).
+    Both stay overridable through the environment."""
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+
 def _vllm_supports(arch: str) -> bool:
+    quiet_vllm()
     try:
         from vllm import ModelRegistry
 

@@ -80,6 +80,9 @@ class VLLMEngine:
     def __init__(self, model_path: str, *, lora_rank: int, device: str, dtype: str, seed: int = 0,
                  max_model_len: int | None = None, heads: int = 1, kv_heads: int = 1,
                  options: dict[str, Any] | None = None) -> None:
+        from tttd.policy.engines import quiet_vllm
+
+        quiet_vllm()
         import vllm
 
         on_gpu = device.startswith("cuda")
