@@ -104,7 +104,7 @@ def test_tensor_parallel_size_fits_the_heads():
     assert _tensor_parallel(4, 2, count=0) == 1
 
 
-def test_reaper_kills_the_orphans_of_a_killed_parent():
+def test_reaper_kills_the_orphans_of_a_killed_parent(tmp_path):
     """The parent is SIGKILLed and left a zombie (never waited for) while its orphan holds the
     pipe the test reads: the watchdog must still notice and kill the orphan."""
     psutil = pytest.importorskip("psutil")
@@ -112,11 +112,12 @@ def test_reaper_kills_the_orphans_of_a_killed_parent():
     import sys
     import time
 
+    (tmp_path / "adapter").mkdir()
     code = (
         "import os, signal, subprocess, sys\n"
         "from tttd.policy.engines import reaper\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
-        "reaper.watch({child.pid})\n"
+        f"reaper.watch({{child.pid}}, ({str(tmp_path / 'adapter')!r},))\n"
         "print(child.pid, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -133,3 +134,7 @@ def test_reaper_kills_the_orphans_of_a_killed_parent():
     alive = psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE
     parent.wait()
     assert not alive
+    deadline = time.monotonic() + 5
+    while (tmp_path / "adapter").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (tmp_path / "adapter").exists()  # the adapter folder goes with the engine

@@ -14,9 +14,10 @@ import subprocess
 import sys
 
 _WATCHDOG = r"""
-import os, signal, sys, time
+import os, shutil, signal, sys, time
 import psutil
-parent, pids = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+parent, paths = int(sys.argv[1]), sys.argv[2].split(os.pathsep) if sys.argv[2] else []
+pids = [int(p) for p in sys.argv[3:]]
 procs = []
 for pid in pids:
     try:
@@ -38,6 +39,8 @@ if os.getppid() != parent:
                 q.kill()
             except psutil.Error:
                 pass
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 """
 
 
@@ -48,12 +51,13 @@ def children() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
-def watch(pids: set[int]) -> subprocess.Popen | None:
-    """Kill ``pids`` (and their descendants) once this process has died."""
+def watch(pids: set[int], paths: tuple[str, ...] = ()) -> subprocess.Popen | None:
+    """Kill ``pids`` (and their descendants) and delete ``paths`` once this process has died."""
     if not pids:
         return None
     return subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), *map(str, sorted(pids))],
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), os.pathsep.join(paths),
+         *map(str, sorted(pids))],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
     )

@@ -40,6 +40,7 @@ import os
 import shutil
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,12 +104,15 @@ class VLLMEngine:
         self.sleep_mode = bool(self.settings.get("enable_sleep_mode"))
         from tttd.policy.engines import reaper
 
+        # adapters handed to vLLM live here; removed on close, at exit, or by the watchdog
+        self._dir = Path(tempfile.mkdtemp(prefix="tttd-vllm-adapters-"))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._dir), ignore_errors=True)
         t0 = time.perf_counter()
         before = reaper.children()
         self.llm = vllm.LLM(**self.settings)
         self.load_seconds = time.perf_counter() - t0
         # vLLM's engine processes must not outlive a killed tttd (they hold the GPU's memory)
-        self._watchdog = reaper.watch(reaper.children() - before)
+        self._watchdog = reaper.watch(reaper.children() - before, (str(self._dir),))
         self.version = vllm.__version__
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
         self.policy: LocalPolicy | None = None
@@ -117,7 +121,6 @@ class VLLMEngine:
         self.adapters_published = 0
         self._lora = None  # the LoRARequest being served
         self._next_id = 1  # integer adapter ids: never reused in this engine's life
-        self._dir = Path(tempfile.mkdtemp(prefix="tttd-vllm-adapters-"))
         self._asleep = False
         self.ignore_eos = False  # benchmarks: generate exactly max_tokens, no text
         self.timings: dict[str, float] = {}  # seconds of the last publish / sleep / wake
@@ -291,7 +294,7 @@ class VLLMEngine:
             except Exception:
                 pass
             del llm
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._cleanup()
         self.policy = None
         watchdog, self._watchdog = getattr(self, "_watchdog", None), None
         if watchdog is not None:  # the engine processes are gone; the watchdog has nothing to do
