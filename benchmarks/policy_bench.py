@@ -4,6 +4,7 @@ Usage:
     python benchmarks/policy_bench.py                      # tiny model on the CPU (< 1 minute)
     python benchmarks/policy_bench.py --train-memory       # trainer peak memory, checkpointing off/on
     PYTHONPATH=. python benchmarks/policy_bench.py --train-memory --device cuda   # 0.5B and 8B shapes
+    python benchmarks/policy_bench.py --engine vllm        # the same with the vLLM sampling engine
     python benchmarks/policy_bench.py --device cuda --random-init-shape qwen2-0.5b \\
         --batch 64 --new-tokens 512 --train-batch 8 --train-tokens 2048
     python benchmarks/policy_bench.py --model /path/to/hf-folder --device cuda
@@ -17,6 +18,20 @@ uses a real chat prompt at temperature 1 with eos disabled, so every sequence ge
 ``--new-tokens`` tokens; training uses synthetic completions of ``--train-tokens`` random tokens with
 random advantages (throughput does not depend on the values). Each figure is the best of
 ``--repeats`` timed runs after a warm-up.
+
+``--engine hf|vllm`` picks the sampling engine (:mod:`tttd.policy.engines`; the trainer is the same).
+vLLM runs its engine in another process, so memory is also reported as a peak *sampled every 50 ms*
+over the whole phase: the process tree's RSS on a CPU, the device's used memory (all processes,
+``torch.cuda.mem_get_info``) on a GPU (``*_sampled_peak_gb``). The train step of the vllm engine
+includes putting vLLM to sleep (one GPU) and publishing the new adapter. ``loop_step_s`` is one
+full policy step: sample ``--batch`` completions, then one train step on exactly those samples
+(random advantages); the task's evaluation is not included (it depends on the task).
+
+GPU, one command per engine (no download; random-init weights):
+    PYTHONPATH=. python benchmarks/policy_bench.py --device cuda --random-init-shape qwen2-0.5b \
+        --engine vllm --batch 256 --new-tokens 512 --train-batch 8 --train-tokens 2048
+    PYTHONPATH=. python benchmarks/policy_bench.py --device cuda --random-init-shape qwen3-8b-like \
+        --engine vllm --batch 64 --new-tokens 512 --train-batch 8 --train-tokens 2048
 """
 
 from __future__ import annotations
@@ -25,6 +40,7 @@ import argparse
 import json
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -228,6 +244,47 @@ def train_memory(args) -> list[dict]:
     return rows
 
 
+class MemorySampler:
+    """Peak memory of the whole process tree (CPU RSS) or of the device (GPU), polled."""
+
+    def __init__(self, device: str, period: float = 0.05) -> None:
+        self.device, self.period, self.peak = device, period, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _now(self) -> float:
+        if self.device.startswith("cuda"):
+            import torch
+
+            free, total = torch.cuda.mem_get_info()
+            return (total - free) / 2**30
+        import psutil
+
+        proc = psutil.Process()
+        total = 0
+        for p in [proc, *proc.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total / 2**30
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._now())
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> "MemorySampler":
+        self.peak = self._now()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._now())
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tiny", help="HF folder, hub name, or tiny/small")
@@ -243,6 +300,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--micro-batch-tokens", type=int, default=8192)
     ap.add_argument("--repeats", type=int, default=2, help="timed repeats (after one warm-up)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--engine", choices=["hf", "vllm"], default="hf", help="sampling engine")
+    ap.add_argument("--engine-option", action="append", metavar="KEY=VALUE", default=[],
+                    help="vLLM setting, e.g. gpu_memory_utilization=0.5 (JSON values)")
     ap.add_argument("--json", action="store_true", help="print one JSON line instead of text")
     ap.add_argument("--train-memory", action="store_true",
                     help="peak memory of one train step on one --completion-tokens completion, checkpointing off/on")
@@ -278,26 +338,37 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     model = str(random_init_model(args.random_init_shape)) if args.random_init_shape else args.model
     t0 = time.perf_counter()
+    engine_options = {}
+    for item in args.engine_option:
+        key, _, raw = item.partition("=")
+        try:
+            engine_options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            engine_options[key] = raw
     policy = LocalPolicy(
         model, lora_rank=args.lora_rank, full_finetune=args.full_finetune, device=args.device,
         dtype=args.dtype, max_batch_size=args.batch, micro_batch_tokens=args.micro_batch_tokens,
+        engine=args.engine, engine_options=engine_options or None,
     )
     load_s = time.perf_counter() - t0
     device = policy.device.type
     prompt = [{"role": "user", "content": "Write a list of numbers, then improve it."}]
     # sampling: forbid early stops so every sequence generates exactly --new-tokens tokens
     policy.eos_ids = [policy.model.config.vocab_size + 1]  # an id that is never sampled
+    if args.engine == "vllm":
+        policy.engine.ignore_eos = True
     params = SamplingParams(max_tokens=args.new_tokens, seed=0)
     policy.sample([prompt], min(args.batch, 4), SamplingParams(max_tokens=4, seed=0))  # warm-up
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     sample_rates = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        out = policy.sample([prompt], args.batch, params)
-        dt = time.perf_counter() - t
-        sample_rates.append(sum(len(s.tokens) for s in out[0]) / dt)
+    with MemorySampler(device) as sample_mem:
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            out = policy.sample([prompt], args.batch, params)
+            dt = time.perf_counter() - t
+            sample_rates.append(sum(len(s.tokens) for s in out[0]) / dt)
     sample_peak = peak_memory_gb(device)
 
     g = torch.Generator().manual_seed(0)
@@ -318,18 +389,36 @@ def main(argv: list[str] | None = None) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     train_rates, step_s = [], []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        policy.train_step(batch, cfg)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t
-        step_s.append(dt)
-        train_rates.append(sum(len(d.prompt_tokens) + len(d.tokens) for d in batch) / dt)
+    with MemorySampler(device) as train_mem:
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            policy.train_step(batch, cfg)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t
+            step_s.append(dt)
+            train_rates.append(sum(len(d.prompt_tokens) + len(d.tokens) for d in batch) / dt)
     train_peak = peak_memory_gb(device)
+    engine_timings = dict(getattr(policy.engine, "timings", {}))
+
+    # one full policy step: sample --batch completions, train on exactly those samples
+    loop_s = []
+    with MemorySampler(device) as loop_mem:
+        for r in range(args.repeats):
+            t = time.perf_counter()
+            got = policy.sample([prompt], args.batch, SamplingParams(max_tokens=args.new_tokens, seed=100 + r))
+            advs = torch.randn(len(got[0]), generator=g).tolist()
+            step_batch = [TrainDatum(s.prompt_tokens, s.tokens, s.logprobs, [a] * len(s.tokens))
+                          for s, a in zip(got[0], advs)]
+            policy.train_step(step_batch, cfg)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            loop_s.append(time.perf_counter() - t)
     n_params = sum(p.numel() for p in policy.model.parameters())
     n_trainable = sum(p.numel() for p in policy.params)
     result = {
+        "engine": args.engine,
+        "engine_versions": policy.engine_info().get("versions", {}),
         "model": args.random_init_shape or args.model,
         "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu x{torch.get_num_threads()}",
         "dtype": str(policy.dtype).replace("torch.", ""),
@@ -346,17 +435,29 @@ def main(argv: list[str] | None = None) -> dict:
         "train_step_s": round(min(step_s), 3),
         "train_peak_gb": round(train_peak, 3),
         "peak_kind": "cuda max_memory_allocated" if device == "cuda" else "process max RSS",
+        "sample_sampled_peak_gb": round(sample_mem.peak, 3),
+        "train_sampled_peak_gb": round(train_mem.peak, 3),
+        "loop_step_s": round(min(loop_s), 3),
+        "loop_sampled_peak_gb": round(loop_mem.peak, 3),
+        "sampled_peak_kind": "device used memory, all processes" if device == "cuda"
+                             else "process tree RSS",
+        "engine_timings_s": {k: round(v, 3) for k, v in engine_timings.items()},
     }
+    policy.close()  # first: vLLM logs its shutdown on stdout, the figures come last
     if args.json:
         print(json.dumps(result))
     else:
+        print(f"engine {args.engine} {result['engine_versions']}")
         print(f"model {result['model']} ({n_params:,} parameters, {n_trainable:,} trainable, {result['dtype']}) on {result['device']}")
         print(f"  sampling: {result['sample_tok_s']:,.0f} tok/s  (batch {args.batch} x {args.new_tokens} new tokens)"
               f"  peak {result['sample_peak_gb']:.2f} GB")
         print(f"  training: {result['train_tok_s']:,.0f} tok/s  ({args.train_batch} x ~{args.train_tokens + len(prompt_ids)} tokens,"
               f" {result['train_step_s']:.2f} s/step, {'full' if args.full_finetune else f'LoRA r{args.lora_rank}'})"
               f"  peak {result['train_peak_gb']:.2f} GB ({result['peak_kind']})")
-    policy.close()
+        print(f"  polled peaks ({result['sampled_peak_kind']}): sampling {result['sample_sampled_peak_gb']:.2f} GB,"
+              f" training {result['train_sampled_peak_gb']:.2f} GB, loop step {result['loop_sampled_peak_gb']:.2f} GB")
+        print(f"  one loop step (sample {args.batch} + train on them): {result['loop_step_s']:.2f} s"
+              + (f"  engine {result['engine_timings_s']}" if result['engine_timings_s'] else ""))
     return result
 
 

@@ -62,6 +62,7 @@ class RunConfig:
     max_hours: float | None = None
     prices: dict[str, Any] = field(default_factory=dict)  # "backend:model" -> USD per 1M tokens
     log: str = ""  # extra metric logs: "tensorboard", "wandb" or both, comma-separated
+    engine: str = "auto"  # local backend's sampler: auto | hf | vllm (tttd.policy.engines)
 
     def validate(self) -> "RunConfig":
         def need(cond: bool, msg: str) -> None:
@@ -89,6 +90,9 @@ class RunConfig:
             need(v is None or v > 0, f"{cap} must be > 0, got {v}")
         need(self.eval_memory_mb is None or self.eval_memory_mb >= 64,
              f"eval_memory_mb must be >= 64, got {self.eval_memory_mb}")
+        need(self.engine in ("auto", "hf", "vllm"), f"engine must be auto, hf or vllm, got {self.engine!r}")
+        need(self.engine == "auto" or self.backend == "local",
+             f"engine {self.engine!r} applies to the local backend only (backend is {self.backend!r})")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def build_policy(cfg: RunConfig) -> Policy:
         raise PolicyLoadError(str(exc)) from exc
     offered = dict(
         model=cfg.model, lora_rank=cfg.lora_rank, full_finetune=cfg.full_finetune, seed=cfg.seed,
-        learning_rate=cfg.learning_rate, total_steps=cfg.steps,
+        learning_rate=cfg.learning_rate, total_steps=cfg.steps, engine=cfg.engine,
         chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,
     )
     params = inspect.signature(cls).parameters
@@ -284,6 +284,7 @@ class Discovery:
             "_task": {"name": self.task.name, "direction": self.task.objective.direction,
                       "transform": self.task.objective.transform,
                       "fingerprint": self.task_fingerprint()},
+            **({"_engine": self.policy.engine_info()} if hasattr(self.policy, "engine_info") else {}),
         }
 
     # ------------------------------------------------------------------ the loop

@@ -65,6 +65,7 @@ warnings.filterwarnings("ignore", message=".*tie_word_embeddings=True.*tied laye
 from tttd.losses import importance_sampling_loss, kl_advantage_shift
 from tttd.policy import SamplingParams, TokenUsage, TrainConfig, prompt_seeds, sub_seed
 from tttd.policy.local_checkpoint import load_checkpoint, save_checkpoint
+from tttd.policy.engines import Engine, choose_engine, make_engine
 from tttd.policy.local_sampling import LogprobRecorder, first_stop
 from tttd.policy.local_setup import enable_checkpointing, lora_targets, no_dropout
 from tttd.types import Message, Sample, TrainDatum
@@ -121,6 +122,8 @@ class LocalPolicy:
         gradient_checkpointing: bool | None = None,
         train_unembed: bool = True,
         chat_template_kwargs: dict | None = None,
+        engine: "str | Engine" = "hf",
+        engine_options: dict | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -201,6 +204,25 @@ class LocalPolicy:
         self.step = 0
         self.sample_calls = 0
         self._usage = TokenUsage()
+        self._init_engine(engine, engine_options)
+
+    def _init_engine(self, engine: "str | Engine", options: dict | None) -> None:
+        """The sampling engine (:mod:`tttd.policy.engines`): ``hf``, ``vllm``, ``auto``, or an
+        engine instance to attach (shared, not closed with this policy)."""
+        self._owns_engine = isinstance(engine, str)
+        if not self._owns_engine:
+            self.engine_name, self.engine_reason = engine.name, "given"
+            engine.attach(self)  # type: ignore[union-attr]
+            self.engine = engine
+            return
+        self.engine_name, self.engine_reason = choose_engine(
+            engine, full_finetune=self.full_finetune, model_path=self.model_path,
+            device=self.device.type)
+        self.engine = make_engine(self.engine_name, self, options)
+
+    def engine_info(self) -> dict:
+        """The sampling engine, its versions and settings, and why it was chosen (run records)."""
+        return {**self.engine.info(), "reason": self.engine_reason}
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -246,8 +268,14 @@ class LocalPolicy:
 
     # ------------------------------------------------------------------------------ sampling
 
-    @torch.no_grad()
     def sample(
+        self, prompts: list[list[Message]], n: int, params: SamplingParams
+    ) -> list[list[Sample]]:
+        """``n`` completions per chat prompt from the sampling engine (hf: :meth:`_sample_hf`)."""
+        return self.engine.sample(prompts, n, params)
+
+    @torch.no_grad()
+    def _sample_hf(
         self, prompts: list[list[Message]], n: int, params: SamplingParams
     ) -> list[list[Sample]]:
         from transformers import GenerationConfig
@@ -456,6 +484,7 @@ class LocalPolicy:
         ``grad_norm``, ``micro_batches``, ``seconds`` and, with ``kl_coef > 0``, ``kl_policy_base``."""
         config = config or TrainConfig(learning_rate=self.learning_rate or TrainConfig().learning_rate)
         t0 = time.perf_counter()
+        self.engine.before_train()  # vLLM on the same GPU sleeps (KV cache freed)
         metrics = self.accumulate_gradients(batch, config)
         for group in self.optimizer.param_groups:
             group["lr"] = config.learning_rate
@@ -464,6 +493,7 @@ class LocalPolicy:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+        self.engine.weights_updated()  # vLLM: the new adapter under a new name
         self._usage.trained_tokens += sum(len(d.prompt_tokens) + len(d.tokens) for d in batch)
         metrics["seconds"] = time.perf_counter() - t0
         return metrics
@@ -530,12 +560,17 @@ class LocalPolicy:
     def load(self, path: str | os.PathLike) -> None:
         """Restore what :meth:`save` wrote (same model, same LoRA shape) into this policy."""
         load_checkpoint(self, path)
+        self.engine.weights_updated()
 
     def usage(self) -> TokenUsage:
         return TokenUsage(**self._usage.to_dict())
 
     def close(self) -> None:
-        """Free the model (and GPU memory)."""
+        """Free the model, the sampling engine it owns (and GPU memory)."""
+        engine = getattr(self, "engine", None)
+        if engine is not None and self._owns_engine:
+            engine.close()
+        self.engine = None
         for name in ("model", "_ref_model", "optimizer", "params"):
             if hasattr(self, name):
                 setattr(self, name, None)
