@@ -21,7 +21,7 @@ part() {  # part NAME SECONDS CMD...
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1; cat "$out/gpu.txt"
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-part trimul 200 python3 benchmarks/speed_bench.py --device cuda --no-sandbox --skip-cpu
+part trimul 180 python3 benchmarks/speed_bench.py --device cuda --no-sandbox --skip-cpu
 part train_memory 200 python3 benchmarks/policy_bench.py --train-memory --device cuda
 part hf_engine 150 python3 benchmarks/policy_bench.py --engine hf --device cuda --random-init-shape qwen2-0.5b \
   --batch 64 --new-tokens 256 --train-batch 8 --train-tokens 1024 --repeats 1
