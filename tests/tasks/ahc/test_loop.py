@@ -18,7 +18,7 @@ from tttd.types import Sample
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 REPO = Path(__file__).resolve().parents[3]
-GREEDY = (REPO / "examples" / "ahc" / "ahc058_greedy.cpp").read_text()
+GREEDY = (REPO / "tttd" / "tasks" / "ahc" / "baselines" / "ahc058_greedy.cpp").read_text()
 
 
 class ScriptedCpp:
