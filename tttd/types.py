@@ -82,7 +82,11 @@ class Limits:
     threads: int = 1  # BLAS/OpenMP thread caps (and CPU share per evaluation)
     output_bytes: int = 16_384  # stdout / stderr tails kept
     result_mb: int = 64  # largest accepted result file
+    disk_mb: int = 256  # total bytes writable in the jail (workdir + /tmp + /dev/shm: one tmpfs, RAM)
+    inodes: int = 16_384  # total files + directories writable in the jail (same tmpfs)
     network: bool = False
+    toolchain: tuple[str, ...] = ()  # extra absolute host paths bound read-only into the jail (compilers, headers)
+    gpus: int = 0  # GPUs one evaluation needs; the executor assigns device ids
 
     def to_dict(self) -> dict[str, Any]:
         return _asdict(self)

@@ -1,0 +1,187 @@
+"""The jail's policy (trusted side): what the candidate sees and may do under bubblewrap.
+
+- **Allow-list filesystem view.** The jail's root is an empty read-only tmpfs. Bound read-only into
+  it, at their host paths: the system directories (``/usr``, ``/bin``, ``/sbin``, ``/lib*``; as
+  symlinks where the host has symlinks), a short list of ``/etc`` entries needed to run programs
+  (dynamic-linker cache, alternatives, time zone, name-service config, TLS roots; ``passwd`` and
+  ``group`` are generated and name only root, the sandbox user and nobody), the interpreter's
+  prefix and base prefix, the directories of ``sys.path`` in use (stdlib, site-packages), and the
+  task's ``limits.toolchain`` paths. Nothing else: no ``$HOME``, ``/root``, ``/home``, ``/work``,
+  ``/srv``, ``/var``, ``/run``, ``/mnt``, ``/opt``, ``/tmp`` of the host, no run directory and no
+  project checkout. If the parent's home, working directory or the project checkout lies *inside*
+  one of the bound directories (e.g. a checkout in ``/usr/src/app``), an empty read-only tmpfs is
+  mounted over it. The harness file and the run's inputs are bound read-only at ``/.tttd``.
+- **Writable space**: one tmpfs (mounted by the harness before the candidate runs) capped in bytes
+  (``limits.disk_mb``) and inodes (``limits.inodes``), seen as the working directory
+  ``/sandbox``, ``/tmp`` and ``/dev/shm``. Nothing else is writable.
+- **Namespaces**: own pid, ipc, uts, cgroup (when possible), mount, and network (unless
+  ``limits.network``) namespaces; inside, the seccomp filter forbids new namespaces and mounts.
+- **Capabilities**: none for the candidate. As root, bubblewrap keeps only what the harness needs
+  to mount the tmpfs and switch to a fresh uid, and the switch drops them all; as a normal user the
+  harness clears its capabilities in the user namespace before the candidate runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+from tttd.types import Limits
+
+WORKDIR = "/sandbox"  # the candidate's working directory inside the jail
+TTTD_DIR = "/.tttd"  # harness + inputs (read-only) and the tmpfs mount point
+HARNESS_IN_JAIL = TTTD_DIR + "/harness.py"
+IN_DIR_IN_JAIL = TTTD_DIR + "/in"
+TMPFS_IN_JAIL = TTTD_DIR + "/w"
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_ALLOW = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "timezone",
+             "nsswitch.conf", "host.conf", "hosts", "gai.conf", "protocols", "services", "ssl",
+             "ca-certificates", "pki", "os-release", "mime.types", "gcc", "bash.bashrc", "profile")
+HIDE_ENV = "TTTD_SANDBOX_HIDE"  # extra host paths (os.pathsep-separated) masked if inside a bound dir
+
+# Protections that together make "full" isolation (what --require-isolation demands).
+FULL_ISOLATION = ("bwrap", "allowlist_fs", "capped_writable", "no_namespaces", "no_caps",
+                  "pid_namespace", "ipc_namespace", "no_network", "private_tmp", "own_uid_or_userns")
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What isolation works on this machine (detected once per process, see ``platform_info``)."""
+
+    bwrap: str | None  # path of a working bubblewrap, or None
+    root: bool  # the parent runs as root
+    separate_uid: bool  # the candidate runs under a fresh uid (root parent)
+    seccomp: bool = False  # the seccomp filter is installed (no namespaces / mounts inside)
+    disable_userns: bool = False  # bubblewrap's --disable-userns is used as well
+    notes: tuple[str, ...] = field(default=())  # why something is weaker than full
+
+
+def needed_paths(toolchain: tuple[str, ...] = ()) -> list[str]:
+    """Host directories bound read-only at their own path (outside the system directories)."""
+    cands = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+             os.path.dirname(os.path.abspath(sys.executable))}
+    cands |= set(site_paths())
+    cands |= {os.path.normpath(p) for p in toolchain}
+    cands = {os.path.normpath(p) for p in cands if os.path.exists(p)}
+    cands = {p for p in cands if not _under(p, SYSTEM_DIRS)}
+    return sorted(p for p in cands if not any(p.startswith(q + "/") for q in cands))
+
+
+def site_paths() -> list[str]:
+    """The parent's package directories (site-/dist-packages) in ``sys.path``; the harness runs
+    with ``-I -S`` and gets exactly these (never the project checkout or ``PYTHONPATH``)."""
+    return [p for p in sys.path if os.path.isabs(p) and ("site-packages" in p or "dist-packages" in p)]
+
+
+def _under(p: str, roots) -> bool:
+    return any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def sensitive_paths() -> list[str]:
+    """Host paths that must never be visible even when they lie inside a bound directory."""
+    import tttd
+
+    out = {os.path.expanduser("~"), os.getcwd(), os.path.dirname(os.path.dirname(os.path.abspath(tttd.__file__)))}
+    out |= {p for p in os.environ.get(HIDE_ENV, "").split(os.pathsep) if os.path.isabs(p)}
+    return sorted(os.path.normpath(p) for p in out if p and p != "/")
+
+
+def passwd_files(uid: int, gid: int) -> dict[str, str]:
+    return {"passwd": f"root:x:0:0:root:/:/bin/sh\nsandbox:x:{uid}:{gid}:sandbox:{WORKDIR}:/bin/sh\n"
+                      "nobody:x:65534:65534:nobody:/:/bin/sh\n",
+            "group": f"root:x:0:\nsandbox:x:{gid}:\nnogroup:x:65534:\n"}
+
+
+def bwrap_argv(plat: Platform, rundir: str, limits: Limits, harness: str, info_fd: int | None = None,
+               gpu_argv: list[str] | None = None) -> list[str]:
+    """The bubblewrap command line (up to ``--``) for one run. ``rundir`` holds ``in/`` (inputs),
+    ``etc/`` (generated passwd/group) and ``empty/``."""
+    assert plat.bwrap
+    argv = [plat.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
+            "--unshare-uts", "--unshare-cgroup-try"]
+    if not limits.network:
+        argv.append("--unshare-net")
+    if plat.root:  # bwrap keeps root's capabilities: keep only what the harness needs before setuid
+        argv += ["--cap-drop", "ALL"]
+        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SYS_ADMIN", "CAP_CHOWN"):
+            argv += ["--cap-add", cap]
+    else:  # user namespace: the harness mounts the tmpfs, then clears every capability
+        argv += ["--unshare-user", "--cap-add", "CAP_SYS_ADMIN"]
+        if plat.disable_userns:
+            argv.append("--disable-userns")
+    bound: list[str] = []
+    for d in SYSTEM_DIRS:
+        if os.path.islink(d):
+            argv += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            argv += ["--ro-bind", d, d]
+            bound.append(d)
+    for name in ETC_ALLOW:
+        p = "/etc/" + name
+        if os.path.lexists(p):
+            argv += ["--ro-bind", p, p]
+    for name in ("passwd", "group"):
+        argv += ["--ro-bind", os.path.join(rundir, "etc", name), "/etc/" + name]
+    needed = needed_paths(tuple(limits.toolchain))
+    made: set[str] = set()
+    for p in needed:
+        argv += _parents(p, made) + ["--ro-bind", p, p]
+    bound += needed
+    for s in sensitive_paths():  # mask what lies inside a bound directory (never what is needed)
+        if not any(s.startswith(b + "/") for b in bound) or any(s == n or s.startswith(n + "/") for n in needed):
+            continue
+        inner = [n for n in needed if n.startswith(s + "/")]
+        argv += ["--perms", "0555", "--size", "65536", "--tmpfs", s]
+        for n in inner:
+            argv += _parents(n, made) + ["--ro-bind", n, n]
+        argv += ["--remount-ro", s]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += gpu_argv or []
+    argv += ["--dir", WORKDIR, "--dir", "/tmp", "--dir", TMPFS_IN_JAIL,
+             "--ro-bind", harness, HARNESS_IN_JAIL, "--ro-bind", os.path.join(rundir, "in"), IN_DIR_IN_JAIL,
+             "--remount-ro", "/", "--chdir", "/"]
+    if info_fd is not None:  # bwrap reports the pid of the namespace's init there
+        argv += ["--info-fd", str(info_fd)]
+    return argv + ["--"]
+
+
+def _parents(path: str, made: set[str]) -> list[str]:
+    """``--dir`` (mode 0755) for each missing ancestor of ``path``: bwrap would create them 0700,
+    which a fresh uid could not traverse."""
+    out, parts = [], path.strip("/").split("/")
+    for i in range(1, len(parts)):
+        anc = "/" + "/".join(parts[:i])
+        if anc not in made and not _under(anc, SYSTEM_DIRS):
+            made.add(anc)
+            out += ["--perms", "0755", "--dir", anc]
+    return out
+
+
+def protections(plat: Platform, limits: Limits, cpus=None) -> list[str]:
+    """Names of the protections active for a run on ``plat`` with ``limits``."""
+    p = ["session", "private_workdir", "env_scrub", "thread_caps", "rlimit_as", "rlimit_cpu",
+         "rlimit_fsize", "rlimit_nofile", "rlimit_core", "rlimit_nproc", "data_only_result", "result_cap"]
+    if plat.separate_uid:
+        p.append("separate_uid")
+    if plat.root and not plat.separate_uid:
+        p.remove("rlimit_nproc")  # not enforced for root
+    if plat.seccomp:
+        p.append("no_namespaces")
+    if plat.bwrap:
+        p += ["bwrap", "pid_namespace", "ipc_namespace", "allowlist_fs", "private_tmp", "capped_writable",
+              "no_caps", "own_uid_or_userns"]
+        if plat.disable_userns:
+            p.append("userns_disabled")
+        if not limits.network:
+            p.append("no_network")
+    if cpus:
+        p.append("cpu_affinity")
+    return p
+
+
+def isolation_report(plat: Platform) -> dict:
+    """{"full": bool, "active": [...], "missing": [...], "notes": [...]} for default limits."""
+    active = protections(plat, Limits())
+    missing = [p for p in FULL_ISOLATION if p not in active]
+    return {"full": not missing, "active": active, "missing": missing, "notes": list(plat.notes)}
