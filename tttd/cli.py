@@ -98,6 +98,9 @@ class Progress:
 
 def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = False) -> dict[str, Any]:
     from tttd.loop import Discovery
+    from tttd.sandbox.report import check_isolation
+
+    check_isolation(cfg.require_isolation)  # before anything is written: warn, or refuse (exit 2)
 
     with Progress(cfg.steps, label, quiet) as progress:
         run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)
@@ -176,6 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         reuse=args.reuse, objective=args.objective, learning_rate=args.lr, max_tokens=args.max_tokens,
         kl_coef=args.kl_coef, executor=args.executor, workers=args.workers,
         train=False if args.no_train else None,
+        require_isolation=True if args.require_isolation else None,
     )
     if args.task_option:
         flags["task_options"] = _kv(args.task_option, "--task-option")
@@ -250,7 +254,10 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from tttd.sandbox.report import check_isolation
     from tttd.verify import verify_main
+
+    check_isolation(False)  # a loud warning when the candidate would run with weaker isolation
 
     return verify_main(args.task, args.file, args.json)
 
@@ -298,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend-option", action="append", metavar="KEY=VALUE", help="option for the backend (e.g. base_url=...)")
     r.add_argument("--out", help="run directory (default runs/<task>-<time>)")
     r.add_argument("--seed", type=int, help="random seed (default 0)")
+    r.add_argument("--require-isolation", action="store_true",
+                   help="refuse to run (exit 2) unless the sandbox has full isolation (bubblewrap)")
     common(r)
     r.set_defaults(func=cmd_run)
 
@@ -330,11 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from tttd.loop import PolicyLoadError
+    from tttd.sandbox.report import IsolationError
     from tttd.task import UnknownTaskError
 
     try:
         return args.func(args)
-    except (ConfigError, UnknownTaskError, NotARunError, FileExistsError, PolicyLoadError) as exc:
+    except (ConfigError, UnknownTaskError, NotARunError, FileExistsError, PolicyLoadError, IsolationError) as exc:
         print(f"tttd: error: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, OSError, ImportError) as exc:

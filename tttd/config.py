@@ -55,6 +55,7 @@ class RunConfig:
     seed: int = 0
     out: str | None = None  # run directory; default runs/<task>-<time>
     preset: str | None = None
+    require_isolation: bool = False  # refuse to run unless the sandbox isolation is full (tttd.sandbox)
 
     def validate(self) -> "RunConfig":
         def need(cond: bool, msg: str) -> None:

@@ -38,6 +38,14 @@ from tttd.task import Task, get_task
 from tttd.types import Evaluation, SandboxResult, State, TrainDatum
 
 
+def _sandbox_report() -> dict[str, Any]:
+    """Which sandbox protections this machine provides (recorded in config.json)."""
+    from tttd.sandbox import isolation_report
+
+    rep = isolation_report()
+    return {"full": rep["full"], "active": rep["active"], "missing": rep["missing"], "notes": rep["notes"]}
+
+
 class FaultInjected(RuntimeError):
     pass
 
@@ -210,6 +218,7 @@ class Discovery:
             "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__},
             "_task": {"name": self.task.name, "direction": self.task.objective.direction,
                       "transform": self.task.objective.transform},
+            "_sandbox": _sandbox_report(),
         }
 
     # ------------------------------------------------------------------ the loop
@@ -262,21 +271,26 @@ class Discovery:
                 pending.append(parsed)
         fault_point("sample", step)
         t["sample"] = t["select"] + sample_s
+        # 5. archive, group by group as soon as it is evaluated: valid children join under their
+        # parent; visit statistics update. Sandbox results are dropped once evaluated and the
+        # artifacts of rollouts that did not join the archive (nor became the best) are not kept,
+        # so the parent holds at most one group's data beyond the archive (bounded memory).
         evaluations: list[list[Evaluation]] = []
-        for g, parsed in enumerate(pending):
-            evaluations.append([self._evaluate(task, cand, fut, starts[g]) for cand, fut in parsed])
-        t["evaluate"] = time.perf_counter()
-        fault_point("evaluate", step)
-
-        # 5. archive: valid children join under their parent; visit statistics update
         child_ids: list[list[str | None]] = []
-        for start, evs in zip(starts, evaluations):
-            children = [self._child(ev) for ev in evs]
-            archive.update(start.id, children, step)
+        for g in range(len(pending)):
+            parsed, pending[g] = pending[g], []
+            evs = [self._evaluate(task, cand, fut, starts[g]) for cand, fut in parsed]
+            del parsed
+            archive.update(starts[g].id, [self._child(ev) for ev in evs], step)
             child_ids.append(list(archive.last_added))
-            for ev in evs:
+            for ev, cid in zip(evs, child_ids[-1]):
                 if ev.valid:
                     self._track_best(ev.value, ev.reward, step, ev.artifact, ev.message)
+                if cid is None and (self.best.artifact is not ev.artifact):
+                    ev.artifact = {}
+            evaluations.append(evs)
+        t["evaluate"] = time.perf_counter()
+        fault_point("evaluate", step)
         archive.flush()
 
         # 6. advantages per group (constant groups dropped)
@@ -319,6 +333,8 @@ class Discovery:
         result: SandboxResult | None = None
         if fut is not None:
             result = fut.result()
+            seen = getattr(self, "_protections_seen", None)  # protections active in this step
+            self._protections_seen = set(result.protections) if seen is None else seen & set(result.protections)
         try:
             return task.evaluate(cand, result, start)
         except Exception as exc:  # a verifier bug must not kill the run; it shows in the logs
@@ -392,6 +408,7 @@ class Discovery:
             "seconds_evaluate": round(t["evaluate"] - t["sample"], 4),
             "seconds_train": round(t["train"] - t["evaluate"], 4),
             "spend": dict(self.ledger.__dict__),
+            "sandbox_protections": sorted(self.__dict__.pop("_protections_seen", None) or []) or None,
         }
 
     def _commit(self, step: int) -> None:

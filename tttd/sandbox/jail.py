@@ -117,6 +117,7 @@ def bwrap_argv(plat: Platform, rundir: str, limits: Limits, harness: str, info_f
         elif os.path.isdir(d):
             argv += ["--ro-bind", d, d]
             bound.append(d)
+    argv += ["--perms", "0755", "--dir", "/etc"]
     for name in ETC_ALLOW:
         p = "/etc/" + name
         if os.path.lexists(p):
