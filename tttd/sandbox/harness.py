@@ -8,7 +8,8 @@ any candidate code runs:
 2. in the jail (bubblewrap): mount ONE tmpfs capped in bytes and inodes and bind its ``work``,
    ``tmp`` and ``shm`` directories on the working directory, /tmp and /dev/shm (so every place the
    candidate can write shares one total cap), then detach the tmpfs's own mount point;
-3. drop privileges: a fresh uid when the parent is root, else clear every capability;
+3. drop privileges: a fresh uid when the parent is root, else (user namespace, uid 0 inside)
+   lock root's special treatment away with securebits and clear every capability;
 4. install the seccomp filter (no namespaces, no mounts; see :mod:`tttd.sandbox.seccomp`) after
    ``PR_SET_NO_NEW_PRIVS``;
 5. copy the input files into the working directory, set the rlimits, pin CPUs;
@@ -51,6 +52,8 @@ def _fail(code, msg):
 
 MS_NOSUID, MS_NODEV, MS_BIND, MNT_DETACH = 2, 4, 4096, 2
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PR_CAP_AMBIENT = 38, 22, 2, 47
+PR_CAPBSET_DROP, PR_SET_SECUREBITS = 24, 28
+SECUREBITS = 0x01 | 0x02 | 0x20 | 0x40 | 0x80  # NOROOT(+LOCKED), KEEP_CAPS_LOCKED, NO_CAP_AMBIENT_RAISE(+LOCKED)
 
 
 def _libc():
@@ -85,7 +88,13 @@ def _mount_jail(cfg, libc, check):
 
 
 def _drop_caps(ctypes, libc, check):
-    """Clear every capability (user-namespace jail, same uid inside)."""
+    """User-namespace jail (uid 0 inside = the parent's uid outside): lock the root semantics away
+    (securebits), empty the bounding set, then clear every capability."""
+    check(libc.prctl(PR_SET_SECUREBITS, SECUREBITS, 0, 0, 0), "securebits")
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # EINVAL past the last capability
+
     class Header(ctypes.Structure):
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 

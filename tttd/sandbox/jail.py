@@ -106,9 +106,10 @@ def bwrap_argv(plat: Platform, rundir: str, limits: Limits, harness: str, info_f
         argv += ["--cap-drop", "ALL"]
         for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SYS_ADMIN", "CAP_CHOWN"):
             argv += ["--cap-add", cap]
-    else:  # user namespace: the harness mounts the tmpfs, then clears every capability
-        argv += ["--unshare-user", "--cap-add", "CAP_SYS_ADMIN"]
-        if plat.disable_userns:
+    else:  # user namespace, uid 0 inside (bwrap nests another user namespace for any other uid,
+        # in which the harness could not mount): the harness mounts the tmpfs, then drops all
+        argv += ["--unshare-user", "--uid", "0", "--gid", "0", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP"]
+        if plat.disable_userns:  # same nesting: only usable if the harness mounted nothing
             argv.append("--disable-userns")
     bound: list[str] = []
     for d in SYSTEM_DIRS:
