@@ -1,0 +1,102 @@
+"""The hostile jail suite (test_jail.py) again as an unprivileged user, with secrets planted in
+that user's home and a run directory of that user that must stay unreadable.
+
+CI runs as root: this test creates (or reuses) the user ``tttdjail`` and runs pytest as that user
+with ``setpriv``. The interpreter and the checkout may live under a directory that user cannot
+enter (``/root`` with a pyenv, a clone in ``/root``): the user's pytest then runs in a private mount
+namespace (bubblewrap, as root) where such a directory is replaced by an empty tmpfs holding only
+read-only binds of what is needed (interpreter, packages, checkout), so nothing is copied and
+nothing of root's is exposed."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tttd.sandbox import jail
+
+REPO = Path(__file__).resolve().parents[2]
+USER = "tttdjail"
+REQUIRE = os.environ.get("TTTD_TEST_REQUIRE_JAIL") == "1"
+
+
+def _skip(why: str):
+    if REQUIRE:
+        pytest.fail(f"TTTD_TEST_REQUIRE_JAIL=1 but {why}")
+    pytest.skip(why)
+
+
+def _user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(USER)
+    except KeyError:
+        pass
+    done = subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], capture_output=True, text=True)
+    if done.returncode != 0:
+        _skip(f"cannot create the user {USER}: {done.stderr.strip()[:200]}")
+    return pwd.getpwnam(USER)
+
+
+def _hidden_roots(paths: list[str]) -> list[str]:
+    """Top-most directories on the way to ``paths`` that other users may not enter."""
+    roots = set()
+    for p in paths:
+        parts = p.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            anc = "/" + "/".join(parts[:i])
+            if os.stat(anc).st_mode & 0o001 == 0:
+                roots.add(anc)
+                break
+    return sorted(r for r in roots if not any(r.startswith(q + "/") for q in roots))
+
+
+def outer_argv(bwrap: str, needed: list[str]) -> list[str]:
+    argv = [bwrap, "--dev-bind", "/", "/", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    made: set[str] = set()
+    for root in _hidden_roots(needed):
+        argv += ["--perms", "0755", "--tmpfs", root]
+        for p in needed:
+            if p.startswith(root + "/"):
+                parts = p[len(root) + 1:].split("/")
+                for i in range(1, len(parts)):
+                    anc = root + "/" + "/".join(parts[:i])
+                    if anc not in made:
+                        made.add(anc)
+                        argv += ["--perms", "0755", "--dir", anc]
+                argv += ["--ro-bind", p, p]
+    return argv + ["--"]
+
+
+@pytest.mark.slow
+def test_hostile_suite_as_an_unprivileged_user():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to an unprivileged user (as a normal user, test_jail.py already runs unprivileged)")
+    bwrap, setpriv = shutil.which("bwrap"), shutil.which("setpriv")
+    if not (bwrap and setpriv):
+        _skip("bubblewrap and setpriv (util-linux) are needed")
+    u = _user()
+    home = Path(u.pw_dir)
+    if not home.is_dir():
+        home.mkdir(parents=True)
+        os.chown(home, u.pw_uid, u.pw_gid)
+    exe = os.path.realpath(sys.executable)
+    needed = sorted(set(jail.needed_paths()) | {str(REPO), os.path.dirname(exe)})
+    env = {"HOME": str(home), "USER": USER, "LOGNAME": USER, "PATH": "/usr/local/bin:/usr/bin:/bin",
+           "LANG": "C.UTF-8", "PYTHONPATH": str(REPO), "TTTD_TEST_PLANT_HOME": "1",
+           "TTTD_TEST_REQUIRE_JAIL": "1" if REQUIRE else "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = outer_argv(bwrap, needed) + [
+        setpriv, f"--reuid={u.pw_uid}", f"--regid={u.pw_gid}", "--clear-groups", "--",
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-rs",
+        str(REPO / "tests" / "sandbox" / "test_jail.py")]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO), timeout=540)
+    out = done.stdout[-4000:] + done.stderr[-2000:]
+    assert done.returncode == 0, out
+    assert " passed" in out and "skipped" not in out and "failed" not in out, out
+    # the user could read its own planted secrets: they exist, the jail hid them
+    assert (home / ".cache" / "huggingface" / "token").exists()
