@@ -287,6 +287,30 @@ class Archive:
         self._totals["added"] += len(added)
         return added
 
+    def prune_children(self, parent_id: str) -> None:
+        """Apply :meth:`flush`'s ``topk_children`` rule to one parent's children now (no size
+        cap), so that the children it will drop (and their artifacts) are not held until the end
+        of the step. Dedup keys of dropped children stay known until :meth:`flush`, so a step's
+        outcome is the same as with a single flush (parents of one step are distinct and share no
+        lineage, so no later group's start state can be dropped here)."""
+        if self.topk_children is None:
+            return
+        kids = [i for i, st in enumerate(self._list) if st.parent_id == parent_id]
+        if len(kids) <= self.topk_children:
+            return
+        worst = math.inf
+        ranked = sorted(kids, key=lambda i: (-self._val[i] if not math.isnan(self._val[i]) else worst, i))
+        drop = set(ranked[self.topk_children:])
+        old = self._list, self._n, self._m, self._fail
+        keys = self._keys
+        self._totals["evicted"] += len(drop)
+        self._reset_columns()
+        self._keys = {}
+        for i in range(len(old[0])):
+            if i not in drop:
+                self._insert(old[0][i], visits=old[1][i], m=old[2][i], failures=old[3][i])
+        self._keys = keys
+
     def flush(self) -> None:
         """Keep the best ``topk_children`` children per parent, then apply the size cap.
 

@@ -283,11 +283,11 @@ class Discovery:
             del parsed
             archive.update(starts[g].id, [self._child(ev) for ev in evs], step)
             child_ids.append(list(archive.last_added))
-            for ev, cid in zip(evs, child_ids[-1]):
+            for ev in evs:
                 if ev.valid:
                     self._track_best(ev.value, ev.reward, step, ev.artifact, ev.message)
-                if cid is None and (self.best.artifact is not ev.artifact):
-                    ev.artifact = {}
+                ev.artifact = {}  # the archive (and self.best) hold the artifacts that are kept
+            archive.prune_children(starts[g].id)
             evaluations.append(evs)
         t["evaluate"] = time.perf_counter()
         fault_point("evaluate", step)
