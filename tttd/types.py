@@ -88,8 +88,16 @@ class Limits:
     toolchain: tuple[str, ...] = ()  # extra absolute host paths bound read-only into the jail (compilers, headers)
     gpus: int = 0  # GPUs one evaluation needs; the executor assigns device ids
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.toolchain, tuple) and not isinstance(self.toolchain, str):
+            object.__setattr__(self, "toolchain", tuple(self.toolchain))  # JSON gives a list
+
     def to_dict(self) -> dict[str, Any]:
         return _asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Limits":
+        return _fromdict(cls, data)
 
 
 @dataclass
