@@ -100,3 +100,26 @@ def test_hostile_suite_as_an_unprivileged_user():
     assert " passed" in out and "skipped" not in out and "failed" not in out, out
     # the user could read its own planted secrets: they exist, the jail hid them
     assert (home / ".cache" / "huggingface" / "token").exists()
+
+
+@pytest.mark.slow
+def test_fallback_fresh_uid_mode_with_a_private_interpreter():
+    """Round 1's fallback test for the fresh-uid mode (no bubblewrap, root parent) skips when the
+    interpreter lives under a directory other uids cannot enter (/root/.pyenv). Run it in a private
+    mount namespace where only the interpreter's directories are exposed, so it runs for real."""
+    if os.geteuid() != 0:
+        pytest.skip("the fresh-uid mode needs a root parent")
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        _skip("bubblewrap is needed to build the private mount namespace")
+    exe = os.path.realpath(sys.executable)
+    needed = sorted(set(jail.needed_paths()) | {str(REPO), os.path.dirname(exe)})
+    argv = outer_argv(bwrap, needed)
+    argv[argv.index("--cap-add"):argv.index("--cap-add") + 4] = ["--cap-add", "ALL"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = argv + [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "-k", "plain_uid",
+                  str(REPO / "tests" / "test_sandbox.py")]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO), timeout=300)
+    out = done.stdout[-3000:] + done.stderr[-2000:]
+    assert done.returncode == 0, out
+    assert "1 passed" in out and "skipped" not in out, out

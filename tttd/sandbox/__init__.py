@@ -36,8 +36,10 @@ full, and ``--require-isolation`` refuses to start without it):
   ``private_tmp``, ``pid_namespace`` (``kill(-1)`` stays inside; the namespace dies with the run),
   ``ipc_namespace``, ``no_network`` (own network namespace, loopback only, unless
   ``limits.network``; host unix sockets are not in the view either), ``no_caps``,
-  ``own_uid_or_userns``, ``userns_disabled`` (bubblewrap's ``--disable-userns``, where supported
-  and the parent is not root).
+  ``own_uid_or_userns`` (a fresh uid when the parent is root; else a user namespace in which the
+  candidate is uid 0 with every capability cleared and root's special rules locked off by
+  securebits). bubblewrap's ``--disable-userns`` is not used: it nests a user namespace in which
+  the harness could not mount the capped tmpfs; the seccomp filter forbids new namespaces instead.
 - ``data_only_result`` and ``result_cap``: the result is streamed through a pipe as JSON + raw
   numeric arrays, read at most ``limits.result_mb`` (more: rejected before decoding), parsed
   strictly in the trusted process (no pickle, no eval); every malformed, truncated, forged or

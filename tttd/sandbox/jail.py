@@ -53,7 +53,7 @@ class Platform:
     root: bool  # the parent runs as root
     separate_uid: bool  # the candidate runs under a fresh uid (root parent)
     seccomp: bool = False  # the seccomp filter is installed (no namespaces / mounts inside)
-    disable_userns: bool = False  # bubblewrap's --disable-userns is used as well
+    disable_userns: bool = False  # --disable-userns too (never chosen by detection: see tttd.sandbox)
     notes: tuple[str, ...] = field(default=())  # why something is weaker than full
 
 
