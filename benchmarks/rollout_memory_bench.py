@@ -99,6 +99,9 @@ def main() -> None:
           f"RSS entering the checkpoint: {phase['rss_before_checkpoint']:.0f} MiB (the rest of the peak is "
           f"serialising the archive's artifacts)")
     print(f"platform: {tttd.sandbox.platform_info()}")
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":

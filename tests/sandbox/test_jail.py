@@ -400,3 +400,26 @@ def test_protections_visible_in_the_result_modes():
     r = sandbox.run_command(["sh", "-c", "id -u > result.json"], limits=LIM)
     assert r.status == "ok" and isinstance(r.value, int), r
     assert stat.S_ISDIR(os.stat(jail.needed_paths()[0]).st_mode)
+
+
+def test_large_inputs_travel_through_a_read_only_directory():
+    """Inputs over the inline limit are bound read-only at /.tttd/in; small ones come on stdin."""
+    import numpy as np
+
+    big = np.arange(300_000, dtype=np.float64)  # 2.4 MB > runner.INLINE_BYTES
+    r = prog("""
+        import os
+        def main(x):
+            try:
+                open("/.tttd/in/_tttd_input.json", "a")
+                writable = True
+            except OSError:
+                writable = False
+            x[0] = -1.0  # the array is the candidate's own copy
+            return [float(x.sum()), float(base[1]), writable, sorted(os.listdir("."))]
+        """, args={"x": big}, inject={"base": big})
+    assert r.status == "ok", r
+    assert r.value[0] == float(big.sum()) - 1.0 and r.value[1] == 1.0 and r.value[2] is False, r.value
+    assert r.value[3] == ["candidate.py"]
+    c = sandbox.run_command(["sh", "-c", "wc -c < big.bin > result.json"], files={"big.bin": b"x" * (3 << 20)}, limits=LIM)
+    assert c.status == "ok" and c.value == 3 << 20, c

@@ -113,26 +113,31 @@ def _install_seccomp(ctypes, libc, check, prog_bytes):
     check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
 
 
+def _input_bytes(cfg, name):
+    """An input file's bytes: inline in the configuration, or from the read-only input directory."""
+    if cfg.get("inline") is not None:
+        import binascii
+
+        return binascii.a2b_base64(cfg["inline"][name])
+    with open(os.path.join(cfg["in_dir"], name), "rb") as f:
+        return f.read()
+
+
 def _copy_inputs(cfg):
-    """Copy the input files (read-only bind) into the working directory, as the candidate's uid."""
-    src_dir, dst_dir = cfg["in_dir"], cfg["workdir"]
+    """Write the input files into the working directory, as the candidate's uid."""
+    dst_dir = cfg["workdir"]
     for rel in cfg["copy"]:
-        src, dst = os.path.join(src_dir, rel), os.path.join(dst_dir, rel)
+        dst = os.path.join(dst_dir, rel)
         parent = os.path.dirname(dst)
         if parent != dst_dir:
             os.makedirs(parent, exist_ok=True)
-        fin = os.open(src, os.O_RDONLY)
+        data = _input_bytes(cfg, rel)
         fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            while True:
-                b = os.read(fin, 1 << 20)
-                if not b:
-                    break
-                mv = memoryview(b)
-                while mv:
-                    mv = mv[os.write(fout, mv):]
+            mv = memoryview(data)
+            while mv:
+                mv = mv[os.write(fout, mv):]
         finally:
-            os.close(fin)
             os.close(fout)
 
 
@@ -243,14 +248,14 @@ def _run_command(cfg):
     os._exit(code if code >= 0 else 128 - code)
 
 
-def _load_tree(tree, arrays, workdir):
+def _load_tree(tree, arrays, cfg):
     """Replace array placeholders in the (trusted) input document by numpy arrays."""
     if not arrays:
         return tree
     import numpy as np
 
     loaded = [
-        np.fromfile(os.path.join(workdir, a["file"]), dtype=np.dtype(a["dtype"])).reshape(a["shape"])
+        np.frombuffer(bytearray(_input_bytes(cfg, a["file"])), dtype=np.dtype(a["dtype"])).reshape(a["shape"])
         for a in arrays
     ]
 
@@ -399,13 +404,13 @@ def _run_program(cfg):
 
     if not hasattr(builtins, "exit"):  # -S skips site, which defines exit()/quit()
         builtins.exit = builtins.quit = sys.exit
-    in_dir = cfg["in_dir"]
-    with open(_join(in_dir, cfg["input_file"]), "rb") as f:
-        import json
+    import json
 
-        doc = json.loads(f.read())
-    args = _load_tree(doc["args"], doc["arrays"], in_dir)
-    inject = _load_tree(doc["inject"], doc["arrays"], in_dir)
+    doc = json.loads(_input_bytes(cfg, cfg["input_file"]))
+    args = _load_tree(doc["args"], doc["arrays"], cfg)
+    inject = _load_tree(doc["inject"], doc["arrays"], cfg)
+    if "inline" in cfg:
+        del cfg["inline"]  # the inputs are not left lying in the harness's memory for no reason
     with open(_join(workdir, cfg["source_file"]), "rb") as f:
         source = f.read()
     mod = types.ModuleType("candidate")

@@ -2,9 +2,10 @@
 
 - **Allow-list filesystem view.** The jail's root is an empty read-only tmpfs. Bound read-only into
   it, at their host paths: the system directories (``/usr``, ``/bin``, ``/sbin``, ``/lib*``; as
-  symlinks where the host has symlinks), a short list of ``/etc`` entries needed to run programs
-  (dynamic-linker cache, alternatives, time zone, name-service config, TLS roots; ``passwd`` and
-  ``group`` are generated and name only root, the sandbox user and nobody), the interpreter's
+  symlinks where the host has symlinks), a copy of a short list of world-readable ``/etc`` entries
+  needed to run programs (dynamic-linker cache, alternatives, time zone, name-service config, TLS
+  roots; made once per process, see :func:`etc_view`; ``passwd`` and ``group`` are generated and
+  name only root, the sandbox user and nobody), the interpreter's
   prefix and base prefix, the directories of ``sys.path`` in use (stdlib, site-packages), and the
   task's ``limits.toolchain`` paths. Nothing else: no ``$HOME``, ``/root``, ``/home``, ``/work``,
   ``/srv``, ``/var``, ``/run``, ``/mnt``, ``/opt``, ``/tmp`` of the host, no run directory and no
@@ -24,7 +25,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 import sys
+import threading
 from dataclasses import dataclass, field
 
 from tttd.types import Limits
@@ -87,16 +91,62 @@ def sensitive_paths() -> list[str]:
     return sorted(os.path.normpath(p) for p in out if p and p != "/")
 
 
-def passwd_files(uid: int, gid: int) -> dict[str, str]:
-    return {"passwd": f"root:x:0:0:root:/:/bin/sh\nsandbox:x:{uid}:{gid}:sandbox:{WORKDIR}:/bin/sh\n"
-                      "nobody:x:65534:65534:nobody:/:/bin/sh\n",
-            "group": f"root:x:0:\nsandbox:x:{gid}:\nnogroup:x:65534:\n"}
+PASSWD = {"passwd": "root:x:0:0:root:/sandbox:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+          "group": "root:x:0:\nnogroup:x:65534:\n"}
+_etc_dir: str | None = None
+_etc_lock = threading.Lock()
+
+
+def etc_view() -> str:
+    """A private copy of the allowed ``/etc`` entries (``ETC_ALLOW``; only what every user may
+    read: files o+r, directories o+rx, symlinks as symlinks), made once per process in the
+    temporary directory and removed at exit; bound read-only as the jail's ``/etc``. ``passwd`` and
+    ``group`` name only root and nobody (the fresh uid of a root parent has no entry, as before)."""
+    global _etc_dir
+    with _etc_lock:
+        if _etc_dir is None or not os.path.isdir(_etc_dir):
+            import atexit
+            import tempfile
+
+            from tttd.sandbox.processes import remove_tree
+
+            d = tempfile.mkdtemp(prefix="tttd-etc-")
+            for name in ETC_ALLOW:
+                _copy_public(os.path.join("/etc", name), os.path.join(d, name))
+            for name, text in PASSWD.items():
+                with open(os.path.join(d, name), "w") as f:
+                    f.write(text)
+                os.chmod(os.path.join(d, name), 0o644)
+            os.chmod(d, 0o755)
+            atexit.register(remove_tree, d)
+            _etc_dir = d
+        return _etc_dir
+
+
+def _copy_public(src: str, dst: str, depth: int = 0) -> None:
+    try:
+        st = os.lstat(src)
+    except OSError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(src), dst)
+    elif stat.S_ISREG(st.st_mode) and st.st_mode & 0o004:
+        shutil.copyfile(src, dst)
+        os.chmod(dst, 0o644)
+    elif stat.S_ISDIR(st.st_mode) and st.st_mode & 0o005 == 0o005 and depth < 8:
+        os.mkdir(dst, 0o755)
+        try:
+            names = os.listdir(src)
+        except OSError:
+            return
+        for n in names:
+            _copy_public(os.path.join(src, n), os.path.join(dst, n), depth + 1)
 
 
 def bwrap_argv(plat: Platform, rundir: str, limits: Limits, harness: str, info_fd: int | None = None,
                gpu_argv: list[str] | None = None) -> list[str]:
-    """The bubblewrap command line (up to ``--``) for one run. ``rundir`` holds ``in/`` (inputs),
-    ``etc/`` (generated passwd/group) and ``empty/``."""
+    """The bubblewrap command line (up to ``--``) for one run. ``rundir`` may hold ``in/`` (inputs
+    too large to travel inline), bound read-only at ``/.tttd/in``."""
     assert plat.bwrap
     argv = [plat.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try"]
@@ -118,13 +168,7 @@ def bwrap_argv(plat: Platform, rundir: str, limits: Limits, harness: str, info_f
         elif os.path.isdir(d):
             argv += ["--ro-bind", d, d]
             bound.append(d)
-    argv += ["--perms", "0755", "--dir", "/etc"]
-    for name in ETC_ALLOW:
-        p = "/etc/" + name
-        if os.path.lexists(p):
-            argv += ["--ro-bind", p, p]
-    for name in ("passwd", "group"):
-        argv += ["--ro-bind", os.path.join(rundir, "etc", name), "/etc/" + name]
+    argv += ["--ro-bind", etc_view(), "/etc"]  # one mount instead of one per entry (speed)
     needed = needed_paths(tuple(limits.toolchain))
     made: set[str] = set()
     for p in needed:
@@ -141,8 +185,10 @@ def bwrap_argv(plat: Platform, rundir: str, limits: Limits, harness: str, info_f
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += gpu_argv or []
     argv += ["--dir", WORKDIR, "--dir", "/tmp", "--dir", TMPFS_IN_JAIL,
-             "--ro-bind", harness, HARNESS_IN_JAIL, "--ro-bind", os.path.join(rundir, "in"), IN_DIR_IN_JAIL,
-             "--remount-ro", "/", "--chdir", "/"]
+             "--ro-bind", harness, HARNESS_IN_JAIL]
+    if os.path.isdir(os.path.join(rundir, "in")):  # inputs too large to travel inline on stdin
+        argv += ["--ro-bind", os.path.join(rundir, "in"), IN_DIR_IN_JAIL]
+    argv += ["--remount-ro", "/", "--chdir", "/"]
     if info_fd is not None:  # bwrap reports the pid of the namespace's init there
         argv += ["--info-fd", str(info_fd)]
     return argv + ["--"]

@@ -4,6 +4,7 @@ public entry points :func:`run_program`, :func:`run_command` and :func:`run`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -28,6 +29,7 @@ HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.py")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
 _EXIT_MEMORY, _EXIT_BAD_OUTPUT, _EXIT_SETUP = 3, 4, 5
+INLINE_BYTES = 1 << 20  # inputs up to this size go inline in the harness's stdin (no files, no mount)
 _MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 
 _platform: Platform | None = None
@@ -183,15 +185,13 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
     cleanup_ok = True
     try:
         in_dir = os.path.join(rundir, "in")
-        _write_inputs(in_dir, files, readable=uid is not None)
+        inline = None
+        if sum(len(c) for c in files.values()) <= INLINE_BYTES:  # small inputs travel on stdin
+            inline = {name: base64.b64encode(c).decode("ascii") for name, c in files.items()}
+        else:
+            _write_inputs(in_dir, files, readable=uid is not None)
         if plat.bwrap:
             workdir = jail.WORKDIR
-            os.mkdir(os.path.join(rundir, "etc"), 0o755)
-            ids = (uid, uid) if uid is not None else (0, 0)  # user namespace: uid 0 inside
-            for name, text in jail.passwd_files(*ids).items():
-                with open(os.path.join(rundir, "etc", name), "w") as f:
-                    f.write(text)
-                os.chmod(os.path.join(rundir, "etc", name), 0o644)
         else:
             workdir = os.path.join(rundir, "work")
             os.mkdir(workdir, 0o700)
@@ -206,7 +206,8 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         os.set_blocking(res_r, False)
         cfg = dict(cfg, workdir=workdir, uid=uid, gid=uid, cpus=list(cpus) if cpus else None,
                    rlimits=_rlimits(limits, nproc_base), result_fd=res_w, token=cfg.get("token") or secrets.token_hex(8),
-                   in_dir=jail.IN_DIR_IN_JAIL if plat.bwrap else in_dir, copy=cfg.get("copy", sorted(files)),
+                   in_dir=jail.IN_DIR_IN_JAIL if plat.bwrap else in_dir, inline=inline,
+                   copy=cfg.get("copy", sorted(files)),
                    drop_caps=bool(plat.bwrap) and not plat.root,
                    seccomp=seccomp.build_filter().hex() if plat.seccomp else None,
                    jail={"tmpfs": jail.TMPFS_IN_JAIL, "bytes": limits.disk_mb * 2**20, "inodes": limits.inodes}
