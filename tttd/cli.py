@@ -11,6 +11,7 @@ from typing import Any
 
 from tttd.config import ConfigError, RunConfig, config_from_dict, load_config_file, resolve_config
 from tttd.rundir import NotARunError, RunDir, read_jsonl
+from tttd.text import safe
 
 DESCRIPTION = """\
 tttd finds one exceptional solution to a hard problem with a verifiable score by letting an
@@ -66,8 +67,10 @@ class Progress:
             self.task_id = self.bar.add_task(label, total=total, info="")
 
     def event(self, text: str) -> None:
-        if not self.quiet:
-            self.console.print(f"[dim]{text}[/dim]" if self.bar else text, highlight=False,
+        if not self.quiet:  # events may quote candidates: escaped, never rich markup
+            from rich.text import Text
+
+            self.console.print(Text(safe(text), style="dim" if self.bar else ""), highlight=False,
                                soft_wrap=True)
 
     def step(self, m: dict[str, Any]) -> None:
@@ -96,7 +99,8 @@ class Progress:
 # ------------------------------------------------------------------------------- commands
 
 
-def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = False) -> dict[str, Any]:
+def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = False,
+             accept_task_change: bool = False, after_restore=None) -> dict[str, Any]:
     from tttd.loop import Discovery
     from tttd.sandbox.report import check_isolation
 
@@ -105,9 +109,12 @@ def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = F
     with Progress(cfg.steps, label, quiet) as progress:
         run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)
         if resume:
-            run.restore()
+            run.restore(accept_task_change=accept_task_change)
+            if after_restore is not None:
+                after_restore()
             if run.step >= cfg.steps:
-                progress.event(f"{out} already finished its {cfg.steps} steps")
+                progress.event(f"{out} already finished its {cfg.steps} steps "
+                               f"(tttd resume {out} --steps N continues it)")
         else:
             run.start()
         try:
@@ -123,7 +130,8 @@ def _print_summary(summary: dict[str, Any], as_json: bool, extra: dict[str, Any]
         print(json.dumps(result, sort_keys=True))
         return
     print(f"best value {result['best_value']}  (reward {result['best_reward']}, step {result['best_step']})")
-    print(f"{result['steps']} steps, {result['samples']} samples, {result['seconds']:.1f} s; run: {result['run_dir']}")
+    print(f"{result['steps']} steps, {result['samples']} samples, {result['seconds']:.1f} s; "
+          f"run: {safe(result['run_dir'])}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -158,7 +166,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     extra["seconds_total"] = round(time.perf_counter() - t0, 2)
     if not args.json:
         best = json.loads((Path(out) / "best" / "best.json").read_text())
-        print(f"best solution: {best['artifact'].get('digits')}  overlap {best['value']:.6f} "
+        print(f"best solution: {safe(best['artifact'].get('digits'))}  overlap {best['value']:.6f} "
               f"(lower is better; a constant function scores 0.5)")
         if len(runs) > 1:
             f = runs[1][1]
@@ -169,8 +177,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tttd.task import get_task
+    from tttd.preflight import check_run_config
+    from tttd.task import absolute_task_spec, get_task
 
+    args.task = absolute_task_spec(args.task)  # stored absolute: resumable from anywhere
     task = get_task(args.task, **_kv(args.task_option, "--task-option"))
     file_values = load_config_file(args.config) if args.config else {}
     flags = dict(
@@ -187,7 +197,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         flags["backend_options"] = _kv(args.backend_option, "--backend-option")
     cfg = resolve_config(task.presets, file_values=file_values, flag_values=flags)
     cfg.out = cfg.out or _default_out(args.task)
-    summary = _execute(cfg, cfg.out, cfg.task, args.quiet)
+    check_run_config(cfg)  # every option checked before anything is written
+    summary = _execute(cfg, cfg.out, task.name, args.quiet)
     _print_summary(summary, args.json)
     return 0
 
@@ -195,15 +206,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from tttd.rundir import atomic_write_json
 
+    from tttd.preflight import check_run_config
+
     rd = RunDir(args.run)
     full = rd.read_config()
     data = {k: v for k, v in full.items() if not k.startswith("_")}
-    if args.steps is not None and args.steps != data.get("steps"):
+    if args.steps is not None:
         data["steps"] = args.steps
-        config_from_dict(data)  # validate before recording the new total
-        atomic_write_json(rd.config, {**full, "steps": args.steps})
     cfg = config_from_dict(data)
-    summary = _execute(cfg, args.run, cfg.task, args.quiet, resume=True)
+    check_run_config(cfg)
+
+    def persist_steps() -> None:  # only once the checkpoint restored: a failed resume keeps all
+        if args.steps is not None and args.steps != full.get("steps"):
+            atomic_write_json(rd.config, {**rd.read_config(), "steps": args.steps})
+
+    summary = _execute(cfg, args.run, cfg.task, args.quiet, resume=True,
+                       accept_task_change=args.accept_task_change, after_restore=persist_steps)
     _print_summary(summary, args.json)
     return 0
 
@@ -230,14 +248,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, sort_keys=True))
         return 0
-    print(f"{info['run_dir']}: task {info['task']}, {info['backend']} {info['model']}")
+    print(safe(f"{info['run_dir']}: task {info['task']}, {info['backend']} {info['model']}"))
     print(f"status: {info['status']} ({done}/{info['steps']} steps, {info['samples']} samples)")
     print(f"best value: {info['best_value']} (step {info['best_step']})")
     if (rd.best / "best.json").exists():
         best = json.loads((rd.best / "best.json").read_text())
         if best.get("verify"):
-            print(f"re-verify: {best['verify']}")
-    print(f"files: {rd.best}/  {rd.metrics}  {rd.archive}")
+            print(f"re-verify: {safe(best['verify'])}")
+    print(safe(f"files: {rd.best}/  {rd.metrics}  {rd.archive}"))
     if info["status"] != "finished":
         print(f"continue: tttd resume {rd.path}")
     return 0
@@ -259,7 +277,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     check_isolation(False)  # a loud warning when the candidate would run with weaker isolation
 
-    return verify_main(args.task, args.file, args.json)
+    return verify_main(args.task, args.file, args.json,
+                       task_options=_kv(getattr(args, "task_option", None), "--task-option"))
 
 
 # ------------------------------------------------------------------------------- parser
@@ -313,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("resume", help="continue a run after an interruption")
     rs.add_argument("run", help="run directory")
     rs.add_argument("--steps", type=int, help="raise the total number of steps")
+    rs.add_argument("--accept-task-change", action="store_true",
+                    help="resume although the task's source or options changed since the start")
     common(rs)
     rs.set_defaults(func=cmd_resume)
 
@@ -326,8 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="re-verify a construction file or a program for a task")
     v.add_argument("task", help="task name")
-    v.add_argument("file", help="construction (.json) or program (.py)")
+    v.add_argument("file", help="construction (.json) or program (.py, or .cpp for the AHC tasks)")
+    v.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task (e.g. cases=0-9)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
+    v.add_argument("--task-option", action="append", metavar="KEY=VALUE",
+                   help="task constructor option, as for run (e.g. dataset=synthetic)")
     v.set_defaults(func=cmd_verify)
     return p
 
@@ -340,15 +364,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from tttd.loop import PolicyLoadError
     from tttd.sandbox.report import IsolationError
-    from tttd.task import UnknownTaskError
+    from tttd.task import TaskOptionError, UnknownTaskError
 
     try:
         return args.func(args)
-    except (ConfigError, UnknownTaskError, NotARunError, FileExistsError, PolicyLoadError, IsolationError) as exc:
-        print(f"tttd: error: {exc}", file=sys.stderr)
+    except (ConfigError, UnknownTaskError, TaskOptionError, NotARunError, FileExistsError,
+            PolicyLoadError, IsolationError) as exc:
+        print(f"tttd: error: {safe(exc)}", file=sys.stderr)
         return 2
     except (FileNotFoundError, OSError, ImportError) as exc:
-        print(f"tttd: error: {exc}", file=sys.stderr)
+        print(f"tttd: error: {safe(exc)}", file=sys.stderr)
         return 2
 
 

@@ -77,6 +77,7 @@ class RunConfig:
         need(self.eval_timeout_s > 0, f"eval_timeout_s must be > 0, got {self.eval_timeout_s}")
         need(self.cpus_per_eval >= 1, f"cpus_per_eval must be >= 1, got {self.cpus_per_eval}")
         need(self.archive_size >= 1, f"archive_size must be >= 1, got {self.archive_size}")
+        need(self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

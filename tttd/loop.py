@@ -33,7 +33,7 @@ from tttd.archive import Archive
 from tttd.config import RunConfig
 from tttd.objective import group_advantages
 from tttd.policy import Policy, SamplingParams, TrainConfig, backend_class
-from tttd.rundir import RunDir, append_jsonl, atomic_write_json, atomic_write_text
+from tttd.rundir import NotARunError, RunDir, append_jsonl, atomic_write_json, atomic_write_text
 from tttd.task import Task, get_task
 from tttd.types import Evaluation, SandboxResult, State, TrainDatum
 
@@ -112,7 +112,11 @@ def build_policy(cfg: RunConfig) -> Policy:
     kwargs = {k: v for k, v in offered.items() if k in params}
     kwargs.update(cfg.backend_options)
     try:
-        return cls(**kwargs)
+        policy = cls(**kwargs)
+        check = getattr(policy, "check_reachable", None)  # remote endpoints: fail before writing
+        if check is not None:
+            check()
+        return policy
     except (ValueError, OSError, ImportError, RuntimeError, TimeoutError) as exc:
         raise PolicyLoadError(f"cannot load the {cfg.backend} policy {cfg.model!r}: {exc}") from exc
 
@@ -179,6 +183,7 @@ class Discovery:
     def start(self) -> None:
         """A new run: load the policy (fail before anything is written), write config and roots."""
         _ = self.policy
+        getattr(self.task, "prepare", lambda: None)()  # the task's data, also before anything is written
         self.dir.create(self.describe())
         self._add_roots()
 
@@ -188,25 +193,61 @@ class Discovery:
             raise ValueError(f"task {self.task.name!r} returned no initial states")
         self.archive.add_roots(roots)
         for s in roots:
-            self._track_best(s.value, s.reward, -1, s.artifact, "initial state")
+            note = s.metrics.get("message") if isinstance(s.metrics, dict) else None  # a root's verdict
+            self._track_best(s.value, s.reward, -1, s.artifact, "initial state" + (f": {note}" if note else ""))
 
-    def restore(self) -> None:
-        """Continue after the last committed step; logs of uncommitted steps are dropped."""
+    def restore(self, accept_task_change: bool = False) -> None:
+        """Continue after the last committed step; logs of uncommitted steps are dropped.
+
+        Everything is checked before anything is changed: a damaged checkpoint (missing
+        pointer, truncated archive or loop state) or a changed task (its fingerprint, see
+        :func:`tttd.task.task_fingerprint`, unless ``accept_task_change``) raises
+        :class:`~tttd.rundir.NotARunError` and leaves every file as it was."""
         ckpt = self.dir.latest_step_dir()
-        if ckpt is None:  # died before the first commit: start the steps over
+        loaded = self.dir.read_checkpoint(ckpt) if ckpt is not None else None
+        self._check_task_unchanged(accept_task_change)
+        if loaded is None:  # died before the first commit: start the steps over
             self.dir.repair_logs(-1)
             self._add_roots()
             return
-        self.archive = Archive.load(ckpt / "archive.json")
-        state = json.loads((ckpt / "loop.json").read_text())
-        self.step = state["step"] + 1
-        self.ledger = Ledger(**state["ledger"])
-        self.best = Best(**state["best"])
+        archive_text, state = loaded
+        try:
+            archive = Archive.from_dict(json.loads(archive_text))
+            ledger, best = Ledger(**state["ledger"]), Best(**state["best"])
+            step = int(state["step"]) + 1
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NotARunError(f"{ckpt} is damaged ({type(exc).__name__}: {str(exc)[:120]}); "
+                               "refusing to resume") from None
+        self.archive, self.ledger, self.best, self.step = archive, ledger, best, step
+        if self.step >= self.cfg.steps:
+            return  # finished: nothing to load or repair
         if (ckpt / "policy").exists():
             self.policy.load(str(ckpt / "policy"))
         self.dir.repair_logs(state["step"])
         self.archive.save(self.dir.archive)  # readers' copies may predate a crash after commit
         self.write_best()
+        if accept_task_change:
+            self._record_task_fingerprint()
+
+    def task_fingerprint(self) -> str:
+        from tttd.task import task_fingerprint
+
+        return task_fingerprint(self.cfg.task, self.task, self.cfg.task_options)
+
+    def _check_task_unchanged(self, accept: bool) -> None:
+        stored = self.dir.read_config().get("_task", {}).get("fingerprint")
+        if stored is None or accept:
+            return
+        if stored != self.task_fingerprint():
+            raise NotARunError(
+                f"the task {self.cfg.task!r} changed since this run started (its source or options "
+                "differ); resuming would mix two scoring functions. Pass --accept-task-change to "
+                "continue anyway")
+
+    def _record_task_fingerprint(self) -> None:
+        full = self.dir.read_config()
+        full.setdefault("_task", {})["fingerprint"] = self.task_fingerprint()
+        atomic_write_json(self.dir.config, full)
 
     def describe(self) -> dict[str, Any]:
         import platform
@@ -217,7 +258,8 @@ class Discovery:
             **self.cfg.to_dict(),
             "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__},
             "_task": {"name": self.task.name, "direction": self.task.objective.direction,
-                      "transform": self.task.objective.transform},
+                      "transform": self.task.objective.transform,
+                      "fingerprint": self.task_fingerprint()},
             "_sandbox": _sandbox_report(),
         }
 
@@ -266,7 +308,7 @@ class Discovery:
                 parsed = []
                 for smp in group:
                     cand = task.parse(smp.text, starts[g])
-                    fut = self.submit(cand.program) if cand.program is not None else None
+                    fut = task.launch(cand, self.submit, starts[g]) if cand.program is not None else None
                     parsed.append((cand, fut))
                 pending.append(parsed)
         fault_point("sample", step)
@@ -444,7 +486,9 @@ class Discovery:
         if b.artifact.get("code"):
             atomic_write_text(d / "solution.py", b.artifact["code"] + "\n")
             target = target or d / "solution.py"
-        command = f"tttd verify {self.cfg.task} {target}" if target else None
+        opts = "".join(f" --task-option {k}={v if isinstance(v, str) else json.dumps(v)}"
+                       for k, v in sorted(self.cfg.task_options.items()))  # as the run built its task
+        command = f"tttd verify {self.cfg.task}{opts} {target}" if target else None
         atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
                                             "message": b.message, "artifact": b.artifact,
                                             "verify": command})

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -34,6 +35,7 @@ __all__ = ["RunDir", "NotARunError", "append_jsonl", "read_jsonl", "truncate_jso
 
 CHECKPOINT = "checkpoint"
 LATEST = "LATEST"
+_STEP_DIR = re.compile(r"step-\d{6}")
 
 
 class NotARunError(ValueError):
@@ -132,15 +134,59 @@ class RunDir:
 
     # checkpoints --------------------------------------------------------------------------
     def latest_step_dir(self) -> Path | None:
-        """The last committed step's checkpoint directory, or None before the first commit."""
+        """The last committed step's checkpoint directory, or None before the first commit.
+
+        A missing or garbled pointer in a run that has committed steps (a committed step
+        directory, the readers' archive copy or ``best/``, all written only after a commit) is
+        damage, not a fresh run: it raises :class:`NotARunError` instead of restarting from
+        step 0 (which would truncate the logs and re-pay every sample)."""
         pointer = self.checkpoints / LATEST
         if not pointer.is_file():
+            if self.has_committed():
+                raise NotARunError(
+                    f"{pointer} is missing but the run has committed steps: the run is damaged; "
+                    "refusing to restart it from step 0")
             return None
-        name = pointer.read_text().strip()
+        try:
+            name = pointer.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise NotARunError(f"cannot read {pointer}: {exc}: the run is damaged") from None
+        if not _STEP_DIR.fullmatch(name):
+            raise NotARunError(f"{pointer} holds {name[:40]!r}, not a step name: the run is damaged")
         d = self.checkpoints / name
         if not d.is_dir():
             raise NotARunError(f"{pointer} names {name}, which is missing: the run is damaged")
         return d
+
+    def has_committed(self) -> bool:
+        """Whether any step was ever committed (traces that exist only after a commit)."""
+        if self.archive.exists() or self.best.exists():
+            return True
+        if self.checkpoints.is_dir():
+            return any(_STEP_DIR.fullmatch(p.name) for p in self.checkpoints.iterdir())
+        return False
+
+    def read_checkpoint(self, step_dir: Path) -> tuple[str, dict[str, Any]]:
+        """The archive text and loop state of a committed step, checked before anything is
+        changed: a truncated or unparsable file raises :class:`NotARunError` (one line)."""
+        texts = {}
+        for name in ("archive.json", "loop.json"):
+            f = step_dir / name
+            try:
+                texts[name] = f.read_text()
+                parsed = json.loads(texts[name])
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise NotARunError(
+                    f"{f} is damaged ({type(exc).__name__}: {str(exc)[:120]}); refusing to resume"
+                ) from None
+            if not isinstance(parsed, dict):
+                raise NotARunError(f"{f} is damaged (not a JSON object); refusing to resume")
+            if name == "loop.json":
+                loop = parsed
+        for key in ("step", "ledger", "best"):
+            if key not in loop:
+                raise NotARunError(f"{step_dir / 'loop.json'} is damaged (no {key!r}); refusing to resume")
+        return texts["archive.json"], loop
 
     def begin_step(self, step: int) -> Path:
         """A fresh temporary directory to write step ``step``'s checkpoint into."""

@@ -178,6 +178,20 @@ class Task:
         """Turn a construction file's JSON (``tttd verify TASK FILE``) into verify()'s input."""
         return obj
 
+    #: the fence language of a candidate program, and the file suffixes ``tttd verify`` runs as one
+    code_language: str = "python"
+    program_suffixes: tuple[str, ...] = (".py",)
+
+    def launch(self, candidate: Candidate, submit: Callable[[Any], Any], state: State | None = None):
+        """Start evaluating ``candidate.program``; returns a Future of what :meth:`evaluate` takes as
+        ``result``. ``submit`` runs one Program on the executor (a Future of its SandboxResult).
+        The default is one sandboxed run; multi-stage tasks (compile, then cases) override it."""
+        return submit(candidate.program)
+
+    def prepare(self) -> None:
+        """Load what the task needs (e.g. a dataset) before a run or a verify writes anything;
+        raise ValueError with a one-line reason when it cannot. Default: nothing to load."""
+
     def invalid(self, message: str, status: str = "invalid", output_tail: str = "") -> Evaluation:
         return Evaluation(
             valid=False,
@@ -294,6 +308,73 @@ class UnknownTaskError(LookupError):
     pass
 
 
+class TaskOptionError(ValueError):
+    """An option the task does not declare, or a bad value for one (one line in the CLI)."""
+
+
+def declared_options(factory: TaskFactory) -> list[str] | None:
+    """The keyword options a task factory declares (None if it takes ``**kwargs``)."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_task_options(name: str, factory: TaskFactory, options: dict[str, Any]) -> None:
+    known = declared_options(factory)
+    if known is None:
+        return
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TaskOptionError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
+            f"task {name!r}; its options: {', '.join(known) or 'none'}")
+
+
+def absolute_task_spec(spec: str) -> str:
+    """A task given by path (``file.py``, ``file.py:name``, a problem folder) made absolute, so a
+    run can be resumed from any directory; registered names are returned unchanged."""
+    path, pick = (spec.rsplit(":", 1) if ".py:" in spec else (spec, None))
+    p = Path(path)
+    if (path.endswith(".py") or "/" in path or p.is_dir()) and p.exists():
+        path = str(p.resolve())
+    return path if pick is None else f"{path}:{pick}"
+
+
+def task_fingerprint(task_spec: str, task: Task, options: dict[str, Any]) -> str:
+    """A hash of what defines the task's scoring: the source files of its factory and of every
+    class in its type's MRO outside ``tttd.task``, plus its options. Stored when a run starts;
+    ``resume`` refuses a run whose fingerprint changed (an edited task file, other options),
+    because the archive and logs would then mix two scoring functions."""
+    import inspect
+
+    entry = _REGISTRY.get(_resolve_name(task_spec))
+    objs: list[Any] = [entry.factory] if entry is not None else []
+    objs += [c for c in type(task).__mro__ if c.__module__ not in ("builtins", __name__)]
+    files: set[str] = set()
+    for obj in objs:
+        try:
+            f = inspect.getsourcefile(obj)
+        except (TypeError, OSError):
+            f = None
+        if f:
+            files.add(str(Path(f).resolve()))
+    digests = []
+    for f in files:  # contents only: moving or reinstalling the code keeps the hash
+        try:
+            digests.append(hashlib.sha256(Path(f).read_bytes()).digest())
+        except OSError:
+            digests.append(b"unreadable:" + f.encode())
+    h = hashlib.sha256(b"".join(sorted(digests)))
+    h.update(json.dumps(options, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
 def list_tasks() -> dict[str, str]:
     """Registered task names with their one-line summaries."""
     _load_builtin_tasks()
@@ -309,7 +390,14 @@ def get_task(name_or_path: str, **options: Any) -> Task:
     """Build a task by registered name, or from a user's Python file (``path.py`` or
     ``path.py:name`` when the file registers several)."""
     entry = _REGISTRY[_resolve_name(name_or_path)]
-    task = entry.factory(**options)
+    if options:
+        check_task_options(entry.name, entry.factory, options)
+        try:
+            task = entry.factory(**options)
+        except (TypeError, ValueError) as exc:
+            raise TaskOptionError(f"bad option for task {entry.name!r}: {exc}") from None
+    else:
+        task = entry.factory()
     if not isinstance(task, Task):
         raise TypeError(f"task factory for {entry.name!r} returned {type(task).__name__}, not a Task")
     if not task.name:

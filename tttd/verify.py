@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from tttd.task import Task, UnknownTaskError, get_task
+from tttd.text import safe, safe_lines
 from tttd.types import Candidate, Evaluation, State
 
 USAGE_ERROR = 2
@@ -47,19 +48,23 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
     """Run ``code`` in the sandbox under the task's contract and verify what it returns."""
     if state is None:
         state = task.initial_states(1, np.random.default_rng(0))[0]
-    candidate = task.parse("```python\n" + code.strip("\n") + "\n```\n", state)
+    fence = getattr(task, "code_language", "python")
+    candidate = task.parse(f"```{fence}\n" + code.strip("\n") + "\n```\n", state)
     if candidate.program is not None:
         # The file is the program: keep it whole even if it contains ``` of its own.
         candidate.code = code
         candidate.program.source = code
     result = None
     if candidate.program is not None:
-        try:
-            from tttd.sandbox import run
-        except ImportError as exc:  # pragma: no cover - the sandbox is part of tttd
-            raise UsageError(f"the sandbox is not available: {exc}") from None
-        result = run(candidate.program)
-    return task.evaluate(candidate, result, state)
+        from tttd.executor import LocalExecutor
+
+        with LocalExecutor() as pool:  # task.launch may run several programs (compile, cases)
+            result = task.launch(candidate, pool.submit, state).result()
+    try:
+        return task.evaluate(candidate, result, state)
+    except Exception as exc:  # whatever the candidate returned, a verdict, never a traceback
+        return task.invalid(f"verifier error: {type(exc).__name__}: {str(exc)[:300]}",
+                            status="verifier_error")
 
 
 def _load(task: Task, path: Path) -> Evaluation:
@@ -76,9 +81,10 @@ def _load(task: Task, path: Path) -> Evaluation:
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path} is not valid JSON: {exc}") from None
         return verify_construction(task, obj)
-    if suffix == ".py":
+    suffixes = tuple(getattr(task, "program_suffixes", (".py",)))
+    if suffix in suffixes:
         return verify_program(task, text)
-    raise UsageError(f"{path}: expected a construction (.json) or a program (.py)")
+    raise UsageError(f"{path}: expected a construction (.json) or a program ({', '.join(suffixes)})")
 
 
 def format_verdict(task: Task, ev: Evaluation) -> str:
@@ -86,11 +92,12 @@ def format_verdict(task: Task, ev: Evaluation) -> str:
     if ev.valid:
         head = f"{task.name}: VALID  value {ev.value!r}  reward {ev.reward!r}"
     else:
-        head = f"{task.name}: INVALID ({ev.status})  reward {ev.reward!r}"
-    lines = [head, f"  {ev.message}"] if ev.message else [head]
+        head = f"{task.name}: INVALID ({safe(ev.status)})  reward {ev.reward!r}"
+    # The message and output come from the candidate: escaped, never raw control bytes.
+    lines = [head, f"  {safe(ev.message)}"] if ev.message else [head]
     if ev.output_tail.strip():
         lines.append("  program output (tail):")
-        lines += ["    " + line for line in ev.output_tail.strip().splitlines()]
+        lines += safe_lines(ev.output_tail.strip(), indent="    ")
     return "\n".join(lines)
 
 
@@ -100,18 +107,21 @@ def verify_main(
     as_json: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    task_options: dict[str, Any] | None = None,
 ) -> int:
-    """Verify FILE for TASK and print the verdict. Returns 0 valid, 1 invalid, 2 usage error."""
+    """Verify FILE for TASK and print the verdict. Returns 0 valid, 1 invalid, 2 usage error.
+    ``options`` are the task's constructor options (``--task-option KEY=VALUE``)."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         try:
-            task = get_task(task_name)
+            task = get_task(task_name, **(task_options or {}))
+            getattr(task, "prepare", lambda: None)()
         except (UnknownTaskError, ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
         ev = _load(task, Path(file))
     except UsageError as exc:
-        print(f"tttd verify: error: {exc}", file=err)
+        print(f"tttd verify: error: {safe(exc)}", file=err)
         return USAGE_ERROR
     if as_json:
         line = {"valid": ev.valid, "value": ev.value, "reward": ev.reward, "message": ev.message}

@@ -160,7 +160,11 @@ class ApiPolicy:
         if backoff_s < 0:
             raise ValueError(f"backoff_s must be >= 0, got {backoff_s}")
         self.model = model
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        url = base_url or os.environ.get("OPENAI_BASE_URL")
+        if not url:  # never fall back to a public service silently
+            raise ValueError(
+                "the api backend needs an endpoint: --backend-option base_url=http://HOST:PORT/v1 "
+                f"(or OPENAI_BASE_URL); for OpenAI's own service pass base_url={DEFAULT_BASE_URL}")
         self.base_url = url.rstrip("/")
         self.endpoint = f"{self.base_url}/chat/completions"
         key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
@@ -186,6 +190,14 @@ class ApiPolicy:
         )
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="tttd-api")
         self._closed = False
+
+    def check_reachable(self, timeout_s: float = 10.0) -> None:
+        """Fail fast (ValueError, one line) when nothing answers at ``base_url``: any HTTP
+        answer, even an error status, counts as reachable; only connection failures do not."""
+        try:
+            httpx.get(f"{self.base_url}/models", timeout=min(timeout_s, self.timeout_s))
+        except httpx.HTTPError as exc:
+            raise ValueError(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}") from None
 
     # -- HTTP
 

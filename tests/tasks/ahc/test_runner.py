@@ -1,0 +1,133 @@
+"""The case scheduler without a compiler: a fake executor answers the compile and each case, so
+early stopping, the window and racing are checked exactly and fast."""
+
+import base64
+import concurrent.futures as cf
+import threading
+
+import pytest
+
+from tttd.tasks.ahc.runner import can_still_win, evaluate_candidate, parse_stages
+from tttd.types import SandboxResult
+
+INPUT = "10 4 500 1\n1 1 1 1 1 1 1 1 1 1\n" + "1 1 1 1 1 1 1 1 1 1\n" * 4
+NOTHING = "-1\n" * 500
+ONE = "0 0\n" + "-1\n" * 499  # score round(1e5 log2 500) = 896578
+SHORT = "-1\n"
+
+
+class FakeExecutor:
+    """Runs 'programs' in threads: the compile returns a binary; a case's output is chosen by
+    ``answer(seed)``; records the order in which cases were submitted and the peak concurrency."""
+
+    def __init__(self, answer, compile_ok=True):
+        self.answer, self.compile_ok = answer, compile_ok
+        self.pool = cf.ThreadPoolExecutor(2)
+        self.submitted, self.active, self.peak = [], 0, 0
+        self.lock = threading.Lock()
+
+    def submit(self, program):
+        if "Main.cpp" in program.files:
+            if self.compile_ok:
+                value = {"binary": base64.b64encode(b"\x7fELF-fake").decode()}
+                return self.pool.submit(lambda: SandboxResult("ok", value=value))
+            return self.pool.submit(lambda: SandboxResult("error", stderr="Main.cpp:1:1: error: boom", returncode=1))
+        text = program.files["input.txt"]
+        assert program.files["a.out"] == b"\x7fELF-fake"
+        seed = int(text.split()[-1])
+        with self.lock:
+            self.submitted.append(seed)
+
+        def run():
+            with self.lock:
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+            out = self.answer(seed)
+            with self.lock:
+                self.active -= 1
+            rep = {"exit": 0, "signal": None, "cpu_s": 0.5, "wall_s": 0.5, "maxrss_kb": 1000,
+                   "bytes": len(out), "utf8": True}
+            return SandboxResult("ok", value=rep, stdout=out)
+
+        return self.pool.submit(run)
+
+
+def run(answer, n=8, **kw):
+    """Evaluate over n cases; each input carries its seed as a trailing token (the scorer reads
+    only the numbers it needs, the fake reads the seed back)."""
+    ex = FakeExecutor(answer, compile_ok=kw.pop("compile_ok", True))
+    cases = [(s, INPUT + f"{s}\n") for s in range(n)]
+    return evaluate_candidate("ahc058", "int main(){}", cases, ex.submit, **kw).result(timeout=30), ex
+
+
+def test_all_cases_accepted():
+    out, ex = run(lambda s: NOTHING, n=6, window=3)
+    assert out.complete and out.mean == 0 and len(out.cases) == 6
+    assert ex.peak <= 3 and sorted(ex.submitted) == list(range(6))
+
+
+def test_compile_error_runs_no_case():
+    out, ex = run(lambda s: NOTHING, compile_ok=False)
+    assert not out.compiled and "boom" in out.compile_message and ex.submitted == []
+
+
+def test_stops_at_first_failure_and_submits_no_more():
+    out, ex = run(lambda s: SHORT if s == 2 else NOTHING, n=20, window=1)
+    assert not out.complete and out.failed.seed == 2 and out.failed.status == "WA"
+    assert "Not enough actions" in out.failed.message
+    assert ex.submitted == [0, 1, 2]  # window 1: nothing after the failing case was started
+    assert [c.seed for c in out.cases] == [0, 1]
+
+
+def test_racing_discards_a_clearly_worse_candidate_after_the_first_stage():
+    parent = [896578] * 12  # the parent scored ONE's value on every case
+    out, ex = run(lambda s: NOTHING, n=12, window=2, stages=parse_stages("4", 12), parent_scores=parent)
+    assert out.raced_out and len(out.cases) == 4 and sorted(ex.submitted) == [0, 1, 2, 3]
+    assert not out.complete
+
+
+def test_racing_keeps_a_candidate_that_can_still_win():
+    parent = [0] * 12
+    out, ex = run(lambda s: ONE, n=12, window=2, stages=parse_stages("4,8", 12), parent_scores=parent)
+    assert out.complete and not out.raced_out and len(ex.submitted) == 12
+
+
+def test_racing_without_parent_scores_is_a_full_evaluation():
+    out, ex = run(lambda s: NOTHING, n=6, window=2, stages=parse_stages("2", 6), parent_scores=None)
+    assert out.complete and len(ex.submitted) == 6
+
+
+def test_can_still_win():
+    assert can_still_win([10, 10, 10], [10, 10, 10], 2.0)
+    assert not can_still_win([9, 9, 9], [10, 10, 10], 2.0)  # no variance, strictly worse
+    assert can_still_win([9, 12, 8, 11], [10, 10, 10, 10], 2.0)  # noisy: keep going
+    assert not can_still_win([1, 2, 1, 2], [10, 11, 10, 12], 2.0)
+    assert can_still_win([], [], 2.0)
+
+
+def test_parse_stages():
+    assert parse_stages(None, 150) == [150]
+    assert parse_stages("10,40", 150) == [10, 40, 150]
+    assert parse_stages("10,200", 150) == [10, 150]
+    with pytest.raises(ValueError):
+        parse_stages("ten", 150)
+
+
+def test_task_reports_a_raced_out_child_with_its_partial_mean():
+    from tttd.task import get_task
+    from tttd.types import State
+
+    task = get_task("ahc058", cases="0-11", race="4", parallel=2)
+    task._cases = [(s, INPUT + f"{s}\n") for s in range(12)]
+    parent = State(id="p", value=2e6, artifact={"code": "int main(){}"}, metrics={"case_scores": [2_000_000] * 12})
+    cand = task.parse("```cpp\nint main(){}\n```", parent)
+    ex = FakeExecutor(lambda s: ONE)
+    ev = task.evaluate(cand, task.launch(cand, ex.submit, parent).result(timeout=30), parent)
+    assert ev.status == "raced_out" and not ev.valid and "4/12" in ev.message
+    assert ev.reward == pytest.approx(896578 / 3e6) and ev.metrics["cases_run"] == 4
+    assert "```cpp\nint main(){}" in task.prompt(parent)[0]["content"]
+    # without racing the same child is fully evaluated and valid
+    task = get_task("ahc058", cases="0-11", parallel=2)
+    task._cases = [(s, INPUT + f"{s}\n") for s in range(12)]
+    ev = task.evaluate(cand, task.launch(cand, FakeExecutor(lambda s: ONE).submit, parent).result(timeout=30), parent)
+    assert ev.valid and ev.value == 896578 and ev.metrics["case_scores"] == [896578] * 12

@@ -1,0 +1,61 @@
+"""Checks of a resolved run configuration that need the task or the backend, done before anything
+is written: a bad option is one line and exit 2, never a traceback or a half-made run directory.
+
+What is checked here (RunConfig.validate checks the plain values):
+
+- the task's options against the options its factory declares (``tttd.task.check_task_options``);
+- the backend's options against the keyword arguments its policy class declares;
+- a frozen backend (``trainable = False``, e.g. ``api``) with ``train`` on: refused, because
+  nothing would train and the run would silently be a frozen baseline;
+- the ``api`` backend without an endpoint: refused (never a silent fall-back to a public service).
+
+Reachability of a remote endpoint is checked when the policy is built (``build_policy`` calls
+the policy's ``check_reachable``), which also happens before the run directory is created.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+from tttd.config import ConfigError, RunConfig
+
+# Keyword arguments the loop itself passes to a backend (not user options, but allowed).
+_LOOP_SUPPLIED = {"model", "lora_rank", "full_finetune", "seed", "learning_rate"}
+
+
+def backend_option_names(cls: type) -> list[str] | None:
+    """The options a policy class declares (None when it takes ``**kwargs``)."""
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.name != "self"]
+
+
+def check_run_config(cfg: RunConfig) -> None:
+    """Raise :class:`ConfigError` (one line) for options the backend cannot take."""
+    from tttd.policy import backend_class
+
+    try:
+        cls = backend_class(cfg.backend)
+    except ImportError as exc:
+        raise ConfigError(f"the {cfg.backend} backend is not installed: {exc}") from None
+    known = backend_option_names(cls)
+    if known is not None:
+        unknown = sorted(set(cfg.backend_options) - set(known))
+        if unknown:
+            user = sorted(set(known) - _LOOP_SUPPLIED)
+            raise ConfigError(
+                f"unknown backend option{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))} for the {cfg.backend} backend; "
+                f"its options: {', '.join(user) or 'none'}")
+    if cfg.train and getattr(cls, "trainable", True) is False:
+        raise ConfigError(
+            f"the {cfg.backend} backend is frozen (it cannot train): add --no-train (or train = "
+            "false) to run a frozen baseline")
+    if cfg.backend == "api" and not (cfg.backend_options.get("base_url")
+                                     or os.environ.get("OPENAI_BASE_URL")):
+        raise ConfigError(
+            "the api backend needs an endpoint: --backend-option base_url=http://HOST:PORT/v1 "
+            "(or OPENAI_BASE_URL)")

@@ -1,0 +1,255 @@
+"""Evaluate one C++ candidate over many cases on the executor's workers.
+
+:func:`evaluate_candidate` compiles once (a jailed run submitted to the executor), then submits
+each case as its own jailed run, at most ``window`` at a time, scores every finished case in the
+trusted process, and stops at the first case that is not accepted (as the paper does: the cases
+not collected yet count as "not executed", score 0). It returns a ``Future[Outcome]`` at once;
+the work happens in the executor's completion callbacks, so several candidates' cases interleave
+on the same workers (local pool or Ray) and nothing blocks a thread while waiting.
+
+Racing (``stages``), beyond the paper: the cases run in stages (e.g. the first 10, then up to
+40, then all); after each stage but the last the candidate goes on only if it can still match its
+parent, judged on the same cases by a paired test (:func:`can_still_win`). A candidate that is
+raced out keeps the mean of the cases it ran as an estimate, flagged ``raced_out``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import functools
+import math
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+from tttd.tasks.ahc import cpp
+from tttd.tasks.ahc.scorers import score_case
+from tttd.types import Program, SandboxResult
+
+Submit = Callable[[Program], "cf.Future[SandboxResult]"]
+
+
+@dataclass
+class CaseResult:
+    """One case's verdict. ``status``: AC, WA, RE, TLE, MLE, OLE, IE (internal error)."""
+
+    index: int
+    seed: int
+    status: str
+    score: int = 0
+    message: str = ""
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    maxrss_kb: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Outcome:
+    """The trusted result of evaluating one candidate."""
+
+    compiled: bool
+    compile_message: str = ""
+    compile_wall_s: float = 0.0
+    n_cases: int = 0
+    cases: list[CaseResult] = field(default_factory=list)  # collected cases, in index order
+    failed: CaseResult | None = None  # the first non-accepted case, if any
+    raced_out: bool = False
+    output_tail: str = ""  # a tail of the last collected case's stdout (prompt context)
+    stderr_tail: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """All cases ran and were accepted (the paper's correctness = 1)."""
+        return self.compiled and self.failed is None and not self.raced_out and len(self.cases) == self.n_cases
+
+    @property
+    def scores(self) -> list[int]:
+        return [c.score for c in self.cases]
+
+    @property
+    def mean(self) -> float:
+        """Mean over all ``n_cases`` (cases not run count 0), the paper's ``performance``."""
+        return sum(self.scores) / self.n_cases if self.n_cases else 0.0
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(c.cpu_s for c in self.cases) + (self.failed.cpu_s if self.failed else 0.0)
+
+
+def can_still_win(cand: Sequence[float], parent: Sequence[float], z: float) -> bool:
+    """Whether a candidate may still match its parent, from their scores on the same cases:
+    True unless the mean paired difference is more than ``z`` standard errors below zero."""
+    n = min(len(cand), len(parent))
+    if n == 0:
+        return True
+    d = [float(c) - float(p) for c, p in zip(cand[:n], parent[:n])]
+    mean = sum(d) / n
+    if n < 2:
+        return mean >= 0
+    var = sum((x - mean) ** 2 for x in d) / (n - 1)
+    return mean + z * math.sqrt(var / n) >= 0
+
+
+def parse_stages(spec: Any, n_cases: int) -> list[int]:
+    """``"10,40"`` -> [10, 40, n_cases] (stage ends, increasing, the last is all cases)."""
+    if spec in (None, "", False, "off", "none", 0):
+        return [n_cases]
+    items = spec if isinstance(spec, (list, tuple)) else str(spec).replace(" ", "").split(",")
+    ends = []
+    for it in items:
+        try:
+            v = int(it)
+        except (TypeError, ValueError):
+            raise ValueError(f"race stages must be case counts like '10,40', got {spec!r}") from None
+        if v < 1:
+            raise ValueError(f"race stages must be >= 1, got {v}")
+        if v < n_cases and (not ends or v > ends[-1]):
+            ends.append(v)
+    return ends + [n_cases]
+
+
+def evaluate_candidate(
+    problem: str | Callable[[str, str], Any],
+    source: str,
+    cases: Sequence[tuple[int, str]],
+    submit: Submit,
+    *,
+    window: int = 2,
+    stages: Sequence[int] | None = None,
+    parent_scores: Sequence[float] | None = None,
+    race_z: float = 2.0,
+    cxx: str | None = None,
+    compile_program: Program | None = None,
+) -> "cf.Future[Outcome]":
+    """Compile ``source`` and run it on ``cases`` ((seed, input text) pairs); see the module doc.
+    ``problem`` is a built-in problem name or a scorer ``(input_text, output_text) -> CaseScore``."""
+    scorer = problem if callable(problem) else functools.partial(score_case, problem)
+    run = _CandidateRun(scorer, source, list(cases), submit, max(1, int(window)),
+                        list(stages or [len(cases)]), parent_scores, race_z, cxx)
+    run.start(compile_program)
+    return run.future
+
+
+class _CandidateRun:
+    def __init__(self, scorer, source, cases, submit, window, stages, parent_scores, race_z, cxx):
+        self.scorer, self.source, self.cases, self.submit = scorer, source, cases, submit
+        self.window, self.stages, self.race_z, self.cxx = window, stages, race_z, cxx
+        usable = parent_scores is not None and len(parent_scores) == len(cases)  # the same cases
+        self.parent = list(parent_scores) if usable else None
+        if self.parent is None:  # no parent to race against: one stage
+            self.stages = [len(cases)]
+        self.future: cf.Future = cf.Future()
+        self.lock = threading.RLock()
+        self.outcome = Outcome(compiled=False, n_cases=len(cases))
+        self.binary = b""
+        self.queue: list[int] = []
+        self.next_index = 0
+        self.stage = 0
+        self.in_flight = 0
+        self.results: dict[int, CaseResult] = {}
+        self.finished = False
+        self.last_stdout = ""
+
+    # ---------------------------------------------------------------- plumbing
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.outcome.cases = [self.results[i] for i in sorted(self.results)]
+        self.outcome.output_tail = self.last_stdout[-2000:]
+        self.future.set_result(self.outcome)
+
+    def _guard(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # an internal error must still resolve the future
+            with self.lock:
+                if not self.finished:
+                    self.outcome.failed = CaseResult(-1, -1, "IE", message=f"internal error: {type(exc).__name__}: {exc}")
+                    self._finish()
+
+    def start(self, program: Program | None) -> None:
+        try:
+            prog = program or cpp.compile_program(self.source, self.cxx)
+            fut = self.submit(prog)
+        except Exception as exc:
+            self.outcome.compile_message = f"cannot compile: {type(exc).__name__}: {exc}"
+            self._finish()
+            return
+        fut.add_done_callback(lambda f: self._guard(self._compiled, f))
+
+    def _compiled(self, fut: cf.Future) -> None:
+        res: SandboxResult = fut.result()
+        comp = cpp.read_compile(res)
+        with self.lock:
+            self.outcome.compile_wall_s = res.wall_s
+            self.outcome.compile_message = comp.message
+            if not comp.ok:
+                self._finish()
+                return
+            self.outcome.compiled = True
+            self.binary = comp.binary
+            if not self.cases:
+                self._finish()
+                return
+            self._open_stage()
+        self._fill()
+
+    def _open_stage(self) -> None:
+        end = self.stages[self.stage]
+        self.queue.extend(range(self.next_index, end))
+        self.next_index = end
+
+    def _fill(self) -> None:
+        todo = []
+        with self.lock:
+            while not self.finished and self.queue and self.in_flight < self.window:
+                i = self.queue.pop(0)
+                self.in_flight += 1
+                todo.append(i)
+        for i in todo:
+            seed, text = self.cases[i]
+            fut = self.submit(cpp.case_program(self.binary, text, self.cxx))
+            fut.add_done_callback(lambda f, i=i: self._guard(self._case_done, i, f))
+
+    def _case_done(self, i: int, fut: cf.Future) -> None:
+        seed, text = self.cases[i]
+        res: SandboxResult = fut.result()
+        run = cpp.read_case(res)
+        score, status, message = 0, run.status, run.message
+        if status == "AC":
+            verdict = self.scorer(text, run.output)
+            if verdict.ok:
+                score = verdict.score
+            else:
+                status, message = "WA", f"wrong answer: {verdict.error}"
+        cr = CaseResult(i, seed, status, score, message, run.cpu_s, run.wall_s, run.maxrss_kb)
+        with self.lock:
+            if self.finished:
+                return
+            self.in_flight -= 1
+            if status != "AC":
+                self.outcome.failed = cr
+                self.outcome.stderr_tail = run.stderr[-2000:]
+                self.last_stdout = res.stdout or ""
+                self._finish()
+                return
+            self.results[i] = cr
+            self.last_stdout = run.output
+            if self.queue or self.in_flight:
+                pass
+            elif self.stage + 1 < len(self.stages):
+                done = [self.results[j].score for j in range(self.next_index)]
+                if not can_still_win(done, self.parent[:self.next_index], self.race_z):
+                    self.outcome.raced_out = True
+                    self._finish()
+                    return
+                self.stage += 1
+                self._open_stage()
+            else:
+                self._finish()
+                return
+        self._fill()
