@@ -350,8 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file", help="construction (.json) or program (.py, or .cpp for the AHC tasks)")
     v.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task (e.g. cases=0-9)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
-    v.add_argument("--task-option", action="append", metavar="KEY=VALUE",
-                   help="task constructor option, as for run (e.g. dataset=synthetic)")
     v.set_defaults(func=cmd_verify)
     return p
 
