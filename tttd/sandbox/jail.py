@@ -4,22 +4,23 @@
   it, at their host paths: the system directories (``/usr``, ``/bin``, ``/sbin``, ``/lib*``; as
   symlinks where the host has symlinks), a copy of a short list of world-readable ``/etc`` entries
   needed to run programs (dynamic-linker cache, alternatives, time zone, name-service config, TLS
-  roots; made once per process, see :func:`etc_view`; ``passwd`` and ``group`` are generated and
-  name only root, the sandbox user and nobody), the interpreter's
-  prefix and base prefix, the directories of ``sys.path`` in use (stdlib, site-packages), and the
+  roots; made once per process, see :func:`etc_view`; ``passwd`` and ``group`` name only root
+  and nobody), the interpreter's prefix and base prefix, the directories of ``sys.path`` in use (stdlib, site-packages), and the
   task's ``limits.toolchain`` paths. Nothing else: no ``$HOME``, ``/root``, ``/home``, ``/work``,
   ``/srv``, ``/var``, ``/run``, ``/mnt``, ``/opt``, ``/tmp`` of the host, no run directory and no
   project checkout. If the parent's home, working directory or the project checkout lies *inside*
   one of the bound directories (e.g. a checkout in ``/usr/src/app``), an empty read-only tmpfs is
-  mounted over it. The harness file and the run's inputs are bound read-only at ``/.tttd``.
+  mounted over it. The harness file is bound read-only at ``/.tttd``; the run's inputs come on
+  the harness's stdin (over 1 MiB: a read-only directory ``/.tttd/in``).
 - **Writable space**: one tmpfs (mounted by the harness before the candidate runs) capped in bytes
   (``limits.disk_mb``) and inodes (``limits.inodes``), seen as the working directory
   ``/sandbox``, ``/tmp`` and ``/dev/shm``. Nothing else is writable.
 - **Namespaces**: own pid, ipc, uts, cgroup (when possible), mount, and network (unless
   ``limits.network``) namespaces; inside, the seccomp filter forbids new namespaces and mounts.
 - **Capabilities**: none for the candidate. As root, bubblewrap keeps only what the harness needs
-  to mount the tmpfs and switch to a fresh uid, and the switch drops them all; as a normal user the
-  harness clears its capabilities in the user namespace before the candidate runs.
+  to mount the tmpfs and switch to a fresh uid, and the switch drops them all; as a normal user
+  (user namespace, uid 0 inside) the harness locks root's special rules off (securebits), empties
+  the bounding set and clears every capability before the candidate runs.
 """
 
 from __future__ import annotations
