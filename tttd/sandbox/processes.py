@@ -5,7 +5,6 @@ remove a run directory whatever the candidate made of it (:func:`remove_tree`)."
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import time
@@ -99,32 +98,6 @@ def _signal_of(rc: int, bwrap: bool) -> int | None:
     if bwrap and rc > 128 and rc - 128 < 65:  # bwrap reports a child killed by signal N as 128+N
         return rc - 128
     return None
-
-
-def _wait(proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait for ``proc`` at most ``timeout`` s; True if it exited. Uses a pidfd where available
-    (Popen.wait(timeout) polls with sleeps of up to 50 ms, a large part of a trivial evaluation)."""
-    try:
-        fd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        try:
-            proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return proc.poll() is not None
-            if poller.poll(left * 1000):
-                proc.wait()
-                return True
-    finally:
-        os.close(fd)
 
 
 def _kill_tree(proc: subprocess.Popen, bwrap: bool) -> None:

@@ -182,7 +182,6 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
     ns_init = None
     proc = None
     res_r = res_w = None
-    cleanup_ok = True
     try:
         in_dir = os.path.join(rundir, "in")
         inline = None
@@ -288,8 +287,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         for fd in (out_fd, err_fd):
             if fd >= 0:
                 os.close(fd)
-        cleanup_ok = remove_tree(rundir)
-        if not cleanup_ok:
+        if not remove_tree(rundir):
             print(f"tttd.sandbox: warning: could not remove {rundir}", file=sys.stderr)
 
 
