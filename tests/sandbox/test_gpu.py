@@ -56,3 +56,16 @@ def test_without_driver_info_minor_is_the_index(tmp_path):
     (dev / "nvidia5").write_text("")
     argv, env = gpu.device_binds((5,), dev_root=str(dev), proc_root=str(tmp_path / "noproc"), lib_dirs=())
     assert argv == ["--dev-bind", str(dev / "nvidia5"), "/dev/nvidia5"] and env["CUDA_VISIBLE_DEVICES"] == "5"
+
+
+def test_runner_gpu_limits_and_missing_device():
+    import os
+
+    from tttd.sandbox import runner
+    from tttd.types import Limits
+
+    assert runner._rlimits(Limits(), 0)["RLIMIT_AS"][0] == Limits().memory_mb * 2**20
+    assert runner._rlimits(Limits(), 0, gpu=True)["RLIMIT_AS"] == [-1, -1]  # CUDA needs the address space
+    if not os.path.exists("/dev/nvidia0"):
+        with pytest.raises(ValueError, match="device node"):
+            runner.run_program("def main():\n    return 1\n", devices=(0,))

@@ -45,7 +45,9 @@ full, and ``--require-isolation`` refuses to start without it):
   strictly in the trusted process (no pickle, no eval); every malformed, truncated, forged or
   absurd result is a ``bad_output`` verdict with a reason, never an exception. stdout/stderr go to
   files; only their last ``limits.output_bytes`` are read.
-- GPUs: only the device nodes of ``devices`` (+ control nodes) are bound (:mod:`tttd.sandbox.gpu`).
+- GPUs: only the device nodes of ``devices`` (+ control nodes) are bound (``gpu_devices_only``,
+  :mod:`tttd.sandbox.gpu`); without bubblewrap only ``CUDA_VISIBLE_DEVICES`` selects them
+  (``gpu_env_only``: every GPU node stays reachable).
 
 What is NOT protected:
 
@@ -53,7 +55,9 @@ What is NOT protected:
   resource contention with other work; /proc and /sys-derived host facts (CPU model, kernel
   version, uptime) are readable;
 - the tmpfs caps are RAM outside RLIMIT_AS; RLIMIT_AS bounds each process, not the sum over a
-  tree (bounded by processes x memory_mb);
+  tree (bounded by processes x memory_mb); evaluations with GPUs run without RLIMIT_AS (the CUDA
+  driver reserves huge virtual ranges), so their host memory is not capped; GPU memory is not
+  capped either (one evaluation per device is the executor's job);
 - without bubblewrap (not installed, or user namespaces disabled as in many containers: see the
   README's Docker/Podman section) the candidate sees the host filesystem (readable where its uid
   may read: everything world-readable; as the same user without root, that user's secrets), may

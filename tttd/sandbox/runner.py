@@ -118,12 +118,15 @@ def _count_uid_processes(uid: int) -> int:
     return sum(1 for _ in _scan_procs(lambda st: st["uid"] == uid))
 
 
-def _rlimits(limits: Limits, nproc_base: int) -> dict[str, list[int]]:
+def _rlimits(limits: Limits, nproc_base: int, gpu: bool = False) -> dict[str, list[int]]:
+    """The candidate's rlimits. With GPUs, RLIMIT_AS is not set: the CUDA driver reserves far more
+    virtual address space than any memory limit (host memory is then not capped by tttd)."""
     cpu = int(limits.cpu_s if limits.cpu_s is not None else limits.wall_s * max(1, limits.threads) + 1)
     cpu = max(1, cpu + (1 if limits.cpu_s is not None and limits.cpu_s % 1 else 0))
     mb = 2**20
+    as_limit = -1 if gpu else limits.memory_mb * mb  # -1 = RLIM_INFINITY
     return {
-        "RLIMIT_AS": [limits.memory_mb * mb] * 2,
+        "RLIMIT_AS": [as_limit] * 2,
         "RLIMIT_CPU": [cpu, cpu + 1],
         "RLIMIT_FSIZE": [limits.file_size_mb * mb] * 2,
         "RLIMIT_NOFILE": [limits.open_files] * 2,
@@ -143,8 +146,12 @@ def _env(limits: Limits, workdir: str, plat: Platform, token: str, gpu_env: dict
     return env
 
 
-def _protections(plat: Platform, limits: Limits, cpus: Any) -> list[str]:
-    return jail.protections(plat, limits, cpus)
+def _protections(plat: Platform, limits: Limits, cpus: Any, devices: tuple[int, ...] = ()) -> list[str]:
+    p = jail.protections(plat, limits, cpus)
+    if devices:  # see _rlimits
+        p.remove("rlimit_as")
+        p.append("gpu_devices_only" if plat.bwrap else "gpu_env_only")
+    return p
 
 
 # ------------------------------------------------------------------------------------------------
@@ -204,7 +211,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         res_r, res_w = os.pipe()
         os.set_blocking(res_r, False)
         cfg = dict(cfg, workdir=workdir, uid=uid, gid=uid, cpus=list(cpus) if cpus else None,
-                   rlimits=_rlimits(limits, nproc_base), result_fd=res_w, token=cfg.get("token") or secrets.token_hex(8),
+                   rlimits=_rlimits(limits, nproc_base, gpu=bool(devices)), result_fd=res_w, token=cfg.get("token") or secrets.token_hex(8),
                    in_dir=jail.IN_DIR_IN_JAIL if plat.bwrap else in_dir, inline=inline,
                    copy=cfg.get("copy", sorted(files)),
                    drop_caps=bool(plat.bwrap) and not plat.root,
@@ -251,7 +258,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         stdout, cut_out = data.read_tail(out_fd, limits.output_bytes)
         stderr, cut_err = data.read_tail(err_fd, limits.output_bytes)
         res = SandboxResult(status="ok", stdout=stdout, stderr=stderr, wall_s=wall, returncode=rc,
-                            protections=_protections(plat, limits, cpus))
+                            protections=_protections(plat, limits, cpus, devices))
         sig = _signal_of(rc, bool(plat.bwrap))
         if over:
             res.status = "bad_output"
