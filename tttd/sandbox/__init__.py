@@ -52,7 +52,7 @@ full, and ``--require-isolation`` refuses to start without it):
 What is NOT protected:
 
 - kernel exploits through the syscalls still allowed, CPU side channels (Spectre etc.), timing or
-  resource contention with other work; /proc and /sys-derived host facts (CPU model, kernel
+  resource contention with other work; host facts in /proc (CPU model, memory, kernel
   version, uptime) are readable;
 - the tmpfs caps are RAM outside RLIMIT_AS; RLIMIT_AS bounds each process, not the sum over a
   tree (bounded by processes x memory_mb); evaluations with GPUs run without RLIMIT_AS (the CUDA
