@@ -423,3 +423,19 @@ def test_large_inputs_travel_through_a_read_only_directory():
     assert r.value[3] == ["candidate.py"]
     c = sandbox.run_command(["sh", "-c", "wc -c < big.bin > result.json"], files={"big.bin": b"x" * (3 << 20)}, limits=LIM)
     assert c.status == "ok" and c.value == 3 << 20, c
+
+
+def test_sensitive_paths_inside_bound_directories_are_masked(monkeypatch):
+    """A checkout or run directory inside a bound system directory (e.g. /usr/src/app) is hidden."""
+    monkeypatch.setenv(jail.HIDE_ENV, "/usr/share")
+    r = prog("""
+        import os, subprocess
+        def main():
+            try:
+                os.mkdir("/usr/share/x")
+                wrote = True
+            except OSError:
+                wrote = False
+            return [os.listdir("/usr/share"), wrote, subprocess.run(["true"]).returncode]
+        """)
+    assert r.status == "ok" and r.value == [[], False, 0], r
