@@ -287,6 +287,10 @@ class Archive:
         self._totals["added"] += len(added)
         return added
 
+    def child_filter(self) -> "ChildFilter":
+        """A :class:`ChildFilter` for the next group's children (see there)."""
+        return ChildFilter(self)
+
     def prune_children(self, parent_id: str) -> None:
         """Apply :meth:`flush`'s ``topk_children`` rule to one parent's children now (no size
         cap), so that the children it will drop (and their artifacts) are not held until the end
@@ -487,3 +491,34 @@ class Archive:
     def load(cls, path: str | os.PathLike[str]) -> "Archive":
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))
+
+
+class ChildFilter:
+    """Which children of one group can still be kept by :meth:`Archive.update` + the top-k rule,
+    told as the rollouts are evaluated one by one, so that the caller can drop the artifacts of the
+    others at once (bounded memory: at most ``topk_children`` artifacts per group are held).
+
+    A child is droppable when its dedup key is already in the archive or was offered earlier in
+    the group (``update`` would skip it as a duplicate), or when ``topk_children`` children of the
+    group rank above it (value, then earlier first: the order :meth:`Archive.flush` keeps)."""
+
+    def __init__(self, archive: Archive):
+        self.archive = archive
+        self.seen: set[str] = set()
+        self.top: list[tuple[float, int]] = []  # min-heap of (oriented value, -index): worst first
+
+    def offer(self, index: int, value: float, key: str | None) -> list[int]:
+        """Offer the valid child ``index``; returns the indices whose artifacts may be dropped now."""
+        import heapq
+
+        if key is not None:
+            if key in self.seen or key in self.archive._keys:
+                return [index]
+            self.seen.add(key)
+        k = self.archive.topk_children
+        if k is None:
+            return []
+        heapq.heappush(self.top, (self.archive._orient(value), -index))
+        if len(self.top) > k:
+            return [-heapq.heappop(self.top)[1]]
+        return []

@@ -314,20 +314,31 @@ class Discovery:
         fault_point("sample", step)
         t["sample"] = t["select"] + sample_s
         # 5. archive, group by group as soon as it is evaluated: valid children join under their
-        # parent; visit statistics update. Sandbox results are dropped once evaluated and the
-        # artifacts of rollouts that did not join the archive (nor became the best) are not kept,
-        # so the parent holds at most one group's data beyond the archive (bounded memory).
+        # parent; visit statistics update. Sandbox results are dropped once evaluated, and an
+        # artifact is dropped as soon as it can no longer join the archive (Archive.child_filter),
+        # so beyond the archive and the best the parent holds at most topk_children artifacts
+        # (bounded memory, whatever the group size).
         evaluations: list[list[Evaluation]] = []
         child_ids: list[list[str | None]] = []
         for g in range(len(pending)):
             parsed, pending[g] = pending[g], []
-            evs = [self._evaluate(task, cand, fut, starts[g]) for cand, fut in parsed]
+            evs: list[Evaluation] = []
+            keep = archive.child_filter()
+            for i in range(len(parsed)):
+                cand, fut = parsed[i]
+                parsed[i] = None  # the sandbox result is freed once evaluated
+                ev = self._evaluate(task, cand, fut, starts[g])
+                del cand, fut
+                evs.append(ev)
+                if ev.valid:
+                    self._track_best(ev.value, ev.reward, step, ev.artifact, ev.message)
+                joins = ev.valid and ev.metrics.get("archivable", True) is not False
+                for j in (keep.offer(i, ev.value, ev.key) if joins else [i]):
+                    evs[j].artifact = {}  # cannot join the archive: not kept (self.best has its own)
             del parsed
             archive.update(starts[g].id, [self._child(ev) for ev in evs], step)
             child_ids.append(list(archive.last_added))
             for ev in evs:
-                if ev.valid:
-                    self._track_best(ev.value, ev.reward, step, ev.artifact, ev.message)
                 ev.artifact = {}  # the archive (and self.best) hold the artifacts that are kept
             archive.prune_children(starts[g].id)
             evaluations.append(evs)
