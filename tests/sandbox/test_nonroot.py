@@ -90,6 +90,10 @@ def test_hostile_suite_as_an_unprivileged_user():
     env = {"HOME": str(home), "USER": USER, "LOGNAME": USER, "PATH": "/usr/local/bin:/usr/bin:/bin",
            "LANG": "C.UTF-8", "PYTHONPATH": str(REPO), "TTTD_TEST_PLANT_HOME": "1",
            "TTTD_TEST_REQUIRE_JAIL": "1" if REQUIRE else "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    unreadable = [p for p in needed if os.stat(p).st_mode & 0o005 != 0o005]
+    if unreadable:  # a directory we would have to expose is itself closed to other users
+        _skip(f"{unreadable[0]} is not readable by other users (mode "
+              f"{oct(os.stat(unreadable[0]).st_mode & 0o777)}); a read-only bind cannot change that")
     cmd = outer_argv(bwrap, needed) + [
         setpriv, f"--reuid={u.pw_uid}", f"--regid={u.pw_gid}", "--clear-groups", "--",
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-rs",
