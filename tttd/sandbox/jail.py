@@ -99,29 +99,59 @@ _etc_lock = threading.Lock()
 
 
 def etc_view() -> str:
-    """A private copy of the allowed ``/etc`` entries (``ETC_ALLOW``; only what every user may
-    read: files o+r, directories o+rx, symlinks as symlinks), made once per process in the
-    temporary directory and removed at exit; bound read-only as the jail's ``/etc``. ``passwd`` and
-    ``group`` name only root and nobody (the fresh uid of a root parent has no entry, as before)."""
+    """A copy of the allowed ``/etc`` entries (``ETC_ALLOW``; only what every user may read: files
+    o+r, directories o+rx, symlinks as symlinks), bound read-only as the jail's ``/etc`` (one mount
+    instead of one per entry). ``passwd`` and ``group`` name only root and nobody (the fresh uid of
+    a root parent has no entry, as before). Cached in the temporary directory as
+    ``tttd-etc-<uid>-<digest of the sources>`` and shared by this user's processes (a process
+    killed with SIGKILL leaves nothing new behind); used only when owned by this user, not a
+    symlink and not writable by others, else rebuilt."""
     global _etc_dir
     with _etc_lock:
-        if _etc_dir is None or not os.path.isdir(_etc_dir):
-            import atexit
-            import tempfile
+        if _etc_dir is not None and _trusted_dir(_etc_dir):
+            return _etc_dir
+        import hashlib
+        import tempfile
 
-            from tttd.sandbox.processes import remove_tree
+        from tttd.sandbox.processes import remove_tree
 
-            d = tempfile.mkdtemp(prefix="tttd-etc-")
+        h = hashlib.sha256(repr(sorted(PASSWD.items())).encode())
+        for name in ETC_ALLOW:
+            try:
+                st = os.lstat(os.path.join("/etc", name))
+                h.update(f"{name}:{st.st_mode}:{st.st_size}:{st.st_mtime_ns};".encode())
+            except OSError:
+                h.update(f"{name}:-;".encode())
+        base = tempfile.gettempdir()
+        path = os.path.join(base, f"tttd-etc-{os.geteuid()}-{h.hexdigest()[:16]}")
+        if not _trusted_dir(path):
+            tmp = tempfile.mkdtemp(prefix="tttd-etc-tmp-", dir=base)
             for name in ETC_ALLOW:
-                _copy_public(os.path.join("/etc", name), os.path.join(d, name))
+                _copy_public(os.path.join("/etc", name), os.path.join(tmp, name))
             for name, text in PASSWD.items():
-                with open(os.path.join(d, name), "w") as f:
+                with open(os.path.join(tmp, name), "w") as f:
                     f.write(text)
-                os.chmod(os.path.join(d, name), 0o644)
-            os.chmod(d, 0o755)
-            atexit.register(remove_tree, d)
-            _etc_dir = d
-        return _etc_dir
+                os.chmod(os.path.join(tmp, name), 0o644)
+            open(os.path.join(tmp, ".complete"), "w").close()
+            os.chmod(tmp, 0o755)
+            try:
+                os.rename(tmp, path)  # atomic; fails if another process made it first
+            except OSError:
+                if _trusted_dir(path):
+                    remove_tree(tmp)
+                else:  # taken by something not to be trusted: use our private copy
+                    path = tmp
+        _etc_dir = path
+        return path
+
+
+def _trusted_dir(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+            and os.path.exists(os.path.join(path, ".complete")))
 
 
 def _copy_public(src: str, dst: str, depth: int = 0) -> None:
