@@ -2,6 +2,10 @@
 
 Run it with:   tttd run examples/spread_points.py --model tiny --steps 5 --max-tokens 256
                (or --backend tinker / --backend api for a real model)
+Re-verify:     the `tttd verify ...` command in the run's best/best.json
+
+This is the full Task protocol (README "The full Task contract"); for a program-search problem
+tttd.ProgramTask needs far less code (examples/tsp.py).
 
 A task is four things, all in this file:
 1. the prompt: what the model is asked, with the current solution and its score;

@@ -13,12 +13,12 @@ HOSTILE = "ok\x1b]0;pwned\x07\x1b[2J\x1b[1A\r\x08\x9b31m\u202eevil\u2066\ufeff\x
 
 
 def test_safe_escapes_controls_bidi_and_surrogates():
-    out = safe(HOSTILE + "\udc80")
+    out = safe(HOSTILE + "\udc80", multiline=False)
     assert out.isprintable() and "\x1b" not in out and "\u202e" not in out
     assert out.startswith("ok\\x1b]0;pwned\\x07\\x1b[2J") and out.endswith("\\udc80")
     out.encode("utf-8")  # a lone surrogate would raise here
-    assert safe("a\tb\nc") == "a\\tb\\nc"
-    assert safe("a\tb\nc", multiline=True) == "a\tb\nc"
+    assert safe("a\tb\nc", multiline=False) == "a\\tb\\nc"
+    assert safe("a\tb\nc") == "a\tb\nc"
     assert safe("plain text, é, 漢字") == "plain text, é, 漢字"
     assert safe("x" * 50, limit=10) == "x" * 10 + "..."
     assert safe_lines("a\x1b\nb", indent="  ") == ["  a\\x1b", "  b"]

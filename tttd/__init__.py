@@ -5,6 +5,7 @@ backends import their heavy dependencies lazily.
 """
 
 from tttd.task import Objective, Task, get_task, list_tasks, register_task
+from tttd.program_task import ProgramTask
 from tttd.types import (
     Candidate,
     Evaluation,
@@ -25,6 +26,7 @@ __all__ = [
     "Limits",
     "Objective",
     "Program",
+    "ProgramTask",
     "Rollout",
     "Sample",
     "SandboxResult",

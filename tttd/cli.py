@@ -18,11 +18,15 @@ tttd finds one exceptional solution to a hard problem with a verifiable score by
 LLM keep training on that one problem while it searches (TTT-Discover).
 
 Start here:
-  tttd demo                      a 3-minute CPU demo with a tiny local model
+  tttd demo                      a CPU demo with a tiny local model (3-4 min on 2 idle cores)
   tttd tasks                     the problems tttd knows
   tttd run erdos --preset paper --backend tinker --model Qwen/Qwen3-8B
+  tttd new-task my_problem       start your own problem from a commented template
   tttd run ./my_task.py          your own problem (see examples/)
+  tttd run path/to/problem_dir   an OpenEvolve or ShinkaEvolve problem folder
   tttd show runs/<run>           how a run is doing; tttd resume runs/<run> continues it
+  tttd report runs/<run>         an offline HTML report; tttd runs lists runs
+  tttd run TASK --dry-run        the prompt, a verifier check and the run's size and cost
   tttd verify erdos FILE         re-verify a construction or a program
 """
 
@@ -41,7 +45,7 @@ def _kv(items: list[str] | None, what: str) -> dict[str, Any]:
 
 
 def _default_out(task: str) -> str:
-    name = Path(task).stem if task.endswith(".py") else task
+    name = Path(task).stem if task.endswith(".py") else (Path(task.rstrip("/")).name or task)
     return str(Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
@@ -70,16 +74,17 @@ class Progress:
         if not self.quiet:  # events may quote candidates: escaped, never rich markup
             from rich.text import Text
 
-            self.console.print(Text(safe(text), style="dim" if self.bar else ""), highlight=False,
+            self.console.print(Text(safe(text, multiline=False), style="dim" if self.bar else ""), highlight=False,
                                soft_wrap=True)
 
     def step(self, m: dict[str, Any]) -> None:
         if self.quiet:
             return
-        best = m.get("best_value")
-        info = (f"best {best:.6g}  " if best is not None else "best -  ") + (
-            f"reward mean {m['reward_mean']:.4g} max {m['reward_max']:.4g}  "
-            f"valid {m['valid_fraction']:.0%}  archive {m['archive_size']}")
+        from rich.markup import escape
+
+        from tttd.progress import step_info
+
+        info = escape(step_info(m))  # statuses come from tasks: no rich markup
         if self.bar is not None:
             self.bar.update(self.task_id, completed=m["step"] + 1, info=info)
         else:
@@ -135,45 +140,9 @@ def _print_summary(summary: dict[str, Any], as_json: bool, extra: dict[str, Any]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tttd.policy.tiny import build_tiny_model
+    from tttd.demo_cmd import run_demo
 
-    t0 = time.perf_counter()
-    from rich.console import Console
-
-    err = Console(stderr=True)
-    if not args.quiet:
-        err.print("tttd demo: test-time training of a tiny local model on a toy Erdős-style problem")
-    model_path = build_tiny_model("tiny", progress=not args.quiet)
-    from tttd.task import get_task
-
-    overrides = dict(steps=args.steps, seed=args.seed, model=str(model_path), task="demo", backend="local")
-    cfg = resolve_config(get_task("demo").presets, preset="demo", flag_values=overrides)
-    out = args.out or _default_out("demo")
-    cfg.out = out
-    runs = []
-    modes = [("frozen", False)] if args.no_train else [("trained", True), ("frozen", False)]
-    for name, train in modes:
-        c = RunConfig(**{**cfg.to_dict(), "train": train})
-        path = out if name == modes[0][0] else str(Path(out) / "baseline-frozen")
-        c.out = path
-        summary = _execute(c, path, f"demo ({name})", args.quiet)
-        runs.append((name, summary))
-    main_name, main = runs[0]
-    extra: dict[str, Any] = {"mode": main_name}
-    if len(runs) > 1:
-        extra["frozen_best_value"] = runs[1][1]["best_value"]
-        extra["frozen_run_dir"] = runs[1][1]["run_dir"]
-    extra["seconds_total"] = round(time.perf_counter() - t0, 2)
-    if not args.json:
-        best = json.loads((Path(out) / "best" / "best.json").read_text())
-        print(f"best solution: {safe(best['artifact'].get('digits'))}  overlap {best['value']:.6f} "
-              f"(lower is better; a constant function scores 0.5)")
-        if len(runs) > 1:
-            f = runs[1][1]
-            print(f"trained policy: best overlap {main['best_value']:.6f}; frozen policy, same "
-                  f"{f['samples']} samples: {f['best_value']:.6f}")
-    _print_summary(main, args.json, extra)
-    return 0
+    return run_demo(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -187,15 +156,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         task=args.task, backend=args.backend, model=args.model, preset=args.preset, steps=args.steps,
         groups=args.groups, group_size=args.group_size, out=args.out, seed=args.seed,
         reuse=args.reuse, objective=args.objective, learning_rate=args.lr, max_tokens=args.max_tokens,
-        kl_coef=args.kl_coef, executor=args.executor, workers=args.workers,
+        kl_coef=args.kl_coef, executor=args.executor, workers=args.workers, temperature=args.temperature,
         train=False if args.no_train else None,
+        max_usd=args.max_usd, max_samples=args.max_samples, max_hours=args.max_hours, log=args.log,
         require_isolation=True if args.require_isolation else None,
     )
     if args.task_option:
         flags["task_options"] = _kv(args.task_option, "--task-option")
     if args.backend_option:
         flags["backend_options"] = _kv(args.backend_option, "--backend-option")
-    cfg = resolve_config(task.presets, file_values=file_values, flag_values=flags)
+    from tttd.cli_extra import default_preset, describe_preset
+
+    preset = default_preset(flags["model"] or file_values.get("model"), flags["backend"] or file_values.get("backend"))
+    cfg = resolve_config(task.presets, preset=preset, file_values=file_values, flag_values=flags)
+    if preset is not None and cfg.preset == preset and not args.quiet and not args.preset:
+        print(describe_preset(cfg), file=sys.stderr)
+    if args.dry_run:  # nothing sampled, nothing written
+        from tttd.dryrun import dry_run_main
+        from tttd.loop import build_task
+
+        return dry_run_main(build_task(cfg), cfg, args.json)
     cfg.out = cfg.out or _default_out(args.task)
     check_run_config(cfg)  # every option checked before anything is written
     summary = _execute(cfg, cfg.out, task.name, args.quiet)
@@ -204,21 +184,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from tttd.rundir import atomic_write_json
-
+    from tttd.cli_extra import finished_message
     from tttd.preflight import check_run_config
+    from tttd.rundir import atomic_write_json
 
     rd = RunDir(args.run)
     full = rd.read_config()
     data = {k: v for k, v in full.items() if not k.startswith("_")}
     if args.steps is not None:
         data["steps"] = args.steps
+    from tttd.ledger import CAPS
+
+    caps = {k: getattr(args, k) for k in CAPS if getattr(args, k, None) is not None}
+    data.update(caps)  # raise (or lower) a budget cap for the rest of the run
     cfg = config_from_dict(data)
+    done = finished_message(args.run, cfg.steps)  # before any model is loaded
+    if done is not None:
+        print(done, file=sys.stderr)
+        return 0
     check_run_config(cfg)
 
     def persist_steps() -> None:  # only once the checkpoint restored: a failed resume keeps all
+        changes = dict(caps)
         if args.steps is not None and args.steps != full.get("steps"):
-            atomic_write_json(rd.config, {**rd.read_config(), "steps": args.steps})
+            changes["steps"] = args.steps
+        if changes:
+            atomic_write_json(rd.config, {**rd.read_config(), **changes})
 
     summary = _execute(cfg, args.run, cfg.task, args.quiet, resume=True,
                        accept_task_change=args.accept_task_change, after_restore=persist_steps)
@@ -242,6 +233,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         "best_value": loop["best"]["value"] if loop else None,
         "best_step": loop["best"]["step"] if loop else None,
         "samples": loop["ledger"]["samples"] if loop else 0,
+        "spend": loop["ledger"] if loop else None,
+        "budget": {k: cfg.get(k) for k in ("max_usd", "max_samples", "max_hours")},
+        "stopped": _budget_stop(cfg, loop, done),
         "last_step": last,
         "files": {"best": str(rd.best), "metrics": str(rd.metrics), "archive": str(rd.archive)},
     }
@@ -256,9 +250,27 @@ def cmd_show(args: argparse.Namespace) -> int:
         if best.get("verify"):
             print(f"re-verify: {safe(best['verify'])}")
     print(safe(f"files: {rd.best}/  {rd.metrics}  {rd.archive}"))
-    if info["status"] != "finished":
+    from tttd.ledger import Ledger, spend_lines
+
+    if loop is not None:
+        for line in spend_lines(Ledger.from_dict(loop["ledger"]), config_from_dict(
+                {k: v for k, v in cfg.items() if not k.startswith("_")})):
+            print(line)
+    if info["stopped"]:
+        print(f"stopped by a budget cap: {info['stopped']}; raise it: tttd resume {rd.path} --max-...")
+    elif info["status"] != "finished":
         print(f"continue: tttd resume {rd.path}")
     return 0
+
+
+def _budget_stop(cfg: dict[str, Any], loop: dict[str, Any] | None, done: int) -> str | None:
+    """Why a budget cap keeps the run from its next step, or None."""
+    from tttd.ledger import Ledger, budget_stop
+
+    if loop is None or done >= cfg.get("steps", 0):
+        return None
+    return budget_stop(Ledger.from_dict(loop["ledger"]),
+                      config_from_dict({k: v for k, v in cfg.items() if not k.startswith("_")}))
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -281,6 +293,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                        task_options=_kv(getattr(args, "task_option", None), "--task-option"))
 
 
+def cmd_new_task(args: argparse.Namespace) -> int:
+    from tttd.new_task import new_task_main
+
+    return new_task_main(args.name, args.dir)
+
+
 # ------------------------------------------------------------------------------- parser
 
 
@@ -293,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help=json_help)
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
-    d = sub.add_parser("demo", help="run the CPU demo: a tiny local model learns a toy problem (~3 min)")
+    d = sub.add_parser("demo", help="run the CPU demo: a tiny local model learns a toy problem (3-4 min on 2 idle cores)")
     d.add_argument("--no-train", action="store_true", help="frozen model only (the no-training ablation)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
@@ -312,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--steps", type=int, help="training steps (paper: 50)")
     r.add_argument("--groups", type=int, help="start states per step (paper: 8)")
     r.add_argument("--group-size", type=int, help="samples per start state (paper: 64)")
-    r.add_argument("--lr", type=float, help="learning rate (paper: 4e-5)")
+    r.add_argument("--learning-rate", "--lr", dest="lr", type=float, help="learning rate (paper: 4e-5)")
+    r.add_argument("--temperature", type=float, help="sampling temperature (paper: 1.0)")
     r.add_argument("--max-tokens", type=int, help="token budget per sample")
     r.add_argument("--kl-coef", type=float, help="KL-to-base penalty lambda (paper: 0.1)")
     r.add_argument("--no-train", action="store_true", help="ablation: frozen policy (best-of-N with reuse)")
@@ -324,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend-option", action="append", metavar="KEY=VALUE", help="option for the backend (e.g. base_url=...)")
     r.add_argument("--out", help="run directory (default runs/<task>-<time>)")
     r.add_argument("--seed", type=int, help="random seed (default 0)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="render a prompt, check the verifier, estimate the run's size and cost; sample nothing")
+    r.add_argument("--log", help="also log metrics offline to tensorboard, wandb (comma-separated)")
+    _budget_flags(r)
     r.add_argument("--require-isolation", action="store_true",
                    help="refuse to run (exit 2) unless the sandbox has full isolation (bubblewrap)")
     common(r)
@@ -334,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--steps", type=int, help="raise the total number of steps")
     rs.add_argument("--accept-task-change", action="store_true",
                     help="resume although the task's source or options changed since the start")
+    _budget_flags(rs)
     common(rs)
     rs.set_defaults(func=cmd_resume)
 
@@ -351,7 +375,50 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task (e.g. cases=0-9)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
     v.set_defaults(func=cmd_verify)
+
+    nt = sub.add_parser("new-task", help="write a commented, runnable task file and a test of its scorer")
+    nt.add_argument("name", help="task name (the files are NAME.py and test_NAME.py)")
+    nt.add_argument("--dir", default=".", help="where to write them (default: here)")
+    nt.set_defaults(func=cmd_new_task)
+    _more_commands(sub)
     return p
+
+
+def _budget_flags(sp) -> None:
+    sp.add_argument("--max-usd", type=float, help="stop before a step would cross this spend (needs a price)")
+    sp.add_argument("--max-samples", type=int, help="stop before a step would cross this many samples")
+    sp.add_argument("--max-hours", type=float, help="stop before a step would cross this wall time")
+
+
+def _more_commands(sub) -> None:
+    """report, runs, prompt: their bodies live in their own modules."""
+    from tttd.cli_runs import cmd_runs
+    from tttd.report.cli import add_report_parser
+
+    add_report_parser(sub)
+    rn = sub.add_parser("runs", help="a table of runs: task, status, steps, best, spend, age")
+    rn.add_argument("dir", nargs="?", default="runs", help="directory holding runs (default runs/)")
+    rn.add_argument("--json", action="store_true", help="print one JSON list")
+    rn.set_defaults(func=cmd_runs)
+    pr = sub.add_parser("prompt", help="render a task's root prompt, parse an example answer, verify the root")
+    pr.add_argument("task", help="registered task name or path/to/task.py[:name]")
+    pr.add_argument("--preset", help="settings preset (affects evaluation limits)")
+    pr.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task")
+    pr.add_argument("--seed", type=int, help="random seed of the roots (default 0)")
+    pr.add_argument("--json", action="store_true", help="print one JSON object")
+    pr.set_defaults(func=cmd_prompt)
+
+
+def cmd_prompt(args: argparse.Namespace) -> int:
+    from tttd.dryrun import dry_run_main
+    from tttd.loop import build_task
+    from tttd.task import get_task
+
+    options = _kv(args.task_option, "--task-option")
+    task = get_task(args.task, **options)
+    flags = dict(task=args.task, preset=args.preset, seed=args.seed, task_options=options or None)
+    cfg = resolve_config(task.presets, flag_values=flags)
+    return dry_run_main(build_task(cfg), cfg, args.json, with_estimate=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,14 +431,16 @@ def main(argv: list[str] | None = None) -> int:
     from tttd.sandbox.report import IsolationError
     from tttd.task import TaskOptionError, UnknownTaskError
 
+    from tttd.cli_extra import quiet_broken_pipe
+
     try:
-        return args.func(args)
+        return quiet_broken_pipe(lambda: args.func(args))
     except (ConfigError, UnknownTaskError, TaskOptionError, NotARunError, FileExistsError,
             PolicyLoadError, IsolationError) as exc:
-        print(f"tttd: error: {safe(exc)}", file=sys.stderr)
+        print(f"tttd: error: {safe(exc, multiline=False)}", file=sys.stderr)
         return 2
     except (FileNotFoundError, OSError, ImportError) as exc:
-        print(f"tttd: error: {safe(exc)}", file=sys.stderr)
+        print(f"tttd: error: {safe(exc, multiline=False)}", file=sys.stderr)
         return 2
 
 

@@ -55,6 +55,12 @@ class RunConfig:
     seed: int = 0
     out: str | None = None  # run directory; default runs/<task>-<time>
     preset: str | None = None
+    # Spend and budgets (tttd.ledger): caps stop the run at a step boundary; prices extend the table.
+    max_usd: float | None = None
+    max_samples: int | None = None
+    max_hours: float | None = None
+    prices: dict[str, Any] = field(default_factory=dict)  # "backend:model" -> USD per 1M tokens
+    log: str = ""  # extra metric logs: "tensorboard", "wandb" or both, comma-separated
     require_isolation: bool = False  # refuse to run unless the sandbox isolation is full (tttd.sandbox)
 
     def validate(self) -> "RunConfig":
@@ -78,6 +84,9 @@ class RunConfig:
         need(self.cpus_per_eval >= 1, f"cpus_per_eval must be >= 1, got {self.cpus_per_eval}")
         need(self.archive_size >= 1, f"archive_size must be >= 1, got {self.archive_size}")
         need(self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        for cap in ("max_usd", "max_samples", "max_hours"):
+            v = getattr(self, cap)
+            need(v is None or v > 0, f"{cap} must be > 0, got {v}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,7 +174,28 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"cannot parse config file {p}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a table of settings")
-    return data
+    return normalize_keys(data)
+
+
+#: Config-file spellings of the command-line flags, mapped to RunConfig's field names (which
+#: config.json records). Any key may also use dashes for underscores (``group-size``).
+KEY_ALIASES = {"lr": "learning_rate", "task_option": "task_options", "backend_option": "backend_options"}
+
+
+def normalize_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Accept flag names as config keys: dashes, ``lr``, ``task_option(s)``, ``no_train``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        name = KEY_ALIASES.get(name, name)
+        if name == "no_train":
+            name, value = "train", (not value if isinstance(value, bool) else value)
+            if not isinstance(value, bool):
+                raise ConfigError(f"bad value for no_train: {data[key]!r} (expected true or false)")
+        if name in out:
+            raise ConfigError(f"config key {key!r} repeats {name!r}: give it once")
+        out[name] = value
+    return out
 
 
 def resolve_config(

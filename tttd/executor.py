@@ -14,27 +14,74 @@ Program is the single budget, enforced by a kill inside the sandbox; queueing ti
 from __future__ import annotations
 
 import concurrent.futures as cf
+import glob
 import os
 import queue
+import re
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from tttd.types import Program, SandboxResult
 
-__all__ = ["LocalExecutor", "RayExecutor", "make_executor"]
+__all__ = ["GpuSlots", "LocalExecutor", "RayExecutor", "make_executor", "visible_gpus"]
 
 
 def _failure(exc: BaseException) -> SandboxResult:
     return SandboxResult(status="error", message=f"executor failure: {type(exc).__name__}: {exc}")
 
 
-def _safe_run(program: Program, cpus: Any = None) -> SandboxResult:
+def _safe_run(program: Program, cpus: Any = None, devices: tuple[int, ...] = ()) -> SandboxResult:
     from tttd import sandbox
 
     try:
+        if devices:  # CONTRACTS.md item 2: the jail binds exactly these GPUs
+            return sandbox.run(program, cpus=cpus, devices=tuple(devices))
         return sandbox.run(program, cpus=cpus)
     except Exception as e:  # bad Program or internal error: a result, never an exception
         return _failure(e)
+
+
+def visible_gpus() -> list[int]:
+    """GPU indices this process may hand out, without importing torch: ``CUDA_VISIBLE_DEVICES``
+    when set (its integer entries; UUID entries count by position), else the ``/dev/nvidiaN``
+    device nodes. Empty when there is no NVIDIA GPU."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        items = [x.strip() for x in env.split(",") if x.strip()]
+        if all(x.lstrip("-").isdigit() for x in items):
+            out = []
+            for x in items:
+                if int(x) < 0:  # CUDA stops at the first invalid index
+                    break
+                out.append(int(x))
+            return out
+        return list(range(len(items)))
+    nodes = (re.fullmatch(r"/dev/nvidia(\d+)", p) for p in glob.glob("/dev/nvidia[0-9]*"))
+    return sorted(int(m.group(1)) for m in nodes if m)
+
+
+class GpuSlots:
+    """One evaluation per GPU at a time: :meth:`acquire` blocks until ``n`` devices are free and
+    takes them all at once (no deadlock between evaluations that need several)."""
+
+    def __init__(self, devices: Sequence[int]):
+        self.devices = tuple(int(d) for d in devices)
+        self._free = list(self.devices)
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int) -> tuple[int, ...]:
+        if n > len(self.devices):
+            raise ValueError(f"an evaluation needs {n} GPU(s) but this executor has "
+                             f"{len(self.devices)} ({list(self.devices) or 'none'})")
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._free) >= n)
+            taken, self._free = tuple(self._free[:n]), self._free[n:]
+            return taken
+
+    def release(self, devices: Sequence[int]) -> None:
+        with self._cond:
+            self._free.extend(devices)
+            self._cond.notify_all()
 
 
 class LocalExecutor:
@@ -44,9 +91,14 @@ class LocalExecutor:
     each evaluation is pinned (sched_setaffinity in the sandbox) to its own group of
     ``cpus_per_eval`` CPUs from this process's affinity set; then ``workers`` is capped at the
     number of whole groups.
+
+    A program with ``limits.gpus > 0`` waits for that many free GPUs (one evaluation per device;
+    ``gpus`` defaults to :func:`visible_gpus`) and runs with ``devices=`` those ids; with no GPU
+    it gets an error result at once. ``run_fn`` replaces :func:`tttd.sandbox.run` (tests).
     """
 
-    def __init__(self, workers: int | None = None, cpus_per_eval: int = 1, pin_cpus: bool = False):
+    def __init__(self, workers: int | None = None, cpus_per_eval: int = 1, pin_cpus: bool = False,
+                 gpus: Sequence[int] | None = None, run_fn: Callable[..., SandboxResult] | None = None):
         if int(cpus_per_eval) < 1:
             raise ValueError(f"cpus_per_eval must be >= 1, got {cpus_per_eval}")
         self.cpus_per_eval = int(cpus_per_eval)
@@ -66,16 +118,33 @@ class LocalExecutor:
             for g in groups:
                 self._groups.put(g)
         self.workers = int(workers)
+        self.gpu_slots = GpuSlots(visible_gpus() if gpus is None else gpus)
+        self._run_fn = run_fn
         self._pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="tttd-eval")
         self._closed = False
         self._lock = threading.Lock()
 
     def _run(self, program: Program) -> SandboxResult:
+        need = int(getattr(getattr(program, "limits", None), "gpus", 0) or 0)
+        if need <= 0:
+            return self._run_cpus(program, ())
+        try:
+            devices = self.gpu_slots.acquire(need)
+        except ValueError as e:
+            return SandboxResult(status="error", message=str(e))
+        try:
+            return self._run_cpus(program, devices)
+        finally:
+            self.gpu_slots.release(devices)
+
+    def _run_cpus(self, program: Program, devices: tuple[int, ...]) -> SandboxResult:
+        run = _safe_run if self._run_fn is None else self._run_fn
+        kw: dict[str, Any] = {"devices": devices} if devices else {}
         if self._groups is None:
-            return _safe_run(program)
+            return _wrap(run, program, None, kw)
         group = self._groups.get()
         try:
-            return _safe_run(program, cpus=group)
+            return _wrap(run, program, group, kw)
         finally:
             self._groups.put(group)
 
@@ -103,13 +172,33 @@ class LocalExecutor:
         self.close()
 
 
+def _wrap(run: Callable[..., SandboxResult], program: Program, cpus: Any, kw: dict) -> SandboxResult:
+    try:
+        return run(program, cpus=cpus, **kw)
+    except Exception as e:
+        return _failure(e)
+
+
+def _ray_gpu_run(program: Program) -> SandboxResult:
+    """Inside a Ray task that reserved ``num_gpus``: run on the GPUs Ray assigned to it."""
+    import ray
+
+    devices = tuple(int(float(i)) for i in ray.get_gpu_ids())
+    if len(devices) < program.limits.gpus:
+        return SandboxResult(status="error", message=f"Ray assigned GPUs {list(devices)}, "
+                                                     f"need {program.limits.gpus}")
+    return _safe_run(program, None, devices[: program.limits.gpus])
+
+
 class RayExecutor:
     """Runs :func:`tttd.sandbox.run` as a Ray task with ``num_cpus=cpus_per_eval``.
 
     Connects to ``address`` (or an already initialised Ray); otherwise starts a local instance
     (``ray.init(num_cpus=..., include_dashboard=False)``) and shuts it down on :meth:`close`.
     Results and semantics equal :class:`LocalExecutor`'s: the same SandboxResult, timeouts
-    included, and futures that never raise.
+    included, and futures that never raise. A program with ``limits.gpus > 0`` is a Ray task
+    with ``num_gpus=limits.gpus`` (so Ray spreads GPU evaluations over the cluster's GPUs, one
+    per device) and runs with ``devices=`` the ids Ray assigned.
     """
 
     def __init__(self, address: str | None = None, cpus_per_eval: int = 1, workers: int | None = None,
@@ -133,6 +222,7 @@ class RayExecutor:
             ray.init(**kw)
             self._started = True
         self._remote = ray.remote(num_cpus=self.cpus_per_eval, max_retries=0)(_safe_run)
+        self._remote_gpu = ray.remote(num_cpus=self.cpus_per_eval, max_retries=0)(_ray_gpu_run)
         self._closed = False
 
     def submit(self, program: Program) -> "cf.Future[SandboxResult]":
@@ -140,7 +230,11 @@ class RayExecutor:
             raise RuntimeError("executor is closed")
         out: cf.Future = cf.Future()
         try:
-            inner = self._remote.remote(program).future()
+            gpus = int(getattr(getattr(program, "limits", None), "gpus", 0) or 0)
+            if gpus > 0:
+                inner = self._remote_gpu.options(num_gpus=gpus).remote(program).future()
+            else:
+                inner = self._remote.remote(program).future()
         except Exception as e:
             out.set_result(_failure(e))
             return out

@@ -20,8 +20,10 @@ import hashlib
 import inspect
 import json
 import os
+import shlex
 import signal
 import time
+from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ import numpy as np
 
 from tttd.archive import Archive
 from tttd.config import RunConfig
+from tttd.ledger import Ledger, budget_stop, check_budget, price_for
 from tttd.objective import group_advantages
 from tttd.policy import Policy, SamplingParams, TrainConfig, backend_class
 from tttd.rundir import NotARunError, RunDir, append_jsonl, atomic_write_json, atomic_write_text
@@ -77,19 +80,6 @@ def derive_seed(*parts: int) -> int:
 
 
 @dataclass
-class Ledger:
-    """What the run has spent so far (carried across resumes)."""
-
-    samples: int = 0
-    prompt_tokens: int = 0
-    sampled_tokens: int = 0
-    trained_tokens: int = 0
-    seconds: float = 0.0
-    evaluations: int = 0
-    valid: int = 0
-
-
-@dataclass
 class Best:
     value: float | None = None
     reward: float | None = None
@@ -119,6 +109,32 @@ def build_policy(cfg: RunConfig) -> Policy:
         return policy
     except (ValueError, OSError, ImportError, RuntimeError, TimeoutError) as exc:
         raise PolicyLoadError(f"cannot load the {cfg.backend} policy {cfg.model!r}: {exc}") from exc
+
+
+def package_versions(names=("torch", "transformers", "peft", "tokenizers", "accelerate", "tinker", "openai",
+                                 "ray", "vllm")) -> dict[str, str]:
+    """Installed versions of the packages a run may use (read from metadata, nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def verify_command(task: str, target: Path, options: str = "") -> str:
+    """The shell command that re-verifies ``target``: a task given as a file path (or a problem
+    folder) is named by its absolute path, so the command works from any directory."""
+    import shlex
+
+    spec, pick = (task.rsplit(":", 1) + [""])[:2] if ".py:" in task else (task, "")
+    if (spec.endswith(".py") or "/" in spec) and Path(spec).exists():
+        spec = str(Path(spec).resolve())
+    name = spec + (f":{pick}" if pick else "")
+    return f"tttd verify {shlex.quote(name)}{options} {shlex.quote(str(Path(target).resolve()))}"
 
 
 def build_task(cfg: RunConfig) -> Task:
@@ -158,6 +174,9 @@ class Discovery:
         self.cfg = cfg
         self.dir = RunDir(run_dir)
         self.task = task or build_task(cfg)
+        preflight = getattr(self.task, "preflight", None)  # e.g. a GPU task where no GPU is visible
+        if callable(preflight):
+            preflight()
         self.on_step = on_step or (lambda m: None)
         self.on_event = on_event or (lambda s: None)
         self._policy = policy
@@ -171,6 +190,8 @@ class Discovery:
         self.best = Best()
         self._best_dirty = False
         self._executor = None
+        self.stopped: str | None = None  # why a budget cap stopped the run
+        self._loggers = None
 
     # ------------------------------------------------------------------ setup and resume
     @property
@@ -182,6 +203,7 @@ class Discovery:
 
     def start(self) -> None:
         """A new run: load the policy (fail before anything is written), write config and roots."""
+        self._check_options()
         _ = self.policy
         getattr(self.task, "prepare", lambda: None)()  # the task's data, also before anything is written
         self.dir.create(self.describe())
@@ -203,6 +225,7 @@ class Discovery:
         pointer, truncated archive or loop state) or a changed task (its fingerprint, see
         :func:`tttd.task.task_fingerprint`, unless ``accept_task_change``) raises
         :class:`~tttd.rundir.NotARunError` and leaves every file as it was."""
+        self._check_options()
         ckpt = self.dir.latest_step_dir()
         loaded = self.dir.read_checkpoint(ckpt) if ckpt is not None else None
         self._check_task_unchanged(accept_task_change)
@@ -213,7 +236,7 @@ class Discovery:
         archive_text, state = loaded
         try:
             archive = Archive.from_dict(json.loads(archive_text))
-            ledger, best = Ledger(**state["ledger"]), Best(**state["best"])
+            ledger, best = Ledger.from_dict(state["ledger"]), Best(**state["best"])
             step = int(state["step"]) + 1
         except (KeyError, TypeError, ValueError) as exc:
             raise NotARunError(f"{ckpt} is damaged ({type(exc).__name__}: {str(exc)[:120]}); "
@@ -249,6 +272,13 @@ class Discovery:
         full.setdefault("_task", {})["fingerprint"] = self.task_fingerprint()
         atomic_write_json(self.dir.config, full)
 
+    def _check_options(self) -> None:
+        """Budget caps and metric logs that cannot work fail here, before anything is written."""
+        from tttd.metric_log import check_loggers
+
+        check_budget(self.cfg)
+        check_loggers(self.cfg.log)
+
     def describe(self) -> dict[str, Any]:
         import platform
 
@@ -256,7 +286,8 @@ class Discovery:
 
         return {
             **self.cfg.to_dict(),
-            "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__},
+            "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__,
+                          **package_versions()},
             "_task": {"name": self.task.name, "direction": self.task.objective.direction,
                       "transform": self.task.objective.transform,
                       "fingerprint": self.task_fingerprint()},
@@ -265,12 +296,24 @@ class Discovery:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, Any]:
+        from tttd.metric_log import open_loggers
+
         try:
             while self.step < self.cfg.steps:
+                self.stopped = budget_stop(self.ledger, self.cfg)  # at a step boundary, before it
+                if self.stopped:
+                    self.on_event(f"stopped before step {self.step}: {self.stopped}; raise the cap "
+                                  f"with tttd resume {self.dir.path} --max-...")
+                    break
                 metrics = self.run_step(self.step)
                 self.on_step(metrics)
+                self._loggers = self._loggers or open_loggers(self.cfg.log, self.dir.path)
+                self._loggers.log(metrics)
                 self.step += 1
         finally:
+            if self._loggers is not None:
+                self._loggers.close()
+                self._loggers = None
             if self._executor is not None:
                 self._executor.close()
                 self._executor = None
@@ -360,12 +403,17 @@ class Discovery:
         if cfg.train and self.policy.trainable and batch:
             train_metrics = self.policy.train_step(
                 batch, TrainConfig(learning_rate=cfg.learning_rate, kl_coef=cfg.kl_coef, clip=cfg.clip))
+        from tttd.progress import why_no_train
+
+        skipped = None if train_metrics else why_no_train(cfg.train, self.policy.trainable, adv.kept,
+                                                           len(starts), len(batch))
         t["train"] = time.perf_counter()
         fault_point("train", step)
 
         # 8. checkpoint: logs first, then the atomic commit
         rollouts = self._rollout_rows(step, starts, prompts, samples, evaluations, adv, child_ids)
         metrics = self._metrics(step, samples, evaluations, adv, train_metrics, t)
+        metrics["train_skipped"] = skipped
         append_jsonl(self.dir.rollouts, rollouts)
         append_jsonl(self.dir.metrics, [metrics])
         self._commit(step)
@@ -386,6 +434,7 @@ class Discovery:
         result: SandboxResult | None = None
         if fut is not None:
             result = fut.result()
+            self.ledger.add_evaluation(result, cand.program.limits)
             seen = getattr(self, "_protections_seen", None)  # protections active in this step
             self._protections_seen = set(result.protections) if seen is None else seen & set(result.protections)
         try:
@@ -411,6 +460,7 @@ class Discovery:
         rows = []
         for g, (start, prompt, group, evs) in enumerate(zip(starts, prompts, samples, evaluations)):
             phash = hashlib.sha256(repr(prompt).encode()).hexdigest()[:16]
+            prompt_file = self.dir.save_prompt(phash, prompt)
             a_group = adv.advantages[g]
             for i, (smp, ev) in enumerate(zip(group, evs)):
                 rows.append({
@@ -418,7 +468,7 @@ class Discovery:
                     "completion": smp.text, "stop_reason": smp.stop_reason, "tokens": len(smp.tokens),
                     "valid": ev.valid, "status": ev.status, "value": ev.value, "reward": ev.reward,
                     "advantage": None if a_group is None else float(a_group[i]),
-                    "message": ev.message[:500], "child": child_ids[g][i],
+                    "message": ev.message[:500], "child": child_ids[g][i], "prompt_file": prompt_file,
                 })
         return rows
 
@@ -428,13 +478,9 @@ class Discovery:
         values = np.array([ev.value for ev in flat if ev.valid], dtype=float)
         n_tokens = sum(len(s.tokens) for g in samples for s in g)
         n_prompt = sum(len(s.prompt_tokens) for g in samples for s in g)
-        self.ledger.samples += len(flat)
-        self.ledger.sampled_tokens += n_tokens
-        self.ledger.prompt_tokens += n_prompt
-        self.ledger.trained_tokens += int(train_metrics.get("tokens", 0))
-        self.ledger.evaluations += len(flat)
-        self.ledger.valid += len(values)
-        self.ledger.seconds += time.perf_counter() - t["start"]
+        self.ledger.record_step(samples=len(flat), prompt_tokens=n_prompt, sampled_tokens=n_tokens,
+                                trained_tokens=int(train_metrics.get("tokens", 0)), valid=len(values),
+                                seconds=time.perf_counter() - t["start"], price=price_for(self.cfg))
         orient = self.task.objective.oriented
         betas = [b for b in adv.betas if b is not None]
         return {
@@ -453,6 +499,7 @@ class Discovery:
             "kl_policy_base": train_metrics.get("kl_policy_base"),
             "kl_sample_train": train_metrics.get("kl_sample_train"),
             "archive_size": len(self.archive),
+            "status_counts": dict(sorted(Counter(ev.status for ev in flat if not ev.valid).items())),
             "samples": len(flat),
             "sampled_tokens": n_tokens,
             "prompt_tokens": n_prompt,
@@ -482,7 +529,7 @@ class Discovery:
             self._best_dirty = False
 
     def write_best(self) -> None:
-        """best/: the artifact (artifact.json, solution.py if code), its value, and the command
+        """best/: the artifact (artifact.json, solution.py/.cpp if code), its value, and the command
         that re-verifies it (best.json)."""
         b = self.best
         if b.value is None:
@@ -495,11 +542,12 @@ class Discovery:
             atomic_write_json(d / "artifact.json", data)
             target = d / "artifact.json"
         if b.artifact.get("code"):
-            atomic_write_text(d / "solution.py", b.artifact["code"] + "\n")
-            target = target or d / "solution.py"
-        opts = "".join(f" --task-option {k}={v if isinstance(v, str) else json.dumps(v)}"
+            solution = d / ("solution" + self.task.program_suffixes[0])  # .py, .cpp, ...
+            atomic_write_text(solution, b.artifact["code"] + "\n")
+            target = target or solution
+        opts = "".join(f" --task-option {shlex.quote(f'{k}={v if isinstance(v, str) else json.dumps(v)}')}"
                        for k, v in sorted(self.cfg.task_options.items()))  # as the run built its task
-        command = f"tttd verify {self.cfg.task}{opts} {target}" if target else None
+        command = verify_command(self.cfg.task, target, opts) if target else None
         atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
                                             "message": b.message, "artifact": b.artifact,
                                             "verify": command})
@@ -515,4 +563,5 @@ class Discovery:
             "valid": self.ledger.valid,
             "seconds": round(self.ledger.seconds, 3),
             "run_dir": str(self.dir.path),
+            "stopped": self.stopped,
         }

@@ -7,6 +7,7 @@ Layout (DESIGN.md)::
       metrics.jsonl      one line per completed step
       rollouts.jsonl     one line per rollout of completed steps
       archive.json       the archive after the last completed step (a copy for readers)
+      prompts/           one JSON file of chat messages per distinct prompt (rollouts name it)
       checkpoint/
         LATEST           name of the last committed step directory (the commit point)
         step-000007/     archive.json, loop.json (step, RNG, ledger), policy/ (adapter, optimizer)
@@ -108,6 +109,19 @@ class RunDir:
     @property
     def checkpoints(self) -> Path:
         return self.path / CHECKPOINT
+
+    @property
+    def prompts(self) -> Path:
+        return self.path / "prompts"
+
+    def save_prompt(self, prompt_hash: str, messages: Any) -> str:
+        """Keep a prompt's text once (``prompts/<hash>.json``); rollouts name it by this path."""
+        name = f"prompts/{prompt_hash}.json"
+        target = self.path / name
+        if not target.exists():
+            self.prompts.mkdir(exist_ok=True)
+            atomic_write_json(target, messages)
+        return name
 
     # lifecycle ----------------------------------------------------------------------------
     def create(self, config: dict[str, Any]) -> None:

@@ -45,11 +45,27 @@ class Objective:
     The paper's code mixes scales (SPEC.md 7.3 item 11); tttd keeps one declared raw value per
     task (shown in prompts and stored in the archive) and an explicit monotone ``transform`` from
     that value to the reward (e.g. C5 -> 1/C5). Failures get ``failure_reward``.
+
+    Checked when the objective is defined (ValueError otherwise):
+
+    - the transform must agree with the direction: ``identity`` (reward = value) for
+      ``maximize``; ``negate`` (reward = -value) or ``reciprocal`` (reward = 1/value, values > 0)
+      for ``minimize``;
+    - ``failure_reward`` must rank at or below every valid reward. ``bounds = (lo, hi)`` is the
+      range of valid raw values (``None`` = unbounded); the default ``(0.0, None)`` says values are
+      non-negative. So ``minimize`` + ``negate`` needs a finite ``hi`` and ``failure_reward <= -hi``
+      (with the default ``failure_reward=0.0`` it is an error: every valid reward -value < 0 would
+      rank below a failure); ``maximize`` + ``identity`` needs ``failure_reward <= lo``.
+
+    At run time a valid evaluation whose value lies outside ``bounds`` is turned invalid with a
+    message saying so (:meth:`Task.evaluate`), so a wrong declaration shows instead of silently
+    misranking answers.
     """
 
     direction: Literal["maximize", "minimize"] = "maximize"
     transform: str = "identity"
     failure_reward: float = 0.0
+    bounds: tuple[float | None, float | None] = (0.0, None)
 
     def __post_init__(self) -> None:
         if self.direction not in ("maximize", "minimize"):
@@ -58,6 +74,43 @@ class Objective:
             raise ValueError(
                 f"unknown reward transform {self.transform!r}; known: {sorted(REWARD_TRANSFORMS)}"
             )
+        wanted = ("identity",) if self.direction == "maximize" else ("negate", "reciprocal")
+        if self.transform not in wanted:
+            raise ValueError(
+                f"transform {self.transform!r} does not fit direction {self.direction!r}: a better "
+                f"value must give a higher reward; use {' or '.join(map(repr, wanted))}"
+            )
+        if not math.isfinite(self.failure_reward):
+            raise ValueError(f"failure_reward must be finite, got {self.failure_reward!r}")
+        lo, hi = self.bounds
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"bounds {self.bounds!r}: lower bound above upper bound")
+        worst = self.worst_reward()
+        if worst is None or self.failure_reward > worst:
+            bound = "lo" if self.maximize else "hi"
+            raise ValueError(
+                f"failure_reward {self.failure_reward!r} ranks above valid answers: with "
+                f"{self.direction} + {self.transform} and bounds {self.bounds!r} the worst valid "
+                f"reward is {'unbounded below' if worst is None else repr(worst)}; declare a finite "
+                f"{bound} in bounds=(lo, hi) and a failure_reward at or below it"
+                + (" (or use transform='reciprocal' for positive values)" if self.transform == "negate" else "")
+            )
+
+    def worst_reward(self) -> float | None:
+        """The lowest reward a valid value within ``bounds`` can get (None: unbounded below)."""
+        lo, hi = self.bounds
+        if self.transform == "identity":
+            return None if lo is None else float(lo)
+        if self.transform == "negate":
+            return None if hi is None else -float(hi)
+        # reciprocal: values must be > 0, rewards 1/value > 0, approaching 0 as value grows
+        if lo is not None and lo < 0:
+            raise ValueError(f"transform 'reciprocal' needs positive values; bounds {self.bounds!r}")
+        return 0.0 if hi is None else 1.0 / float(hi)
+
+    def in_bounds(self, value: float) -> bool:
+        lo, hi = self.bounds
+        return (lo is None or value >= lo) and (hi is None or value <= hi)
 
     @property
     def maximize(self) -> bool:
@@ -175,7 +228,13 @@ class Task:
         raise NotImplementedError
 
     def load_construction(self, obj: Any) -> Any:
-        """Turn a construction file's JSON (``tttd verify TASK FILE``) into verify()'s input."""
+        """Turn a construction file's JSON (``tttd verify TASK FILE``) into verify()'s input.
+
+        The default unwraps ``{"construction": X}`` (the form of a run's ``best/artifact.json``
+        when the artifact is a ``construction``) to ``X``; anything else is passed as is.
+        """
+        if isinstance(obj, dict) and set(obj) == {"construction"}:
+            return obj["construction"]
         return obj
 
     #: the fence language of a candidate program, and the file suffixes ``tttd verify`` runs as one
@@ -191,6 +250,17 @@ class Task:
     def prepare(self) -> None:
         """Load what the task needs (e.g. a dataset) before a run or a verify writes anything;
         raise ValueError with a one-line reason when it cannot. Default: nothing to load."""
+
+    def example_answer(self, state: State) -> str | None:
+        """Optional: a well-formed answer to ``state``'s prompt (``tttd prompt`` parses and
+        verifies it; nothing is sampled). Default: the state's own code, if it has any."""
+        code = (state.artifact or {}).get("code")
+        return f"```python\n{code}\n```" if code else None
+
+    def draw(self, artifact: dict[str, Any], ax: Any) -> bool:
+        """Optional: draw a construction on a matplotlib Axes (``tttd report``); False if the
+        task cannot draw it."""
+        return False
 
     def invalid(self, message: str, status: str = "invalid", output_tail: str = "") -> Evaluation:
         return Evaluation(
@@ -226,6 +296,11 @@ class Task:
         except (ValueError, TypeError, OverflowError, MemoryError) as exc:
             ev = self.invalid(f"verifier rejected the result: {exc}")
         ev.output_tail = out_tail
+        if ev.valid and ev.value is not None and not self.objective.in_bounds(ev.value):
+            return self.invalid(
+                f"value {ev.value!r} lies outside the objective's declared bounds "
+                f"{self.objective.bounds!r} (fix the task's Objective(bounds=...))",
+                status="invalid", output_tail=out_tail)
         if candidate.code is not None:
             ev.artifact.setdefault("code", candidate.code)
         if ev.valid and ev.key is None:
@@ -255,12 +330,22 @@ _BUILTINS_LOADED = False
 def register_task(name: str, factory: TaskFactory | None = None, *, summary: str | None = None):
     """Register a task factory (a Task subclass or a function returning a Task) under ``name``.
 
-    Use as a decorator (``@register_task("erdos")``) or a call (``register_task("x", make_x)``).
+    Use as a decorator (``@register_task("erdos")``) or a call (``register_task("x", make_x)``);
+    a ready :class:`Task` instance may be registered too (``register_task("tsp", ProgramTask(...))``).
     Re-registering the same name from the same module replaces it (re-imports); from another
     module it is an error, so two tasks can never silently shadow each other.
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
         raise ValueError(f"bad task name {name!r}: use letters, digits, '_', '-', '.'")
+
+    if isinstance(factory, Task):  # an instance (e.g. a ProgramTask): registered as is
+        instance, caller = factory, sys._getframe(1).f_globals.get("__name__", "?")
+
+        def factory() -> Task:
+            return instance
+
+        factory.__module__ = caller
+        factory.__doc__ = instance.summary or type(instance).__doc__
 
     def add(f: TaskFactory) -> TaskFactory:
         origin = getattr(f, "__module__", "?")
@@ -412,6 +497,13 @@ def _resolve_name(name_or_path: str) -> str:
         spec, pick = name_or_path.rsplit(":", 1)
     if spec.endswith(".py") or "/" in spec:
         path = Path(spec)
+        if path.is_dir():  # an OpenEvolve / ShinkaEvolve problem folder
+            from tttd.evolve_import import register_problem_dir
+
+            try:
+                return register_problem_dir(path)
+            except ValueError as exc:
+                raise UnknownTaskError(str(exc)) from None
         if not path.is_file():
             raise UnknownTaskError(f"task file not found: {path}")
         added = _import_task_file(path)

@@ -34,10 +34,11 @@ def _escape(m: re.Match[str]) -> str:
     return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}"
 
 
-def safe(text: object, *, multiline: bool = False, limit: int | None = None) -> str:
+def safe(text: object, *, multiline: bool = True, limit: int | None = None) -> str:
     """``text`` (any object, via ``str``) with every control, bidi and surrogate code point
-    escaped. Newlines and tabs are kept only when ``multiline``; ``limit`` caps the length
-    (applied before escaping, so the result may be a few times longer)."""
+    escaped. Newlines and tabs are kept unless ``multiline=False`` (one-line contexts such as an
+    error line); ``limit`` caps the length (applied before escaping, so the result may be a few
+    times longer)."""
     s = text if isinstance(text, str) else str(text)
     if limit is not None and len(s) > limit:
         s = s[:limit] + "..."
@@ -46,4 +47,4 @@ def safe(text: object, *, multiline: bool = False, limit: int | None = None) -> 
 
 def safe_lines(text: object, indent: str = "") -> list[str]:
     """A multi-line text as escaped lines (for output tails)."""
-    return [indent + safe(line) for line in str(text).splitlines()]
+    return [indent + safe(line, multiline=False) for line in str(text).splitlines()]

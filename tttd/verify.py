@@ -44,16 +44,34 @@ def verify_construction(task: Task, obj: Any) -> Evaluation:
     return task.evaluate(Candidate(text="", data=data), None)
 
 
+def run_sandbox(program):
+    try:
+        from tttd.sandbox import run
+    except ImportError as exc:  # pragma: no cover - the sandbox is part of tttd
+        raise UsageError(f"the sandbox is not available: {exc}") from None
+    return run(program)
+
+
 def verify_program(task: Task, code: str, state: State | None = None) -> Evaluation:
     """Run ``code`` in the sandbox under the task's contract and verify what it returns."""
+    if hasattr(task, "program_from_code"):  # e.g. ProgramTask: the file is the whole program
+        candidate = Candidate(text=code, code=code, program=task.program_from_code(code, state))
+        result = run_sandbox(candidate.program)
+        try:
+            return task.evaluate(candidate, result, state)
+        except Exception as exc:  # a verdict, never a traceback
+            return task.invalid(f"verifier error: {type(exc).__name__}: {str(exc)[:300]}",
+                                status="verifier_error")
     if state is None:
         state = task.initial_states(1, np.random.default_rng(0))[0]
     fence = getattr(task, "code_language", "python")
     candidate = task.parse(f"```{fence}\n" + code.strip("\n") + "\n```\n", state)
     if candidate.program is not None:
-        # The file is the program: keep it whole even if it contains ``` of its own.
-        candidate.code = code
-        candidate.program.source = code
+        # The file is the program: keep it whole even if it contains ``` of its own (unless the
+        # task runs the code inside a harness of its own, e.g. the speed kit's timing harness).
+        parsed, candidate.code = candidate.code, code
+        if candidate.program.source == parsed:
+            candidate.program.source = code
     result = None
     if candidate.program is not None:
         from tttd.executor import LocalExecutor
@@ -121,7 +139,7 @@ def verify_main(
             raise UsageError(str(exc)) from None
         ev = _load(task, Path(file))
     except UsageError as exc:
-        print(f"tttd verify: error: {safe(exc)}", file=err)
+        print(f"tttd verify: error: {safe(exc, multiline=False)}", file=err)
         return USAGE_ERROR
     if as_json:
         line = {"valid": ev.valid, "value": ev.value, "reward": ev.reward, "message": ev.message}

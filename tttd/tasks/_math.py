@@ -272,6 +272,8 @@ class MathTask(Task):
     verifier_source: str = ""
     target: str = ""
     required_construction_keys: tuple[str, ...] = ()
+    #: body of the entry function of ``tttd prompt``'s example answer (None: no example)
+    example_body: str | None = None
 
     def __init__(
         self,
@@ -416,6 +418,25 @@ class MathTask(Task):
         if not self.inject_name or not construction:
             return {}
         return {self.inject_name: self.inject_value(construction)}
+
+    def example_answer(self, state: State) -> str | None:
+        if self.example_body is None or (self.inject_name and "{inject}" in self.example_body
+                                         and not (state.artifact or {}).get("construction")):
+            return super().example_answer(state)
+        body = self.example_body.format(inject=self.inject_name)
+        return f"A first answer that returns the current construction.\n\n```python\ndef {self.signature}:\n{body}\n```\n"
+
+    def draw(self, artifact: dict[str, Any], ax: Any) -> bool:
+        """A 1-D construction drawn as the step function it defines."""
+        values = (artifact or {}).get("construction")
+        if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
+            return False
+        y = np.asarray(values, dtype=float)
+        ax.stairs(y, np.arange(len(y) + 1), fill=True, alpha=0.6)
+        ax.set_xlabel("step index")
+        ax.set_ylabel("height")
+        ax.set_title(f"{self.name}: {len(y)} steps")
+        return True
 
     def parse(self, completion: str, state: State) -> Candidate:
         code = extract_code_block(completion)

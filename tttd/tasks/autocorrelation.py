@@ -54,6 +54,7 @@ class _AutocorrelationTask(MathTask):
     inject_doc = _INJECT_DOC
     default_eval_timeout_s = 1000.0
     default_cpus = 2
+    example_body = "    return [float(v) for v in {inject}]"
 
     def random_construction(self, rng: np.random.Generator) -> Any:
         """SPEC 3.4: a constant sequence, value u ~ U(0, 1) repeated L ~ U{1000..7999} times."""

@@ -54,6 +54,32 @@ class CirclePackingTask(MathTask):
     default_cpus = 1
     value_label = "sum of radii (higher is better)"
     verifier_source = VERIFIER
+    # A grid packing: k x k cells, one circle of radius 1/(2k) per cell (valid, far from the record).
+    example_body = ("    import math\n    n = {n}\n    k = math.ceil(math.sqrt(n))\n"
+                    "    centers = [((i % k + 0.5) / k, (i // k + 0.5) / k) for i in range(n)]\n"
+                    "    radii = [0.5 / k] * n\n    return centers, radii, sum(radii)")
+
+    def example_answer(self, state: State) -> str | None:
+        body = self.example_body.format(n=self.n)
+        return f"A grid packing as a first answer.\n\n```python\ndef {self.signature}:\n{body}\n```\n"
+
+    def draw(self, artifact: dict[str, Any], ax: Any) -> bool:
+        xyr = (artifact or {}).get("construction")
+        try:
+            xyr = np.asarray(xyr, dtype=float).reshape(-1, 3)
+        except (TypeError, ValueError):
+            return False
+        from matplotlib.patches import Circle, Rectangle
+
+        ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, linewidth=1.5))
+        for i, (x, y, r) in enumerate(xyr):
+            ax.add_patch(Circle((x, y), r, alpha=0.5, edgecolor="black"))
+            ax.annotate(str(i), (x, y), ha="center", va="center", fontsize=7)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_aspect("equal")
+        ax.set_title(f"{len(xyr)} circles, sum of radii {xyr[:, 2].sum():.6f}")
+        return True
 
     @property
     def returns(self) -> str:  # type: ignore[override]

@@ -77,6 +77,22 @@ class DigitOverlapTask(Task):
             return Candidate(text=completion, error=f"need at least {MIN_DIGITS} digits, got {len(digits)}")
         return Candidate(text=completion, data=digits)
 
+    def example_answer(self, state: State) -> str | None:
+        return state.artifact.get("digits") or "5555555555"
+
+    def draw(self, artifact, ax) -> bool:
+        digits = (artifact or {}).get("digits")
+        if not isinstance(digits, str) or not digits.isdigit():
+            return False
+        h = (np.array([int(c) for c in digits], dtype=float) + 0.5) / 10.0
+        h = h - h.mean() + 0.5
+        ax.stairs(h, np.linspace(0.0, 2.0, len(h) + 1), fill=True, alpha=0.6)
+        ax.set_xlabel("x")
+        ax.set_ylabel("h(x)")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"step function of {digits}")
+        return True
+
     def verify(self, data, state: State | None = None) -> Evaluation:
         if isinstance(data, dict):
             data = data.get("digits")

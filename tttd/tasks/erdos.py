@@ -79,6 +79,7 @@ class ErdosTask(MathTask):
     problem = PROBLEM
     verifier_source = VERIFIER
     target = "The record is C5 <= 0.380876; lower it to at least 0.3808."
+    example_body = "    h = [float(v) for v in {inject}]\n    return h, None, len(h)"
 
     def random_construction(self, rng: np.random.Generator) -> Any:
         """SPEC 3.4: n ~ U{40..99}, h = 0.5 + (u - mean u), u ~ U(-0.4, 0.4)."""

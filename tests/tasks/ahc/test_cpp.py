@@ -18,7 +18,7 @@ from tttd.tasks.ahc import cpp
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
 REPO = Path(__file__).resolve().parents[3]
-EXAMPLES = REPO / "examples" / "ahc"
+EXAMPLES = REPO / "tttd" / "tasks" / "ahc" / "baselines"
 
 PRINT_500 = "#include <cstdio>\nint main(){ for(int i=0;i<500;i++) std::puts(\"-1\"); }\n"
 

@@ -144,6 +144,13 @@ class AhcTask(Task):
         """The trusted score of one case's output (0 with the reason when rejected)."""
         return score_case(self.problem_id, input_text, output)
 
+    def example_answer(self, state: State) -> str | None:
+        """A plain baseline of our own (``baselines/<problem>_*.cpp``) as a well-formed answer."""
+        from pathlib import Path
+
+        found = sorted((Path(__file__).parent / "baselines").glob(f"{self.problem_id}_*.cpp"))
+        return f"```cpp\n{found[0].read_text()}```\n" if found else None
+
     # ------------------------------------------------------------------ Task protocol
     def initial_states(self, n: int, rng: np.random.Generator) -> list[State]:
         if n < 1:

@@ -1,0 +1,107 @@
+"""TriMul's correctness path on the CPU (no GPU needed): the contest contract works in the sandbox,
+the plain PyTorch root and our fp16 kernel pass, subtly wrong, NaN-producing and tampering
+candidates fail, and ``tttd verify trimul`` says that timing needs a GPU. GPU-only: side streams."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tttd.cli import main  # noqa: E402
+from tttd.task import get_task  # noqa: E402
+from tttd.tasks.speed import trimul  # noqa: E402
+from tttd.verify import verify_program  # noqa: E402
+
+HERE = os.path.dirname(trimul.__file__)
+ROOT = open(os.path.join(HERE, "root.py")).read()
+FAST = open(os.path.join(HERE, "fast_fp16.py")).read()
+GPU = torch.cuda.is_available()
+
+
+@pytest.fixture(scope="module")
+def task():
+    return get_task("trimul")
+
+
+def verdict(task, code):
+    return verify_program(task, code, state=task.initial_states(1, np.random.default_rng(0))[0])
+
+
+def test_contest_shape_of_the_task(task):
+    assert len(trimul.TESTS) == 18 and len(trimul.BENCHMARKS) == 7
+    assert task.spec.reward == 3000.0 and task.spec.entry == "custom_kernel"
+    text = task.prompt(task.initial_states(1, np.random.default_rng(0))[0])[0]["content"]
+    assert "Triton" in text and "1000 us" in text and "from task import input_t, output_t" in text
+
+
+@pytest.mark.skipif(GPU, reason="the CPU path")
+def test_our_fp16_kernel_passes_on_cpu_and_timing_needs_a_gpu(task):
+    ev = verdict(task, FAST)
+    assert not ev.valid and ev.status == "needs_gpu", ev.message
+    assert "correct on all 4 cpu test cases" in ev.message and "GPU" in ev.message
+
+
+NO_MASK = ROOT.replace('right = F.linear(x, w["right_proj.weight"]) * m *', 'right = F.linear(x, w["right_proj.weight"]) *')
+NAN = """\
+import reference  # the contest's candidates may import the reference module
+from task import input_t, output_t
+
+
+def custom_kernel(data: input_t) -> output_t:
+    y = reference.ref_kernel(data)
+    y[..., 0, 0, 0] = float("nan")
+    return y
+"""
+TAMPER = "import torch\ntorch.isnan = lambda t: torch.zeros_like(t, dtype=torch.bool)\n" + ROOT
+
+
+@pytest.mark.parametrize("name,code,expect", [
+    ("mask dropped on one side", NO_MASK, "wrong output"),
+    ("NaN", NAN, "NaN"),
+    ("patches torch", TAMPER, "torch.isnan"),
+])
+def test_wrong_and_tampering_candidates_fail(task, name, code, expect):
+    assert code != ROOT
+    ev = verdict(task, code)
+    assert not ev.valid and ev.status != "needs_gpu", f"{name}: {ev.message}"
+    assert expect in ev.message, f"{name}: {ev.message}"
+
+
+@pytest.mark.skipif(GPU, reason="the CPU path")
+def test_verify_cli_on_cpu(tmp_path, capsys):
+    prog = tmp_path / "prog.py"
+    prog.write_text(ROOT)
+    assert main(["verify", "trimul", str(prog)]) == 1
+    out = capsys.readouterr().out
+    assert "correct on all 4 cpu test cases" in out and "needs a CUDA GPU" in out
+
+
+SIDE_STREAM = open(os.path.join(HERE, "hostile_side_stream.py")).read()
+
+
+@pytest.mark.skipif(not GPU, reason="needs a CUDA GPU")
+def test_side_stream_work_is_caught_on_gpu(task):
+    ev = verdict(task, SIDE_STREAM)
+    assert not ev.valid and ("wrong output" in ev.message or "stream" in ev.message), ev.message
+
+
+def test_torch_own_rebinding_is_not_tampering_but_a_lookalike_wrapper_is(monkeypatch):
+    import functools
+
+    from tttd.tasks.speed import harness
+
+    snap = harness.snapshot()
+    # torch.compile's first use rebinds torch.manual_seed to torch._disable_dynamo(manual_seed)
+    monkeypatch.setattr(torch, "manual_seed", torch._disable_dynamo(torch.manual_seed))
+    assert harness.tampered(snap) == []
+
+    @functools.wraps(torch.isnan)
+    def fake(t):
+        return torch.zeros_like(t, dtype=torch.bool)
+
+    monkeypatch.setattr(torch, "isnan", fake)
+    assert harness.tampered(snap) == ["torch.isnan"]

@@ -1,0 +1,86 @@
+"""``tttd run --dry-run`` and ``tttd prompt``: every built-in task and the example task, with no
+sampling (building a policy fails the test) and no run directory (the working folder stays empty)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import tttd.loop
+from tttd.cli import main
+from tttd.task import list_tasks
+
+EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "spread_points.py")
+TASKS = sorted(list_tasks())
+
+
+@pytest.fixture
+def no_policy(monkeypatch, tmp_path):
+    def refuse(*a, **k):
+        raise AssertionError("a dry run must not load or sample a policy")
+
+    monkeypatch.setattr(tttd.loop, "build_policy", refuse)
+    monkeypatch.setattr("tttd.policy.backend_class", refuse)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_builtins_listed():
+    assert {"demo", "erdos", "ac1", "ac2", "circle_packing_26", "circle_packing_32"} <= set(TASKS)
+
+
+@pytest.mark.parametrize("task", TASKS + [EXAMPLE])
+def test_dry_run(task, no_policy, capsys):
+    small = {"ahc039": ["cases=0-1"], "ahc058": ["cases=0-1"],  # a cheap subset of the cases
+             "denoising": ["dataset=synthetic", "n_cells=200", "n_genes=1000", "metric=hardened"]}
+    opts = [a for o in small.get(task, []) for a in ("--task-option", o)]
+    assert main(["run", task, "--dry-run", "--json", "--steps", "3", "--groups", "2", "--group-size", "4",
+                 "--max-tokens", "100", *opts]) == 0
+    info = _json(capsys)
+    assert list(no_policy.iterdir()) == []  # no run directory, nothing written
+    assert info["prompt"] and info["prompt"][0]["content"]
+    est = info["estimate"]
+    assert est["samples"] == 3 * 2 * 4 == est["evaluations_max"]
+    assert est["sampled_tokens_max"] == 24 * 100
+    assert est["eval_cpu_seconds_max"] > 0
+    root = info["root_verification"]
+    assert root["empty"] or root.get("program_only") or (root["valid"] and root["matches"])
+    ex = info["example"]
+    if task != EXAMPLE:  # every built-in task gives an example answer that parses and verifies
+        assert ex["parse_error"] is None, ex
+        if ex["evaluation"]["status"] != "needs_gpu":  # TriMul on a machine without a GPU
+            assert ex["evaluation"]["valid"], ex
+    assert any("1M-parameter toy" in w for w in info["warnings"]) == (task not in ("demo",))
+
+
+def test_dry_run_text_and_price(no_policy, capsys, tmp_path):
+    cfg = tmp_path / "prices.toml"
+    cfg.write_text('[prices."api:my-model"]\nprompt = 1.0\nsampled = 2.0\n')
+    assert main(["run", "demo", "--dry-run", "--backend", "api", "--model", "my-model", "--config", str(cfg),
+                 "--steps", "2", "--groups", "1", "--group-size", "10", "--max-tokens", "50",
+                 "--max-usd", "1", "--max-samples", "10"]) == 0
+    cfg.unlink()
+    out = capsys.readouterr().out
+    assert "== root prompt (demo" in out and "== example answer" in out and "== verifier on the root" in out
+    assert "20 samples" in out and "cost: <= $0.00" in out  # 20 x 50 sampled tokens at $2/M = $0.002
+    assert "the api backend is frozen" in out and "stops the run after 1 of 2 steps" in out
+    assert "nothing was sampled" in out
+    assert list(no_policy.iterdir()) == []
+
+
+def test_paper_preset_with_the_tiny_model_on_this_machine_warns(no_policy, capsys):
+    assert main(["run", "erdos", "--preset", "paper", "--dry-run", "--json"]) == 0
+    warnings = " ".join(_json(capsys)["warnings"])
+    assert "exceed the model's context" in warnings and "1M-parameter toy" in warnings
+
+
+@pytest.mark.parametrize("task", ["demo", "circle_packing_26", EXAMPLE])
+def test_prompt_command(task, no_policy, capsys):
+    assert main(["prompt", task]) == 0
+    out = capsys.readouterr().out
+    assert "== root prompt" in out and "run size" not in out
+    assert list(no_policy.iterdir()) == []

@@ -1,0 +1,127 @@
+"""``tttd demo``: the trained run of ``tttd run demo``, then the same model frozen, then a verdict.
+
+The trained phase is exactly ``tttd run demo`` (same preset, model and seed: :func:`demo_config`);
+the frozen phase repeats it with training off, on the same sample budget. Before it starts the
+demo prints how long it is expected to take; between the phases it announces the frozen one; at
+the end it prints a verdict: best value and share of valid samples, trained vs frozen, rounded,
+with the time each part took.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tttd.config import RunConfig, resolve_config
+from tttd.text import safe
+
+#: Measured on 2 idle CPU cores (issue 14's measurements of the 48-step demo: 3-4 minutes for both
+#: phases with the model cached; the model build about 1 minute). A busy machine is slower: the
+#: same demo took 20 min 47 s on a 2-core machine shared with other jobs; under a load average of
+#: 15-20 on 2 cores the model build alone took 1951 s and a step 42-187 s.
+IDLE_BUILD_S = 60.0
+IDLE_STEP_S = 2.2
+IDLE_PHASE_S = 5.0  # loading the policy, starting the evaluation workers
+
+
+def demo_config(steps: int | None = None, seed: int | None = 0, train: bool = True) -> RunConfig:
+    """The configuration ``tttd run demo`` resolves to with the same flags (the tiny model)."""
+    from tttd.task import get_task
+
+    flags = dict(task="demo", backend="local", steps=steps, seed=seed, train=None if train else False)
+    return resolve_config(get_task("demo").presets, preset="demo", flag_values=flags)
+
+
+def _model_cached() -> bool:
+    from tttd.policy.tiny import tiny_model_path
+
+    return (tiny_model_path("tiny") / "tttd_build.json").is_file()
+
+
+def expected_seconds(steps: int, phases: int, cached: bool) -> float:
+    return (0.0 if cached else IDLE_BUILD_S) + (IDLE_PHASE_S + IDLE_STEP_S * steps) * phases
+
+
+def minutes(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def verdict(runs: list[tuple[str, dict[str, Any]]], times: dict[str, float], best_digits: str | None) -> str:
+    """The human-readable end of the demo (values rounded to 4 decimals, rates to whole percent)."""
+    main = runs[0][1]
+    lines = [f"verdict ({main['steps']} steps, {main['samples']} samples per policy; lower overlap is better, "
+             f"a constant function scores 0.5):",
+             f"  {'policy':<9}{'best overlap':>14}{'valid samples':>16}"]
+    for name, s in runs:
+        rate = s["valid"] / max(1, s["samples"])
+        best = "-" if s["best_value"] is None else f"{s['best_value']:.4f}"
+        lines.append(f"  {name:<9}{best:>14}{rate:>16.0%}")
+    if len(runs) == 2 and None not in (runs[0][1]["best_value"], runs[1][1]["best_value"]):
+        a, b = runs[0][1]["best_value"], runs[1][1]["best_value"]
+        word = "lower (better) than" if a < b else ("the same as" if a == b else "higher (worse) than")
+        lines.append(f"  the trained policy's best is {word} the frozen one's; a toy on a 1M-parameter "
+                     "model, so expect seed-to-seed noise")
+    if best_digits:
+        lines.append(f"  best solution: {safe(best_digits)}")
+    parts = ", ".join(f"{k} {minutes(v)}" + (" (cached)" if k == "model" and v < 5 else "")
+                      for k, v in times.items())
+    lines.append(f"total time {minutes(sum(times.values()))} ({parts})")
+    return "\n".join(lines)
+
+
+def run_demo(args: Any) -> int:
+    from rich.console import Console
+
+    from tttd.cli import _default_out, _execute, _print_summary
+    from tttd.policy.tiny import build_tiny_model
+
+    err = Console(stderr=True, highlight=False)
+    say = (lambda text: None) if args.quiet else err.print
+    modes = [("frozen", False)] if args.no_train else [("trained", True), ("frozen", False)]
+    cfg = demo_config(args.steps, args.seed)
+    cached = _model_cached()
+    command = f"tttd run demo --seed {cfg.seed}" + (f" --steps {cfg.steps}" if args.steps else "")
+    say("tttd demo: test-time training of a tiny local model on a toy Erdős-style problem. "
+        + (f"The frozen run is `{command} --no-train`." if args.no_train else
+           f"The trained run is `{command}`; then the same model, frozen, on the same budget."))
+    say(f"expected: about {minutes(expected_seconds(cfg.steps, len(modes), cached))} on 2 idle CPU cores"
+        + ("" if cached else f" (including about {minutes(IDLE_BUILD_S)} to build the tiny model once)")
+        + "; several times longer on a busy machine")
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    build_tiny_model("tiny", progress=not args.quiet)
+    times["model"] = time.perf_counter() - t
+    out = args.out or _default_out("demo")
+    runs = []
+    for i, (name, train) in enumerate(modes):
+        path = out if i == 0 else str(Path(out) / "baseline-frozen")
+        c = RunConfig(**{**cfg.to_dict(), "train": train, "out": path})
+        if name == "frozen" and i > 0:
+            say(f"now the frozen baseline: the same model without training, {runs[0][1]['samples']} "
+                "samples, as many as the trained run")
+        t = time.perf_counter()
+        runs.append((name, _execute(c, path, f"demo ({name})", args.quiet)))
+        times[name] = time.perf_counter() - t
+    main_name, main = runs[0]
+    extra: dict[str, Any] = {"mode": main_name, "valid_fraction": round(main["valid"] / max(1, main["samples"]), 4)}
+    if len(runs) > 1:
+        f = runs[1][1]
+        extra.update(frozen_best_value=f["best_value"], frozen_run_dir=f["run_dir"],
+                     frozen_valid_fraction=round(f["valid"] / max(1, f["samples"]), 4))
+    extra["seconds_total"] = round(sum(times.values()), 2)
+    extra["seconds_parts"] = {k: round(v, 2) for k, v in times.items()}
+    if not args.json:
+        best_file = Path(out) / "best" / "best.json"
+        digits = json.loads(best_file.read_text())["artifact"].get("digits") if best_file.exists() else None
+        print(verdict(runs, times, digits))
+        print(f"run: {out}" + (f"  (frozen: {runs[1][1]['run_dir']})" if len(runs) > 1 else ""))
+        sys.stdout.flush()
+        return 0
+    _print_summary(main, True, extra)
+    return 0

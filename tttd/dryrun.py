@@ -1,0 +1,249 @@
+"""``tttd run --dry-run`` and ``tttd prompt TASK``: see a run before paying for it.
+
+Renders the first root's prompt, parses the task's example answer (running its program in the
+sandbox once, like a real evaluation) and re-verifies the root; ``--dry-run`` adds the run's size
+(samples, tokens, evaluations, CPU-seconds, cost where a price is known) and warnings when the
+settings do not fit the model or the machine. Nothing is sampled, no model is loaded and no run
+directory is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tttd.config import RunConfig
+from tttd.ledger import check_budget, price_for
+from tttd.task import Task
+from tttd.text import safe
+from tttd.types import State
+
+CHARS_PER_TOKEN = 4  # a rough rule for English and code; the real tokenizer is not loaded
+TOY_MODELS = {"tiny": 4096, "small": 4096}  # tttd's locally built models and their context
+
+
+def _describe_inject(inject: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for name, value in inject.items():
+        arr = np.asarray(value) if isinstance(value, (list, np.ndarray)) else None
+        out[name] = f"array of shape {arr.shape}" if arr is not None else type(value).__name__
+    return out
+
+
+def verify_root(task: Task, root: State) -> dict[str, Any]:
+    """Re-verify the root's construction with the trusted verifier (as ``tttd verify`` would)."""
+    from tttd.verify import verify_construction
+
+    if root.value is None:
+        return {"empty": True, "message": "an empty root (no solution yet): the model starts from scratch"}
+    artifact = {k: v for k, v in (root.artifact or {}).items() if k != "code"}
+    if not artifact and (root.artifact or {}).get("code"):
+        return {"empty": False, "program_only": True, "stored_value": root.value,
+                "message": "the root is a program with no construction: running it is the check "
+                           "(see the example answer)"}
+    tries = [artifact] + ([artifact["construction"]] if "construction" in artifact else [])
+    ev = None
+    for obj in tries:
+        ev = verify_construction(task, obj)
+        if ev.valid:
+            break
+    assert ev is not None
+    return {"empty": False, "stored_value": root.value, "valid": ev.valid, "value": ev.value,
+            "matches": bool(ev.valid and ev.value == root.value), "message": safe(ev.message)}
+
+
+def try_example(task: Task, root: State) -> dict[str, Any]:
+    """Parse the task's example answer and evaluate it (sandbox + verifier), timed."""
+    text = task.example_answer(root)
+    if text is None:
+        return {"answer": None, "note": "the task gives no example answer (Task.example_answer)"}
+    cand = task.parse(text, root)
+    out: dict[str, Any] = {"answer": text, "parse_error": cand.error}
+    if cand.error is not None:
+        return out
+    result = None
+    t0 = time.perf_counter()
+    if cand.program is not None:
+        from tttd.executor import LocalExecutor
+
+        p = cand.program
+        out["program"] = {"entry": p.entry, "args": p.args, "inject": _describe_inject(p.inject),
+                          "limits": {"wall_s": p.limits.wall_s, "memory_mb": p.limits.memory_mb,
+                                     "threads": p.limits.threads}}
+        with LocalExecutor() as pool:  # task.launch may run several programs (compile, cases)
+            result = task.launch(cand, pool.submit, root).result()
+    else:
+        out["data"] = safe(repr(cand.data))[:300]
+    ev = task.evaluate(cand, result, root)
+    out["evaluation"] = {"valid": ev.valid, "value": ev.value, "reward": ev.reward,
+                         "status": ev.status, "message": safe(ev.message),
+                         "seconds": round(time.perf_counter() - t0, 3)}
+    return out
+
+
+def has_gpu() -> bool:
+    return bool(shutil.which("nvidia-smi")) or Path("/dev/nvidia0").exists()
+
+
+def model_context(model: str) -> int | None:
+    if model in TOY_MODELS:
+        return TOY_MODELS[model]
+    cfg = Path(model) / "config.json"
+    if cfg.is_file():
+        try:
+            return int(json.loads(cfg.read_text()).get("max_position_embeddings"))
+        except (ValueError, TypeError, json.JSONDecodeError):
+            return None
+    return None
+
+
+def estimate(cfg: RunConfig, prompt_chars: int, example: dict[str, Any]) -> dict[str, Any]:
+    """The run's size; token counts are upper bounds (every sample at its token budget)."""
+    samples = cfg.steps * cfg.groups * cfg.group_size
+    prompt_tokens = samples * max(1, prompt_chars // CHARS_PER_TOKEN)
+    sampled = samples * cfg.max_tokens
+    trained = sampled if cfg.train and cfg.backend != "api" else 0
+    limits = (example.get("program") or {}).get("limits") or {}
+    wall = float(limits.get("wall_s") or cfg.eval_timeout_s)
+    cpus = int(limits.get("threads") or cfg.cpus_per_eval)
+    ev_s = (example.get("evaluation") or {}).get("seconds")
+    price = price_for(cfg)
+    usd = None
+    if price is not None:
+        usd = ((prompt_tokens * price.get("prompt", 0.0) + sampled * price.get("sampled", 0.0)
+                + trained * price.get("trained", 0.0)) / 1e6)
+    if cfg.max_samples is not None:
+        steps_allowed = min(cfg.steps, cfg.max_samples // (cfg.groups * cfg.group_size))
+    else:
+        steps_allowed = cfg.steps
+    return {
+        "steps": cfg.steps, "samples": samples, "samples_per_step": cfg.groups * cfg.group_size,
+        "prompt_tokens_approx": prompt_tokens, "sampled_tokens_max": sampled,
+        "trained_tokens_max": trained, "evaluations_max": samples,
+        "eval_cpu_seconds_max": samples * wall * cpus,
+        "eval_cpu_seconds_if_like_example": None if ev_s is None else round(samples * ev_s * cpus, 1),
+        "usd_max": usd, "price": price, "steps_within_max_samples": steps_allowed,
+    }
+
+
+def warnings_for(cfg: RunConfig, task: Task, est: dict[str, Any], prompt_tokens: int) -> list[str]:
+    out = []
+    gpu = has_gpu()
+    ctx = model_context(cfg.model) if cfg.backend == "local" else None
+    if ctx is not None and prompt_tokens + cfg.max_tokens > ctx:
+        out.append(f"max_tokens {cfg.max_tokens} + a ~{prompt_tokens}-token prompt exceed the model's "
+                   f"context of {ctx} tokens: lower --max-tokens")
+    if cfg.backend == "local" and cfg.model in TOY_MODELS and task.name != "demo":
+        out.append(f"the {cfg.model!r} model is a ~1M-parameter toy built for the demo: it cannot write "
+                   f"{task.name} programs; use a real model (e.g. --model Qwen/Qwen3-8B on a GPU, or "
+                   f"--backend tinker/api)")
+    if cfg.backend == "local" and not gpu:
+        if cfg.model not in TOY_MODELS:
+            out.append(f"no GPU here: the local backend would run {cfg.model} on the CPU, far too slow "
+                       f"for a real model; use a GPU machine or --backend tinker/api")
+        if est["sampled_tokens_max"] > 2_000_000:
+            out.append(f"up to {est['sampled_tokens_max']:,} sampled tokens on a CPU "
+                       f"({cfg.steps} steps x {cfg.groups} groups x {cfg.group_size} samples x "
+                       f"{cfg.max_tokens} tokens): this preset is sized for GPUs or a service")
+    if cfg.backend == "api" and cfg.train:
+        out.append("the api backend is frozen: nothing is trained (add --no-train to say so)")
+    cores = os.cpu_count() or 1
+    workers = cfg.workers or cores
+    if est["eval_cpu_seconds_max"] / max(1, min(workers, cores)) > 24 * 3600:
+        out.append(f"if every evaluation used its time limit, evaluation alone would take "
+                   f"{est['eval_cpu_seconds_max'] / min(workers, cores) / 3600:.0f} h on {min(workers, cores)} "
+                   f"cores; consider --executor ray")
+    if est["price"] is None and cfg.backend != "local":
+        out.append(f"no price known for {cfg.backend}:{cfg.model}: add one under [prices] in a config "
+                   f"file to see the cost (and to use --max-usd)")
+    if est["steps_within_max_samples"] < cfg.steps:
+        out.append(f"max_samples {cfg.max_samples} stops the run after {est['steps_within_max_samples']} "
+                   f"of {cfg.steps} steps")
+    return out
+
+
+def inspect_run(task: Task, cfg: RunConfig, with_estimate: bool) -> dict[str, Any]:
+    roots = task.initial_states(cfg.groups, np.random.default_rng(cfg.seed))
+    if not roots:
+        raise ValueError(f"task {task.name!r} returned no initial states")
+    root = roots[0]
+    messages = task.prompt(root, None)
+    chars = sum(len(m.get("content", "")) for m in messages)
+    info: dict[str, Any] = {
+        "task": task.name, "roots": len(roots), "prompt": messages,
+        "prompt_chars": chars, "prompt_tokens_approx": chars // CHARS_PER_TOKEN,
+        "example": try_example(task, root), "root_verification": verify_root(task, root),
+    }
+    if with_estimate:
+        check_budget(cfg)
+        est = estimate(cfg, chars, info["example"])
+        info["estimate"] = est
+        info["warnings"] = warnings_for(cfg, task, est, chars // CHARS_PER_TOKEN)
+        info["config"] = cfg.to_dict()
+    return info
+
+
+def print_report(info: dict[str, Any]) -> None:
+    print(f"== root prompt ({info['task']}, 1 of {info['roots']} roots; {info['prompt_chars']} "
+          f"characters, ~{info['prompt_tokens_approx']} tokens)")
+    for m in info["prompt"]:
+        print(f"[{safe(m.get('role', '?'))}]")
+        print(safe(m.get("content", "")))
+    ex = info["example"]
+    print("\n== example answer")
+    if ex.get("answer") is None:
+        print(ex["note"])
+    else:
+        print(safe(ex["answer"]))
+        if ex.get("parse_error"):
+            print(f"parse: error: {safe(ex['parse_error'])}")
+        elif "program" in ex:
+            p = ex["program"]
+            print(f"parse: program calling {p['entry']}({', '.join(f'{k}={v!r}' for k, v in p['args'].items())}); "
+                  f"injected: {p['inject'] or 'nothing'}; limits: {p['limits']}")
+        else:
+            print(f"parse: data {ex.get('data')}")
+        e = ex.get("evaluation")
+        if e:
+            verdict = f"valid, value {e['value']}, reward {e['reward']:.6g}" if e["valid"] else f"invalid ({e['status']})"
+            print(f"evaluation ({e['seconds']} s): {verdict}: {e['message']}")
+    rv = info["root_verification"]
+    print("\n== verifier on the root")
+    if rv["empty"]:
+        print(rv["message"])
+    else:
+        state = "matches" if rv["matches"] else "DOES NOT match"
+        print(f"stored value {rv['stored_value']}; re-verified: {'valid' if rv['valid'] else 'invalid'}, "
+              f"value {rv['value']} ({state}): {rv['message']}")
+    if "estimate" not in info:
+        return
+    e = info["estimate"]
+    print("\n== run size (nothing sampled; token counts are upper bounds)")
+    print(f"{e['steps']} steps x {e['samples_per_step']} samples = {e['samples']:,} samples and evaluations")
+    print(f"tokens: ~{e['prompt_tokens_approx']:,} prompt, <= {e['sampled_tokens_max']:,} sampled, "
+          f"<= {e['trained_tokens_max']:,} trained")
+    like = e["eval_cpu_seconds_if_like_example"]
+    print(f"evaluation: <= {e['eval_cpu_seconds_max']:,.0f} CPU-seconds (every evaluation at its time limit)"
+          + (f"; ~{like:,.0f} if each took as long as the example" if like is not None else ""))
+    if e["usd_max"] is None:
+        print("cost: unknown (no price for this backend and model)")
+    else:
+        print(f"cost: <= ${e['usd_max']:,.2f} at {e['price']} USD per million tokens")
+    for w in info["warnings"]:
+        print(f"warning: {w}")
+    print("(dry run: nothing was sampled and no run directory was written)")
+
+
+def dry_run_main(task: Task, cfg: RunConfig, as_json: bool, with_estimate: bool = True) -> int:
+    info = inspect_run(task, cfg, with_estimate)
+    if as_json:
+        print(json.dumps(info, sort_keys=True, default=str))
+    else:
+        print_report(info)
+    return 0

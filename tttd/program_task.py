@@ -1,0 +1,272 @@
+"""``tttd.ProgramTask``: a program-search task from a statement, an initial program and a score.
+
+The full :class:`tttd.task.Task` protocol (roots, prompt, parse, verify) stays for advanced cases.
+Most problems are "write a function that returns X; X is scored by f": for those, give
+
+- ``statement``: the problem, as the model should read it;
+- ``initial_program``: a complete Python program to start from ("" = start from scratch);
+- ``entry`` and ``returns``: the function tttd calls (``entry(**args)``) and what it must return;
+- ``score(data) -> float``: the trusted scorer, run in the tttd process on the returned data
+  (JSON values; numpy arrays arrive as numpy arrays), raising ValueError/TypeError/... or
+  returning a non-finite number for an invalid answer;
+- ``direction``: "maximize" or "minimize" (and optionally ``bounds``, ``transform``,
+  ``failure_reward``: see :class:`tttd.task.Objective`, which checks them when the task is made).
+
+tttd supplies the rest: roots (the initial program, run once in the sandbox and scored), prompts in
+the paper's style (the problem, the code, its score and its parent's score, the tail of its
+output, the rules), parsing (the last ```python block), sandbox limits, deduplication (by the
+returned data when it is small, else by the code) and re-verification (``best/artifact.json``
+holds ``{"result": data}``; ``tttd verify TASK best/artifact.json`` rescores it, and
+``tttd verify TASK best/solution.py`` reruns the program).
+
+Evolve blocks: when the parent program has ``EVOLVE-BLOCK-START`` / ``EVOLVE-BLOCK-END`` comment
+markers (the OpenEvolve / ShinkaEvolve convention), only the code between them may change: a
+completion's code block replaces that region (the part between its own markers if it has them,
+else the whole block), and the code outside it is kept from the parent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Callable
+
+import numpy as np
+
+from tttd.task import Objective, Task, artifact_key, extract_code_block, tail
+from tttd.types import Candidate, Evaluation, Limits, Message, Program, State
+
+EVOLVE_START = "EVOLVE-BLOCK-START"
+EVOLVE_END = "EVOLVE-BLOCK-END"
+_BLOCK = re.compile(r"^(?P<head>.*?" + EVOLVE_START + r"[^\n]*\n)(?P<body>.*?)(?P<foot>^[^\n]*"
+                    + EVOLVE_END + r".*)$", re.DOTALL | re.MULTILINE)
+
+
+def split_evolve_block(code: str) -> tuple[str, str, str] | None:
+    """(before, block, after) around the first evolve block, or None when there is none."""
+    m = _BLOCK.match(code)
+    if m is None:
+        return None
+    return m.group("head"), m.group("body"), m.group("foot")
+
+
+def splice_evolve_block(parent: str, new: str) -> str:
+    """``parent`` with its evolve block replaced by ``new``'s block (or by all of ``new``)."""
+    outer = split_evolve_block(parent)
+    if outer is None:
+        return new
+    inner = split_evolve_block(new)
+    body = inner[1] if inner is not None else new.strip("\n") + "\n"
+    return outer[0] + body + outer[2]
+
+
+ARRAY_TAG = "__ndarray__"
+
+
+def _plain(data: Any) -> Any:
+    """JSON-able form of returned data; numpy arrays become ``{"__ndarray__": list, "dtype": str}``
+    so that re-verification hands ``score`` the same types as the run did (:func:`_unplain`)."""
+    if isinstance(data, np.ndarray):
+        return {ARRAY_TAG: data.tolist(), "dtype": data.dtype.str}
+    if isinstance(data, (list, tuple)):
+        return [_plain(x) for x in data]
+    if isinstance(data, dict):
+        return {str(k): _plain(v) for k, v in data.items()}
+    if isinstance(data, np.generic):
+        return data.item()
+    return data
+
+
+def _unplain(data: Any) -> Any:
+    """Inverse of :func:`_plain` (tagged arrays back to numpy arrays)."""
+    if isinstance(data, dict):
+        if set(data) == {ARRAY_TAG, "dtype"}:
+            return np.asarray(data[ARRAY_TAG], dtype=np.dtype(str(data["dtype"])))
+        return {k: _unplain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_unplain(x) for x in data]
+    return data
+
+
+def _short(v: Any) -> str:
+    """An argument as shown in the prompt (long values summarised)."""
+    text = repr(v)
+    if len(text) <= 60:
+        return text
+    if isinstance(v, (list, tuple)):
+        return f"<a {type(v).__name__} of {len(v)} items>"
+    return text[:57] + "..."
+
+
+def _fmt(v: float | None) -> str:
+    return "none" if v is None else f"{v:.6g}"
+
+
+class ProgramTask(Task):
+    """A program-search task from a statement, an initial program, an entry point and a score."""
+
+    def __init__(
+        self,
+        *,
+        statement: str,
+        score: Callable[[Any], float],
+        returns: str,
+        initial_program: str = "",
+        entry: str = "solve",
+        direction: str = "maximize",
+        transform: str | None = None,
+        failure_reward: float = 0.0,
+        bounds: tuple[float | None, float | None] = (0.0, None),
+        args: dict[str, Any] | None = None,
+        timeout_s: float = 60.0,
+        memory_mb: int = 2048,
+        limits: Limits | None = None,
+        name: str = "",
+        summary: str = "",
+        value_label: str = "score",
+        keep_result_chars: int = 20_000,
+        presets: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        if not isinstance(statement, str) or not statement.strip():
+            raise ValueError("statement must be a non-empty string: the problem as the model reads it")
+        if not callable(score):
+            raise ValueError("score must be a function score(data) -> float")
+        if not (isinstance(entry, str) and entry.isidentifier()):
+            raise ValueError(f"entry must be a Python function name, got {entry!r}")
+        if not isinstance(initial_program, str):
+            raise ValueError("initial_program must be the program's source code (a string)")
+        if transform is None:  # paper style: 1/value for minimised positive values
+            lo = bounds[0]
+            transform = "identity" if direction == "maximize" else (
+                "reciprocal" if lo is not None and lo >= 0 else "negate")
+        self.objective = Objective(direction, transform, float(failure_reward), tuple(bounds))
+        self.statement = statement.strip()
+        self.score = score
+        self.returns = returns.strip()
+        self.initial_program = initial_program.strip("\n") + ("\n" if initial_program.strip() else "")
+        self.entry = entry
+        self.args = dict(args or {})
+        self.limits = limits or Limits(wall_s=float(timeout_s), memory_mb=int(memory_mb))
+        if name:
+            self.name = name
+        self.summary = summary or self.statement.splitlines()[0].lstrip("# ").strip()[:100]
+        self.value_label = value_label
+        self.keep_result_chars = keep_result_chars
+        self.presets = dict(presets or {})
+        self._root_eval: Evaluation | None = None
+        #: replaces the "tttd calls entry(...)" rule of the prompt when set
+        self.contract: str | None = None
+
+    # ---- the program contract ----------------------------------------------------------------
+
+    def program_from_code(self, code: str, state: State | None = None) -> Program:
+        """The sandboxed program for a complete candidate program ``code``."""
+        return Program(source=code, entry=self.entry, args=dict(self.args), limits=self.limits)
+
+    def _root_evaluation(self) -> Evaluation | None:
+        """The initial program, run once in the sandbox and scored (None when there is none)."""
+        if not self.initial_program.strip():
+            return None
+        if self._root_eval is None:
+            from tttd.sandbox import run
+
+            code = self.initial_program
+            result = run(self.program_from_code(code))
+            ev = self.evaluate(Candidate(text="", code=code, program=self.program_from_code(code)), result)
+            if not ev.valid:
+                raise ValueError(f"task {self.name or '?'}: the initial program is not valid: {ev.message}")
+            self._root_eval = ev
+        return self._root_eval
+
+    def initial_states(self, n: int, rng: np.random.Generator) -> list[State]:
+        ev = self._root_evaluation()
+        roots = []
+        for i in range(n):
+            if ev is None:
+                roots.append(State(id=f"root{i}", value=None, artifact={"code": ""}))
+            else:
+                roots.append(State(id=f"root{i}", value=ev.value, artifact=dict(ev.artifact), key=ev.key,
+                                   reward=ev.reward, output_tail=ev.output_tail, metrics=dict(ev.metrics)))
+        return roots
+
+    # ---- prompt and parsing ------------------------------------------------------------------
+
+    def prompt(self, state: State, parent: State | None = None) -> list[Message]:
+        better = "higher" if self.objective.maximize else "lower"
+        code = (state.artifact.get("code") or "").strip()
+        before = parent.value if parent is not None else None
+        if before is None and state.parent_values:
+            before = state.parent_values[0]
+        parts = [self.statement, "## Current solution"]
+        if state.value is None:
+            parts.append(f"There is no solution yet, so no {self.value_label}.")
+        elif before is not None:
+            parts.append(f"The {self.value_label} ({better} is better) before and after running the "
+                         f"code below: {_fmt(before)} -> {_fmt(state.value)}")
+        else:
+            parts.append(f"The current {self.value_label} ({better} is better): {_fmt(state.value)}")
+        if code:
+            parts.append("The last code we ran:\n```python\n" + code + "\n```")
+        else:
+            parts.append("There is no code yet: write a program from scratch.")
+        out = tail(state.output_tail or "", self.output_tail_chars).strip()
+        if out:
+            parts.append("## Output of the last run\n```\n" + out + "\n```")
+        call = ", ".join(f"{k}={_short(v)}" for k, v in self.args.items())
+        rules = [self.contract or f"- tttd calls `{self.entry}({call})` and scores its return value: {self.returns}"]
+        if split_evolve_block(code) is not None:
+            rules.append(f"- Only the code between `# {EVOLVE_START}` and `# {EVOLVE_END}` may change; "
+                         "the rest of the program is kept as it is.")
+        rules += [
+            f"- Time limit {self.limits.wall_s:g} s, memory {self.limits.memory_mb} MB, no network.",
+            "- Answer with one ```python code block containing the complete program.",
+        ]
+        if self.contract is None:
+            rules.insert(-1, "- Any score your program reports about itself is ignored: tttd recomputes it.")
+        parts.append("## Rules\n" + "\n".join(rules))
+        return [{"role": "user", "content": "\n\n".join(parts) + "\n"}]
+
+    def parse(self, completion: str, state: State) -> Candidate:
+        code = extract_code_block(completion)
+        if code is None:
+            return Candidate(text=completion, error="no ```python code block in the answer")
+        parent_code = (state.artifact.get("code") or "") if state is not None else ""
+        code = splice_evolve_block(parent_code, code) if parent_code else code
+        return Candidate(text=completion, code=code, program=self.program_from_code(code, state))
+
+    # ---- scoring -----------------------------------------------------------------------------
+
+    def verify(self, data: Any, state: State | None = None) -> Evaluation:
+        try:
+            value = self.score(data)
+        except Exception as exc:  # the data is hostile; any failure of score() means invalid
+            return self.invalid(f"score() rejected the result: {type(exc).__name__}: {exc}")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            return self.invalid(f"score() must return a number, got {type(value).__name__}")
+        value = float(value)
+        if not math.isfinite(value):
+            return self.invalid(f"score() returned {value!r}")
+        try:
+            reward = self.objective.reward(value)
+        except ValueError as exc:
+            return self.invalid(str(exc))
+        artifact: dict[str, Any] = {}
+        key = None
+        plain = _plain(data)
+        try:
+            size = len(json.dumps(plain, allow_nan=False))
+        except (TypeError, ValueError):
+            size = None
+        if size is not None and size <= self.keep_result_chars:
+            artifact["result"] = plain
+            key = artifact_key(plain)
+        return Evaluation(valid=True, value=value, reward=reward, message=f"{self.value_label} {value:.10g}",
+                          artifact=artifact, key=key)
+
+    def load_construction(self, obj: Any) -> Any:
+        """A run's ``best/artifact.json`` holds ``{"result": data}`` (numpy arrays tagged, restored
+        here as arrays); a bare value is data too."""
+        if isinstance(obj, dict) and set(obj) == {"result"}:
+            obj = obj["result"]
+        return _unplain(obj)

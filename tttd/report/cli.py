@@ -1,0 +1,33 @@
+"""The ``tttd report`` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tttd.rundir import RunDir
+
+    for p in args.runs:
+        RunDir(p).check()  # one-line error before anything is written
+    try:
+        import jinja2  # noqa: F401
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"tttd report needs the plot extra: pip install 'tttd[plot]' ({exc})") from None
+    from tttd.report.build import build_report, default_out
+
+    out = Path(args.out) if args.out else default_out(args.runs)
+    html = build_report(args.runs, out)
+    print(f"report: {html}  (self-contained; PNGs in {out}/)")
+    return 0
+
+
+def add_report_parser(sub) -> None:
+    rp = sub.add_parser("report", help="an offline HTML report (plots, lineage, best solution) of runs",
+                        description="Write one self-contained HTML file (images embedded) and PNGs from "
+                                    "run directories alone; several runs are overlaid and tabulated.")
+    rp.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    rp.add_argument("--out", help="output folder (default RUN/report, or reports/compare-<time> for several)")
+    rp.set_defaults(func=cmd_report)

@@ -1,0 +1,202 @@
+"""The report's figures (matplotlib, no pyplot: figures are rendered off-screen with Agg)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from tttd.report.data import RunData
+
+PHASES = ("select", "sample", "evaluate", "train")
+
+
+def _fig(rows: int = 1, cols: int = 1, w: float = 10.0, h: float = 3.4) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(w, h * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    return fig, axes
+
+
+def _col(metrics: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    xs = [m["step"] for m in metrics if m.get(key) is not None]
+    ys = [m[key] for m in metrics if m.get(key) is not None]
+    return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+
+
+def _empty(ax, text: str = "no completed step yet") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="gray")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def progress(runs: Sequence[RunData], labels: Sequence[str]) -> Figure:
+    """Best value so far against step and against samples spent (one line per run)."""
+    fig, ax = _fig(1, 2)
+    direction = "higher" if runs[0].maximize else "lower"
+    for run, label in zip(runs, labels):
+        x, y = _col(run.metrics, "best_value")
+        samples = np.cumsum([m.get("samples", 0) for m in run.metrics if m.get("best_value") is not None])
+        ax[0, 0].step(x, y, where="post", label=label, marker="o", markersize=3)
+        ax[0, 1].step(samples, y, where="post", label=label, marker="o", markersize=3)
+    for a, xl in ((ax[0, 0], "step"), (ax[0, 1], "samples spent")):
+        a.set_xlabel(xl)
+        a.set_ylabel(f"best value ({direction} is better)")
+        a.grid(alpha=0.3)
+        if not any(run.metrics for run in runs):
+            _empty(a)
+    if len(runs) > 1:
+        ax[0, 0].legend(fontsize=8)
+    fig.suptitle("Best value so far")
+    return fig
+
+
+def rewards(run: RunData) -> Figure:
+    """The distribution of every sample's reward, per step."""
+    fig, ax = _fig(1, 1)
+    a = ax[0, 0]
+    steps = sorted(run.rewards)
+    if not steps:
+        _empty(a)
+        return fig
+    a.boxplot([run.rewards[s] for s in steps], positions=steps, widths=0.6, showfliers=True,
+              flierprops={"markersize": 2, "alpha": 0.4}, medianprops={"color": "black"},
+              manage_ticks=False)
+    a.plot(steps, [float(np.mean(run.rewards[s])) for s in steps], color="C1", label="mean")
+    a.plot(steps, [float(np.max(run.rewards[s])) for s in steps], color="C2", label="max")
+    a.set_xlabel("step")
+    a.set_ylabel("reward")
+    a.set_title("Reward distribution per step (boxes: quartiles; failures get the failure reward)")
+    a.legend(fontsize=8)
+    a.grid(alpha=0.3)
+    return fig
+
+
+def validity(run: RunData) -> Figure:
+    """Valid fraction, and the failures per step by status."""
+    fig, ax = _fig(1, 2)
+    x, y = _col(run.metrics, "valid_fraction")
+    if len(x):
+        ax[0, 0].plot(x, y, marker="o", markersize=3)
+        ax[0, 0].set_ylim(-0.02, 1.02)
+    else:
+        _empty(ax[0, 0])
+    ax[0, 0].set_xlabel("step")
+    ax[0, 0].set_ylabel("valid fraction")
+    ax[0, 0].grid(alpha=0.3)
+    steps = sorted(run.rewards)
+    kinds = sorted({k for c in run.statuses.values() for k in c})
+    bottom = np.zeros(len(steps))
+    for k in kinds:
+        h = np.array([run.statuses.get(s, {}).get(k, 0) for s in steps], dtype=float)
+        ax[0, 1].bar(steps, h, bottom=bottom, label=k)
+        bottom += h
+    if kinds:
+        ax[0, 1].legend(fontsize=8)
+    else:
+        _empty(ax[0, 1], "no failures" if steps else "no completed step yet")
+    ax[0, 1].set_xlabel("step")
+    ax[0, 1].set_ylabel("failed samples")
+    fig.suptitle("Validity and failures")
+    return fig
+
+
+def training(run: RunData) -> Figure:
+    """Adaptive beta, KL terms and the loss; steps without an optimizer step are marked."""
+    fig, ax = _fig(1, 3, h=3.0)
+    panels = (("beta_mean", "entropic beta (mean over groups)"),
+              ("kl_policy_base", "KL(policy || base)"), ("loss", "loss"))
+    skipped = [m["step"] for m in run.metrics if m.get("train_skipped")]
+    for a, (key, title) in zip(ax[0], panels):
+        x, y = _col(run.metrics, key)
+        if key == "kl_policy_base":
+            x2, y2 = _col(run.metrics, "kl_sample_train")
+            if len(x2):
+                a.plot(x2, y2, marker=".", label="KL(sampler || trainer)")
+        if len(x):
+            a.plot(x, y, marker="o", markersize=3, label=title)
+        elif not (key == "kl_policy_base" and len(_col(run.metrics, "kl_sample_train")[0])):
+            _empty(a, "not recorded" if run.metrics else "no completed step yet")
+        for s in skipped:
+            a.axvline(s, color="red", alpha=0.15, linewidth=3)
+        a.set_title(title, fontsize=10)
+        a.set_xlabel("step")
+        a.grid(alpha=0.3)
+    if skipped:
+        ax[0, 0].text(0.01, 0.98, "red: no training step", transform=ax[0, 0].transAxes,
+                      va="top", fontsize=8, color="red")
+    return fig
+
+
+def timing(run: RunData) -> Figure:
+    """Seconds per phase of each step (stacked)."""
+    fig, ax = _fig(1, 1, h=3.0)
+    a = ax[0, 0]
+    steps = [m["step"] for m in run.metrics]
+    if not steps:
+        _empty(a)
+        return fig
+    bottom = np.zeros(len(steps))
+    for p in PHASES:
+        h = np.array([m.get(f"seconds_{p}") or 0.0 for m in run.metrics])
+        a.bar(steps, h, bottom=bottom, label=p)
+        bottom += h
+    a.set_xlabel("step")
+    a.set_ylabel("seconds")
+    a.set_title("Time per phase")
+    a.legend(fontsize=8, ncols=len(PHASES))
+    return fig
+
+
+def spend(run: RunData) -> Figure:
+    """Cumulative tokens and money."""
+    fig, ax = _fig(1, 2, h=3.0)
+    steps = [m["step"] for m in run.metrics]
+    if not steps:
+        _empty(ax[0, 0])
+        _empty(ax[0, 1])
+        return fig
+    for key in ("prompt_tokens", "sampled_tokens", "trained_tokens"):
+        ax[0, 0].plot(steps, [(m.get("spend") or {}).get(key, 0) for m in run.metrics], label=key.split("_")[0])
+    ax[0, 0].set_title("Tokens (cumulative)")
+    ax[0, 0].legend(fontsize=8)
+    usd = [(m.get("spend") or {}).get("usd") for m in run.metrics]
+    if all(u is not None for u in usd) and any("usd" in (m.get("spend") or {}) for m in run.metrics):
+        ax[0, 1].plot(steps, usd, color="C3")
+        ax[0, 1].set_title("Spend, USD (cumulative)")
+    else:
+        _empty(ax[0, 1], "no price known for this backend and model")
+    for a in ax[0]:
+        a.set_xlabel("step")
+        a.grid(alpha=0.3)
+    return fig
+
+
+def drawing(run: RunData) -> Figure | None:
+    """The best construction, drawn by the task (Task.draw); None when it cannot draw it."""
+    if run.task is None or not run.best_file:
+        return None
+    fig, ax = _fig(1, 1, w=7.0, h=4.5)
+    try:
+        ok = run.task.draw(run.best_file.get("artifact") or {}, ax[0, 0])
+    except Exception:  # a task's drawing code must not break the report
+        return None
+    return fig if ok else None
+
+
+def compare(runs: Sequence[RunData], labels: Sequence[str]) -> Figure:
+    """Several runs overlaid: best value, reward mean and valid fraction per step."""
+    fig, ax = _fig(1, 3, h=3.2)
+    for run, label in zip(runs, labels):
+        for a, key in zip(ax[0], ("best_value", "reward_mean", "valid_fraction")):
+            x, y = _col(run.metrics, key)
+            if key == "best_value":
+                a.step(x, y, where="post", label=label, marker="o", markersize=2)
+            else:
+                a.plot(x, y, label=label, marker="o", markersize=2)
+    for a, title in zip(ax[0], ("best value", "reward mean", "valid fraction")):
+        a.set_title(title, fontsize=10)
+        a.set_xlabel("step")
+        a.grid(alpha=0.3)
+    ax[0, 0].legend(fontsize=8)
+    return fig
