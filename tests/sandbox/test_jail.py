@@ -37,8 +37,9 @@ LIM = Limits(wall_s=20, memory_mb=512, processes=32, file_size_mb=64, output_byt
 
 
 @pytest.fixture(autouse=True)
-def private_tempdir(monkeypatch):
+def private_tempdir(monkeypatch, tmp_path_factory):
     """Each test's sandbox run directories go to a fresh directory; nothing may be left in it."""
+    tmp_path_factory.getbasetemp()  # pytest's own temporary tree stays where it was
     base = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
     d = tempfile.mkdtemp(prefix="tttd-jailtest-", dir=base)
     monkeypatch.setattr(tempfile, "tempdir", d)
@@ -376,8 +377,8 @@ def test_item10_protections_recorded_and_required(tmp_path):
     # without bubblewrap: a loud warning, and --require-isolation refuses: exit 2, one line, nothing written
     env = {**os.environ, "TTTD_SANDBOX_BWRAP": "0", "PYTHONPATH": str(REPO)}
     out = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "tttd.cli", "run", "demo", "--require-isolation", "--out", str(out),
-                           "--steps", "1"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "tttd.cli", "run", "demo", "--preset", "demo", "--require-isolation",
+                           "--out", str(out), "--steps", "1"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "isolation" in lines[0] and "bwrap" in lines[0], done.stderr
