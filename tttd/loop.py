@@ -435,8 +435,10 @@ class Discovery:
         if fut is not None:
             result = fut.result()
             self.ledger.add_evaluation(result, cand.program.limits)
-            seen = getattr(self, "_protections_seen", None)  # protections active in this step
-            self._protections_seen = set(result.protections) if seen is None else seen & set(result.protections)
+            prot = getattr(result, "protections", None)  # protections active in this step (a task's
+            if prot is not None:  # own future may return something else than a SandboxResult)
+                seen = getattr(self, "_protections_seen", None)
+                self._protections_seen = set(prot) if seen is None else seen & set(prot)
         try:
             return task.evaluate(cand, result, start)
         except Exception as exc:  # a verifier bug must not kill the run; it shows in the logs
