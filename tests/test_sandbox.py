@@ -18,7 +18,8 @@ import pytest
 
 from tests.proc_helpers import child_pids, sandbox_dirs
 from tttd import sandbox
-from tttd import _sandbox_data as sdata
+from tttd.sandbox import results as sdata
+from tttd.sandbox import runner
 from tttd.sandbox import Limits, Program, finite_array, run, run_command, run_program
 
 PLAT = sandbox.platform_info()
@@ -347,32 +348,29 @@ def test_deep_and_enormous_returns_are_bad_output():
     assert r.status == "bad_output"
 
 
-def test_parent_rejects_forged_result_files_before_reading(tmp_path):
-    """The trusted decoder on its own: sizes checked before reading, strict types."""
-    d, name = str(tmp_path), "r"
-    (tmp_path / "r.json").write_text('{"value": {"__tttd_array__": 0}, "arrays": [{"dtype": "<f8", "shape": [1000000]}]}')
-    (tmp_path / "r.0.bin").write_bytes(b"\0" * 16)
-    with pytest.raises(sdata.BadData, match="exceed|bytes"):
-        sdata.read_result(d, name, 1 << 20)  # 8 MB announced > 1 MiB budget: rejected unread
-    with pytest.raises(sdata.BadData, match="expected"):
-        sdata.read_result(d, name, 64 << 20)  # announced size differs from the file
-    (tmp_path / "r.json").write_text('{"value": {"__tttd_array__": 0}, "arrays": [{"dtype": "|O", "shape": [1]}]}')
+def test_parent_rejects_forged_result_frames():
+    """The trusted decoder on its own: sizes checked against dtype x shape, strict types."""
+    import struct
+
+    def frame(doc, payload=b"", token="t" * 16):
+        j = doc.encode() if isinstance(doc, str) else doc
+        return bytearray(b"TTR1" + token.encode() + struct.pack(">Q", len(j)) + j + payload)
+
+    def prog_value(buf):
+        return sdata.decode_program(*sdata.decode_frame(buf, "t" * 16))
+
+    big = frame('{"value": {"__tttd_array__": 0}, "arrays": [{"dtype": "<f8", "shape": [1000000]}]}', b"\0" * 16)
+    with pytest.raises(sdata.BadData, match="needs"):
+        prog_value(big)  # announced size differs from what arrived
     with pytest.raises(sdata.BadData, match="not allowed"):
-        sdata.read_result(d, name, 1 << 20)
-    (tmp_path / "r.json").write_text("[" * 100_000 + "]" * 100_000)
+        prog_value(frame('{"value": {"__tttd_array__": 0}, "arrays": [{"dtype": "|O", "shape": [1]}]}', b"\0" * 8))
     with pytest.raises(sdata.BadData):
-        sdata.read_json(str(tmp_path / "r.json"), 1 << 20)
-    (tmp_path / "big.json").write_bytes(b" " * (2 << 20))
+        prog_value(frame("[" * 100_000 + "]" * 100_000))
     with pytest.raises(sdata.BadData, match="over the limit"):
-        sdata.read_json(str(tmp_path / "big.json"), 1 << 20)
-    os.symlink("/etc/passwd", tmp_path / "link.json")
-    with pytest.raises(OSError):
-        sdata.read_json(str(tmp_path / "link.json"), 1 << 20)
-    os.mkfifo(tmp_path / "fifo.json")
-    with pytest.raises(sdata.BadData, match="regular"):
-        sdata.read_json(str(tmp_path / "fifo.json"), 1 << 20)
-    (tmp_path / "nan.json").write_text('[NaN, Infinity, -Infinity]')
-    v = sdata.read_json(str(tmp_path / "nan.json"), 1 << 20)
+        sdata.parse_json(b" " * (2 << 20), 1 << 20)
+    with pytest.raises(sdata.BadData, match="token"):
+        prog_value(frame('{"value": 1, "arrays": []}', token="x" * 16))
+    v = prog_value(frame('{"value": [NaN, Infinity, -Infinity], "arrays": []}'))
     assert np.isnan(v[0]) and v[1] == float("inf") and v[2] == float("-inf")
 
 
@@ -469,9 +467,9 @@ def test_no_leftover_dirs_or_processes_after_many_runs():
 def test_fallback_modes_basic_containment(mode, monkeypatch):
     """Without bubblewrap: results, timeouts with a daemon, memory, and the env scrub still work."""
     plat = sandbox.Platform(bwrap=None, root=PLAT.root, separate_uid=(mode == "plain_uid"))
-    if mode == "plain_uid" and not (PLAT.root and sandbox._probe(plat)):
+    if mode == "plain_uid" and not (PLAT.root and sandbox._probe(plat)[0]):
         pytest.skip("needs root and an interpreter readable by other uids")
-    monkeypatch.setattr(sandbox, "_platform", plat)
+    monkeypatch.setattr(runner, "_platform", plat)
     monkeypatch.setenv("TTTD_TEST_SECRET", "hidden")
     r = prog("import os\ndef main():\n    return os.environ.get('TTTD_TEST_SECRET')\n")
     assert r.status == "ok" and r.value is None and "bwrap" not in r.protections

@@ -296,6 +296,34 @@ class Archive:
         self._totals["added"] += len(added)
         return added
 
+    def child_filter(self) -> "ChildFilter":
+        """A :class:`ChildFilter` for the next group's children (see there)."""
+        return ChildFilter(self)
+
+    def prune_children(self, parent_id: str) -> None:
+        """Apply :meth:`flush`'s ``topk_children`` rule to one parent's children now (no size
+        cap), so that the children it will drop (and their artifacts) are not held until the end
+        of the step. Dedup keys of dropped children stay known until :meth:`flush`, so a step's
+        outcome is the same as with a single flush (parents of one step are distinct and share no
+        lineage, so no later group's start state can be dropped here)."""
+        if self.topk_children is None:
+            return
+        kids = [i for i, st in enumerate(self._list) if st.parent_id == parent_id]
+        if len(kids) <= self.topk_children:
+            return
+        worst = math.inf
+        ranked = sorted(kids, key=lambda i: (-self._val[i] if not math.isnan(self._val[i]) else worst, i))
+        drop = set(ranked[self.topk_children:])
+        old = self._list, self._n, self._m, self._fail
+        keys = self._keys
+        self._totals["evicted"] += len(drop)
+        self._reset_columns()
+        self._keys = {}
+        for i in range(len(old[0])):
+            if i not in drop:
+                self._insert(old[0][i], visits=old[1][i], m=old[2][i], failures=old[3][i])
+        self._keys = keys
+
     def flush(self) -> None:
         """Keep the best ``topk_children`` children per parent, then apply the size cap.
 
@@ -472,3 +500,34 @@ class Archive:
     def load(cls, path: str | os.PathLike[str]) -> "Archive":
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))
+
+
+class ChildFilter:
+    """Which children of one group can still be kept by :meth:`Archive.update` + the top-k rule,
+    told as the rollouts are evaluated one by one, so that the caller can drop the artifacts of the
+    others at once (bounded memory: at most ``topk_children`` artifacts per group are held).
+
+    A child is droppable when its dedup key is already in the archive or was offered earlier in
+    the group (``update`` would skip it as a duplicate), or when ``topk_children`` children of the
+    group rank above it (value, then earlier first: the order :meth:`Archive.flush` keeps)."""
+
+    def __init__(self, archive: Archive):
+        self.archive = archive
+        self.seen: set[str] = set()
+        self.top: list[tuple[float, int]] = []  # min-heap of (oriented value, -index): worst first
+
+    def offer(self, index: int, value: float, key: str | None) -> list[int]:
+        """Offer the valid child ``index``; returns the indices whose artifacts may be dropped now."""
+        import heapq
+
+        if key is not None:
+            if key in self.seen or key in self.archive._keys:
+                return [index]
+            self.seen.add(key)
+        k = self.archive.topk_children
+        if k is None:
+            return []
+        heapq.heappush(self.top, (self.archive._orient(value), -index))
+        if len(self.top) > k:
+            return [-heapq.heappop(self.top)[1]]
+        return []

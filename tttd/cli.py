@@ -120,6 +120,9 @@ def kl_warning(kl: float | None) -> str:
 def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = False,
              accept_task_change: bool = False, after_restore=None) -> dict[str, Any]:
     from tttd.loop import Discovery
+    from tttd.sandbox.report import check_isolation
+
+    check_isolation(cfg.require_isolation)  # before anything is written: warn, or refuse (exit 2)
 
     with Progress(cfg.steps, label, quiet) as progress:
         run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)
@@ -170,6 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         train=False if args.no_train else None,
         max_usd=args.max_usd, max_samples=args.max_samples, max_hours=args.max_hours, log=args.log,
         engine=args.engine,
+        require_isolation=True if args.require_isolation else None,
     )
     if args.task_option:
         flags["task_options"] = _kv(args.task_option, "--task-option")
@@ -296,7 +300,10 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from tttd.sandbox.report import check_isolation
     from tttd.verify import verify_main
+
+    check_isolation(False)  # a loud warning when the candidate would run with weaker isolation
 
     return verify_main(args.task, args.file, args.json,
                        task_options=_kv(getattr(args, "task_option", None), "--task-option"))
@@ -361,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render a prompt, check the verifier, estimate the run's size and cost; sample nothing")
     r.add_argument("--log", help="also log metrics offline to tensorboard, wandb (comma-separated)")
     _budget_flags(r)
+    r.add_argument("--require-isolation", action="store_true",
+                   help="refuse to run (exit 2) unless the sandbox has full isolation (bubblewrap)")
     common(r)
     r.set_defaults(func=cmd_run)
 
@@ -440,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from tttd.loop import PolicyLoadError
+    from tttd.sandbox.report import IsolationError
     from tttd.task import TaskOptionError, UnknownTaskError
 
     from tttd.cli_extra import quiet_broken_pipe
@@ -447,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return quiet_broken_pipe(lambda: args.func(args))
     except (ConfigError, UnknownTaskError, TaskOptionError, NotARunError, FileExistsError,
-            PolicyLoadError) as exc:
+            PolicyLoadError, IsolationError) as exc:
         print(f"tttd: error: {safe(exc, multiline=False)}", file=sys.stderr)
         return 2
     except (FileNotFoundError, OSError, ImportError) as exc:

@@ -63,6 +63,7 @@ class RunConfig:
     prices: dict[str, Any] = field(default_factory=dict)  # "backend:model" -> USD per 1M tokens
     log: str = ""  # extra metric logs: "tensorboard", "wandb" or both, comma-separated
     engine: str = "auto"  # local backend's sampler: auto | hf | vllm (tttd.policy.engines)
+    require_isolation: bool = False  # refuse to run unless the sandbox isolation is full (tttd.sandbox)
 
     def validate(self) -> "RunConfig":
         def need(cond: bool, msg: str) -> None:

@@ -41,6 +41,14 @@ from tttd.task import Task, get_task
 from tttd.types import Evaluation, SandboxResult, State, TrainDatum
 
 
+def _sandbox_report() -> dict[str, Any]:
+    """Which sandbox protections this machine provides (recorded in config.json)."""
+    from tttd.sandbox import isolation_report
+
+    rep = isolation_report()
+    return {"full": rep["full"], "active": rep["active"], "missing": rep["missing"], "notes": rep["notes"]}
+
+
 class FaultInjected(RuntimeError):
     pass
 
@@ -285,6 +293,7 @@ class Discovery:
                       "transform": self.task.objective.transform,
                       "fingerprint": self.task_fingerprint()},
             **({"_engine": self.policy.engine_info()} if hasattr(self.policy, "engine_info") else {}),
+            "_sandbox": _sandbox_report(),
         }
 
     # ------------------------------------------------------------------ the loop
@@ -352,21 +361,37 @@ class Discovery:
                 pending.append(parsed)
         fault_point("sample", step)
         t["sample"] = t["select"] + sample_s
+        # 5. archive, group by group as soon as it is evaluated: valid children join under their
+        # parent; visit statistics update. Sandbox results are dropped once evaluated, and an
+        # artifact is dropped as soon as it can no longer join the archive (Archive.child_filter),
+        # so beyond the archive and the best the parent holds at most topk_children artifacts
+        # (bounded memory, whatever the group size).
         evaluations: list[list[Evaluation]] = []
-        for g, parsed in enumerate(pending):
-            evaluations.append([self._evaluate(task, cand, fut, starts[g]) for cand, fut in parsed])
-        t["evaluate"] = time.perf_counter()
-        fault_point("evaluate", step)
-
-        # 5. archive: valid children join under their parent; visit statistics update
         child_ids: list[list[str | None]] = []
-        for start, evs in zip(starts, evaluations):
-            children = [self._child(ev) for ev in evs]
-            archive.update(start.id, children, step)
-            child_ids.append(list(archive.last_added))
-            for ev in evs:
+        for g in range(len(pending)):
+            parsed, pending[g] = pending[g], []
+            evs: list[Evaluation] = []
+            keep = archive.child_filter()
+            for i in range(len(parsed)):
+                cand, fut = parsed[i]
+                parsed[i] = None  # the sandbox result is freed once evaluated
+                ev = self._evaluate(task, cand, fut, starts[g])
+                del cand, fut
+                evs.append(ev)
                 if ev.valid:
                     self._track_best(ev.value, ev.reward, step, ev.artifact, ev.message)
+                joins = ev.valid and ev.metrics.get("archivable", True) is not False
+                for j in (keep.offer(i, ev.value, ev.key) if joins else [i]):
+                    evs[j].artifact = {}  # cannot join the archive: not kept (self.best has its own)
+            del parsed
+            archive.update(starts[g].id, [self._child(ev) for ev in evs], step)
+            child_ids.append(list(archive.last_added))
+            for ev in evs:
+                ev.artifact = {}  # the archive (and self.best) hold the artifacts that are kept
+            archive.prune_children(starts[g].id)
+            evaluations.append(evs)
+        t["evaluate"] = time.perf_counter()
+        fault_point("evaluate", step)
         archive.flush()
 
         # 6. advantages per group (constant groups dropped)
@@ -415,6 +440,10 @@ class Discovery:
         if fut is not None:
             result = fut.result()
             self.ledger.add_evaluation(result, cand.program.limits)
+            prot = getattr(result, "protections", None)  # protections active in this step (a task's
+            if prot is not None:  # own future may return something else than a SandboxResult)
+                seen = getattr(self, "_protections_seen", None)
+                self._protections_seen = set(prot) if seen is None else seen & set(prot)
         try:
             return task.evaluate(cand, result, start)
         except Exception as exc:  # a verifier bug must not kill the run; it shows in the logs
@@ -486,6 +515,7 @@ class Discovery:
             "seconds_evaluate": round(t["evaluate"] - t["sample"], 4),
             "seconds_train": round(t["train"] - t["evaluate"], 4),
             "spend": dict(self.ledger.__dict__),
+            "sandbox_protections": sorted(self.__dict__.pop("_protections_seen", None) or []) or None,
         }
 
     def _commit(self, step: int) -> None:

@@ -82,12 +82,22 @@ class Limits:
     threads: int = 1  # BLAS/OpenMP thread caps (and CPU share per evaluation)
     output_bytes: int = 16_384  # stdout / stderr tails kept
     result_mb: int = 64  # largest accepted result file
+    disk_mb: int = 256  # total bytes writable in the jail (workdir + /tmp + /dev/shm: one tmpfs, RAM)
+    inodes: int = 16_384  # total files + directories writable in the jail (same tmpfs)
     network: bool = False
     toolchain: tuple[str, ...] = ()  # extra absolute host paths bound read-only into the jail (compilers, headers)
     gpus: int = 0  # GPUs one evaluation needs; the executor assigns device ids
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.toolchain, tuple) and not isinstance(self.toolchain, str):
+            object.__setattr__(self, "toolchain", tuple(self.toolchain))  # JSON gives a list
+
     def to_dict(self) -> dict[str, Any]:
         return _asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Limits":
+        return _fromdict(cls, data)
 
 
 @dataclass

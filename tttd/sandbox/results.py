@@ -1,11 +1,21 @@
 """Data crossing the sandbox boundary, on the trusted side: encode inputs, strictly decode results.
 
-Format (never pickle): a JSON document ``{"value": tree, "arrays": [{"dtype", "shape"}, ...]}``
-where each numpy array in ``tree`` is the placeholder ``{"__tttd_array__": i}`` and its raw
-little-endian bytes lie in the file ``<name>.<i>.bin`` next to the document. The trusted side picks
-file names itself (from the index), checks every file is a regular file (no symlink, no FIFO) and
-that its size is what dtype x shape says *before* reading it, and accepts only numeric/bool dtypes
-from a whitelist. JSON text is bounded in bytes, nesting depth and element count.
+Results never touch the host filesystem: the harness streams one *frame* through a pipe that the
+parent reads while the run goes on, stopping (and rejecting the run) as soon as more than the
+task's declared maximum (``limits.result_mb``) has arrived, so an oversized result is never held
+in full nor decoded. A frame is::
+
+    b"TTR1" + token (16 ASCII bytes) + JSON length (8 bytes, big-endian) + JSON + payload
+
+Program mode: the JSON is ``{"value": tree, "arrays": [{"dtype", "shape"}, ...]}`` where each
+numpy array in ``tree`` is the placeholder ``{"__tttd_array__": i}``; the payload is the arrays'
+raw little-endian bytes, concatenated. Command mode: the JSON is ``{"exit": int|null, "signal":
+int|null, "result": "absent"|"present"|reason}`` and the payload is the command's result file.
+
+Decoding (:func:`decode_frame`, :func:`decode_program`, :func:`decode_command`) never raises
+anything but :class:`BadData` (with a reason): truncated or forged frames, a wrong token, absurd
+shapes or dtypes (numeric/bool whitelist only), sizes that disagree with dtype x shape, JSON too
+deep, too long or with too many elements; no pickle, no eval.
 
 NaN and +-inf: allowed as data. The JSON tokens ``NaN``, ``Infinity`` and ``-Infinity`` decode to
 ``float('nan')``, ``float('inf')`` and ``float('-inf')`` (always; nothing else non-standard is
@@ -18,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
+import struct
 from typing import Any
 
 ARRAY_KEY = "__tttd_array__"
@@ -31,6 +41,11 @@ MAX_DEPTH = 64
 MAX_ELEMENTS = 2_000_000
 MAX_JSON_BYTES = 16 * 2**20
 MAX_DIMS = 32
+MAX_DIM = 2**40  # any single dimension larger than this is absurd (and overflows numpy)
+MAGIC = b"TTR1"
+TOKEN_LEN = 16
+HEADER_LEN = len(MAGIC) + TOKEN_LEN + 8
+FRAME_OVERHEAD = 1 << 20  # beyond result_mb: the frame header and the JSON of array headers
 _CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
 
@@ -81,48 +96,6 @@ def encode_inputs(tree: Any, arrays: list, what: str, depth: int = 0) -> Any:
     raise ValueError(f"{what}: {type(tree).__name__} is not data (JSON values and numpy arrays only)")
 
 
-def open_regular(path: str, max_bytes: int) -> tuple[int, int]:
-    """Open ``path`` for reading only if it is a regular file (no symlink/FIFO) of at most
-    ``max_bytes``; returns (fd, size). Raises BadData otherwise, FileNotFoundError if absent."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise BadData(f"{os.path.basename(path)} is not a regular file")
-        if st.st_size > max_bytes:
-            raise BadData(f"{os.path.basename(path)} has {st.st_size} bytes, over the limit of {max_bytes}")
-        return fd, st.st_size
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _read_exact(fd: int, size: int) -> bytes:
-    chunks, left = [], size
-    while left > 0:
-        b = os.read(fd, min(left, 1 << 20))
-        if not b:
-            break
-        chunks.append(b)
-        left -= len(b)
-    return b"".join(chunks)
-
-
-def read_json(path: str, max_bytes: int) -> Any:
-    """Strictly parse a candidate-written JSON file (bounded size, depth, element count)."""
-    fd, size = open_regular(path, min(max_bytes, MAX_JSON_BYTES))
-    try:
-        text = _read_exact(fd, size)
-    finally:
-        os.close(fd)
-    try:
-        return json.loads(text, parse_constant=_parse_constant)
-    except RecursionError:
-        raise BadData(f"JSON nested deeper than the parser allows (limit {MAX_DEPTH})") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadData(f"malformed JSON: {e}") from None
-
-
 def check_tree(tree: Any, arrays: list | None = None) -> Any:
     """Check a parsed JSON tree (depth, element count) and replace array placeholders by
     ``arrays[i]`` (each used at most once). Iterative: never recurses on candidate data."""
@@ -160,49 +133,91 @@ def check_tree(tree: Any, arrays: list | None = None) -> Any:
     return root[0]
 
 
-def read_result(workdir: str, name: str, max_bytes: int) -> Any:
-    """Decode the harness's result ``<name>.json`` (+ ``<name>.<i>.bin``) from ``workdir``."""
-    doc = read_json(os.path.join(workdir, name + ".json"), max_bytes)
+def parse_json(text: bytes | memoryview, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Strictly parse candidate-written JSON (bounded size; NaN/Infinity allowed). BadData otherwise."""
+    if len(text) > max_bytes:
+        raise BadData(f"JSON of {len(text)} bytes is over the limit of {max_bytes}")
+    try:
+        return json.loads(bytes(text), parse_constant=_parse_constant)
+    except RecursionError:
+        raise BadData(f"JSON nested deeper than the parser allows (limit {MAX_DEPTH})") from None
+    except (ValueError, UnicodeDecodeError, TypeError) as e:
+        raise BadData(f"malformed JSON: {str(e)[:200]}") from None
+
+
+def decode_frame(buf: bytes | bytearray, token: str, max_json: int = MAX_JSON_BYTES) -> tuple[Any, memoryview]:
+    """Split a frame into (parsed JSON document, payload view). BadData for anything malformed."""
+    if len(buf) == 0:
+        raise BadData("no result")
+    if len(buf) < HEADER_LEN or bytes(buf[:len(MAGIC)]) != MAGIC:
+        raise BadData("the result frame is truncated or forged (bad header)")
+    if bytes(buf[len(MAGIC):len(MAGIC) + TOKEN_LEN]) != token.encode("ascii"):
+        raise BadData("the result frame carries the wrong token")
+    (n,) = struct.unpack_from(">Q", buf, len(MAGIC) + TOKEN_LEN)
+    if n > min(max_json, len(buf) - HEADER_LEN):
+        raise BadData(f"the result frame announces {n} bytes of JSON, more than it holds or allows")
+    view = memoryview(buf)
+    doc = parse_json(view[HEADER_LEN:HEADER_LEN + n], max_json)
+    return doc, view[HEADER_LEN + n:]
+
+
+def decode_program(doc: Any, payload: memoryview) -> Any:
+    """A program-mode result: the value with its arrays (numpy views on the received buffer)."""
+    try:
+        return _decode_program(doc, payload)
+    except BadData:
+        raise
+    except Exception as e:  # anything the checks above missed is still only bad data
+        raise BadData(f"undecodable result ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _decode_program(doc: Any, payload: memoryview) -> Any:
+    import numpy as np
+
     if type(doc) is not dict or set(doc) != {"value", "arrays"} or type(doc["arrays"]) is not list:
         raise BadData("result document has the wrong shape")
     metas = doc["arrays"]
     if len(metas) > 10_000:
         raise BadData("too many arrays in the result")
-    arrays, total = [], 0
+    arrays, offset = [], 0
     for i, meta in enumerate(metas):
-        arrays.append(_read_array(workdir, f"{name}.{i}.bin", meta, max_bytes - total))
-        total += arrays[-1].nbytes
+        if type(meta) is not dict or set(meta) != {"dtype", "shape"}:
+            raise BadData(f"bad header for array {i}")
+        dtype, shape = meta["dtype"], meta["shape"]
+        if type(dtype) is not str or dtype not in ALLOWED_DTYPES:
+            raise BadData(f"array dtype {dtype!r:.40} is not allowed (numeric/bool only)")
+        if type(shape) is not list or len(shape) > MAX_DIMS \
+                or any(type(s) is not int or not 0 <= s <= MAX_DIM for s in shape):
+            raise BadData(f"bad array shape {shape!r:.80}")
+        dt = np.dtype(dtype)
+        nbytes = math.prod(shape) * dt.itemsize
+        if offset + nbytes > len(payload):
+            raise BadData(f"array {i} {dtype}{tuple(shape)} needs {nbytes} bytes; the result holds "
+                          f"{len(payload) - offset} more")
+        arrays.append(np.frombuffer(payload[offset:offset + nbytes], dtype=dt).reshape(shape))
+        offset += nbytes
+    if offset != len(payload):
+        raise BadData(f"{len(payload) - offset} unexpected bytes after the arrays")
     return check_tree(doc["value"], arrays)
 
 
-def _read_array(workdir: str, fname: str, meta: Any, budget: int):
-    import numpy as np
-
-    if type(meta) is not dict or set(meta) != {"dtype", "shape"}:
-        raise BadData(f"bad array header for {fname}")
-    dtype, shape = meta["dtype"], meta["shape"]
-    if dtype not in ALLOWED_DTYPES:
-        raise BadData(f"array dtype {dtype!r:.40} is not allowed (numeric/bool only)")
-    if type(shape) is not list or len(shape) > MAX_DIMS or any(type(s) is not int or s < 0 for s in shape):
-        raise BadData(f"bad array shape {shape!r:.80}")
-    dt = np.dtype(dtype)
-    nbytes = math.prod(shape) * dt.itemsize
-    if nbytes > budget:
-        raise BadData(f"arrays in the result exceed the result limit ({nbytes} bytes for {fname})")
-    fd, size = open_regular(os.path.join(workdir, fname), budget)
+def decode_command(doc: Any, payload: memoryview, max_json: int = MAX_JSON_BYTES) -> tuple[dict, Any, str]:
+    """A command-mode report: ({"exit", "signal", "result"}, parsed result file or None, reason the
+    result file was rejected or ""). BadData only when the report itself is malformed."""
+    if type(doc) is not dict or set(doc) != {"exit", "signal", "result"} \
+            or not all(doc[k] is None or type(doc[k]) is int for k in ("exit", "signal")) \
+            or type(doc["result"]) is not str:
+        raise BadData("command report has the wrong shape")
+    if doc["result"] != "present":
+        if len(payload):
+            raise BadData("unexpected bytes after the command report")
+        return doc, None, "" if doc["result"] == "absent" else doc["result"][:300]
     try:
-        if size != nbytes:
-            raise BadData(f"{fname} has {size} bytes, expected {nbytes} for {dtype}{tuple(shape)}")
-        buf = bytearray(nbytes)
-        view, got = memoryview(buf), 0
-        while got < nbytes:
-            n = os.readv(fd, [view[got:]])
-            if n == 0:
-                raise BadData(f"{fname} is shorter than announced")
-            got += n
-    finally:
-        os.close(fd)
-    return np.frombuffer(buf, dtype=dt).reshape(shape)
+        return doc, check_tree(parse_json(payload, max_json)), ""
+    except BadData as e:
+        return doc, None, str(e)
+    except Exception as e:
+        return doc, None, f"undecodable result file ({type(e).__name__})"
 
 
 def finite_array(x: Any, name: str = "value", ndim: int | None = None):
@@ -219,6 +234,17 @@ def finite_array(x: Any, name: str = "value", ndim: int | None = None):
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
+
+
+def _read_exact(fd: int, size: int) -> bytes:
+    chunks, left = [], size
+    while left > 0:
+        b = os.read(fd, min(left, 1 << 20))
+        if not b:
+            break
+        chunks.append(b)
+        left -= len(b)
+    return b"".join(chunks)
 
 
 def read_tail(fd: int, cap: int) -> tuple[str, int]:

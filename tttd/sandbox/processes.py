@@ -1,10 +1,10 @@
-"""Process management for tttd.sandbox (trusted side): wait with a pidfd, kill a run's whole
-tree, and sweep up anything it left behind (by uid, or by session/group/ancestry/env marker)."""
+"""Process and file cleanup for tttd.sandbox (trusted side): wait with a pidfd, kill a run's whole
+tree, sweep up anything it left behind (by uid, or by session/group/ancestry/env marker), and
+remove a run directory whatever the candidate made of it (:func:`remove_tree`)."""
 
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import time
@@ -100,32 +100,6 @@ def _signal_of(rc: int, bwrap: bool) -> int | None:
     return None
 
 
-def _wait(proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait for ``proc`` at most ``timeout`` s; True if it exited. Uses a pidfd where available
-    (Popen.wait(timeout) polls with sleeps of up to 50 ms, a large part of a trivial evaluation)."""
-    try:
-        fd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        try:
-            proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return proc.poll() is not None
-            if poller.poll(left * 1000):
-                proc.wait()
-                return True
-    finally:
-        os.close(fd)
-
-
 def _kill_tree(proc: subprocess.Popen, bwrap: bool) -> None:
     """SIGKILL the run. Under bwrap, kill the pid namespace's init first: the kernel then kills
     every process in the namespace before bwrap sees its child exit, so once bwrap has exited
@@ -156,3 +130,105 @@ def _signame(sig: int) -> str:
         return signal.Signals(sig).name
     except ValueError:
         return str(sig)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_dir(name: str, dir_fd: int | None) -> int:
+    """Open a directory (never through a symlink), making it readable/searchable first if needed."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        pfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            os.chmod(f"/proc/self/fd/{pfd}", 0o700)  # the inode itself: a symlink cannot redirect it
+        finally:
+            os.close(pfd)
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def remove_tree(path: str) -> bool:
+    """Delete ``path`` and everything below it; True when it is gone. Iterative (any depth: one
+    directory fd open at a time, names kept on a heap-allocated stack), never follows symlinks,
+    restores permissions a candidate removed, and never raises (a failure leaves the path and
+    returns False; callers report it)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        _remove_tree(path)
+    except OSError:
+        pass
+    return not os.path.lexists(path)
+
+
+def _remove_tree(path: str) -> None:
+    try:
+        top = _open_dir(path, None)
+    except NotADirectoryError:
+        os.unlink(path)
+        return
+    except OSError:
+        if os.path.islink(path) or not os.path.isdir(path):
+            os.unlink(path)
+            return
+        raise
+    fd = top
+    stack: list[tuple[str, list[str]]] = []  # (name of the directory fd is in, its pending subdirs)
+    pending = _clear_files(fd)
+    try:
+        while True:
+            if pending:
+                name = pending.pop()
+                try:
+                    child = _open_dir(name, fd)
+                except (NotADirectoryError, OSError):
+                    _unlink_any(name, fd)
+                    continue
+                stack.append((name, pending))
+                os.close(fd)
+                fd = child
+                pending = _clear_files(fd)
+                continue
+            if not stack:
+                break
+            name, pending = stack.pop()
+            up = os.open("..", _DIR_FLAGS & ~os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = up
+            os.rmdir(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(path)
+
+
+def _clear_files(fd: int) -> list[str]:
+    """Unlink every non-directory in the directory ``fd``; return the names of its subdirectories."""
+    dirs = []
+    if os.fstat(fd).st_mode & 0o300 != 0o300:
+        os.chmod(f"/proc/self/fd/{fd}", 0o700)
+    with os.scandir(fd) as it:
+        entries = list(it)
+    for e in entries:
+        try:
+            is_dir = e.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            dirs.append(e.name)
+        else:
+            _unlink_any(e.name, fd)
+    return dirs
+
+
+def _unlink_any(name: str, fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=fd)
+    except IsADirectoryError:
+        pass
+    except FileNotFoundError:
+        pass

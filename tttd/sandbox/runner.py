@@ -1,0 +1,536 @@
+"""Running one candidate (trusted side): platform detection, the run directory, spawning the
+harness (in the jail when bubblewrap works), streaming the result, verdicts, cleanup; and the
+public entry points :func:`run_program`, :func:`run_command` and :func:`run`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+from tttd.sandbox import gpu, jail, seccomp
+from tttd.sandbox import results as data
+from tttd.sandbox.jail import Platform
+from tttd.sandbox.processes import _kill_tree, _scan_procs, _signal_of, _signame, _sweep, remove_tree
+from tttd.sandbox.results import BadData
+from tttd.types import Limits, Program, SandboxResult
+
+HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.py")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
+_EXIT_MEMORY, _EXIT_BAD_OUTPUT, _EXIT_SETUP = 3, 4, 5
+INLINE_BYTES = 1 << 20  # inputs up to this size go inline in the harness's stdin (no files, no mount)
+_MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
+
+_platform: Platform | None = None
+_platform_lock = threading.Lock()
+
+
+def platform_info(refresh: bool = False) -> Platform:
+    """Detect (once, cached) the strongest isolation that works here: bubblewrap (allow-list view,
+    capped tmpfs, namespaces), a fresh uid (root parent), the seccomp filter. Each candidate setup
+    is probed by running the real harness path once. ``TTTD_SANDBOX_BWRAP=0`` disables bubblewrap
+    (to test the fallback)."""
+    global _platform
+    with _platform_lock:
+        if _platform is None or refresh:
+            _platform = _detect()
+        return _platform
+
+
+def _detect() -> Platform:
+    root = os.geteuid() == 0
+    notes: list[str] = []
+    bw = None
+    if os.environ.get("TTTD_SANDBOX_BWRAP", "1") == "0":
+        notes.append("bubblewrap disabled by TTTD_SANDBOX_BWRAP=0")
+    else:
+        bw = shutil.which("bwrap")
+        if bw is None:
+            notes.append("bubblewrap (bwrap) is not installed")
+    sc = seccomp.supported()
+    if not sc:
+        notes.append("no seccomp table for this CPU architecture")
+    # bwrap's --disable-userns nests a user namespace in which the harness cannot mount its capped
+    # tmpfs: the seccomp filter forbids new namespaces instead (protection "no_namespaces").
+    options = []
+    if bw:
+        options.append(Platform(bw, root, root, sc))
+    if root:
+        options.append(Platform(None, True, True, sc))
+    options.append(Platform(None, root, False, sc))
+    options.append(Platform(None, root, False, False))
+    for cand in options:
+        ok, why = _probe(cand)
+        if ok:
+            return Platform(cand.bwrap, cand.root, cand.separate_uid, cand.seccomp, cand.disable_userns,
+                            tuple(dict.fromkeys(notes)))
+        if why:
+            notes.append(why)
+    return Platform(None, root, False, False, False, tuple(notes))
+
+
+def _probe(plat: Platform) -> tuple[bool, str]:
+    """Start the real harness path once: jail, interpreter, stdlib and site packages must load."""
+    what = ("bubblewrap" if plat.bwrap else "plain") + (" + fresh uid" if plat.separate_uid else "") \
+        + (" + seccomp" if plat.seccomp else "") + (" + --disable-userns" if plat.disable_userns else "")
+    try:
+        res = _execute({"mode": "command", "command": [sys.executable, "-I", "-S", "-c", _PROBE_CODE, *jail.site_paths()]},
+                       Limits(wall_s=20, memory_mb=1024), {}, None, lambda res, rc, frame: None, plat)
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        return False, f"{what} does not work here: {e}"
+    if res.status == "ok" and res.returncode == 0:
+        return True, ""
+    tail = (res.message or res.stderr.strip().splitlines()[-1:] or ["?"])
+    return False, f"{what} does not work here: {tail if isinstance(tail, str) else tail[0]}"[:300]
+
+
+_PROBE_CODE = "import sys, os, json\nfor p in sys.argv[1:]: os.listdir(p)"
+
+
+def _check_limits(limits: Limits) -> None:
+    if not isinstance(limits, Limits):
+        raise ValueError(f"limits must be a tttd.types.Limits, got {type(limits).__name__}")
+    if not limits.wall_s > 0:
+        raise ValueError(f"limits.wall_s must be > 0, got {limits.wall_s}")
+    for name in ("memory_mb", "file_size_mb", "open_files", "processes", "threads", "output_bytes", "result_mb",
+                 "disk_mb", "inodes"):
+        if int(getattr(limits, name)) < 1:
+            raise ValueError(f"limits.{name} must be >= 1, got {getattr(limits, name)}")
+    if limits.cpu_s is not None and not limits.cpu_s > 0:
+        raise ValueError(f"limits.cpu_s must be > 0 or None, got {limits.cpu_s}")
+    tc = limits.toolchain
+    if isinstance(tc, str) or not all(isinstance(p, str) and os.path.isabs(p) for p in tc):
+        raise ValueError(f"limits.toolchain must be a sequence of absolute paths, got {tc!r:.200}")
+
+
+def _count_uid_processes(uid: int) -> int:
+    return sum(1 for _ in _scan_procs(lambda st: st["uid"] == uid))
+
+
+def _rlimits(limits: Limits, nproc_base: int, gpu: bool = False) -> dict[str, list[int]]:
+    """The candidate's rlimits. With GPUs, RLIMIT_AS is not set: the CUDA driver reserves far more
+    virtual address space than any memory limit (host memory is then not capped by tttd)."""
+    cpu = int(limits.cpu_s if limits.cpu_s is not None else limits.wall_s * max(1, limits.threads) + 1)
+    cpu = max(1, cpu + (1 if limits.cpu_s is not None and limits.cpu_s % 1 else 0))
+    mb = 2**20
+    as_limit = -1 if gpu else limits.memory_mb * mb  # -1 = RLIM_INFINITY
+    return {
+        "RLIMIT_AS": [as_limit] * 2,
+        "RLIMIT_CPU": [cpu, cpu + 1],
+        "RLIMIT_FSIZE": [limits.file_size_mb * mb] * 2,
+        "RLIMIT_NOFILE": [limits.open_files] * 2,
+        "RLIMIT_NPROC": [nproc_base + limits.processes + 1] * 2,  # + the harness in command mode
+        "RLIMIT_CORE": [0, 0],
+    }
+
+
+def _env(limits: Limits, workdir: str, plat: Platform, token: str, gpu_env: dict[str, str]) -> dict[str, str]:
+    bins = [os.path.join(p, "bin") for p in limits.toolchain if os.path.isdir(os.path.join(p, "bin"))]
+    path = os.pathsep.join(dict.fromkeys([os.path.dirname(sys.executable), *bins, "/usr/local/bin", "/usr/bin", "/bin"]))
+    env = {"PATH": path, "HOME": workdir, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "USER": "sandbox",
+           "LOGNAME": "sandbox", "TMPDIR": "/tmp" if plat.bwrap else workdir, "TTTD_SANDBOX": token,
+           "CUDA_VISIBLE_DEVICES": ""}
+    env.update({k: str(limits.threads) for k in THREAD_VARS})
+    env.update(gpu_env)
+    return env
+
+
+def _protections(plat: Platform, limits: Limits, cpus: Any, devices: tuple[int, ...] = ()) -> list[str]:
+    p = jail.protections(plat, limits, cpus)
+    if devices:  # see _rlimits
+        p.remove("rlimit_as")
+        p.append("gpu_devices_only" if plat.bwrap else "gpu_env_only")
+    return p
+
+
+# ------------------------------------------------------------------------------------------------
+# One run.
+# ------------------------------------------------------------------------------------------------
+
+def _write_inputs(in_dir: str, files: dict[str, bytes], readable: bool) -> None:
+    os.mkdir(in_dir, 0o755 if readable else 0o700)
+    for name, content in files.items():
+        path = os.path.join(in_dir, name)
+        parent = os.path.dirname(path)
+        if parent != in_dir:
+            os.makedirs(parent, 0o755 if readable else 0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644 if readable else 0o600)
+        with open(fd, "wb") as f:
+            f.write(content)
+
+
+def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, collect,
+             plat: Platform | None = None, devices: tuple[int, ...] = ()) -> SandboxResult:
+    """Create the run directory, start the harness (in the jail when available), stream its
+    result frame (at most ``limits.result_mb``), wait at most ``limits.wall_s``, kill everything
+    left, read output tails, and call ``collect(res, rc, frame)`` to turn the exit into a result.
+    Always cleans up; raises only on bad arguments (ValueError)."""
+    plat = plat or platform_info()
+    devices = gpu.check_devices(devices)
+    gpu_argv, gpu_env = [], {}
+    if devices:
+        gpu_argv, gpu_env = gpu.device_binds(devices) if plat.bwrap else ([], gpu.device_binds(devices)[1])
+    rundir = tempfile.mkdtemp(prefix="tttd-sbx-")
+    uid = 2**30 + secrets.randbelow(2**30) if plat.separate_uid else None
+    token = secrets.token_hex(8)
+    out_fd = err_fd = -1
+    ns_init = None
+    proc = None
+    res_r = res_w = None
+    try:
+        in_dir = os.path.join(rundir, "in")
+        inline = None
+        if sum(len(c) for c in files.values()) <= INLINE_BYTES:  # small inputs travel on stdin
+            inline = {name: base64.b64encode(c).decode("ascii") for name, c in files.items()}
+        else:
+            _write_inputs(in_dir, files, readable=uid is not None)
+        if plat.bwrap:
+            workdir = jail.WORKDIR
+        else:
+            workdir = os.path.join(rundir, "work")
+            os.mkdir(workdir, 0o700)
+            if uid is not None:
+                os.chown(workdir, uid, uid)
+        if uid is not None:
+            os.chmod(rundir, 0o711)
+        out_fd = os.open(os.path.join(rundir, "stdout"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        err_fd = os.open(os.path.join(rundir, "stderr"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        nproc_base = 0 if uid is not None else _count_uid_processes(os.getuid())
+        res_r, res_w = os.pipe()
+        os.set_blocking(res_r, False)
+        cfg = dict(cfg, workdir=workdir, uid=uid, gid=uid, cpus=list(cpus) if cpus else None,
+                   rlimits=_rlimits(limits, nproc_base, gpu=bool(devices)), result_fd=res_w, token=cfg.get("token") or secrets.token_hex(8),
+                   in_dir=jail.IN_DIR_IN_JAIL if plat.bwrap else in_dir, inline=inline,
+                   copy=cfg.get("copy", sorted(files)),
+                   drop_caps=bool(plat.bwrap) and not plat.root,
+                   seccomp=seccomp.build_filter().hex() if plat.seccomp else None,
+                   jail={"tmpfs": jail.TMPFS_IN_JAIL, "bytes": limits.disk_mb * 2**20, "inodes": limits.inodes}
+                   if plat.bwrap else None)
+        harness = jail.HARNESS_IN_JAIL if plat.bwrap else HARNESS
+        argv = [sys.executable, "-I", "-S", harness]
+        info_r = info_w = None
+        if plat.bwrap:
+            info_r, info_w = os.pipe()
+            argv = jail.bwrap_argv(plat, rundir, limits, HARNESS, info_w, gpu_argv) + argv
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out_fd, stderr=err_fd,
+                                    cwd=rundir if plat.bwrap else workdir,
+                                    env=_env(limits, workdir, plat, token, gpu_env), start_new_session=True,
+                                    close_fds=True, pass_fds=(res_w,) + ((info_w,) if info_w is not None else ()))
+        finally:
+            os.close(res_w)
+            res_w = None
+            if info_w is not None:
+                os.close(info_w)
+        if info_r is not None:
+            ns_init = _ns_init_pidfd(info_r)
+        try:
+            proc.stdin.write(json.dumps(cfg).encode())
+            proc.stdin.close()
+        except OSError:
+            pass
+        cap = limits.result_mb * 2**20 + data.FRAME_OVERHEAD
+        frame = bytearray()
+        exited, over = _wait_and_read(proc, limits.wall_s, res_r, frame, cap)
+        timed_out = not exited and not over
+        wall = time.perf_counter() - t0
+        # Kill what is left: under bwrap the namespace init (the kernel empties the namespace
+        # before that pidfd reports the exit); otherwise the group, then a sweep.
+        _end_namespace(ns_init)
+        _kill_tree(proc, bool(plat.bwrap))
+        _sweep(proc.pid, uid, token)
+        rc = proc.wait()
+        if not over:
+            over = _drain(res_r, frame, cap)
+        stdout, cut_out = data.read_tail(out_fd, limits.output_bytes)
+        stderr, cut_err = data.read_tail(err_fd, limits.output_bytes)
+        res = SandboxResult(status="ok", stdout=stdout, stderr=stderr, wall_s=wall, returncode=rc,
+                            protections=_protections(plat, limits, cpus, devices))
+        sig = _signal_of(rc, bool(plat.bwrap))
+        if over:
+            res.status = "bad_output"
+            res.message = f"the result is larger than the limit of {limits.result_mb} MiB (rejected unread)"
+        elif timed_out:
+            res.status, res.message = "timeout", f"wall time limit of {limits.wall_s:g} s exceeded"
+        elif sig == signal.SIGXCPU:
+            res.status, res.message = "timeout", "CPU time limit exceeded"
+        elif sig is not None and cfg["mode"] != "command":
+            res.status, res.message = "killed", f"killed by signal {_signame(sig)}"
+        elif rc == _EXIT_SETUP and "tttd-sandbox: setup failed" in stderr:
+            res.status, res.message = "error", "sandbox setup failed: " + _last_line(stderr)
+        elif rc != 0 and cfg["mode"] != "command" and any(m in stderr[-2000:] for m in _MEMORY_MARKERS):
+            res.status, res.message = "memory", f"out of memory (limit {limits.memory_mb} MiB)"
+        else:
+            try:
+                collect(res, rc, frame)
+            except Exception as e:  # never raise on candidate data
+                res.status, res.value = "bad_output", None
+                res.message = f"undecodable result ({type(e).__name__})"
+        if cut_out or cut_err:
+            res.message += f" (output tails kept: {cut_out} stdout / {cut_err} stderr bytes cut)"
+        return res
+    finally:
+        if proc is not None and proc.returncode is None:
+            _end_namespace(ns_init)
+            _kill_tree(proc, bool(plat.bwrap))
+            proc.wait()
+            _sweep(proc.pid, uid, token)
+        for fd in (ns_init, res_r, res_w):
+            if fd is not None:
+                os.close(fd)
+        for fd in (out_fd, err_fd):
+            if fd >= 0:
+                os.close(fd)
+        if not remove_tree(rundir):
+            print(f"tttd.sandbox: warning: could not remove {rundir}", file=sys.stderr)
+
+
+def _wait_and_read(proc: subprocess.Popen, timeout: float, res_r: int, frame: bytearray, cap: int) -> tuple[bool, bool]:
+    """Wait for ``proc`` at most ``timeout`` s while reading the result pipe into ``frame``.
+    Returns (exited, over_cap); stops early when more than ``cap`` bytes arrive."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    poller = select.poll()
+    poller.register(res_r, select.POLLIN)
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    end = time.monotonic() + timeout
+    pipe_open = True
+    try:
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return proc.poll() is not None, False
+            events = poller.poll(min(left, 0.05 if pidfd is None else left) * 1000)
+            for fd, ev in events:
+                if fd == res_r and pipe_open:
+                    got = _read_some(res_r, frame, cap)
+                    if got is None:
+                        return False, True
+                    if got == 0 and ev & (select.POLLHUP | select.POLLERR):
+                        poller.unregister(res_r)
+                        pipe_open = False
+            if proc.poll() is not None:
+                return True, False
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _read_some(fd: int, frame: bytearray, cap: int) -> int | None:
+    """Read what is available; None when ``frame`` would exceed ``cap``."""
+    total = 0
+    while True:
+        try:
+            b = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            return total
+        if not b:
+            return total
+        if len(frame) + len(b) > cap:
+            return None
+        frame += b
+        total += len(b)
+
+
+def _drain(fd: int, frame: bytearray, cap: int) -> bool:
+    """Read the rest of the pipe after every writer is gone; True when over ``cap``."""
+    return _read_some(fd, frame, cap) is None
+
+
+def _ns_init_pidfd(info_r: int) -> int | None:
+    """Read bwrap's ``--info-fd`` JSON ({"child-pid": N}) and return a pidfd for that process (a
+    pidfd cannot be fooled by pid reuse). None if bwrap failed before reporting."""
+    buf = b""
+    try:
+        poller = select.poll()
+        poller.register(info_r, select.POLLIN)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and poller.poll(max(0.0, end - time.monotonic()) * 1000):
+            chunk = os.read(info_r, 4096)
+            if not chunk:
+                break
+            buf += chunk
+            if buf.rstrip().endswith(b"}"):
+                break
+        pid = int(json.loads(buf)["child-pid"])
+        return os.pidfd_open(pid)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    finally:
+        os.close(info_r)
+
+
+def _end_namespace(pidfd: int | None) -> None:
+    """SIGKILL the pid namespace's init and wait until it has exited, i.e. until the kernel has
+    killed and reaped every process in the namespace (daemons included)."""
+    if pidfd is None:
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.poll(10_000)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+# ------------------------------------------------------------------------------------------------
+# Public API.
+# ------------------------------------------------------------------------------------------------
+
+def run_program(source: str, entry: str = "main", args: dict[str, Any] | None = None,
+                limits: Limits | None = None, inject: dict[str, Any] | None = None,
+                cpus: Any = None, devices: tuple[int, ...] = ()) -> SandboxResult:
+    """Exec ``source`` as the module ``candidate`` in the sandbox, call ``entry(**args)`` and return
+    its value as data (JSON values, numpy numeric/bool arrays; tuples come back as lists, numpy
+    scalars as Python scalars). ``inject`` names are defined in the module's globals first.
+    ``devices``: GPU indices bound into the jail (see :mod:`tttd.sandbox.gpu`)."""
+    limits = limits or Limits()
+    _check_limits(limits)
+    if not isinstance(source, str):
+        raise ValueError(f"source must be a str, got {type(source).__name__}")
+    if not (isinstance(entry, str) and entry.isidentifier()):
+        raise ValueError(f"entry must be a Python identifier, got {entry!r}")
+    args, inject = dict(args or {}), dict(inject or {})
+    for what, d in (("args", args), ("inject", inject)):
+        bad = [k for k in d if not (isinstance(k, str) and k.isidentifier())]
+        if bad:
+            raise ValueError(f"{what} keys must be Python identifiers, got {bad[:3]!r}")
+    arrays: list = []
+    doc = {"args": data.encode_inputs(args, arrays, "args"),
+           "inject": data.encode_inputs(inject, arrays, "inject")}
+    files = {"candidate.py": source.encode("utf-8", "surrogatepass")}
+    doc["arrays"] = []
+    for i, a in enumerate(arrays):
+        files[f"_tttd_in_{i}.bin"] = a.tobytes()
+        doc["arrays"].append({"file": f"_tttd_in_{i}.bin", "dtype": a.dtype.str, "shape": list(a.shape)})
+    files["_tttd_input.json"] = json.dumps(doc, allow_nan=True).encode()
+    result_bytes = limits.result_mb * 2**20
+    max_json = min(result_bytes, data.MAX_JSON_BYTES)
+    cfg = {"mode": "program", "token": secrets.token_hex(8), "copy": ["candidate.py"], "entry": entry, "source_file": "candidate.py", "input_file": "_tttd_input.json",
+           "sys_path": jail.site_paths(), "max_depth": data.MAX_DEPTH,
+           "max_elements": data.MAX_ELEMENTS, "max_array_bytes": result_bytes, "max_json_bytes": max_json}
+
+    def collect(res: SandboxResult, rc: int, frame: bytearray) -> None:
+        if rc == _EXIT_MEMORY:
+            res.status, res.message = "memory", f"out of memory (limit {limits.memory_mb} MiB)"
+        elif rc == _EXIT_BAD_OUTPUT:
+            res.status, res.message = "bad_output", _last_line(res.stderr) or "return value is not data"
+        elif rc != 0:
+            res.status, res.message = "error", _last_line(res.stderr) or f"exit code {rc}"
+        elif not frame:
+            res.status = "error"
+            res.message = f"the program exited (code 0) before {entry}() returned: no result"
+        else:
+            try:
+                doc, payload = data.decode_frame(frame, cfg["token"], max_json)
+                res.value = data.decode_program(doc, payload)
+            except BadData as e:
+                res.status, res.message = "bad_output", str(e)
+
+    return _execute(cfg, limits, files, cpus, collect, devices=devices)
+
+
+def run_command(cmd: list[str], files: dict[str, str | bytes] | None = None, limits: Limits | None = None,
+                result_file: str = "result.json", cpus: Any = None, devices: tuple[int, ...] = ()) -> SandboxResult:
+    """Run ``cmd`` (no shell) in the sandbox after writing ``files`` into its working directory.
+    ``value`` is the JSON in ``result_file`` if the command wrote one (strictly parsed; malformed,
+    oversized, a symlink or not a regular file -> bad_output), else None; status ok/error follows
+    the exit code (``killed`` for a signal). ``devices``: GPU indices bound into the jail."""
+    limits = limits or Limits()
+    _check_limits(limits)
+    if not (isinstance(cmd, (list, tuple)) and cmd and all(isinstance(c, str) for c in cmd)):
+        raise ValueError(f"cmd must be a non-empty list of str, got {cmd!r:.200}")
+    if "\0" in "".join(cmd):
+        raise ValueError("cmd contains a NUL byte")
+    out: dict[str, bytes] = {}
+    for name, content in (files or {}).items():
+        _check_relpath(name, "files")
+        if name.startswith("_tttd"):
+            raise ValueError(f"file names starting with '_tttd' are reserved, got {name!r}")
+        out[name] = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    if result_file is not None:
+        _check_relpath(result_file, "result_file")
+    result_bytes = limits.result_mb * 2**20
+    cfg = {"mode": "command", "token": secrets.token_hex(8), "command": list(cmd), "result_file": result_file, "max_result_bytes": result_bytes}
+    return _execute(cfg, limits, out, cpus, _command_collector(cfg, limits), devices=devices)
+
+
+def _command_collector(cfg: dict, limits: Limits):
+    max_json = min(limits.result_mb * 2**20, data.MAX_JSON_BYTES)
+
+    def collect(res: SandboxResult, rc: int, frame: bytearray) -> None:
+        try:
+            doc, payload = data.decode_frame(frame, cfg["token"], max_json + data.FRAME_OVERHEAD)
+            report, value, bad = data.decode_command(doc, payload, max_json)
+        except BadData as e:
+            sig = _signal_of(rc, True) if rc < 0 else None
+            if sig is not None:
+                res.status, res.message = "killed", f"killed by signal {_signame(sig)}"
+            elif rc == 127 or rc == _EXIT_SETUP:
+                res.status, res.message = "error", _last_line(res.stderr) or f"exit code {rc}"
+            else:
+                res.status, res.message = "error", f"no report from the sandbox ({e}); exit code {rc}"
+            return
+        if report["signal"] is not None:
+            res.returncode = -report["signal"]
+            sig = report["signal"]
+            if sig == signal.SIGXCPU:
+                res.status, res.message = "timeout", "CPU time limit exceeded"
+            else:
+                res.status, res.message = "killed", f"killed by signal {_signame(sig)}"
+        elif report["exit"] != 0:
+            res.returncode = report["exit"]
+            if any(m in res.stderr[-2000:] for m in _MEMORY_MARKERS):
+                res.status, res.message = "memory", f"out of memory (limit {limits.memory_mb} MiB)"
+            else:
+                res.status, res.message = "error", _last_line(res.stderr) or f"exit code {report['exit']}"
+        else:
+            res.returncode = 0
+        if bad:
+            if res.status == "ok":
+                res.status, res.message = "bad_output", bad
+            return
+        res.value = value
+
+    return collect
+
+
+def _check_relpath(name: Any, what: str) -> None:
+    if not isinstance(name, str) or not name or name.startswith("/") or "\0" in name \
+            or any(part in ("", ".", "..") for part in name.split("/")):
+        raise ValueError(f"{what}: {name!r} must be a plain relative path inside the working directory")
+
+
+def run(program: Program, cpus: Any = None, devices: tuple[int, ...] = ()) -> SandboxResult:
+    """Run a :class:`Program`: its ``command`` if set, else its ``source``. ``devices``: the GPU
+    indices the executor assigned (``program.limits.gpus`` of them); empty = no GPU visible."""
+    if not isinstance(program, Program):
+        raise ValueError(f"expected a tttd.types.Program, got {type(program).__name__}")
+    if program.command is not None:
+        return run_command(program.command, files=program.files, limits=program.limits, cpus=cpus, devices=devices)
+    if program.source is None:
+        raise ValueError("a Program needs either source or command")
+    return run_program(program.source, entry=program.entry, args=program.args, limits=program.limits,
+                       inject=program.inject, cpus=cpus, devices=devices)
