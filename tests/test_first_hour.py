@@ -43,7 +43,8 @@ def test_run_on_the_tiny_model_takes_the_demo_preset_and_says_so(monkeypatch, tm
     assert cli.main(["run", "demo", "--preset", "paper", "--out", "p"]) == 0
     assert seen[-1].preset == "paper" and seen[-1].group_size == 64
     # a real model keeps the defaults (the paper's settings)
-    assert cli.main(["run", "demo", "--backend", "api", "--model", "some-model", "--out", "q"]) == 0
+    assert cli.main(["run", "demo", "--backend", "api", "--model", "some-model", "--no-train",
+                     "--backend-option", "base_url=http://127.0.0.1:9/v1", "--out", "q"]) == 0
     assert seen[-1].preset is None and seen[-1].group_size == 64
 
 

@@ -27,11 +27,15 @@ IDLE_STEP_S = 2.2
 IDLE_PHASE_S = 5.0  # loading the policy, starting the evaluation workers
 
 
-def demo_config(steps: int | None = None, seed: int | None = 0, train: bool = True) -> RunConfig:
+def demo_config(steps: int | None = None, seed: int | None = 0, train: bool = True,
+                engine: str | None = None) -> RunConfig:
     """The configuration ``tttd run demo`` resolves to with the same flags (the tiny model)."""
     from tttd.task import get_task
 
-    flags = dict(task="demo", backend="local", steps=steps, seed=seed, train=None if train else False)
+    flags = dict(task="demo", backend="local", steps=steps, seed=seed, train=None if train else False,
+                 engine=engine)
+    if engine == "vllm":  # vLLM serves LoRA on the attention/MLP layers only (see tttd.policy.engines)
+        flags["backend_options"] = {"train_unembed": False}
     return resolve_config(get_task("demo").presets, preset="demo", flag_values=flags)
 
 
@@ -84,7 +88,7 @@ def run_demo(args: Any) -> int:
     err = Console(stderr=True, highlight=False)
     say = (lambda text: None) if args.quiet else err.print
     modes = [("frozen", False)] if args.no_train else [("trained", True), ("frozen", False)]
-    cfg = demo_config(args.steps, args.seed)
+    cfg = demo_config(args.steps, args.seed, engine=getattr(args, "engine", None))
     cached = _model_cached()
     command = f"tttd run demo --seed {cfg.seed}" + (f" --steps {cfg.steps}" if args.steps else "")
     say("tttd demo: test-time training of a tiny local model on a toy Erdős-style problem. "

@@ -138,3 +138,19 @@ def test_reaper_kills_the_orphans_of_a_killed_parent(tmp_path):
     while (tmp_path / "adapter").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not (tmp_path / "adapter").exists()  # the adapter folder goes with the engine
+
+
+def test_output_layer_lora_keeps_hf_or_is_refused_for_vllm(monkeypatch):
+    """vLLM cannot serve a LoRA on lm_head (train_unembed, on by default as on Tinker): auto keeps
+    hf and says why; an explicit vllm request is refused with the way out."""
+    from tttd.policy import engines
+
+    monkeypatch.setattr(engines, "vllm_installed", lambda: True)
+    name, reason = engines.choose_engine("auto", full_finetune=False, model_path="/nonexistent",
+                                         device="cuda", train_unembed=True)
+    assert name == "hf" and "train_unembed=false" in reason
+    with pytest.raises(ValueError, match="train_unembed=false"):
+        engines.choose_engine("vllm", full_finetune=False, model_path="/nonexistent", device="cuda",
+                              train_unembed=True)
+    assert engines.choose_engine("vllm", full_finetune=False, model_path="/nonexistent",
+                                 device="cuda", train_unembed=False)[0] == "vllm"

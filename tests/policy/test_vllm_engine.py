@@ -36,7 +36,7 @@ LOGPROB_BOUND = 1e-4
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir):
-    first = LocalPolicy(tiny_model_dir, device="cpu", lora_rank=8)
+    first = LocalPolicy(tiny_model_dir, device="cpu", lora_rank=8, train_unembed=False)
     eng = VLLMEngine.for_policy(first, {})
     first.close()
     yield eng
@@ -49,6 +49,7 @@ def make_policy(tiny_model_dir, engine):
 
     def make(**kwargs):
         kwargs.setdefault("lora_rank", 8)
+        kwargs.setdefault("train_unembed", False)  # vLLM serves LoRA on attention/MLP layers only
         policy = LocalPolicy(tiny_model_dir, device="cpu", engine=engine, **kwargs)
         made.append(policy)
         return policy
@@ -183,7 +184,7 @@ def _cli(*args, env=None, timeout=1400):
 def test_task_run_killed_and_resumed_with_vllm(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     args = ["run", "demo", "--preset", "demo", "--engine", "vllm", "--model", str(tiny_model_dir),
-            "--steps", "2", "--groups", "2", "--group-size", "4", "--out", str(out), "--quiet"]
+            "--backend-option", "train_unembed=false", "--steps", "2", "--groups", "2", "--group-size", "4", "--out", str(out), "--quiet"]
     engines_before = _engine_processes()
     killed = _cli(*args, env={"TTTD_FAULT": "commit:1"})
     assert killed.returncode == -9, killed.stderr[-2000:]

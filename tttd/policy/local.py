@@ -217,7 +217,7 @@ class LocalPolicy:
             return
         self.engine_name, self.engine_reason = choose_engine(
             engine, full_finetune=self.full_finetune, model_path=self.model_path,
-            device=self.device.type)
+            device=self.device.type, train_unembed=self.train_unembed and not self.full_finetune)
         self.engine = make_engine(self.engine_name, self, options)
 
     def engine_info(self) -> dict:

