@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The GPU checks of one device session, in one command (issues 12, 15, 16):
+# The GPU checks of one device session, in one command (issues 9, 12, 15, 16):
 #   1. TriMul: the reference and our kernels timed by tttd's speed evaluator (benchmarks/speed_bench.py)
 #   2. the local trainer's peak memory for one 8,192-token completion, 0.5B and 8B shapes,
 #      gradient checkpointing off/on (benchmarks/policy_bench.py --train-memory)
 #   3. the hf sampling engine at the Qwen2-0.5B shape (benchmarks/policy_bench.py --engine hf)
+#   4. one GPU visible through the sandbox with devices=(0,), none without (benchmarks/sandbox_gpu_check.py)
 # Each part has its own time limit and log; a failing part does not stop the others.
 # Usage (repo root, CUDA machine, torch with CUDA installed): bash benchmarks/gpu_checks.sh [OUTDIR]
 set -u
@@ -23,5 +24,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 part trimul 180 python3 benchmarks/speed_bench.py --device cuda --no-sandbox --skip-cpu
 part train_memory 200 python3 benchmarks/policy_bench.py --train-memory --device cuda
-part hf_engine 150 python3 benchmarks/policy_bench.py --engine hf --device cuda --random-init-shape qwen2-0.5b \
+part hf_engine 120 python3 benchmarks/policy_bench.py --engine hf --device cuda --random-init-shape qwen2-0.5b \
   --batch 64 --new-tokens 256 --train-batch 8 --train-tokens 1024 --repeats 1
+part sandbox_gpu 60 python3 benchmarks/sandbox_gpu_check.py
