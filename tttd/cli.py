@@ -18,7 +18,7 @@ tttd finds one exceptional solution to a hard problem with a verifiable score by
 LLM keep training on that one problem while it searches (TTT-Discover).
 
 Start here:
-  tttd demo                      a CPU demo with a tiny local model (3-4 min on 2 idle cores)
+  tttd demo                      a CPU demo with a tiny local model (~2 min on 2 idle cores)
   tttd tasks                     the problems tttd knows
   tttd run erdos --preset paper --backend tinker --model Qwen/Qwen3-8B
   tttd new-task my_problem       start your own problem from a commented template
@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help=json_help)
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
-    d = sub.add_parser("demo", help="run the CPU demo: a tiny local model learns a toy problem (3-4 min on 2 idle cores)")
+    d = sub.add_parser("demo", help="run the CPU demo: a tiny local model learns a toy problem (~2 min on 2 idle cores)")
     d.add_argument("--no-train", action="store_true", help="frozen model only (the no-training ablation)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")

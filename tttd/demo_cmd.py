@@ -18,13 +18,13 @@ from typing import Any
 from tttd.config import RunConfig, resolve_config
 from tttd.text import safe
 
-#: Measured on 2 idle CPU cores (issue 14's measurements of the 48-step demo: 3-4 minutes for both
-#: phases with the model cached; the model build about 1 minute). A busy machine is slower: the
-#: same demo took 20 min 47 s on a 2-core machine shared with other jobs; under a load average of
-#: 15-20 on 2 cores the model build alone took 1951 s and a step 42-187 s.
-IDLE_BUILD_S = 60.0
-IDLE_STEP_S = 2.2
-IDLE_PHASE_S = 5.0  # loading the policy, starting the evaluation workers
+#: Measured on 2 idle CPU cores with empty caches (benchmarks/first_command.sh, 2026-11-30): model
+#: build 39 s, trained phase 41 s, frozen phase 20 s for the 48-step demo (0.85 and 0.42 s a step).
+#: A busy machine is much slower: the same demo took 20 min 47 s on a 2-core machine shared with
+#: other jobs; under a load average of 15-20 on 2 cores the model build alone took 1951 s.
+IDLE_BUILD_S = 40.0
+IDLE_STEP_S = 0.65
+IDLE_PHASE_S = 3.0  # loading the policy, starting the evaluation workers
 
 
 def demo_config(steps: int | None = None, seed: int | None = 0, train: bool = True,
