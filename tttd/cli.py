@@ -130,9 +130,6 @@ def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = F
             run.restore(accept_task_change=accept_task_change)
             if after_restore is not None:
                 after_restore()
-            if run.step >= cfg.steps:
-                progress.event(f"{out} already finished its {cfg.steps} steps "
-                               f"(tttd resume {out} --steps N continues it)")
         else:
             run.start()
         try:

@@ -131,10 +131,9 @@ def verify_command(task: str, target: Path, options: str = "") -> str:
     folder) is named by its absolute path, so the command works from any directory."""
     import shlex
 
-    spec, pick = (task.rsplit(":", 1) + [""])[:2] if ".py:" in task else (task, "")
-    if (spec.endswith(".py") or "/" in spec) and Path(spec).exists():
-        spec = str(Path(spec).resolve())
-    name = spec + (f":{pick}" if pick else "")
+    from tttd.task import absolute_task_spec
+
+    name = absolute_task_spec(task)
     return f"tttd verify {shlex.quote(name)}{options} {shlex.quote(str(Path(target).resolve()))}"
 
 

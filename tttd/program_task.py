@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tttd.task import Objective, Task, artifact_key, extract_code_block, tail
+from tttd.task import Objective, Task, artifact_key, code_and_output_sections, extract_code_block
 from tttd.types import Candidate, Evaluation, Limits, Message, Program, State
 
 EVOLVE_START = "EVOLVE-BLOCK-START"
@@ -206,13 +206,7 @@ class ProgramTask(Task):
                          f"code below: {_fmt(before)} -> {_fmt(state.value)}")
         else:
             parts.append(f"The current {self.value_label} ({better} is better): {_fmt(state.value)}")
-        if code:
-            parts.append("The last code we ran:\n```python\n" + code + "\n```")
-        else:
-            parts.append("There is no code yet: write a program from scratch.")
-        out = tail(state.output_tail or "", self.output_tail_chars).strip()
-        if out:
-            parts.append("## Output of the last run\n```\n" + out + "\n```")
+        parts += code_and_output_sections(code, state.output_tail, self.output_tail_chars)
         call = ", ".join(f"{k}={_short(v)}" for k, v in self.args.items())
         rules = [self.contract or f"- tttd calls `{self.entry}({call})` and scores its return value: {self.returns}"]
         if split_evolve_block(code) is not None:

@@ -188,6 +188,18 @@ def tail(text: str, limit: int = 500) -> str:
     return "[... output truncated, last %d characters ...]\n" % limit + text[-limit:]
 
 
+def code_and_output_sections(code: str | None, output_tail: str | None, chars: int,
+                             language: str = "python") -> list[str]:
+    """The paper's prompt parts for a state's program: its code (or a note that there is none)
+    and the tail of what it printed."""
+    parts = [f"The last code we ran:\n```{language}\n{code}\n```" if code
+             else "There is no code yet: write a program from scratch."]
+    out = tail(output_tail or "", chars).strip()
+    if out:
+        parts.append("## Output of the last run\n```\n" + out + "\n```")
+    return parts
+
+
 # --------------------------------------------------------------------------------------------
 # The Task base class
 # --------------------------------------------------------------------------------------------

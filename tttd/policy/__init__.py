@@ -31,6 +31,16 @@ class SamplingParams:
     seeds: list[int] | None = None  # one seed per prompt; overrides `seed` when set
 
 
+def check_sampling(n: int, params: SamplingParams) -> None:
+    """The arguments every sampling engine rejects alike (ValueError, one line)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if params.max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {params.max_tokens}")
+    if not params.temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {params.temperature}")
+
+
 def prompt_seeds(params: SamplingParams, n_prompts: int, fallback: int) -> list[int]:
     """One sampling seed per prompt: ``params.seeds`` when set (checked against the number of
     prompts), else distinct seeds derived from ``params.seed`` (or ``fallback`` when that is None):

@@ -63,7 +63,7 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 warnings.filterwarnings("ignore", message=".*tie_word_embeddings=True.*tied layer is part of the adapter.*")
 
 from tttd.losses import importance_sampling_loss, kl_advantage_shift
-from tttd.policy import SamplingParams, TokenUsage, TrainConfig, prompt_seeds, sub_seed
+from tttd.policy import SamplingParams, TokenUsage, TrainConfig, check_sampling, prompt_seeds, sub_seed
 from tttd.policy.local_checkpoint import load_checkpoint, save_checkpoint
 from tttd.policy.engines import Engine, choose_engine, make_engine
 from tttd.policy.local_sampling import LogprobRecorder, first_stop
@@ -280,12 +280,7 @@ class LocalPolicy:
     ) -> list[list[Sample]]:
         from transformers import GenerationConfig
 
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if params.max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {params.max_tokens}")
-        if not params.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {params.temperature}")
+        check_sampling(n, params)
         encoded = [self.render(p) for p in prompts]
         jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
         # sample j of prompt i draws from its own generator, seeded sub_seed(seeds[i], j)

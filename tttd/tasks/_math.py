@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tttd.task import Task, artifact_key, extract_code_block, tail
+from tttd.task import Task, artifact_key, code_and_output_sections, extract_code_block
 from tttd.types import Candidate, Evaluation, Limits, Message, Program, State
 
 #: Longest sequence any math verifier accepts (checked before converting to an array).
@@ -382,13 +382,7 @@ class MathTask(Task):
         parts = [self.problem.strip(), "## How a solution is scored (run by tttd, not by you)"]
         parts.append("```python\n" + self.verifier_source.strip() + "\n```")
         parts.append("## Current solution\n" + self._value_context(state, parent))
-        if code:
-            parts.append("The last code we ran:\n```python\n" + code + "\n```")
-        else:
-            parts.append("There is no code yet: write a program from scratch.")
-        out = tail(state.output_tail or "", self.output_tail_chars).strip()
-        if out:
-            parts.append("## Output of the last run\n```\n" + out + "\n```")
+        parts += code_and_output_sections(code, state.output_tail, self.output_tail_chars)
         parts.append("## Rules\n" + self._rules(state))
         return [{"role": "user", "content": "\n\n".join(parts) + "\n"}]
 

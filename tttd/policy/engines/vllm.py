@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tttd.policy import SamplingParams
+from tttd.policy import check_sampling
 from tttd.policy.engines import derive, prompt_seeds
 from tttd.types import Message, Sample
 
@@ -198,12 +199,7 @@ class VLLMEngine:
     def sample(self, prompts: list[list[Message]], n: int, params: SamplingParams) -> list[list[Sample]]:
         policy = self.policy
         assert policy is not None, "attach a policy first"
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if params.max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {params.max_tokens}")
-        if not params.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {params.temperature}")
+        check_sampling(n, params)
         self.wake()
         encoded = [policy.render(p) for p in prompts]
         seeds = prompt_seeds(params, len(prompts), policy.seed * 1_000_003 + policy.sample_calls)
