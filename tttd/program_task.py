@@ -233,6 +233,10 @@ class ProgramTask(Task):
         parts.append("## Rules\n" + "\n".join(rules))
         return [{"role": "user", "content": "\n\n".join(parts) + "\n"}]
 
+    def example_answer(self, state: State) -> str | None:
+        code = (state.artifact or {}).get("code")
+        return f"```{self.code_language}\n{code}\n```" if code else None
+
     def limits_rule(self) -> str:
         return f"Time limit {self.limits.wall_s:g} s, memory {self.limits.memory_mb} MB, no network."
 

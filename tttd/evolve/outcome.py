@@ -35,6 +35,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 def clean(text: Any, cap: int) -> str:
     """Text from the jail as prompt text: no ANSI/control characters, no ``` (which would end
     the fence it is shown in), at most ``cap`` characters."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
     if not isinstance(text, str):
         text = json.dumps(text, default=str) if isinstance(text, (dict, list)) else str(text)
     text = _CONTROL.sub("", _ANSI.sub("", text.replace("\r\n", "\n"))).replace("```", "'''")

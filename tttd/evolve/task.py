@@ -141,6 +141,15 @@ class EvaluatorTask(ProgramTask):
         return self.rescorer.launch(candidate.program, submit, first_value)
 
     def _root_evaluation(self) -> Evaluation | None:
+        ev = self._evaluate_root()
+        shown = ((ev.metrics or {}).get("evaluator") or {}).get("metrics") or {} if ev else {}
+        if ev is not None and not self.metric and "combined_score" not in shown:
+            self.value_label = "score"  # OpenEvolve's fallback: say what it is in the prompt
+            self.fallback_mean = sorted(k for k, v in shown.items() if isinstance(v, (int, float))
+                                        and k not in self.settings.feature_dimensions)
+        return ev
+
+    def _evaluate_root(self) -> Evaluation | None:
         if self.rescorer is None or self._root_eval is not None:
             return super()._root_evaluation()
         from tttd.executor import LocalExecutor
@@ -228,6 +237,9 @@ class EvaluatorTask(ProgramTask):
                 "; without it, the mean of the numeric metrics other than "
                 f"{s.feature_dimensions} (OpenEvolve's rule); choose one with --task-option metric=NAME"
                 if lay.framework == "openevolve" else "; choose another with --task-option metric=NAME"))
+        if getattr(self, "fallback_mean", None):
+            notes.append(f"this evaluator returns no combined_score: the value ('score') is the mean of "
+                         f"{', '.join(self.fallback_mean)} (OpenEvolve's rule); pick one with --task-option metric=NAME")
         root = self._root_eval
         if root is not None:
             shown = sorted(((root.metrics or {}).get("evaluator") or {}).get("metrics") or {})
