@@ -2,8 +2,8 @@
 
 **Value.** ``--task-option metric=NAME`` picks a metric; without it the value is
 ``combined_score`` (both frameworks), else, for OpenEvolve, its own fallback
-(``openevolve.utils.metrics_utils.get_fitness_score``): the mean of the numeric metrics that are
-not MAP-Elites feature dimensions (booleans count as 0/1, as in Python; NaN skipped).
+(``openevolve.utils.metrics_utils.get_fitness_score``, 0.4.1): the mean of the numeric metrics
+that are not MAP-Elites feature dimensions (booleans and NaN left out).
 
 **Validity.** A candidate is invalid when the evaluator raised or timed out, a cascade stage
 raised, OpenEvolve's ``error`` metric is a non-empty string, a ``validity`` metric is 0 (or
@@ -63,7 +63,8 @@ def openevolve_fitness(metrics: dict[str, Any], features: list[str]) -> float | 
             pass
 
     def nums(items):
-        return [float(v) for k, v in items if isinstance(v, (int, float)) and float(v) == float(v)]
+        return [float(v) for k, v in items
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and float(v) == float(v)]
 
     vals = nums((k, v) for k, v in metrics.items() if k not in features) or nums(metrics.items())
     return sum(vals) / len(vals) if vals else None

@@ -179,8 +179,11 @@ class EvaluatorTask(ProgramTask):
             except ValueError as exc:
                 ev = self.invalid(str(exc))
             else:
+                label = self.value_label
+                if not self.metric and "combined_score" not in (verdict.feedback.get("metrics") or {}):
+                    label = "score (OpenEvolve's mean of the numeric metrics; no combined_score)"
                 ev = Evaluation(valid=True, value=verdict.value, reward=reward,
-                                message=f"{self.value_label} {verdict.value:.10g}")
+                                message=f"{label} {verdict.value:.10g}")
         ev.metrics = {"evaluator": verdict.feedback} if verdict.feedback else {}
         return ev
 

@@ -74,7 +74,8 @@ def _stage_score(metrics):
     """openevolve.evaluator._passes_threshold's score."""
     if isinstance(metrics.get("combined_score"), (int, float)):
         return float(metrics["combined_score"])
-    vals = [float(v) for k, v in metrics.items() if k != "error" and isinstance(v, (int, float))]
+    vals = [float(v) for k, v in metrics.items()
+            if k != "error" and isinstance(v, (int, float)) and not isinstance(v, bool)]
     return sum(vals) / len(vals) if vals else None
 
 
@@ -104,7 +105,8 @@ def _openevolve(mod, program, thresholds):
         if n == 1:
             metrics = m
         else:  # upstream merges numeric metrics only, 'error' left out
-            metrics.update({k: float(v) for k, v in m.items() if isinstance(v, (int, float)) and k != "error"})
+            metrics.update({k: v if isinstance(v, bool) else float(v) for k, v in m.items()
+                            if isinstance(v, (int, float)) and k != "error"})
         arts.update(a)
         done = n
     return {"metrics": metrics, "artifacts": arts, "stages": done, "errors": errors}
