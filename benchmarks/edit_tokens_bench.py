@@ -8,10 +8,10 @@ integer literal (seeded choice, value +1) and is written three ways:
 - **sloppy diff**: the same block with its indentation stripped and trailing spaces added (what
   models get wrong most often; tttd.edits still applies it).
 
-Each answer goes through the parsing a run uses (``tttd.edits.apply_answer``; the whole answer
-through the same function's fallback), and each distinct resulting program is evaluated once by
-the task: for the AHC roots the ahc039 / ahc058 task compiles it with g++ and runs cases 0-1, so
-an answer counts as valid only when it parses to a program the task judges valid. Tokens are
+Each answer is parsed by the AHC task run with ``edits=diff`` (SEARCH/REPLACE edits of the parent,
+whole programs accepted), the parent being the root program, and each distinct resulting program
+is evaluated once by the task (compiled with g++, run on cases 0-1), so an answer counts as valid
+only when it parses to a program the task judges valid. Tokens are
 counted with the BPE tokenizer of tttd's tiny model (``--tokenizer DIR`` for another
 ``tokenizer.json``). The figure printed is tokens per valid answer for each format and the ratio
 whole / diff.
@@ -77,20 +77,18 @@ def main() -> None:
     ap.add_argument("--tokenizer", help="folder holding tokenizer.json (default: tttd's tiny model)")
     args = ap.parse_args()
 
-    import numpy as np
-
-    from tttd.edits import apply_answer
     from tttd.executor import LocalExecutor
     from tttd.task import get_task
+    from tttd.types import State
 
     tok = load_tokenizer(args.tokenizer)
     t0 = time.perf_counter()
     totals: dict[str, list[int]] = {}
     with LocalExecutor(workers=1) as pool:
         for name, (task_name, options, path) in PROGRAMS.items():
-            task = get_task(task_name, **options)
-            state = task.initial_states(1, np.random.default_rng(0))[0]
+            task = get_task(task_name, **options, edits="diff")
             code = path.read_text().rstrip("\n")
+            state = State(id="root", value=1.0, artifact={"code": code})  # the parent of every answer
             verdicts: dict[str, bool] = {}
 
             def valid(program: str) -> bool:
@@ -103,8 +101,8 @@ def main() -> None:
             per: dict[str, list[int]] = {}
             for i, new_line in mutations(code, args.edits, args.seed):
                 for fmt, text in answers(code, i, new_line).items():
-                    made = apply_answer(text, code, ("cpp",))
-                    ok = made.code is not None and valid(made.code)
+                    cand = task.parse(text, state)
+                    ok = cand.error is None and valid(cand.code)
                     tokens = len(tok.encode(text).ids)
                     per.setdefault(fmt, [0, 0, 0])
                     per[fmt][0] += tokens

@@ -98,3 +98,19 @@ def test_whole_mode_is_the_default_and_refuses_unknown_formats():
     assert task.parse(block("    return 1.5", "    return 2"), root).error  # no code block
     with pytest.raises(ValueError, match="edits must be one of"):
         _task(edits="patch")
+
+
+def test_ahc_task_takes_diff_answers():
+    from pathlib import Path
+
+    from tttd.task import get_task
+
+    code = (Path(tttd.__file__).parent / "tasks" / "ahc" / "baselines" / "ahc039_grid.cpp").read_text()
+    task = get_task("ahc039", cases="0-1", edits="diff")
+    parent = State(id="p", value=10.0, artifact={"code": code})
+    assert "<<<<<<< SEARCH" in task.prompt(parent)[0]["content"]
+    line = next(ln for ln in code.split("\n") if "main" in ln)
+    cand = task.parse(block(line, line + " // edited"), parent)
+    assert cand.error is None and cand.program is not None and "// edited" in cand.code
+    assert task.parse(block("no such line", "x"), parent).error.startswith("no SEARCH/REPLACE edit matched")
+    assert "SEARCH" not in get_task("ahc039", cases="0-1").prompt(parent)[0]["content"]  # default: whole
