@@ -42,7 +42,7 @@ def test_metric_choice_default_fallback_and_declared_option():
     assert better.value == 1.0 and worse.value == 0.2  # the fallback mean would rank them the other way
     with pytest.raises(TaskOptionError, match="its options: .*metric.*rescore"):
         get_task(str(PROBLEMS / "oe_metrics"), metrc="x")
-    with pytest.raises(ValueError, match="no metric 'nope'; its numeric metrics: complexity, overall_score"):
+    with pytest.raises(TaskOptionError, match="no metric 'nope'; its numeric metrics: complexity, overall_score"):
         root_of(get_task(str(PROBLEMS / "oe_metrics"), metric="nope"))
 
 
@@ -144,6 +144,10 @@ def test_prompt_and_verify_accept_the_folder_as_dot(tmp_path, capsys, monkeypatc
     assert "VALID  value 1.0" in capsys.readouterr().out
     monkeypatch.chdir(PROBLEMS)
     assert main(["prompt", "shinka_feedback", "--json", "--task-option", "metric=score"]) == 0  # relative
+    capsys.readouterr()
+    assert main(["prompt", "shinka_feedback", "--task-option", "metric=nope"]) == 2  # one line, no traceback
+    err = capsys.readouterr().err
+    assert err.startswith("tttd: error: task shinka_feedback: the initial program is not valid") and "nope" in err
 
 
 def test_noisy_evaluator_is_rescored_and_the_mean_kept():

@@ -66,3 +66,9 @@ def test_feedback_is_cleaned_capped_and_rendered():
     assert text.startswith("## Evaluator feedback on this program\nMetrics: n=3")
     assert "combined_score=" not in text and "### report\n```\nyyy" in text
     assert render_feedback({}, "x") is None
+
+
+def test_an_error_artifact_is_invalid():
+    v = judge_openevolve(oe({"score": 0.0, "compile_success": 0.0}, artifacts={"error": "Compilation failed"}),
+                         None, FEATURES)
+    assert v.value is None and v.error == "the evaluator reported an error: Compilation failed"

@@ -6,7 +6,7 @@
 that are not MAP-Elites feature dimensions (booleans and NaN left out).
 
 **Validity.** A candidate is invalid when the evaluator raised or timed out, a cascade stage
-raised, OpenEvolve's ``error`` metric is a non-empty string, a ``validity`` metric is 0 (or
+raised, OpenEvolve's ``error`` metric (or artifact) is a non-empty string, a ``validity`` metric is 0 (or
 false), ShinkaEvolve's ``correct.json`` says ``correct: false``, or the chosen value is missing
 or not a finite number. Upstream keeps such programs with score 0; tttd does not count them as
 valid (they would inflate the valid rate and fill the archive with failures).
@@ -126,8 +126,9 @@ def judge_openevolve(data: Any, metric: str | None, features: list[str]) -> Verd
     if data.get("failure"):
         return Verdict(None, clean(data["failure"], 500), fb)
     errors = [e for e in data.get("errors") or [] if isinstance(e, str) and e]
-    if isinstance(metrics.get("error"), str) and metrics["error"].strip():
-        errors.append(metrics["error"])
+    for where in (metrics, arts if isinstance(arts, dict) else {}):  # e.g. artifacts={"error": "Compilation failed"}
+        if isinstance(where.get("error"), str) and where["error"].strip():
+            errors.append(where["error"])
     if errors:
         return Verdict(None, "the evaluator reported an error: " + clean(errors[0], 300), fb)
     validity = metrics.get("validity")

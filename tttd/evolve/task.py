@@ -141,7 +141,12 @@ class EvaluatorTask(ProgramTask):
         return self.rescorer.launch(candidate.program, submit, first_value)
 
     def _root_evaluation(self) -> Evaluation | None:
-        ev = self._evaluate_root()
+        from tttd.task import TaskOptionError
+
+        try:
+            ev = self._evaluate_root()
+        except ValueError as exc:  # one line in the CLI (exit 2), not a traceback
+            raise TaskOptionError(f"{exc} (folder {self.folder})") from None
         shown = ((ev.metrics or {}).get("evaluator") or {}).get("metrics") or {} if ev else {}
         if ev is not None and not self.metric and "combined_score" not in shown:
             self.value_label = "score"  # OpenEvolve's fallback: say what it is in the prompt
