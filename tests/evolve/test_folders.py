@@ -166,3 +166,14 @@ def test_noisy_evaluator_is_rescored_and_the_mean_kept():
         low = task.parse("```python\ndef level():\n    return 0.0\n```", root)
         ev = task.evaluate(low, task.launch(low, pool.submit, root).result(), root)
         assert ev.valid and "rescore" not in ev.metrics["evaluator"] and 0 <= ev.value < 1
+
+
+def test_no_statement_in_the_config_uses_the_readme_opening(tmp_path):
+    folder = tmp_path / "bare"
+    shutil.copytree(PROBLEMS / "shinka_guess", folder)
+    (folder / "README.md").write_text("# Guessing\n\nGuess the hidden number.\n\n```bash\nshinka_run ...\n```\n")
+    task = get_task(str(folder))
+    text = task.prompt(root_of(task))[0]["content"]
+    assert "README.md begins:\n# Guessing\n\nGuess the hidden number.\n\n## Current solution" in text
+    assert "shinka_run" not in text
+    assert any("generic one with README.md's opening" in n for n in task.dry_run_notes())

@@ -42,6 +42,20 @@ def evaluator_functions(path: Path) -> set[str]:
     return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
+def readme_opening(folder: Path, cap: int = 1500) -> str | None:
+    """README.md up to its first code block (a fallback statement when the config has none)."""
+    from tttd.evolve.outcome import clean
+
+    p = folder / "README.md"
+    if not p.is_file():
+        return None
+    try:
+        text = p.read_text(encoding="utf-8").split("```")[0].strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return clean(text, cap) if text else None
+
+
 def _bool(v: Any, name: str) -> bool:
     if isinstance(v, bool):
         return v
@@ -68,6 +82,9 @@ class EvaluatorTask(ProgramTask):
             s.statement_from = "--task-option statement"
         generic = (f"Improve the program below. It is scored by the problem's evaluator ({layout.evaluator}); "
                    f"a higher {metric or 'combined_score'} is better.")
+        readme = readme_opening(folder)
+        if readme and not (statement or s.statement):
+            generic += "\n\nThe problem folder's README.md begins:\n" + readme
         self.metric = str(metric) if metric else None
         funcs = evaluator_functions(folder / layout.evaluator)
         self.cascade = s.cascade if cascade is None else _bool(cascade, "cascade")
@@ -236,7 +253,8 @@ class EvaluatorTask(ProgramTask):
         s, lay = self.settings, self.layout
         notes = [f"{lay.title} folder: {lay.initial} ({self.code_language}) scored by {lay.evaluator}; "
                  f"config read: {', '.join(s.files) or 'none'}"]
-        notes.append("statement: " + ("none found: a generic one (give --task-option statement=...)"
+        notes.append("statement: " + (("none in the config: a generic one" + (" with README.md's opening"
+                                       if readme_opening(self.folder) else "") + " (give --task-option statement=...)")
                                       if self.statement_generic else f"from {s.statement_from}"))
         if self.metric:
             notes.append(f"value: metric {self.metric!r} (--task-option metric)")
