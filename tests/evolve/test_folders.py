@@ -177,3 +177,16 @@ def test_no_statement_in_the_config_uses_the_readme_opening(tmp_path):
     assert "README.md begins:\n# Guessing\n\nGuess the hidden number.\n\n## Current solution" in text
     assert "shinka_run" not in text
     assert any("generic one with README.md's opening" in n for n in task.dry_run_notes())
+
+
+def test_an_invalid_initial_program_writes_no_run_directory(tmp_path):
+    from tests.test_reverify_best import AnswerPolicy
+    from tttd.config import resolve_config
+    from tttd.loop import Discovery
+
+    cfg = resolve_config(flag_values=dict(task=str(PROBLEMS / "oe_metrics"), task_options={"metric": "nope"},
+                                          steps=1, groups=1, group_size=1, workers=1))
+    run = Discovery(cfg, tmp_path / "run", policy=AnswerPolicy("x"))
+    with pytest.raises(TaskOptionError, match="no metric 'nope'"):
+        run.start()
+    assert not (tmp_path / "run").exists()
