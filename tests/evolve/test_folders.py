@@ -190,3 +190,24 @@ def test_an_invalid_initial_program_writes_no_run_directory(tmp_path):
     with pytest.raises(TaskOptionError, match="no metric 'nope'"):
         run.start()
     assert not (tmp_path / "run").exists()
+
+
+def test_rescored_run_keeps_means_in_the_archive_and_best_json(tmp_path):
+    from tests.test_reverify_best import AnswerPolicy
+    from tttd.config import resolve_config
+    from tttd.loop import Discovery
+
+    cfg = resolve_config(flag_values=dict(task=str(PROBLEMS / "oe_noisy"), task_options={"rescore": 3},
+                                          steps=1, groups=1, group_size=2, workers=2))
+    run = Discovery(cfg, tmp_path / "run", policy=AnswerPolicy("```python\ndef level():\n    return 5.0\n```"))
+    run.start()
+    run.run()
+    best = json.loads((tmp_path / "run" / "best" / "best.json").read_text())
+    assert 5 <= best["value"] < 6 and "mean of 3 evaluations; sd" in best["message"]
+    assert "--task-option rescore=3" in best["verify"]
+    states = json.loads((tmp_path / "run" / "archive.json").read_text())
+    children = [n["state"] for n in states["states"] if n["state"].get("parent_id")]
+    assert children
+    for s in children:
+        stats = s["metrics"]["evaluator"]["rescore"]
+        assert stats["runs"] == 3 and s["value"] == pytest.approx(sum(stats["values"]) / 3)
