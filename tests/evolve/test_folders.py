@@ -211,3 +211,16 @@ def test_rescored_run_keeps_means_in_the_archive_and_best_json(tmp_path):
     for s in children:
         stats = s["metrics"]["evaluator"]["rescore"]
         assert stats["runs"] == 3 and s["value"] == pytest.approx(sum(stats["values"]) / 3)
+
+
+def test_negative_scores_need_min_score(tmp_path):
+    folder = tmp_path / "neg"
+    shutil.copytree(PROBLEMS / "oe_guess", folder)
+    ev_file = folder / "evaluator.py"
+    ev_file.write_text(ev_file.read_text().replace("max(0.0, 10.0 - abs(g - TARGET))", "10.0 - abs(g - TARGET)"))
+    task = get_task(str(folder))
+    root = root_of(task)
+    ev = score(task, root, "```python\ndef guess():\n    return 30.0\n```")  # 10 - 23 < 0
+    assert not ev.valid and "below min_score 0" in ev.message and "--task-option min_score" in ev.message
+    lenient = get_task(str(folder), min_score=-100)
+    assert score(lenient, root_of(lenient), "```python\ndef guess():\n    return 30.0\n```").value == -13.0

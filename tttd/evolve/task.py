@@ -193,8 +193,12 @@ class EvaluatorTask(ProgramTask):
             verdict = judge_openevolve(data, self.metric, self.settings.feature_dimensions)
         else:
             verdict = judge_shinka(data, self.metric)
+        lo = self.objective.bounds[0]
         if verdict.error is not None or verdict.value is None:
             ev = self.invalid(verdict.error or "no value")
+        elif lo is not None and verdict.value < lo:
+            ev = self.invalid(f"{self.value_label} {verdict.value:.10g} is below min_score {lo:g} (the lowest valid "
+                              "score and the failure reward: set --task-option min_score=... for negative scores)")
         else:
             try:
                 reward = self.objective.reward(verdict.value)
