@@ -23,6 +23,11 @@ Evolve blocks: when the parent program has ``EVOLVE-BLOCK-START`` / ``EVOLVE-BLO
 markers (the OpenEvolve / ShinkaEvolve convention), only the code between them may change: a
 completion's code block replaces that region (the part between its own markers if it has them,
 else the whole block), and the code outside it is kept from the parent.
+
+Edit formats: ``edits="whole"`` (default) asks for the complete program in one code block;
+``edits="diff"`` asks for SEARCH/REPLACE edits of the parent (:mod:`tttd.edits`), still accepting
+a whole program, and shows edits that did not apply in the next prompt. ``language`` names the
+code fences (an OpenEvolve folder's C++ or Rust program, say).
 """
 
 from __future__ import annotations
