@@ -29,6 +29,11 @@ ANSWERS = {
     "tsp-50": "```python\ndef solve(cities):\n    return list(range(len(cities)))\n```",
     "oe_guess": "```python\ndef guess():\n    return 6.0\n```",
     "shinka_guess": "```python\ndef guess(seed):\n    return 6.0\n```",
+    "oe_metrics": "```python\ndef width():\n    return 4\n```",
+    "oe_cascade": "```python\ndef guess():\n    return 6.0\n```",
+    "oe_noisy": "```python\ndef level():\n    return 2.0\n```",
+    "oe_cpp": "```cpp\ndouble guess() { return 6.5; }\n```",
+    "shinka_feedback": "```python\ndef approximate(x):\n    return x * x * 0.9\n```",
     "group-means": "```python\nimport numpy as np\n\ndef group_means(data):\n    keys, values, groups = data\n"
                    "    s = np.bincount(keys, values, minlength=groups)\n"
                    "    c = np.bincount(keys, minlength=groups)\n"
@@ -47,7 +52,7 @@ OPTIONS = {
 }
 NEEDS_GPU = {"trimul"}
 # Speed tasks: the value is a measured time, so re-verification confirms validity, not the number.
-TIMED = {"group-means"}
+TIMED = {"group-means", "oe_noisy"}  # oe_noisy: a random evaluator (tests/evolve_problems)
 
 
 class AnswerPolicy:

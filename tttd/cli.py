@@ -181,6 +181,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tttd.cli_extra import default_preset, describe_preset
 
     preset = default_preset(flags["model"] or file_values.get("model"), flags["backend"] or file_values.get("backend"))
+    # A problem folder's own config (e.g. OpenEvolve's llm.temperature) counts as a config file's (#22).
+    file_values = {**getattr(task, "run_defaults", {}), **file_values}
     cfg = resolve_config(task.presets, preset=preset, file_values=file_values, flag_values=flags)
     if preset is not None and cfg.preset == preset and not args.quiet and not args.preset:
         print(describe_preset(cfg), file=sys.stderr)
@@ -435,7 +437,7 @@ def cmd_prompt(args: argparse.Namespace) -> int:
     options = _kv(args.task_option, "--task-option")
     task = get_task(args.task, **options)
     flags = dict(task=args.task, preset=args.preset, seed=args.seed, task_options=options or None)
-    cfg = resolve_config(task.presets, flag_values=flags)
+    cfg = resolve_config(task.presets, file_values=getattr(task, "run_defaults", None), flag_values=flags)
     return dry_run_main(build_task(cfg), cfg, args.json, with_estimate=False)
 
 

@@ -180,6 +180,9 @@ def inspect_run(task: Task, cfg: RunConfig, with_estimate: bool) -> dict[str, An
         "prompt_chars": chars, "prompt_tokens_approx": chars // CHARS_PER_TOKEN,
         "example": try_example(task, root), "root_verification": verify_root(task, root),
     }
+    notes = getattr(task, "dry_run_notes", None)  # e.g. how an OpenEvolve folder's config was read
+    if callable(notes):
+        info["task_notes"] = notes()
     if with_estimate:
         check_budget(cfg)
         est = estimate(cfg, chars, info["example"])
@@ -229,6 +232,10 @@ def print_report(info: dict[str, Any]) -> None:
         if e:
             verdict = f"valid, value {e['value']}, reward {e['reward']:.6g}" if e["valid"] else f"invalid ({e['status']})"
             print(f"evaluation ({e['seconds']} s): {verdict}: {e['message']}")
+    if info.get("task_notes"):
+        print("\n== how the task was read")
+        for line in info["task_notes"]:
+            print(safe(line))
     rv = info["root_verification"]
     print("\n== verifier on the root")
     if rv["empty"] or rv.get("program_only"):

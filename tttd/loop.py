@@ -206,11 +206,13 @@ class Discovery:
         self._check_options()
         _ = self.policy
         getattr(self.task, "prepare", lambda: None)()  # the task's data, also before anything is written
-        self.dir.create(self.describe())
-        self._add_roots()
+        roots = self.task.initial_states(self.cfg.groups, np.random.default_rng(self.cfg.seed))  # #22: an
+        self.dir.create(self.describe())  # invalid initial program fails before the run directory exists
+        self._add_roots(roots)
 
-    def _add_roots(self) -> None:
-        roots = self.task.initial_states(self.cfg.groups, np.random.default_rng(self.cfg.seed))
+    def _add_roots(self, roots: list[State] | None = None) -> None:
+        if roots is None:
+            roots = self.task.initial_states(self.cfg.groups, np.random.default_rng(self.cfg.seed))
         if not roots:
             raise ValueError(f"task {self.task.name!r} returned no initial states")
         self.archive.add_roots(roots)

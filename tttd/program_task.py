@@ -23,6 +23,11 @@ Evolve blocks: when the parent program has ``EVOLVE-BLOCK-START`` / ``EVOLVE-BLO
 markers (the OpenEvolve / ShinkaEvolve convention), only the code between them may change: a
 completion's code block replaces that region (the part between its own markers if it has them,
 else the whole block), and the code outside it is kept from the parent.
+
+Edit formats: ``edits="whole"`` (default) asks for the complete program in one code block;
+``edits="diff"`` asks for SEARCH/REPLACE edits of the parent (:mod:`tttd.edits`), still accepting
+a whole program, and shows edits that did not apply in the next prompt. ``language`` names the
+code fences (an OpenEvolve folder's C++ or Rust program, say).
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tttd.edits import FORMAT_RULE, apply_answer
 from tttd.task import Objective, Task, artifact_key, code_and_output_sections, extract_code_block
 from tttd.types import Candidate, Evaluation, Limits, Message, Program, State
 
+EDIT_FORMATS = ("whole", "diff")
 EVOLVE_START = "EVOLVE-BLOCK-START"
 EVOLVE_END = "EVOLVE-BLOCK-END"
 _BLOCK = re.compile(r"^(?P<head>.*?" + EVOLVE_START + r"[^\n]*\n)(?P<body>.*?)(?P<foot>^[^\n]*"
@@ -127,6 +134,8 @@ class ProgramTask(Task):
         value_label: str = "score",
         keep_result_chars: int = 20_000,
         presets: dict[str, dict[str, Any]] | None = None,
+        edits: str = "whole",
+        language: str = "python",
     ) -> None:
         if not isinstance(statement, str) or not statement.strip():
             raise ValueError("statement must be a non-empty string: the problem as the model reads it")
@@ -136,6 +145,8 @@ class ProgramTask(Task):
             raise ValueError(f"entry must be a Python function name, got {entry!r}")
         if not isinstance(initial_program, str):
             raise ValueError("initial_program must be the program's source code (a string)")
+        if edits not in EDIT_FORMATS:
+            raise ValueError(f"edits must be one of {', '.join(EDIT_FORMATS)}, got {edits!r}")
         if transform is None:  # paper style: 1/value for minimised positive values
             lo = bounds[0]
             transform = "identity" if direction == "maximize" else (
@@ -154,6 +165,10 @@ class ProgramTask(Task):
         self.value_label = value_label
         self.keep_result_chars = keep_result_chars
         self.presets = dict(presets or {})
+        #: "whole" (one code block with the complete program) or "diff" (SEARCH/REPLACE edits of
+        #: the parent, a whole program still accepted): see :mod:`tttd.edits`
+        self.edits = edits
+        self.code_language = language
         self._root_eval: Evaluation | None = None
         #: replaces the "tttd calls entry(...)" rule of the prompt when set
         self.contract: str | None = None
@@ -206,28 +221,68 @@ class ProgramTask(Task):
                          f"code below: {_fmt(before)} -> {_fmt(state.value)}")
         else:
             parts.append(f"The current {self.value_label} ({better} is better): {_fmt(state.value)}")
-        parts += code_and_output_sections(code, state.output_tail, self.output_tail_chars)
+        parts += code_and_output_sections(code, state.output_tail, self.output_tail_chars, self.code_language)
+        parts += self.feedback_sections(state)
         call = ", ".join(f"{k}={_short(v)}" for k, v in self.args.items())
         rules = [self.contract or f"- tttd calls `{self.entry}({call})` and scores its return value: {self.returns}"]
         if split_evolve_block(code) is not None:
-            rules.append(f"- Only the code between `# {EVOLVE_START}` and `# {EVOLVE_END}` may change; "
+            rules.append(f"- Only the code between the `{EVOLVE_START}` and `{EVOLVE_END}` comments may change; "
                          "the rest of the program is kept as it is.")
         rules += [
-            f"- Time limit {self.limits.wall_s:g} s, memory {self.limits.memory_mb} MB, no network.",
-            "- Answer with one ```python code block containing the complete program.",
+            f"- {self.limits_rule()}",
+            FORMAT_RULE.format(lang=self.code_language) if self.edits == "diff" and code else
+            f"- Answer with one ```{self.code_language} code block containing the complete program.",
         ]
         if self.contract is None:
             rules.insert(-1, "- Any score your program reports about itself is ignored: tttd recomputes it.")
         parts.append("## Rules\n" + "\n".join(rules))
         return [{"role": "user", "content": "\n\n".join(parts) + "\n"}]
 
+    def example_answer(self, state: State) -> str | None:
+        code = (state.artifact or {}).get("code")
+        return f"```{self.code_language}\n{code}\n```" if code else None
+
+    def limits_rule(self) -> str:
+        return f"Time limit {self.limits.wall_s:g} s, memory {self.limits.memory_mb} MB, no network."
+
+    def feedback_sections(self, state: State) -> list[str]:
+        """Prompt sections after the code and its output; the default shows what went wrong with
+        the edit that made ``state`` (SEARCH/REPLACE blocks that did not apply)."""
+        notes = (state.metrics or {}).get("edit_notes")
+        if not notes:
+            return []
+        return ["## Note on the edit that made this program\n" + "\n".join(f"- {n}" for n in notes)]
+
+    def fences(self) -> tuple[str, ...]:
+        """The code-fence languages accepted for a whole program."""
+        lang = self.code_language
+        return {"python": ("python", "py"), "cpp": ("cpp", "c++", "cc", "cxx"),
+                "rust": ("rust", "rs")}.get(lang, (lang,))
+
     def parse(self, completion: str, state: State) -> Candidate:
-        code = extract_code_block(completion)
-        if code is None:
-            return Candidate(text=completion, error="no ```python code block in the answer")
         parent_code = (state.artifact.get("code") or "") if state is not None else ""
-        code = splice_evolve_block(parent_code, code) if parent_code else code
-        return Candidate(text=completion, code=code, program=self.program_from_code(code, state))
+        notes: list[str] = []
+        if self.edits == "diff" and parent_code:
+            made = apply_answer(completion, parent_code, self.fences())
+            if made.code is None:
+                return Candidate(text=completion, error=made.error)
+            code, notes = made.code, made.notes
+        else:
+            code = extract_code_block(completion, self.fences())
+            if code is None:
+                return Candidate(text=completion, error=f"no ```{self.code_language} code block in the answer")
+        spliced = splice_evolve_block(parent_code, code) if parent_code else code
+        outer, inner = split_evolve_block(parent_code), split_evolve_block(code)
+        if outer is not None and inner is not None and (outer[0], outer[2]) != (inner[0], inner[2]):
+            notes.append("changes outside the EVOLVE-BLOCK markers were dropped")
+        return Candidate(text=completion, code=spliced, program=self.program_from_code(spliced, state),
+                         notes=notes)
+
+    def evaluate(self, candidate: Candidate, result: Any, state: State | None = None) -> Evaluation:
+        ev = super().evaluate(candidate, result, state)
+        if candidate.notes and ev.valid:
+            ev.metrics["edit_notes"] = list(candidate.notes)
+        return ev
 
     # ---- scoring -----------------------------------------------------------------------------
 

@@ -507,10 +507,10 @@ def _resolve_name(name_or_path: str) -> str:
     spec, pick = name_or_path, ""
     if ".py:" in name_or_path:
         spec, pick = name_or_path.rsplit(":", 1)
-    if spec.endswith(".py") or "/" in spec:
+    if spec.endswith(".py") or "/" in spec or (spec not in _REGISTRY and Path(spec).is_dir()):
         path = Path(spec)
-        if path.is_dir():  # an OpenEvolve / ShinkaEvolve problem folder
-            from tttd.evolve_import import register_problem_dir
+        if path.is_dir():  # an OpenEvolve / ShinkaEvolve problem folder (also "." or "dir")
+            from tttd.evolve import register_problem_dir
 
             try:
                 return register_problem_dir(path)

@@ -151,6 +151,7 @@ class Candidate:
     program: Program | None = None
     data: Any = None
     error: str | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. edits that did not apply (tttd.edits)
 
 
 @dataclass

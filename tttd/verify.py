@@ -56,7 +56,13 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
     """Run ``code`` in the sandbox under the task's contract and verify what it returns."""
     if hasattr(task, "program_from_code"):  # e.g. ProgramTask: the file is the whole program
         candidate = Candidate(text=code, code=code, program=task.program_from_code(code, state))
-        result = run_sandbox(candidate.program)
+        if type(task).launch is not Task.launch:  # the task runs it its own way (e.g. re-scoring)
+            from tttd.executor import LocalExecutor
+
+            with LocalExecutor(workers=1) as pool:
+                result = task.launch(candidate, pool.submit, state).result()
+        else:
+            result = run_sandbox(candidate.program)
         try:
             return task.evaluate(candidate, result, state)
         except Exception as exc:  # a verdict, never a traceback

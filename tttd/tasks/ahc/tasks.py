@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tttd.edits import FORMAT_RULE, apply_answer
 from tttd.task import Objective, Task, artifact_key, extract_code_block, register_task, tail
 from tttd.tasks.ahc import cpp
 from tttd.tasks.ahc.generators import generate
@@ -114,7 +115,11 @@ class AhcTask(Task):
     output_tail_chars = 1000
 
     def __init__(self, cases: Any = "0-149", race: Any = None, race_z: float = 2.0,
-                 parallel: int | None = None, inputs_dir: str | None = None, cxx: str | None = None):
+                 parallel: int | None = None, inputs_dir: str | None = None, cxx: str | None = None,
+                 edits: str = "whole"):
+        if edits not in ("whole", "diff"):  # diff: SEARCH/REPLACE edits of the parent (tttd.edits)
+            raise ValueError(f"edits must be whole or diff, got {edits!r}")
+        self.edits = edits
         self.seeds = parse_cases(cases)
         self.stages = parse_stages(race, len(self.seeds))
         self.race_z = float(race_z)
@@ -177,18 +182,27 @@ class AhcTask(Task):
             "-DATCODER; GMP is available). It reads one case on stdin and writes its answer on stdout.\n"
             "- Each case: 2.0 s of CPU time, 1 GiB of memory, one thread. A compile error, crash, "
             "time or memory overrun, or invalid answer on any case makes the program score 0.\n"
-            "- Improve the current program's performance. Answer with one ```cpp code block "
-            "containing the complete program.")
+            "- Improve the current program's performance. " + (
+                FORMAT_RULE.format(lang="cpp")[2:] if self.edits == "diff" and code else
+                "Answer with one ```cpp code block containing the complete program."))
         return [{"role": "user", "content": "\n\n".join(parts) + "\n"}]
 
     def parse(self, completion: str, state: State) -> Candidate:
-        code = extract_code_block(completion, CPP_FENCES)
+        parent = ((state.artifact or {}).get("code") or "") if state is not None else ""
+        notes: list[str] = []
+        if self.edits == "diff" and parent:
+            made = apply_answer(completion, parent, CPP_FENCES)
+            if made.code is None:
+                return Candidate(text=completion, error=made.error)
+            code, notes = made.code, made.notes
+        else:
+            code = extract_code_block(completion, CPP_FENCES)
         if code is None:
             return Candidate(text=completion, error="no ```cpp code block in the answer")
         low = code.lower()
         if "int main" not in low and "void main" not in low:  # the contest's pre-check (AHC.md 4)
             return Candidate(text=completion, code=code, error="the program has no `int main`")
-        return Candidate(text=completion, code=code, program=cpp.compile_program(code, self.cxx))
+        return Candidate(text=completion, code=code, program=cpp.compile_program(code, self.cxx), notes=notes)
 
     def launch(self, candidate: Candidate, submit: Callable[[Program], cf.Future],
                state: State | None = None) -> cf.Future:

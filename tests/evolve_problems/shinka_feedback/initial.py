@@ -1,0 +1,4 @@
+# EVOLVE-BLOCK-START
+def approximate(x):
+    return x
+# EVOLVE-BLOCK-END

@@ -1,0 +1,1 @@
+from shinka.core.wrap_eval import run_shinka_eval  # noqa: F401
