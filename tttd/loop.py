@@ -242,6 +242,7 @@ class Discovery:
             raise NotARunError(f"{ckpt} is damaged ({type(exc).__name__}: {str(exc)[:120]}); "
                                "refusing to resume") from None
         self.archive, self.ledger, self.best, self.step = archive, ledger, best, step
+        self._keep_dropped_best(ckpt)
         if self.step >= self.cfg.steps:
             return  # finished: nothing to load or repair
         if (ckpt / "policy").exists():
@@ -251,6 +252,22 @@ class Discovery:
         self.write_best()
         if accept_task_change:
             self._record_task_fingerprint()
+
+    def _keep_dropped_best(self, ckpt: Path) -> None:
+        """A resume that steps back to the last complete policy state (``ckpt``, older than the
+        last committed step) repeats the steps after it: keep the best of the dropped steps when
+        it is better (issue 20). The newest step's checkpoint is read as any other; if it cannot
+        be read, the resumable step's best stands."""
+        latest = self.dir.latest_step_dir()
+        if latest is None or latest == ckpt:
+            return
+        try:
+            other = Best(**self.dir.read_checkpoint(latest)[1]["best"])
+        except (NotARunError, TypeError):
+            return
+        if other.value is not None and (self.best.value is None
+                                        or self.task.objective.better(other.value, self.best.value)):
+            self.best = other
 
     def task_fingerprint(self) -> str:
         from tttd.task import task_fingerprint
