@@ -363,6 +363,7 @@ class Discovery:
             part = prompts[c0:c0 + chunk]
             params = SamplingParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature,
                                     stop=list(task.stop), seed=derive_seed(cfg.seed, step, c0),
+                                    forced_answer=cfg.forced_answer,
                                     # one seed per group: identical prompts must not repeat a group
                                     seeds=[derive_seed(cfg.seed, step, g, 1) for g in range(c0, c0 + len(part))])
             got = self.policy.sample(part, cfg.group_size, params)
@@ -417,7 +418,7 @@ class Discovery:
 
         # 7. train: one importance-sampling policy-gradient step
         batch = [
-            TrainDatum(s.prompt_tokens, s.tokens, s.logprobs, [float(a)] * len(s.tokens))
+            TrainDatum.from_sample(s, a)  # appended (forced-answer) tokens: advantage 0, mask 0
             for group, a_group in zip(samples, adv.advantages) if a_group is not None
             for s, a in zip(group, a_group) if s.tokens
         ]
