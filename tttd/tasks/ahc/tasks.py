@@ -122,6 +122,8 @@ class AhcTask(Task):
 
     #: the paper preset's per-task part: each case reserves 2 CPUs, as the authors' scheduler
     presets = {"paper": {"cpus_per_eval": 2}}
+    #: what one evaluation on the executor is (tttd run --dry-run: "CPUs: 2 per case")
+    evaluation_unit = "case"
     #: the longest compiler message tail shown in the next prompt
     compile_error_chars = 1500
 
@@ -200,6 +202,11 @@ class AhcTask(Task):
             "- Improve the current program's performance. Answer with one ```cpp code block "
             "containing the complete program.")
         return [{"role": "user", "content": "\n\n".join(parts) + "\n"}]
+
+    def reward_description(self) -> str:
+        """One line for ``tttd run --dry-run``."""
+        return (f"mean case score / {self.reward_scale:g} when every case is accepted, else 0 (as the "
+                f"authors' code); value = the mean score")
 
     def note_attempts(self, state: State, evaluations: list[Evaluation]) -> None:
         """Keep the tail of the first compile error of the latest group sampled from ``state``
