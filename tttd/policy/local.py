@@ -222,7 +222,8 @@ class LocalPolicy:
 
     def engine_info(self) -> dict:
         """The sampling engine, its versions and settings, and why it was chosen (run records)."""
-        return {**self.engine.info(), "reason": self.engine_reason}
+        fmt = self.answer_format()  # where a forced final answer would act (tttd.policy.forced_answer)
+        return {**self.engine.info(), "reason": self.engine_reason, "answer_format": fmt.name if fmt else None}
 
     # ------------------------------------------------------------------------------ helpers
 
