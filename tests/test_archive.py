@@ -449,3 +449,47 @@ def test_loop_passes_unarchivable_children_to_the_archive():
     child = Discovery._child(None, ev)  # type: ignore[arg-type]
     assert child is not None and child.metrics["archivable"] is False
     assert Discovery._child(None, Evaluation(valid=False, value=None, reward=0.0)) is None  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------
+# Visit counting: per group (tttd's default) vs per rollout (the authors' code, paper preset)
+# ------------------------------------------------------------------------------------------
+
+
+def _bonus_after(visit_counting: str, steps: int, groups: int = 8, group_size: int = 64) -> tuple[float, float]:
+    """(exploration bonus of the never-expanded state u after ``steps`` steps of ``groups`` groups
+    of ``group_size`` failed rollouts on other roots, the same after u's first expansion)."""
+    arch = Archive(visit_counting=visit_counting)
+    roots = [State(id=f"r{i}", value=1.0 + i) for i in range(groups)]
+    arch.add_roots(roots + [State(id="u", value=0.5)])
+    for step in range(steps):
+        for r in roots:
+            arch.update(r.id, [None] * group_size, step)
+    before = arch.scores()["u"] - 0.5  # Q(u) = its own value while it has no valid child
+    arch.update("u", [None] * group_size, steps)
+    after = arch.scores()["u"] - 0.5
+    return before, after
+
+
+def test_rollout_visit_counting_bonus_is_8x_larger_and_falls_65x_on_expansion():
+    """DESIGN.md / issue 20: with 8 groups x 64 samples per step, per-rollout counting (the
+    authors' code, whose G is forced to 1) makes T 64x larger, so an unexpanded state's bonus
+    sqrt(1 + T) is ~8x larger; one expansion then divides it by ~65 (n: 0 -> 64), against ~2
+    (n: 0 -> 1) when visits count groups."""
+    g_before, g_after = _bonus_after("group", steps=5)
+    r_before, r_after = _bonus_after("rollout", steps=5)
+    assert r_before / g_before == pytest.approx(8.0, rel=0.02)
+    assert g_before / g_after == pytest.approx(2.0, rel=0.05)
+    assert r_before / r_after == pytest.approx(65.0, rel=0.02)
+    # exactly the formula: T = 40 groups vs 2560 rollouts before the expansion
+    assert r_before / g_before == pytest.approx(math.sqrt(1 + 2560) / math.sqrt(1 + 40))
+
+
+def test_paper_preset_counts_visits_per_rollout_and_default_per_group():
+    from tttd.config import RunConfig, resolve_config
+
+    assert RunConfig().visit_counting == "group"
+    assert resolve_config(preset="paper").visit_counting == "rollout"
+    from tttd.tasks.erdos import ErdosTask
+
+    assert resolve_config(task_presets=ErdosTask.presets, preset="paper").visit_counting == "rollout"

@@ -99,3 +99,38 @@ def test_paper_preset_tinker_dry_run_prints_clamp_and_template_options(no_policy
     assert "min(26000, 32768 - prompt - 50)" in out and "this prompt:" in out
     assert "reasoning_effort='high'" in out
     assert list(no_policy.iterdir()) == []
+
+
+def test_paper_preset_dry_run_shows_forced_answer_visits_reward_and_cpus(no_policy, capsys):
+    """Issue 20: the settings where the authors' code and tttd's defaults differ are shown."""
+    import shutil
+
+    if shutil.which("g++") is None:
+        pytest.skip("needs g++ (the AHC example answer is compiled)")
+    assert main(["run", "ahc058", "--preset", "paper", "--dry-run", "--task-option", "cases=0-1"]) == 0
+    out = capsys.readouterr().out
+    assert "== settings where the authors' code and tttd's defaults differ" in out
+    assert "forced final answer: on, but this chat template has no thinking/answer split" in out  # tiny model
+    assert "PUCT visits: one per rollout" in out and "a group of 64 adds 64" in out
+    assert "reward: mean case score / 3e+06 when every case is accepted" in out
+    assert "CPUs: 2 per case" in out
+    assert list(no_policy.iterdir()) == []
+
+
+def test_settings_lines_by_backend_and_defaults():
+    from tttd.config import resolve_config
+    from tttd.dryrun import paper_settings
+    from tttd.task import get_task
+
+    erdos = get_task("erdos")
+    plain = paper_settings(resolve_config(flag_values={"task": "erdos"}), erdos)
+    assert plain["forced final answer"] == "off" and plain["PUCT visits"].startswith("one per group")
+    assert plain["reward"].startswith("1 / value") and plain["CPUs"] == "1 per evaluation (cpus_per_eval)"
+    tinker = paper_settings(resolve_config(erdos.presets, preset="paper", flag_values={
+        "task": "erdos", "backend": "tinker", "model": "openai/gpt-oss-120b"}), erdos)
+    assert tinker["forced final answer"].startswith("on (acts when the model's chat template")
+    assert tinker["CPUs"] == "2 per evaluation (cpus_per_eval)"
+    den = get_task("denoising", dataset="synthetic", reward="inverse_mse")  # no data loaded for this
+    lines = paper_settings(resolve_config(flag_values={"task": "denoising"}), den)
+    assert lines["reward"].startswith("1 / MSE (raw MSE; 0 for a failure)")
+    assert "reported value clip(MSE_norm)" in lines["reward"]

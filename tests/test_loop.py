@@ -178,3 +178,43 @@ def test_resume_goes_back_to_the_last_complete_policy_state(tmp_path):
     rows = [_strip(r) for r in read_jsonl(out / "metrics.jsonl")]
     assert [r["step"] for r in rows] == [0, 1, 2, 3]
     assert rows == [_strip(r) for r in read_jsonl(ref_out / "metrics.jsonl")]
+
+
+def test_resume_stepping_back_keeps_the_better_best(tmp_path):
+    """Issue 20: a resume that goes back to the last complete policy state repeats the steps
+    after it; a better best found in those dropped steps is kept (best/ and the loop's best),
+    even when the repeated steps find nothing as good."""
+    from tttd.rundir import POLICY_INCOMPLETE
+
+    class EverySecond(FakeDigitPolicy):
+        saves = 0
+
+        def save(self, path):
+            super().save(path)
+            self.saves += 1
+            if self.saves % 2:
+                (Path(path) / POLICY_INCOMPLETE).write_text("x")
+
+    class Nothing(EverySecond):  # the repeated steps: every answer fails to parse
+        def sample(self, prompts, n, params):
+            groups = super().sample(prompts, n, params)
+            for group in groups:
+                for s in group:
+                    s.text = "no digits here"
+            return groups
+
+    cfg3, out = _cfg(tmp_path, "cut", steps=3, seed=1)
+    first = Discovery(cfg3, out, policy=EverySecond())
+    first.start()
+    first.run()  # steps 0..2 committed; step 2 (incomplete policy state) improved the best
+    bests = [r["best_value"] for r in read_jsonl(out / "metrics.jsonl")]
+    assert bests[2] < bests[1], "the test needs a best found in the step that is repeated"
+    cfg4, _ = _cfg(tmp_path, "cut", steps=4, seed=1)
+    again = Discovery(cfg4, out, policy=Nothing())
+    again.restore()
+    assert again.step == 2
+    assert again.best.value == bests[2]
+    assert json.loads((out / "best" / "best.json").read_text())["value"] == bests[2]
+    summary = again.run()
+    assert summary["best_value"] == bests[2]
+    assert json.loads((out / "best" / "best.json").read_text())["value"] == bests[2]

@@ -171,6 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_usd=args.max_usd, max_samples=args.max_samples, max_hours=args.max_hours, log=args.log,
         engine=args.engine,
         require_isolation=True if args.require_isolation else None,
+        visit_counting=args.visit_counting, forced_answer=args.forced_answer,  # issue 20
     )
     if args.task_option:
         flags["task_options"] = _kv(args.task_option, "--task-option")
@@ -353,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-train", action="store_true", help="ablation: frozen policy (best-of-N with reuse)")
     r.add_argument("--reuse", choices=["puct", "greedy", "none"], help="ablation: how start states are picked")
     r.add_argument("--objective", choices=["entropic", "entropic-fixed", "mean"], help="ablation: advantages")
+    r.add_argument("--visit-counting", choices=["group", "rollout"],
+                   help="PUCT visits per group (default) or per rollout (the authors' code; paper preset)")
+    r.add_argument("--forced-answer", action=argparse.BooleanOptionalAction, default=None,
+                   help="reasoning models: a sample out of budget while thinking is made to answer (paper preset: on)")
     r.add_argument("--executor", choices=["local", "ray"], help="where evaluations run (default local)")
     r.add_argument("--workers", type=int, help="evaluation workers (default: one per core)")
     r.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task")

@@ -46,7 +46,11 @@ class RunConfig:
     puct_c: float = 1.0
     topk_children: int = 2
     archive_size: int = 1000
-    visit_counting: str = "group"  # group (tttd) | rollout (the paper's code)
+    visit_counting: str = "group"  # group (tttd) | rollout (the paper's code and the paper preset)
+    # Reasoning models: a sample that spends its budget thinking gets a short "out of thinking
+    # tokens" text (not trained) and its final-answer header, then continues (tttd.policy.forced_answer).
+    # Off by default: it only acts on chat templates with a thinking/final split; on in the paper preset.
+    forced_answer: bool = False
     executor: str = "local"  # local | ray
     workers: int | None = None  # evaluation workers; default one per core
     cpus_per_eval: int = 1
@@ -109,6 +113,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(
         steps=50, groups=8, group_size=64, learning_rate=4e-5, lora_rank=32, temperature=1.0,
         max_tokens=26000, objective="entropic", kl_coef=0.1, reuse="puct", puct_c=1.0,
+        visit_counting="rollout", forced_answer=True,  # as the authors' code (issue 20)
         chat_template_kwargs={"reasoning_effort": "high"},  # gpt-oss "Reasoning: high"; other templates ignore it
     ),
     # Sized for a laptop CPU with the tiny model (tttd demo); tasks may override.

@@ -190,7 +190,62 @@ def inspect_run(task: Task, cfg: RunConfig, with_estimate: bool) -> dict[str, An
         info["warnings"] = warnings_for(cfg, task, est, chars // CHARS_PER_TOKEN)
         info["config"] = cfg.to_dict()
         info["backend"] = backend_lines(cfg, chars // CHARS_PER_TOKEN)
+        info["settings"] = paper_settings(cfg, task)
     return info
+
+
+def _local_chat_template(model: str) -> str | None | bool:
+    """The chat template of a local model without loading it (False: not readable here)."""
+    if model in TOY_MODELS:
+        from tttd.policy.tiny import CHAT_TEMPLATE
+
+        return CHAT_TEMPLATE
+    folder = Path(model).expanduser()
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(errors="replace")
+    cfg = folder / "tokenizer_config.json"
+    if cfg.is_file():
+        try:
+            value = json.loads(cfg.read_text()).get("chat_template")
+        except (ValueError, OSError):
+            return False
+        return value if isinstance(value, str) else None
+    return False
+
+
+def paper_settings(cfg: RunConfig, task: Task) -> dict[str, str]:
+    """The settings where the authors' code and tttd's defaults differ (issue 20): forced final
+    answer, PUCT visit counting, the reward fed to learning, CPUs per evaluation."""
+    from tttd.policy.forced_answer import describe
+
+    lines: dict[str, str] = {}
+    if not cfg.forced_answer:
+        lines["forced final answer"] = "off"
+    elif cfg.backend == "api":
+        lines["forced final answer"] = "on, but the api backend samples in one request: no effect"
+    else:
+        template = _local_chat_template(cfg.model) if cfg.backend == "local" else False
+        lines["forced final answer"] = (describe(template) if template is not False else
+                                        "on (acts when the model's chat template has a thinking/answer split: "
+                                        "gpt-oss channels or <think> blocks; read when the model loads)")
+    if cfg.reuse != "puct":
+        lines["PUCT visits"] = f"not used (reuse={cfg.reuse})"
+    elif cfg.visit_counting == "rollout":
+        lines["PUCT visits"] = (f"one per rollout, as the authors' code (a group of {cfg.group_size} adds "
+                                f"{cfg.group_size} to n of its start state and its ancestors, and to T)")
+    else:
+        lines["PUCT visits"] = "one per group (tttd's default; --visit-counting rollout counts as the authors' code)"
+    describe_reward = getattr(task, "reward_description", None)
+    if describe_reward is not None:
+        lines["reward"] = describe_reward()
+    else:
+        obj = task.objective
+        how = {"identity": "the value", "negate": "-value", "reciprocal": "1 / value"}.get(obj.transform, obj.transform)
+        lines["reward"] = f"{how} (value: {obj.direction}); a failure gets {obj.failure_reward:g}"
+    unit = getattr(task, "evaluation_unit", "evaluation")
+    lines["CPUs"] = f"{cfg.cpus_per_eval} per {unit} (cpus_per_eval)"
+    return lines
 
 
 def backend_lines(cfg: RunConfig, prompt_tokens: int) -> dict[str, str]:
@@ -261,6 +316,10 @@ def print_report(info: dict[str, Any]) -> None:
     if info.get("backend"):
         print(f"\n== backend ({info['config']['backend']})")
         for label, text in info["backend"].items():
+            print(f"{label}: {safe(text)}")
+    if info.get("settings"):
+        print("\n== settings where the authors' code and tttd's defaults differ (docs/paper-deviations.md)")
+        for label, text in info["settings"].items():
             print(f"{label}: {safe(text)}")
     for w in info["warnings"]:
         print(f"warning: {w}")

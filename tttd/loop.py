@@ -244,6 +244,7 @@ class Discovery:
             raise NotARunError(f"{ckpt} is damaged ({type(exc).__name__}: {str(exc)[:120]}); "
                                "refusing to resume") from None
         self.archive, self.ledger, self.best, self.step = archive, ledger, best, step
+        self._keep_dropped_best(ckpt)
         if self.step >= self.cfg.steps:
             return  # finished: nothing to load or repair
         if (ckpt / "policy").exists():
@@ -253,6 +254,22 @@ class Discovery:
         self.write_best()
         if accept_task_change:
             self._record_task_fingerprint()
+
+    def _keep_dropped_best(self, ckpt: Path) -> None:
+        """A resume that steps back to the last complete policy state (``ckpt``, older than the
+        last committed step) repeats the steps after it: keep the best of the dropped steps when
+        it is better (issue 20). The newest step's checkpoint is read as any other; if it cannot
+        be read, the resumable step's best stands."""
+        latest = self.dir.latest_step_dir()
+        if latest is None or latest == ckpt:
+            return
+        try:
+            other = Best(**self.dir.read_checkpoint(latest)[1]["best"])
+        except (NotARunError, TypeError):
+            return
+        if other.value is not None and (self.best.value is None
+                                        or self.task.objective.better(other.value, self.best.value)):
+            self.best = other
 
     def task_fingerprint(self) -> str:
         from tttd.task import task_fingerprint
@@ -348,6 +365,7 @@ class Discovery:
             part = prompts[c0:c0 + chunk]
             params = SamplingParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature,
                                     stop=list(task.stop), seed=derive_seed(cfg.seed, step, c0),
+                                    forced_answer=cfg.forced_answer,
                                     # one seed per group: identical prompts must not repeat a group
                                     seeds=[derive_seed(cfg.seed, step, g, 1) for g in range(c0, c0 + len(part))])
             got = self.policy.sample(part, cfg.group_size, params)
@@ -385,6 +403,7 @@ class Discovery:
                 for j in (keep.offer(i, ev.value, ev.key) if joins else [i]):
                     evs[j].artifact = {}  # cannot join the archive: not kept (self.best has its own)
             del parsed
+            getattr(task, "note_attempts", lambda s, e: None)(starts[g], evs)  # AHC: a compile error for the next prompt
             archive.update(starts[g].id, [self._child(ev) for ev in evs], step)
             child_ids.append(list(archive.last_added))
             for ev in evs:
@@ -401,7 +420,7 @@ class Discovery:
 
         # 7. train: one importance-sampling policy-gradient step
         batch = [
-            TrainDatum(s.prompt_tokens, s.tokens, s.logprobs, [float(a)] * len(s.tokens))
+            TrainDatum.from_sample(s, a)  # appended (forced-answer) tokens: advantage 0, mask 0
             for group, a_group in zip(samples, adv.advantages) if a_group is not None
             for s, a in zip(group, a_group) if s.tokens
         ]

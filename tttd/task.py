@@ -236,6 +236,11 @@ class Task:
     def parse(self, completion: str, state: State) -> Candidate:
         raise NotImplementedError
 
+    def note_attempts(self, state: State, evaluations: list[Evaluation]) -> None:
+        """Called by the loop after a group sampled from ``state`` is evaluated; a task may keep
+        what its next prompt for ``state`` should show in ``state.metrics`` (persisted with the
+        archive). Default: nothing (the paper's prompts show only the state itself)."""
+
     def verify(self, data: Any, state: State | None = None) -> Evaluation:
         raise NotImplementedError
 

@@ -184,13 +184,18 @@ class Evaluation:
 
 @dataclass
 class Sample:
-    """One completion: token ids, the sampler's per-token log-probabilities, text, stop reason."""
+    """One completion: token ids, the sampler's per-token log-probabilities, text, stop reason.
+
+    ``mask``: None (every token was sampled and is trained) or one 0/1 per token; 0 marks tokens
+    that were appended, not sampled (the forced final answer's "out of thinking tokens" text,
+    :mod:`tttd.policy.forced_answer`): their log-prob is 0 and they carry no loss."""
 
     prompt_tokens: list[int]
     tokens: list[int]
     logprobs: list[float]
     text: str
     stop_reason: Literal["stop", "length"] = "stop"
+    mask: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _asdict(self)
@@ -203,12 +208,26 @@ class Sample:
 @dataclass
 class TrainDatum:
     """One training sequence: the policy-gradient step sees prompt + completion tokens; only
-    completion tokens carry loss. ``advantages`` is per completion token."""
+    completion tokens carry loss. ``advantages`` is per completion token. ``mask`` (None = all
+    ones): 0 on completion tokens that were not sampled (they get no loss and no KL term)."""
 
     prompt_tokens: list[int]
     tokens: list[int]
     logprobs: list[float]
     advantages: list[float]
+    mask: list[float] | None = None
+
+    @classmethod
+    def from_sample(cls, sample: "Sample", advantage: float) -> "TrainDatum":
+        """The sample's tokens with ``advantage`` on every sampled token (0 where masked)."""
+        mask = sample.mask
+        adv = [float(advantage)] * len(sample.tokens) if mask is None else \
+            [float(advantage) * float(m) for m in mask]
+        return cls(list(sample.prompt_tokens), list(sample.tokens), list(sample.logprobs), adv,
+                   None if mask is None else [float(m) for m in mask])
+
+    def mask_or_ones(self) -> list[float]:
+        return [1.0] * len(self.tokens) if self.mask is None else [float(m) for m in self.mask]
 
 
 @dataclass

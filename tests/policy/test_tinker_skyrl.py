@@ -64,4 +64,9 @@ def test_tinker_backend_against_skyrl_server():
     assert out["restored_logprob"] == pytest.approx(after, abs=1e-4)  # same weights after resume
     assert out["train_after_resume_tokens"] > 0
     assert out["incomplete_load_refused"]
+    # issue 20: the forced final answer through the server (a Harmony-style template)
+    assert out["fa_continued"] >= 1, "no sample ran out of its budget"
+    assert out["fa_phase1_same"] and out["fa_layout_ok"], out
+    assert out["fa_phase2_logprob_gap"] < 1e-3  # phase 2 continued the same sequence
+    assert out["fa_kl_finite"] and out["fa_train_tokens"] > 0
 

@@ -84,6 +84,21 @@ def test_samples_and_logprobs_agree_with_the_trainer(make_policy, engine):
     assert min(x for d in batch for x in d.logprobs) < -8
 
 
+def test_forced_answer_with_analysis_and_final_channels(make_policy, engine):
+    """Issue 20: a sample out of budget in the analysis channel gets the untrained "out of
+    thinking tokens" text and the final header, then continues on vLLM (checks shared with the
+    hf engine: forced_answer_checks.py)."""
+    from tests.policy.forced_answer_checks import check_forced_answer
+
+    policy = make_policy()
+    real = engine.max_model_len
+    try:
+        counts = check_forced_answer(policy, lambda n: setattr(engine, "max_model_len", n))
+        assert counts["continued"] >= 1
+    finally:
+        engine.max_model_len = real
+
+
 def test_seeds_per_prompt_and_per_sample(make_policy):
     policy = make_policy()
     same = [PROMPTS[0], PROMPTS[0]]

@@ -29,6 +29,8 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     seeds: list[int] | None = None  # one seed per prompt; overrides `seed` when set
+    # a sample out of budget while thinking gets an answer header and continues (tttd.policy.forced_answer)
+    forced_answer: bool = False
 
 
 def check_sampling(n: int, params: SamplingParams) -> None:

@@ -222,7 +222,8 @@ class LocalPolicy:
 
     def engine_info(self) -> dict:
         """The sampling engine, its versions and settings, and why it was chosen (run records)."""
-        return {**self.engine.info(), "reason": self.engine_reason}
+        fmt = self.answer_format()  # where a forced final answer would act (tttd.policy.forced_answer)
+        return {**self.engine.info(), "reason": self.engine_reason, "answer_format": fmt.name if fmt else None}
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -278,19 +279,73 @@ class LocalPolicy:
     def _sample_hf(
         self, prompts: list[list[Message]], n: int, params: SamplingParams
     ) -> list[list[Sample]]:
-        from transformers import GenerationConfig
-
         check_sampling(n, params)
         encoded = [self.render(p) for p in prompts]
-        jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
         # sample j of prompt i draws from its own generator, seeded sub_seed(seeds[i], j)
         seeds = prompt_seeds(params, len(prompts), self.seed * 1_000_003 + self.sample_calls)
-        base_seed = seeds[0] if seeds else 0
         self.sample_calls += 1
-        out: list[list[Sample | None]] = [[None] * n for _ in prompts]
+        out = self._generate(encoded, n, params, seeds)
+        if params.forced_answer:
+            out = self.force_answers(out, seeds, self._continue_hf(params))
+        return out
+
+    def answer_format(self):
+        """The chat template's thinking/answer split (:mod:`tttd.policy.forced_answer`), or None."""
+        from tttd.policy.forced_answer import detect
+
+        return detect(self.tokenizer.chat_template)
+
+    def context_window(self) -> int | None:
+        return getattr(self._causal_lm().config, "max_position_embeddings", None)
+
+    def force_answers(self, groups: list[list[Sample]], seeds: list[int], sample_more) -> list[list[Sample]]:
+        """Phase 2 of the forced final answer for samples out of budget (any engine)."""
+        from tttd.policy.forced_answer import continue_samples
+
+        tok = self.tokenizer
+        return continue_samples(
+            groups, seeds, self.answer_format(),
+            encode=lambda text: list(tok(text, add_special_tokens=False)["input_ids"]),
+            decode=lambda ids: tok.decode(ids, skip_special_tokens=False),
+            text_of=lambda ids: tok.decode(ids, skip_special_tokens=False),
+            sample_more=sample_more)
+
+    def _continue_hf(self, params: SamplingParams):
+        """Phase 2 on the hf engine: each request continues in the context left (requests of
+        one length share a ``generate`` call, which needs one budget)."""
+        from dataclasses import replace
+
+        context = self.context_window()
+
+        def more(requests: list[list[int]], seeds: list[int]) -> list[Sample | None]:
+            out: list[Sample | None] = [None] * len(requests)
+            by_len: dict[int, list[int]] = {}
+            for k, req in enumerate(requests):
+                by_len.setdefault(len(req), []).append(k)
+            for length, ks in by_len.items():
+                room = params.max_tokens if context is None else context - length
+                if room < 1:
+                    continue
+                got = self._generate([requests[k] for k in ks], 1, replace(params, max_tokens=room),
+                                     [seeds[k] for k in ks])
+                for k, row in zip(ks, got):
+                    out[k] = row[0]
+            return out
+
+        return more
+
+    def _generate(self, encoded: list[list[int]], n: int, params: SamplingParams,
+                  seeds: list[int]) -> list[list[Sample]]:
+        """``n`` samples for each token-id prompt; sample j of prompt i draws from
+        ``sub_seed(seeds[i], j)``."""
+        from transformers import GenerationConfig
+
+        jobs = [(i, j) for i in range(len(encoded)) for j in range(n)]
+        base_seed = seeds[0] if seeds else 0
+        out: list[list[Sample | None]] = [[None] * n for _ in encoded]
         # Like the paper's dynamic max_tokens: never ask for more than the context window holds.
         prompt_len = max((len(e) for e in encoded), default=0)
-        context = getattr(self.model.config, "max_position_embeddings", None)
+        context = self.context_window()
         max_new = params.max_tokens if context is None else min(params.max_tokens, context - prompt_len)
         if max_new < 1:
             raise ValueError(f"a prompt of {prompt_len} tokens leaves no room in the model's "
@@ -385,6 +440,8 @@ class LocalPolicy:
                     f"datum {k}: tokens ({len(d.tokens)}), logprobs ({len(d.logprobs)}) and "
                     f"advantages ({len(d.advantages)}) must have the same length"
                 )
+            if d.mask is not None and len(d.mask) != len(d.tokens):
+                raise ValueError(f"datum {k}: mask ({len(d.mask)}) and tokens ({len(d.tokens)}) differ in length")
 
     def _micro_batches(self, batch: Sequence[TrainDatum], budget: int) -> list[list[int]]:
         """Consecutive index chunks whose padded size (rows x longest) stays within ``budget``."""
@@ -509,7 +566,8 @@ class LocalPolicy:
         sampler_lp, adv = flat("logprobs"), flat("advantages")
         if not (torch.isfinite(sampler_lp).all() and torch.isfinite(adv).all()):
             raise ValueError("train_step got non-finite logprobs or advantages")
-        ones = torch.ones_like(adv)
+        # 0 on appended (not sampled) tokens: no loss, no KL term (tttd.policy.forced_answer)
+        ones = torch.tensor([m for d in batch for m in d.mask_or_ones()], dtype=torch.float32, device=dev)
         metrics: dict[str, float] = {}
         if config.kl_coef > 0:
             base_lp = self._base_logprobs(batch, chunks).float()
@@ -522,7 +580,7 @@ class LocalPolicy:
             total_loss, diff_sum = self._backward(batch, chunks, model, sampler_lp, adv, ones, config)
         finally:
             self.model.eval()
-        n_tokens = int(adv.numel())
+        n_tokens = int(ones.sum().item())
         metrics.update(
             loss=total_loss,
             tokens=float(n_tokens),
@@ -542,7 +600,7 @@ class LocalPolicy:
             loss = importance_sampling_loss(logp, sampler_lp[sl], adv[sl], ones[sl], config.clip)
             loss.backward()
             total_loss += float(loss.detach())
-            diff_sum += float((sampler_lp[sl] - logp.detach()).sum())
+            diff_sum += float(((sampler_lp[sl] - logp.detach()) * ones[sl]).sum())
         return total_loss, diff_sum
 
     # ------------------------------------------------------------------------------ state

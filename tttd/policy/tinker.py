@@ -393,7 +393,55 @@ class TinkerPolicy:
             self._usage.prompt_tokens += len(tokens)
             self._usage.requests += 1
             out.append(group)
+        if params.forced_answer:
+            out = self._force_answers(out, seeds, params, stop_ids, stop_texts)
         return out
+
+    def _force_answers(self, groups: list[list[Sample]], seeds: list[int], params: SamplingParams,
+                       stop_ids: list[int], stop_texts: list[str]) -> list[list[Sample]]:
+        """Phase 2 of the forced final answer (:mod:`tttd.policy.forced_answer`): one request per
+        sample out of budget, continuing from its tokens, up to ``context_window - 50``."""
+        from tinker import types
+
+        from tttd.policy.forced_answer import continue_samples, detect
+
+        tok = self.tokenizer
+
+        def more(requests: list[list[int]], more_seeds: list[int]) -> list[Sample | None]:
+            futures: list[Any] = []
+            for req, seed in zip(requests, more_seeds):
+                try:
+                    budget = self.max_new_tokens(self.context_window or params.max_tokens, len(req))
+                except ValueError:  # no room left in the context
+                    futures.append(None)
+                    continue
+                sp = build_sampling_params(params, stop_ids, stop_texts, seed=seed, max_tokens=budget)
+                futures.append(self._get_sampler().sample(
+                    prompt=types.ModelInput.from_ints(req), num_samples=1, sampling_params=sp))
+            res: list[Sample | None] = []
+            for req, fut in zip(requests, futures):
+                if fut is None:
+                    res.append(None)
+                    continue
+                seq = self._result(fut, self.request_timeout_s, "sample request").sequences[0]
+                toks = [int(t) for t in seq.tokens]
+                lps = seq.logprobs
+                if lps is None or len(lps) != len(toks):
+                    raise RuntimeError("the tinker sampler returned no per-token logprobs")
+                res.append(Sample(prompt_tokens=list(req), tokens=toks, logprobs=[float(x) for x in lps],
+                                  text=tok.decode(toks, skip_special_tokens=True),
+                                  stop_reason="length" if seq.stop_reason == "length" else "stop"))
+                self._usage.sampled_tokens += len(toks)
+                self._usage.prompt_tokens += len(req)
+                self._usage.requests += 1
+            return res
+
+        return continue_samples(
+            groups, seeds, detect(getattr(tok, "chat_template", None)),
+            encode=lambda text: [int(t) for t in tok.encode(text, add_special_tokens=False)],
+            decode=lambda ids: tok.decode(ids, skip_special_tokens=False),
+            text_of=lambda ids: tok.decode(ids, skip_special_tokens=True),
+            sample_more=more)
 
     def base_logprobs(self, batch: list[TrainDatum]) -> list[list[float]]:
         """Base-model log-probs of each datum's completion tokens (for the KL penalty).
@@ -438,7 +486,8 @@ class TinkerPolicy:
         if config.kl_coef > 0:
             base = self.base_logprobs(batch)
             advantages, dbar = kl_shift(
-                advantages, [d.logprobs for d in batch], base, config.kl_coef
+                advantages, [d.logprobs for d in batch], base, config.kl_coef,
+                masks=[d.mask_or_ones() for d in batch],
             )
             metrics["kl_policy_base"] = dbar
         data = [build_datum(d, a) for d, a in zip(batch, advantages)]
@@ -469,8 +518,9 @@ class TinkerPolicy:
             for d, o in zip(batch, outputs):
                 lp = np.asarray(o["logprobs"].tolist(), dtype=np.float64)[-len(d.tokens):]
                 diffs.append(np.asarray(d.logprobs, dtype=np.float64) - lp)
-            allq = np.concatenate([np.asarray(d.logprobs, dtype=np.float64) for d in batch])
-            alld = np.concatenate(diffs)
+            keep = np.concatenate([np.asarray(d.mask_or_ones()) for d in batch]) > 0  # sampled tokens
+            allq = np.concatenate([np.asarray(d.logprobs, dtype=np.float64) for d in batch])[keep]
+            alld = np.concatenate(diffs)[keep]
             metrics["kl_sample_train_v1"] = float(alld.mean())
             metrics["kl_sample_train_v2"] = float(0.5 * (alld**2).mean())
             metrics["entropy"] = float(-allq.mean())

@@ -141,6 +141,8 @@ def _check_datum(d: TrainDatum, i: int) -> None:
     for name in ("logprobs", "advantages"):
         if not all(math.isfinite(float(x)) for x in getattr(d, name)):
             raise ValueError(f"datum {i}: {name} contains a non-finite value")
+    if d.mask is not None and len(d.mask) != len(d.tokens):
+        raise ValueError(f"datum {i}: mask has {len(d.mask)} entries for {len(d.tokens)} tokens")
 
 
 def build_datum(datum: TrainDatum, advantages: Sequence[float] | None = None) -> Any:
@@ -174,10 +176,12 @@ def kl_shift(
     sampler_logprobs: Sequence[Sequence[float]],
     base_logprobs: Sequence[Sequence[float]],
     coef: float,
+    masks: Sequence[Sequence[float]] | None = None,
 ) -> tuple[list[list[float]], float]:
     """The paper's KL-to-base penalty as an advantage shift, per completion token.
 
-    Same formula as :func:`tttd.losses.kl_advantage_shift` (every completion token is unmasked):
+    Same formula as :func:`tttd.losses.kl_advantage_shift` (``masks``: 0 on appended tokens, which
+    get no shift and stay out of the mean; default every completion token):
     ``d_t = logq_t - logp_base_t``, ``dbar`` = mean of d over all completion tokens of the batch,
     ``A_t <- A_t + coef * (dbar - d_t)``. Returns the shifted advantages and ``dbar`` (the logged
     ``kl_policy_base``).
@@ -195,7 +199,11 @@ def kl_shift(
         return [], 0.0
     flat = [np.concatenate([np.asarray(r, dtype=np.float64) for r in rows])
             for rows in (advantages, sampler_logprobs, base_logprobs)]
-    shifted, dbar = kl_advantage_shift(*flat, np.ones_like(flat[0]), coef)
+    mask = np.ones_like(flat[0]) if masks is None else np.concatenate(
+        [np.asarray(m, dtype=np.float64) for m in masks])
+    if mask.shape != flat[0].shape:
+        raise ValueError("masks need one entry per completion token")
+    shifted, dbar = kl_advantage_shift(*flat, mask, coef)
     bounds = np.cumsum([len(a) for a in advantages])[:-1]
     return [row.tolist() for row in np.split(shifted, bounds)], dbar
 

@@ -238,6 +238,8 @@ def paper_preset(eval_timeout_s: float, cpus: int) -> dict[str, Any]:
         "puct_c": 1.0,
         "topk_children": 2,
         "archive_size": 1000,
+        "visit_counting": "rollout",  # the authors' code counts one visit per rollout
+        "forced_answer": True,  # the authors' two-phase sampling (tttd.policy.forced_answer)
         "eval_timeout_s": float(eval_timeout_s),
         "cpus_per_eval": int(cpus),
     }

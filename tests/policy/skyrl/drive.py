@@ -53,6 +53,64 @@ def build_model(folder: Path) -> None:
     Qwen3ForCausalLM(cfg).save_pretrained(folder)
 
 
+def forced_answer_checks(model_dir: Path, work: Path, common: dict) -> dict:
+    """Issue 20: the forced final answer on the tinker backend. The tokenizer gets a chat template
+    with Harmony-style analysis/final channels (plain-text markers); the context is sized so that
+    phase 2 has 12 tokens of room."""
+    import shutil
+
+    from tttd.policy import SamplingParams, TrainConfig
+    from tttd.policy import tinker as tp
+    from tttd.policy.forced_answer import HARMONY, OUT_OF_THINKING
+    from tttd.types import TrainDatum
+
+    sys.path.insert(0, str(HERE.parents[2]))
+    from tests.policy.forced_answer_checks import ANALYSIS_TEMPLATE
+
+    tok_dir = work / "harmony-tokenizer"
+    shutil.copytree(model_dir, tok_dir, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    tok.chat_template = ANALYSIS_TEMPLATE
+    tok.save_pretrained(str(tok_dir))
+    prompt = [{"role": "user", "content": "hello world"}]
+    budget = 6
+    probe = tp.TinkerPolicy(str(model_dir), **{**common, "tokenizer": str(tok_dir)})
+    n_prompt = len(probe.render(prompt))
+    added = list(probe.tokenizer.encode(OUT_OF_THINKING + HARMONY.close + HARMONY.header, add_special_tokens=False))
+    probe.close()
+    context = n_prompt + budget + len(added) + 50 + 12
+    pol = tp.TinkerPolicy(str(model_dir), **{**common, "tokenizer": str(tok_dir), "context_window": context})
+    plain = pol.sample([prompt], 3, SamplingParams(max_tokens=budget, seeds=[21]))[0]
+    forced = pol.sample([prompt], 3, SamplingParams(max_tokens=budget, seeds=[21], forced_answer=True))[0]
+    res: dict = {"fa_added_tokens": len(added), "fa_continued": 0, "fa_phase1_same": True, "fa_layout_ok": True,
+                 "fa_phase2_logprob_gap": 0.0, "fa_phase2_lengths": []}
+    from tinker import types
+
+    for a, b in zip(plain, forced):
+        res["fa_phase1_same"] &= b.tokens[:len(a.tokens)] == a.tokens
+        if a.stop_reason != "length":
+            res["fa_layout_ok"] &= b.tokens == a.tokens and b.mask is None
+            continue
+        res["fa_continued"] += 1
+        n1, k = len(a.tokens), len(added)
+        n2 = len(b.tokens) - n1 - k
+        res["fa_phase2_lengths"].append(n2)
+        res["fa_layout_ok"] &= (b.tokens[n1:n1 + k] == added and b.mask == [1.0] * n1 + [0.0] * k + [1.0] * n2
+                                and b.logprobs[n1:n1 + k] == [0.0] * k and 1 <= n2 <= 12)
+        lps = pol._get_sampler().compute_logprobs(types.ModelInput.from_ints(b.prompt_tokens + b.tokens)).result()
+        tail = [float(x) for x in list(lps)[-len(b.tokens):]]
+        gap = max(abs(x - y) for x, y, m in zip(b.logprobs, tail, b.mask) if m)
+        res["fa_phase2_logprob_gap"] = max(res["fa_phase2_logprob_gap"], gap)
+    batch = [TrainDatum.from_sample(s, 1.0) for s in forced]
+    m = pol.train_step(batch, TrainConfig(learning_rate=0.02, kl_coef=0.1))
+    res["fa_train_tokens"] = m["tokens"]
+    res["fa_kl_finite"] = math.isfinite(m["kl_policy_base"])
+    pol.close()
+    return res
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -161,6 +219,7 @@ def main() -> None:
             out["incomplete_load_refused"] = False
         except ValueError:
             out["incomplete_load_refused"] = True
+        out.update(forced_answer_checks(model_dir, work, common))
         pol.close()
         pol2.close()
     finally:

@@ -75,3 +75,74 @@ def test_tttd_run_ahc039_with_the_tiny_model(tiny_model_dir, tmp_path):
     rows = list(read_jsonl(out / "rollouts.jsonl"))
     assert len(rows) == 4 and all(r["status"] == "parse_error" for r in rows)  # no ```cpp from a 1M model
     assert json.loads((out / "config.json").read_text())["task_options"] == {"cases": "0-1"}
+
+
+class BrokenThenRecord:
+    """Step 0: answers that do not compile; later steps: record the prompts."""
+
+    trainable = False
+
+    def __init__(self):
+        self.prompts = []
+
+    def sample(self, prompts, n, params):
+        self.prompts.append([p[0]["content"] for p in prompts])
+        answer = "```cpp\nint main() { undeclared_name_xyz = 1; }\n```"
+        return [[Sample([1], [2], [-0.1], answer) for _ in range(n)] for _ in prompts]
+
+    def usage(self):
+        return TokenUsage()
+
+
+def test_compile_errors_reach_the_next_prompt(tmp_path, monkeypatch):
+    """Issue 20: the compiler's message tail of a failed attempt is shown (escaped) in the next
+    prompt for the state it was sampled from."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cfg = resolve_config(flag_values=dict(task="ahc058", steps=2, groups=1, group_size=2, workers=2,
+                                          max_tokens=16, seed=0, task_options={"cases": "0-1"}))
+    policy = BrokenThenRecord()
+    run = Discovery(cfg, tmp_path / "run", policy=policy)
+    run.start()
+    run.run()
+    first, second = policy.prompts[0][0], policy.prompts[1][0]
+    assert "did not compile" not in first
+    assert "did not compile" in second and "undeclared_name_xyz" in second and "error" in second
+    archive = json.loads((tmp_path / "run" / "archive.json").read_text())
+    root = archive["states"][0]["state"]
+    assert "undeclared_name_xyz" in root["metrics"]["compile_error"]  # persisted for resume
+
+
+def test_compile_error_in_prompt_is_escaped_and_cannot_close_the_fence():
+    from tttd.tasks.ahc.tasks import Ahc058Task
+    from tttd.types import Evaluation, State
+
+    task = Ahc058Task(cases="0-1")
+    state = State(id="s", value=None, artifact={"code": ""})
+    bad = Evaluation(valid=False, status="compile_error",
+                     message="compilation failed:\nMain.cpp:1: error: ``` \x1b[2J\u202e evil")
+    task.note_attempts(state, [Evaluation(valid=False, status="parse_error", message="x"), bad])
+    text = task.prompt(state)[0]["content"]
+    section = text.split("did not compile", 1)[1].split("## Rules")[0]
+    assert "\x1b" not in section and "\u202e" not in section and "\\x1b[2J" in section
+    assert section.count("```") == 2  # the section's own fence only
+    # an attempt group that compiles clears it; a group of unparsable answers leaves it
+    task.note_attempts(state, [Evaluation(valid=False, status="parse_error", message="x")])
+    assert "did not compile" in task.prompt(state)[0]["content"]
+    task.note_attempts(state, [Evaluation(valid=False, status="wrong_answer", message="x")])
+    assert "did not compile" not in task.prompt(state)[0]["content"]
+
+
+def test_ahc_statements_carry_no_result_derived_hints_and_paper_preset_gives_cases_2_cpus():
+    import re
+
+    from tttd.tasks.ahc.statements import STATEMENTS
+    from tttd.tasks.ahc.tasks import Ahc039Task, Ahc058Task
+
+    for text in STATEMENTS.values():
+        assert not re.search(r"strong solutions|top solutions|reach about|5\.6e6", text, re.I)
+    for cls in (Ahc039Task, Ahc058Task):
+        cfg = resolve_config(task_presets=cls.presets, preset="paper")
+        assert cfg.cpus_per_eval == 2 and cfg.visit_counting == "rollout"
+    assert resolve_config(task_presets=Ahc058Task.presets).cpus_per_eval == 1
+    task = Ahc058Task(cases="0-1", cpus_per_eval=2)
+    assert task.case_cpus == 2 and task.parallel == max(1, (os.cpu_count() or 1) // 2)

@@ -148,10 +148,12 @@ def test_paper_preset_trains_on_pancreas_with_the_papers_limits():
     from tttd.loop import build_task
 
     cfg = resolve_config(get_task("denoising").presets, preset="paper", flag_values={"task": "denoising"})
-    assert cfg.task_options == {"dataset": "pancreas", "split_seed": 42}
-    assert (cfg.eval_timeout_s, cfg.cpus_per_eval, cfg.steps, cfg.group_size) == (600.0, 4, 50, 64)
+    assert cfg.task_options == {"dataset": "pancreas", "split_seed": 42, "reward": "inverse_mse"}
+    # the authors' only denoising launch (docs/launching.md): 2 CPUs, CLI-default 1000 s timeout
+    assert (cfg.eval_timeout_s, cfg.cpus_per_eval, cfg.steps, cfg.group_size) == (1000.0, 2, 50, 64)
     t = build_task(cfg)  # lazy: nothing is downloaded until the data is needed
-    assert (t.dataset, t.split_seed, t.eval_timeout_s, t.cpus, t.memory_mb) == ("pancreas", 42, 600.0, 4, 16384)
+    assert (t.dataset, t.split_seed, t.eval_timeout_s, t.cpus, t.memory_mb) == ("pancreas", 42, 1000.0, 2, 16384)
+    assert t.reward_kind == "inverse_mse" and "1 / MSE" in t.reward_description()
 
 
 def test_missing_data_is_a_one_line_error_before_anything_is_written(monkeypatch, tmp_path):
@@ -181,3 +183,38 @@ def test_missing_data_is_a_one_line_error_before_anything_is_written(monkeypatch
     with pytest.raises(ConfigError, match="no network"):
         run.start()
     assert not (tmp_path / "run").exists()
+
+
+def test_inverse_mse_reward_as_the_authors_value_stays_mse_norm(task):
+    """Issue 20: with reward=inverse_mse (the paper preset) the reward is 1 / raw MSE and the
+    value (archive, prompts, reports) stays clip(MSE_norm); failures get 0."""
+    authors = DenoisingTask(reward="inverse_mse")  # same (cached) celltypist split as ``task``
+    zeros = np.zeros(task.problem.shape)
+    ours, theirs = task.verify(zeros), authors.verify(zeros)
+    assert ours.valid and theirs.valid and theirs.value == ours.value == ours.reward
+    assert theirs.reward == pytest.approx(1.0 / theirs.metrics["mse"], rel=1e-12)
+    assert theirs.reward != theirs.value
+    bad = authors.verify(np.full(task.problem.shape, -1.0))
+    assert not bad.valid and bad.reward == 0.0
+    with pytest.raises(ValueError, match="reward"):
+        DenoisingTask(reward="mse")
+
+
+def test_prompt_lists_importable_packages_and_key_insights(task, monkeypatch):
+    import importlib.util
+    import sys
+
+    import tttd.tasks.denoising.task as T
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name in ("sklearn", "scanpy") else
+                        (None if name in ("graphtools", "scprep") else real(name, *a)))
+    assert T.candidate_packages() == ["numpy", "scipy", "scikit-learn", "scanpy"]
+    text = task.prompt(task.initial_states(1, np.random.default_rng(0))[0])[0]["content"]
+    assert "You may import numpy, scipy, scikit-learn, scanpy (nothing else is installed)" in text
+    assert "What is known to work" in text and "square-root" in text
+    assert f"{task.budget_s}s" in text and "keep within the budget" in text
+    monkeypatch.undo()
+    T.candidate_packages()
+    assert not {"graphtools", "scprep", "magic"} & set(sys.modules)  # detected, never imported

@@ -204,36 +204,55 @@ class VLLMEngine:
         encoded = [policy.render(p) for p in prompts]
         seeds = prompt_seeds(params, len(prompts), policy.seed * 1_000_003 + policy.sample_calls)
         policy.sample_calls += 1
-        requests, sampling = [], []
-        for ids, seed in zip(encoded, seeds):
-            room = self.max_model_len - len(ids)
-            if room < 1:
+        for ids in encoded:
+            if self.max_model_len - len(ids) < 1:
                 raise ValueError(f"a prompt of {len(ids)} tokens leaves no room in the "
                                  f"{self.max_model_len}-token context")
-            for j in range(n):
-                requests.append({"prompt_token_ids": ids})
-                sampling.append(self._params(params, min(params.max_tokens, room), derive(seed, j)))
+        flat = self._run([ids for ids in encoded for _ in range(n)],
+                         [min(params.max_tokens, self.max_model_len - len(ids)) for ids in encoded for _ in range(n)],
+                         [derive(seed, j) for seed in seeds for j in range(n)], params)
+        out = [flat[i * n:(i + 1) * n] for i in range(len(encoded))]
+        if params.forced_answer:  # phase 2 in the context left (tttd.policy.forced_answer)
+            def more(requests: list[list[int]], more_seeds: list[int]) -> list[Sample | None]:
+                rooms = [self.max_model_len - len(r) for r in requests]
+                ok = [k for k, room in enumerate(rooms) if room >= 1]
+                got = self._run([requests[k] for k in ok], [rooms[k] for k in ok],
+                                [derive(more_seeds[k], 0) for k in ok], params)
+                res: list[Sample | None] = [None] * len(requests)
+                for k, smp in zip(ok, got):
+                    res[k] = smp
+                return res
+
+            out = policy.force_answers(out, seeds, more)
+        return out
+
+    def _run(self, requests_ids: list[list[int]], budgets: list[int], seeds: list[int],
+             params: SamplingParams) -> list[Sample]:
+        """One vLLM request per (token-id prompt, budget, seed); Samples cut as the hf engine cuts."""
+        policy = self.policy
+        assert policy is not None
+        if not requests_ids:
+            return []
+        requests = [{"prompt_token_ids": ids} for ids in requests_ids]
+        sampling = [self._params(params, b, seed) for b, seed in zip(budgets, seeds)]
         results = self.llm.generate(requests, sampling, lora_request=self._lora, use_tqdm=False)
-        out: list[list[Sample]] = []
-        for i, ids in enumerate(encoded):
-            row = []
-            for result in results[i * n : (i + 1) * n]:
-                comp = result.outputs[0]
-                tokens = list(comp.token_ids)
-                logprobs = [float(pos[tok].logprob) for tok, pos in zip(tokens, comp.logprobs)]
-                if self.ignore_eos:
-                    smp = Sample(prompt_tokens=list(ids), tokens=tokens, logprobs=logprobs,
-                                 text="", stop_reason="length")
-                else:
-                    smp = policy._finish(ids, tokens, logprobs, params)
-                    if comp.finish_reason == "stop":
-                        smp.stop_reason = "stop"
-                row.append(smp)
-            out.append(row)
+        out: list[Sample] = []
+        for ids, result in zip(requests_ids, results):
+            comp = result.outputs[0]
+            tokens = list(comp.token_ids)
+            logprobs = [float(pos[tok].logprob) for tok, pos in zip(tokens, comp.logprobs)]
+            if self.ignore_eos:
+                smp = Sample(prompt_tokens=list(ids), tokens=tokens, logprobs=logprobs,
+                             text="", stop_reason="length")
+            else:
+                smp = policy._finish(ids, tokens, logprobs, params)
+                if comp.finish_reason == "stop":
+                    smp.stop_reason = "stop"
+            out.append(smp)
         usage = policy._usage
         usage.requests += 1
-        usage.prompt_tokens += n * sum(len(e) for e in encoded)
-        usage.sampled_tokens += sum(len(s.tokens) for row in out for s in row)
+        usage.prompt_tokens += sum(len(ids) for ids in requests_ids)
+        usage.sampled_tokens += sum(len(s.tokens) for s in out)
         return out
 
     def _params(self, params: SamplingParams, max_tokens: int, seed: int):

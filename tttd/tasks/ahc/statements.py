@@ -1,4 +1,8 @@
-"""Problem statements shown in the prompts (written for tttd from AHC.md, not copied)."""
+"""Problem statements shown in the prompts (written for tttd from AHC.md, not copied).
+
+Only what the official statements say (rules, scoring, input format and how inputs are generated):
+no hint derived from results (how well strong solutions score), which neither the contest nor the
+authors' prompt gives (issue 20)."""
 
 AHC039 = """\
 # AHC039 "Purse Seine Fishing" (AtCoder Heuristic Contest 039)
@@ -54,7 +58,7 @@ prices are about A_j * 500^i times a factor in [1, 100].
 
 Output (stdout): exactly T lines, one action per turn: `-1` (do nothing) or `i j` (buy machine
 (i, j)). Buying what you cannot afford, a malformed line or fewer than T actions makes the case
-(and the whole submission) score 0. Strong solutions reach about 5.6e6 per case.
+(and the whole submission) score 0.
 """
 
 STATEMENTS = {"ahc039": AHC039, "ahc058": AHC058}

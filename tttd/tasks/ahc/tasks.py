@@ -14,7 +14,13 @@ Options (``--task-option KEY=VALUE``):
   match its parent (``race_z`` standard errors, default 2), and so on. Raced-out candidates are
   not archived; their reward is the mean of the cases they ran (scaled like the rest). Off by
   default (the paper's evaluation). ``benchmarks/ahc_bench.py`` measures what it saves.
-- ``parallel``: how many cases of one candidate may run at once (default: one per core).
+- ``parallel``: how many cases of one candidate may run at once (default: one per
+  ``cpus_per_eval`` cores).
+- ``cpus_per_eval`` (the run's ``--cpus-per-eval``, also accepted as a task option): CPUs reserved
+  for each case run (each case is one evaluation on the executor, which runs cores/N of them at
+  once). The program still gets one thread, as in the contest; the reservation keeps neighbouring
+  cases from disturbing its timing. Default 1; the ``paper`` preset uses the authors' 2 (their
+  scheduler gave each case a 2-CPU Ray task, SPEC 6.3).
 - ``inputs_dir``: read ``NNNN.txt`` from this folder instead of generating the cases.
 - ``cxx``: the C++ compiler (default ``$TTTD_CXX``, g++-12, g++).
 """
@@ -31,6 +37,7 @@ import numpy as np
 
 from tttd.edits import FORMAT_RULE, apply_answer
 from tttd.task import Objective, Task, artifact_key, extract_code_block, register_task, tail
+from tttd.text import safe
 from tttd.tasks.ahc import cpp
 from tttd.tasks.ahc.generators import generate
 from tttd.tasks.ahc.runner import Outcome, evaluate_candidate, parse_stages
@@ -114,16 +121,26 @@ class AhcTask(Task):
     program_suffixes = (".cpp", ".cc", ".cxx")
     output_tail_chars = 1000
 
+    #: the paper preset's per-task part: each case reserves 2 CPUs, as the authors' scheduler
+    presets = {"paper": {"cpus_per_eval": 2}}
+    #: what one evaluation on the executor is (tttd run --dry-run: "CPUs: 2 per case")
+    evaluation_unit = "case"
+    #: the longest compiler message tail shown in the next prompt
+    compile_error_chars = 1500
+
     def __init__(self, cases: Any = "0-149", race: Any = None, race_z: float = 2.0,
                  parallel: int | None = None, inputs_dir: str | None = None, cxx: str | None = None,
-                 edits: str = "whole"):
+                 edits: str = "whole", cpus_per_eval: int | None = None):
         if edits not in ("whole", "diff"):  # diff: SEARCH/REPLACE edits of the parent (tttd.edits)
             raise ValueError(f"edits must be whole or diff, got {edits!r}")
         self.edits = edits
         self.seeds = parse_cases(cases)
         self.stages = parse_stages(race, len(self.seeds))
         self.race_z = float(race_z)
-        self.parallel = int(parallel or os.cpu_count() or 1)
+        self.case_cpus = int(cpus_per_eval or 1)
+        if self.case_cpus < 1:
+            raise ValueError(f"cpus_per_eval must be >= 1, got {cpus_per_eval}")
+        self.parallel = int(parallel or max(1, (os.cpu_count() or 1) // self.case_cpus))
         if self.parallel < 1:
             raise ValueError(f"parallel must be >= 1, got {parallel}")
         self.inputs_dir = inputs_dir
@@ -176,6 +193,10 @@ class AhcTask(Task):
             parts.append("```cpp\n" + code + "\n```")
         else:
             parts.append("There is no program yet: write one from scratch.")
+        error = (state.metrics or {}).get("compile_error")
+        if error:
+            parts.append("## A recent attempt from this program did not compile\n"
+                         "The compiler's message (last lines):\n```\n" + fence_safe(error) + "\n```")
         parts.append(
             "## Rules\n"
             "- Write a complete C++20 program (compiled with g++ -std=gnu++20 -O2 -DONLINE_JUDGE "
@@ -186,6 +207,20 @@ class AhcTask(Task):
                 FORMAT_RULE.format(lang="cpp")[2:] if self.edits == "diff" and code else
                 "Answer with one ```cpp code block containing the complete program."))
         return [{"role": "user", "content": "\n\n".join(parts) + "\n"}]
+
+    def reward_description(self) -> str:
+        """One line for ``tttd run --dry-run``."""
+        return (f"mean case score / {self.reward_scale:g} when every case is accepted, else 0 (as the "
+                f"authors' code); value = the mean score")
+
+    def note_attempts(self, state: State, evaluations: list[Evaluation]) -> None:
+        """Keep the tail of the first compile error of the latest group sampled from ``state``
+        (none if every attempt compiled) for ``state``'s next prompt."""
+        errors = [ev.message or ev.output_tail for ev in evaluations if ev.status == "compile_error"]
+        if errors:
+            state.metrics["compile_error"] = tail(errors[0], self.compile_error_chars)
+        elif any(ev.status != "parse_error" for ev in evaluations):
+            state.metrics.pop("compile_error", None)
 
     def parse(self, completion: str, state: State) -> Candidate:
         parent = ((state.artifact or {}).get("code") or "") if state is not None else ""
@@ -244,6 +279,13 @@ class AhcTask(Task):
         return Evaluation(valid=True, value=value, reward=value / self.reward_scale,
                           message=f"performance {value:,.2f} (mean over {n} cases, all accepted)",
                           artifact={"code": code}, key=artifact_key(code), metrics=metrics)
+
+
+def fence_safe(text: str) -> str:
+    """Text from a candidate's compile shown inside a prompt's ``` fence: control and bidi
+    characters escaped (:func:`tttd.text.safe`) and no run of three backticks, which would end
+    the fence."""
+    return re.sub(r"`{3,}", lambda m: "` " * len(m.group(0)), safe(text)).rstrip()
 
 
 @register_task("ahc039")

@@ -9,10 +9,17 @@ could redefine them and read the test split: SPEC 7.3 item 8).
 
 Verdict, as the paper: the output must be a same-shape, finite, non-negative array whose max is
 at most the sum of the train counts; it is rejected when its (swapped, faithful) Poisson score is
-below the perfect one or its Poisson_norm is below 0.97. Value = reward = clip(MSE_norm, 0, 1)
-(the paper's buffer value; tttd uses one objective, SPEC 7.3 item 11, so the reward is the value,
-not the paper's 1/MSE). With ``metric="hardened"`` the value is clip(deviance_norm, 0, 1) of
-:func:`tttd.tasks.denoising.metrics.count_deviance` and the Poisson gate is not applied.
+below the perfect one or its Poisson_norm is below 0.97. Value = clip(MSE_norm, 0, 1) (the
+paper's buffer value). The reward (option ``reward``): ``"value"`` (default: tttd's one objective,
+SPEC 7.3 item 11, reward = value) or ``"inverse_mse"`` (the authors' reward with the entropic
+objective: 1 / raw MSE, 0 for a failure; the ``paper`` preset). With ``metric="hardened"`` the
+value is clip(deviance_norm, 0, 1) of :func:`tttd.tasks.denoising.metrics.count_deviance` and the
+Poisson gate is not applied (``inverse_mse`` then still rewards 1 / MSE).
+
+Candidates may import numpy and scipy, and scikit-learn, graphtools, scprep and scanpy when they
+are installed (the ``denoising-candidates`` extra, as the authors' final program uses them); the
+prompt lists the ones found, detected in the trusted process without importing them (tttd itself
+never imports the GPL packages outside :mod:`~tttd.tasks.denoising.baselines`).
 Two additions: normalised scores above :data:`~tttd.tasks.denoising.problem.LEAK_CEILING` are
 rejected as a leak of the held-out split, and every verdict reports the candidate's scores under
 both metrics beside the sanity baselines (identity, perfect, all-zeros, 1e-9*train**2, MAGIC with
@@ -41,9 +48,45 @@ from tttd.types import Candidate, Evaluation, Limits, Message, Program, State
 ROOT_SOURCE = (Path(__file__).with_name("root_program.py")).read_text(encoding="utf-8").strip() + "\n"
 RANDOM_STATE = 42
 METRICS = ("paper", "hardened")
+REWARDS = ("value", "inverse_mse")
+#: what a candidate may import, when installed (import name, package name); numpy and scipy are
+#: tttd's own dependencies, the others come with the ``denoising-candidates`` extra
+CANDIDATE_PACKAGES = (("numpy", "numpy"), ("scipy", "scipy"), ("sklearn", "scikit-learn"),
+                      ("graphtools", "graphtools"), ("scprep", "scprep"), ("scanpy", "scanpy"))
 
-_PAPER_PRESET = paper_preset(eval_timeout_s=600.0, cpus=4)  # SPEC 4.2: 4 CPUs, 600 s
-_PAPER_PRESET["task_options"] = {"dataset": "pancreas", "split_seed": 42}
+KEY_INSIGHTS = """\
+## What is known to work (from the authors' benchmarks)
+
+- Order matters: smooth the raw (or log) counts first and normalise afterwards. Normalising first
+  and then smoothing breaks the Poisson constraint (about 0.55 Poisson_norm against about 0.98
+  for the other order, with MAGIC).
+- A square-root transform makes Poisson counts' variance roughly constant, which helps smoothing.
+- The Poisson score is dominated by small non-zero predictions: values below 1 are better pushed
+  towards zero.
+- MAGIC (diffusion over a cell-cell neighbour graph) with that "smooth first" order is the
+  strongest known baseline."""
+
+
+def candidate_packages() -> list[str]:
+    """The packages of :data:`CANDIDATE_PACKAGES` installed here (found with
+    ``importlib.util.find_spec``, which does not import them)."""
+    import importlib.util
+
+    found = []
+    for module, package in CANDIDATE_PACKAGES:
+        try:
+            if importlib.util.find_spec(module) is not None:
+                found.append(package)
+        except (ImportError, ValueError):
+            pass
+    return found
+
+# The authors' launch scripts are empty (SPEC "provenance caveat"); their only denoising launch,
+# docs/launching.md, passes num_cpus_per_task=2 and no eval_timeout, so the CLI default 1000 s
+# applies, which is also the budget their prompt states. (The 4 CPUs / 600 s of env_denoising.py's
+# default_config are always overwritten by the CLI values, SPEC 4.2.)
+_PAPER_PRESET = paper_preset(eval_timeout_s=1000.0, cpus=2)
+_PAPER_PRESET["task_options"] = {"dataset": "pancreas", "split_seed": 42, "reward": "inverse_mse"}
 _PAPER_PRESET["eval_memory_mb"] = 16384  # 1937 x 15502 float64 is 240 MB per copy
 
 EVALUATION_SOURCE = """\
@@ -98,7 +141,11 @@ class DenoisingTask(Task):
         eval_timeout_s: float | None = None,
         cpus_per_eval: int | None = None,
         eval_memory_mb: int | None = None,
+        reward: str = "value",
     ) -> None:
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+        self.reward_kind = reward
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         if prompt_variant not in ("improvement", "previous"):
@@ -229,13 +276,15 @@ class DenoisingTask(Task):
     def _rules(self) -> str:
         return (
             f"## Budget & Resources\n\n- **Time budget**: {self.budget_s}s for your code to run "
-            f"(killed at {self.eval_timeout_s:g}s). Time your code.\n- **CPUs**: {self.cpus} "
-            f"available; **memory**: {self.memory_mb} MB.\n\n"
+            f"(it is stopped at {self.eval_timeout_s:g}s and then scores nothing): measure the time "
+            "your code takes and keep within the budget.\n- **CPUs**: "
+            f"{self.cpus} available; **memory**: {self.memory_mb} MB.\n\n"
             "## Function Signature to return\n\n```python\ndef magic_denoise(X, **kwargs):\n"
             f"    # tttd calls magic_denoise(X=X, random_state={RANDOM_STATE}, budget_s={self.budget_s})\n"
             "    return denoised_X  # numpy array, same shape as X\n```\n\n## Rules\n\n"
             "- Implement `magic_denoise(X, ...)` returning the denoised data as a numpy array\n"
-            "- Use numpy and scipy\n- No filesystem or network IO; the held-out molecules are not "
+            f"- You may import {', '.join(candidate_packages())} (nothing else is installed)\n"
+            "- No filesystem or network IO; the held-out molecules are not "
             "available to your program\n- Any score your program prints is ignored: tttd recomputes it\n"
             f"- A normalised score above {LEAK_CEILING} is rejected as a leak of the held-out molecules\n"
             "- Answer with one ```python code block containing the complete program"
@@ -249,7 +298,7 @@ class DenoisingTask(Task):
             ctx = f"Current metrics (lower is better): MSE: {m['mse']:.6f}, Poisson: {m['poisson']:.6f}"
             if self.metric == "hardened" and "deviance" in m:
                 ctx += f", deviance: {m['deviance']:.6f}"
-        parts = [self._problem_text(), self._rules()]
+        parts = [self._problem_text(), KEY_INSIGHTS, self._rules()]
         if code and self.prompt_variant == "improvement":
             parts.append(f"Here is the current implementation:\n```python\n{code}\n```\n\n"
                          f"You are iteratively improving the denoising algorithm. {ctx}\n\n"
@@ -315,5 +364,15 @@ class DenoisingTask(Task):
         label = "clip(MSE_norm)" if self.metric == "paper" else "clip(hardened deviance norm)"
         msg = (f"value {value:.4f} = {label} on {where}: {scores}; {report}. Under the paper's "
                f"metric all-zeros and 1e-9*train**2 score like MAGIC or better: read MSE_norm beside them.")
-        return Evaluation(valid=True, value=value, reward=self.objective.reward(value), message=msg,
-                          metrics=metrics)
+        if self.reward_kind == "inverse_mse":  # the authors' reward with the entropic objective
+            reward = 1.0 / s.mse if s.mse > 0 else 0.0
+        else:
+            reward = self.objective.reward(value)
+        return Evaluation(valid=True, value=value, reward=reward, message=msg, metrics=metrics)
+
+    def reward_description(self) -> str:
+        """One line for ``tttd run --dry-run``: what is fed to learning and what is reported."""
+        shown = "clip(MSE_norm)" if self.metric == "paper" else "clip(hardened deviance norm)"
+        if self.reward_kind == "inverse_mse":
+            return f"1 / MSE (raw MSE; 0 for a failure), as the authors' entropic runs; reported value {shown}"
+        return f"the value, {shown} (0 for a failure); the authors trained on 1 / MSE (task option reward=inverse_mse)"
