@@ -200,9 +200,19 @@ def _thread_state(tid: int) -> str:
 
 
 def _load_private(source: str, name: str = "_tttd_speed_problem"):
+    """The problem module, kept out of ``sys.modules`` (only while it executes is it there: class
+    machinery such as ``dataclasses`` looks its module up by name)."""
     mod = _types.ModuleType(name)
     mod.__file__ = f"<{name}>"
-    exec(compile(source, mod.__file__, "exec"), mod.__dict__)
+    before = _sys.modules.get(name)
+    _sys.modules[name] = mod
+    try:
+        exec(compile(source, mod.__file__, "exec"), mod.__dict__)
+    finally:
+        if before is None:
+            _sys.modules.pop(name, None)
+        else:
+            _sys.modules[name] = before
     return mod
 
 

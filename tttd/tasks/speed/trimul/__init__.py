@@ -30,6 +30,7 @@ import os
 
 from tttd.task import register_task
 from tttd.tasks.speed import SpeedSpec, SpeedTask
+from tttd.tasks.speed.hardware import gpu_and_triton
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -77,23 +78,7 @@ TIMING = {"warmup_runs": 100, "warmup_s": 0.01, "min_runs": 3, "max_runs": 100, 
 
 def _hardware() -> tuple[str, str]:
     """(GPU name, Triton version) for the prompt; the paper's H100 / Triton 3.3.1 when unknown."""
-    gpu, triton = "NVIDIA H100", "3.3.1"
-    try:
-        from importlib.metadata import version
-
-        triton = version("triton")
-    except Exception:
-        pass
-    try:
-        import subprocess
-
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10).stdout.strip().splitlines()
-        if out:
-            gpu = out[0].strip()
-    except Exception:
-        pass
-    return gpu, triton
+    return gpu_and_triton("NVIDIA H100", "3.3.1")
 
 
 def description(gpu: str, triton: str) -> str:
