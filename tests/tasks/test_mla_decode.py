@@ -59,8 +59,12 @@ def test_contest_shape_of_the_task(task):
     cfg = build_config(task.spec, device="cpu")
     assert cfg["benchmarks"] == [] and len(cfg["tests"]) == 2 * len(mla_decode.CPU_TESTS)
     assert len({c["seed"] for c in cfg["tests"]}) == len(cfg["tests"])  # every call on fresh inputs
-    fixed = build_config(mla_decode.MLADecodeTask(fixed_seeds=True).spec, device="cuda")
+    fixed = build_config(get_task("mla_decode", fixed_seeds=True).spec, device="cuda")
     assert [c["seed"] for c in fixed["tests"]] == [9247, 2197, 9107, 5291]
+    from tttd.task import TaskOptionError
+
+    with pytest.raises(TaskOptionError, match="fixed_seeds must be true or false"):
+        get_task("mla_decode", fixed_seeds="False")
 
 
 def test_the_inputs_follow_the_contract():

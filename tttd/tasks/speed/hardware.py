@@ -1,4 +1,4 @@
-"""What the prompt of a GPU speed task names as its hardware: the visible GPU and Triton version."""
+"""Shared bits of the GPU kernel tasks: the hardware their prompts name, and their boolean options."""
 
 from __future__ import annotations
 
@@ -23,3 +23,10 @@ def gpu_and_triton(default_gpu: str, default_triton: str) -> tuple[str, str]:
     except Exception:
         pass
     return gpu, triton
+
+
+def bool_option(name: str, value: object) -> bool:
+    """A task option that must be a boolean (``--task-option NAME=true``; the string "False" is not one)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value

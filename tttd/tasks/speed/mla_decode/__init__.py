@@ -39,7 +39,7 @@ import os
 
 from tttd.task import register_task
 from tttd.tasks.speed import SpeedSpec, SpeedTask
-from tttd.tasks.speed.hardware import gpu_and_triton
+from tttd.tasks.speed.hardware import bool_option, gpu_and_triton
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -116,6 +116,7 @@ class MLADecodeTask(SpeedTask):
     summary = "MLA decode GPU kernel (GPU MODE amd-mla-decode): minimise the time in us, reward 3000/us"
 
     def __init__(self, fixed_seeds: bool = False):
+        fixed_seeds = bool_option("fixed_seeds", fixed_seeds)
         gpu, triton = gpu_and_triton("NVIDIA H200", "3.4.0")
         problem = _read("problem.py")
         spec = SpeedSpec(

@@ -30,7 +30,7 @@ import os
 
 from tttd.task import register_task
 from tttd.tasks.speed import SpeedSpec, SpeedTask
-from tttd.tasks.speed.hardware import gpu_and_triton
+from tttd.tasks.speed.hardware import bool_option, gpu_and_triton
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -115,6 +115,7 @@ class TriMulTask(SpeedTask):
     summary = "TriMul GPU kernel (GPU MODE): minimise the time in us, reward 3000/us (paper 1161 us on H100)"
 
     def __init__(self, l2_flush: bool = False, fixed_seeds: bool = False):
+        l2_flush, fixed_seeds = bool_option("l2_flush", l2_flush), bool_option("fixed_seeds", fixed_seeds)
         gpu, triton = _hardware()
         problem = _read("problem.py")
         spec = SpeedSpec(
