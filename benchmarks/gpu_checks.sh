@@ -5,6 +5,7 @@
 #      gradient checkpointing off/on (benchmarks/policy_bench.py --train-memory)
 #   3. the hf sampling engine at the Qwen2-0.5B shape (benchmarks/policy_bench.py --engine hf)
 #   4. one GPU visible through the sandbox with devices=(0,), none without (benchmarks/sandbox_gpu_check.py)
+#   5. MLA decode (issue 26): its reference and plain PyTorch root timed by the evaluator (speed_bench.py)
 # Each part has its own time limit and log; a failing part does not stop the others.
 # Usage (repo root, CUDA machine, torch with CUDA installed): bash benchmarks/gpu_checks.sh [OUTDIR]
 set -u
@@ -27,3 +28,5 @@ part train_memory 200 python3 benchmarks/policy_bench.py --train-memory --device
 part hf_engine 120 python3 benchmarks/policy_bench.py --engine hf --device cuda --random-init-shape qwen2-0.5b \
   --batch 64 --new-tokens 256 --train-batch 8 --train-tokens 1024 --repeats 1
 part sandbox_gpu 60 python3 benchmarks/sandbox_gpu_check.py
+part mla_decode 420 python3 benchmarks/speed_bench.py --device cuda --no-sandbox --skip-cpu --tasks mla_decode \
+  --gpu-repeats 1 --gpu-budget-s 300

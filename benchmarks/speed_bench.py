@@ -1,7 +1,8 @@
-"""Speed-kit figures: timing noise on the CPU example, and TriMul on a GPU.
+"""Speed-kit figures: timing noise on the CPU example, and TriMul / MLA decode on a GPU.
 
     PYTHONPATH=. python benchmarks/speed_bench.py                     # CPU: noise of the kit
     PYTHONPATH=. python benchmarks/speed_bench.py --device cuda       # + TriMul on the GPU
+    ... --device cuda --tasks mla_decode    # MLA decode: its reference and root (CUDA or ROCm)
     ... --no-sandbox   runs the evaluator (tttd/tasks/speed/harness.py) in this process instead of
                        the sandbox (machines without a working jail; our own trusted code only)
 
@@ -135,6 +136,39 @@ def gpu_part(args, sandbox):
     print(f"   GPU part took {time.perf_counter() - t_start:.0f} s")
 
 
+def mla_part(args, sandbox):
+    """MLA decode (issue 26): the reference and the plain PyTorch root, timed by the evaluator under
+    the task's protocol (4 tests, 2 benchmark shapes), each evaluation's geometric mean and reward."""
+    import torch
+
+    from tttd.tasks.speed import mla_decode
+
+    if not torch.cuda.is_available():
+        print("== MLA decode: no CUDA/ROCm GPU visible, skipped")
+        return
+    spec = get_task("mla_decode").spec
+    t_start = time.perf_counter()
+    print(f"== MLA decode on {torch.cuda.get_device_name(0)}, torch {torch.__version__} "
+          f"(hip {getattr(torch.version, 'hip', None)}), {'sandbox' if sandbox else 'NO SANDBOX (evaluator in process)'}")
+    root = open(os.path.join(os.path.dirname(mla_decode.__file__), "root.py")).read()
+    for name, code in [("reference (problem.py mla_decode)", "from reference import mla_decode as custom_kernel\n"),
+                       ("root (root.py, plain PyTorch)", root)] * max(1, args.gpu_repeats):
+        if time.perf_counter() - t_start > args.gpu_budget_s:
+            print(f"   {name}: skipped (over the {args.gpu_budget_s:.0f} s budget)")
+            continue
+        rec, err, wall = evaluate(spec, code, sandbox, device="cuda")
+        if err:
+            print(f"   {name}: INVALID {err} ({wall:.1f} s)")
+            continue
+        b = rec["benchmarks"]
+        v = geo([x["mean_ns"] / 1e3 for x in b])
+        per = ", ".join(f"{x['mean_ns'] / 1e3:.0f}" for x in b)
+        print(f"   {name}: {v:.1f} us geomean, reward {3000 / v:.3f} (prefill 4096, 6144: {per} us; runs "
+              f"{[x['runs'] for x in b]}; {wall:.1f} s)")
+    print(f"   MLA part took {time.perf_counter() - t_start:.0f} s; times on this GPU are not comparable with the "
+          "paper's (MI300X for the contest, H200 for the authors' runs)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -143,12 +177,17 @@ def main():
     ap.add_argument("--gpu-repeats", type=int, default=2, help="GPU evaluations of each of our kernels")
     ap.add_argument("--gpu-budget-s", type=float, default=150.0, help="stop starting GPU evaluations after")
     ap.add_argument("--skip-cpu", action="store_true")
+    ap.add_argument("--tasks", default="trimul", help="GPU tasks, comma-separated: trimul, mla_decode")
     args = ap.parse_args()
     sandbox = not args.no_sandbox
     if not args.skip_cpu:
         cpu_part(args, sandbox)
     if args.device == "cuda":
-        gpu_part(args, sandbox)
+        parts = {"trimul": gpu_part, "mla_decode": mla_part}
+        for name in args.tasks.split(","):
+            if name not in parts:
+                ap.error(f"unknown task {name!r} (choose from {', '.join(parts)})")
+            parts[name](args, sandbox)
 
 
 if __name__ == "__main__":

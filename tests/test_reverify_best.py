@@ -50,7 +50,7 @@ OPTIONS = {
     "ahc058": {"cases": "0-1"},
     "denoising": {"dataset": "synthetic", "n_cells": 200, "n_genes": 1000, "metric": "hardened"},
 }
-NEEDS_GPU = {"trimul"}
+NEEDS_GPU = {"trimul", "mla_decode"}
 # Speed tasks: the value is a measured time, so re-verification confirms validity, not the number.
 TIMED = {"group-means", "oe_noisy"}  # oe_noisy: a random evaluator (tests/evolve_problems)
 

@@ -25,7 +25,8 @@ Protocol of :func:`evaluate` (one evaluation):
    output was taken) and check. Test calls, warm-up calls and timed calls are the same code path,
    all timed and all checked, so a candidate cannot tell them apart.
 5. Tests: every test case (seeds chosen by the trusted process) must pass. Then the benchmarks:
-   warm-up on benchmark 0, then per benchmark timed runs with fresh inputs from seeds drawn from
+   warm-up on benchmark 0, then per benchmark one untimed warm call (``warm_each``: compilation
+   and autotuning for that shape stay out of its mean; the output is still checked), then timed runs with fresh inputs from seeds drawn from
    ``os.urandom`` *at each run* (unknowable before the run, so results cannot be precomputed or
    cached across calls), until at least ``min_runs`` and the standard error of the mean is below
    ``rel_err`` of the mean, or ``max_runs``, or the time caps. Every timed output is checked.
@@ -199,9 +200,19 @@ def _thread_state(tid: int) -> str:
 
 
 def _load_private(source: str, name: str = "_tttd_speed_problem"):
+    """The problem module, kept out of ``sys.modules`` (only while it executes is it there: class
+    machinery such as ``dataclasses`` looks its module up by name)."""
     mod = _types.ModuleType(name)
     mod.__file__ = f"<{name}>"
-    exec(compile(source, mod.__file__, "exec"), mod.__dict__)
+    before = _sys.modules.get(name)
+    _sys.modules[name] = mod
+    try:
+        exec(compile(source, mod.__file__, "exec"), mod.__dict__)
+    finally:
+        if before is None:
+            _sys.modules.pop(name, None)
+        else:
+            _sys.modules[name] = before
     return mod
 
 
@@ -284,7 +295,11 @@ def _to_plain(x, limit: list):
     if torch is not None and type(x) is torch.Tensor:
         if x.numel() * x.element_size() > limit[0]:
             return None
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        try:
+            x = x.numpy()
+        except TypeError:  # a dtype numpy lacks (bfloat16, float8): as float32, exact for those
+            x = x.float().numpy()
     if np is not None and type(x) is np.ndarray:
         if x.nbytes > limit[0]:
             return None
@@ -339,6 +354,8 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
             rec["stage"] = "benchmark"
             runner.warm_up(benches[0])
             for j, case in enumerate(benches):
+                if config.get("warm_each", True):  # untimed: compilation/autotuning for this shape
+                    runner.call(case, runner._new_seed(), f"warm-up of benchmark {j} ({_fmt_case(case)})")
                 stats, sample = runner.bench(case, f"benchmark {j} ({_fmt_case(case)})")
                 rec["benchmarks"].append(stats)
                 plain = _to_plain(sample[1], budget) if budget[0] > 0 else None

@@ -1,0 +1,32 @@
+"""Shared bits of the GPU kernel tasks: the hardware their prompts name, and their boolean options."""
+
+from __future__ import annotations
+
+
+def gpu_and_triton(default_gpu: str, default_triton: str) -> tuple[str, str]:
+    """(GPU name, Triton version): the first GPU ``nvidia-smi`` lists and the installed Triton, or the
+    given defaults (the paper's hardware) when either is unknown. Never imports torch."""
+    gpu, triton = default_gpu, default_triton
+    try:
+        from importlib.metadata import version
+
+        triton = version("triton")
+    except Exception:
+        pass
+    try:
+        import subprocess
+
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10).stdout.strip().splitlines()
+        if out:
+            gpu = out[0].strip()
+    except Exception:
+        pass
+    return gpu, triton
+
+
+def bool_option(name: str, value: object) -> bool:
+    """A task option that must be a boolean (``--task-option NAME=true``; the string "False" is not one)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
