@@ -35,9 +35,13 @@ def step_info(m: dict[str, Any]) -> str:
     info = (f"best {best:.6g}  " if best is not None else "best -  ") + (
         f"reward mean {m['reward_mean']:.4g} max {m['reward_max']:.4g}  "
         f"valid {m['valid_fraction']:.0%}  archive {m['archive_size']}")
-    fails = failure_text(m.get("status_counts"), int(m.get("samples") or 0))
+    counts = dict(m.get("status_counts") or {})
+    scorer = counts.pop("scorer_error", 0)  # a bug in the task, not a bad candidate: said apart
+    fails = failure_text(counts, int(m.get("samples") or 0))
     if fails:
         info += "  " + fails
+    if scorer:
+        info += f"  TASK SCORER ERROR {scorer} (a bug in the task's score(), not the candidates)"
     skipped = m.get("train_skipped")
     if skipped and not skipped.startswith("frozen"):
         info += f"  no training step: {safe(skipped)}"

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from tttd.task import Task, UnknownTaskError, get_task
+from tttd.task_errors import SCORER_ERROR
 from tttd.text import safe, safe_lines
 from tttd.types import Candidate, Evaluation, State
 
@@ -61,7 +62,7 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
             return task.evaluate(candidate, result, state)
         except Exception as exc:  # a verdict, never a traceback
             return task.invalid(f"verifier error: {type(exc).__name__}: {str(exc)[:300]}",
-                                status="verifier_error")
+                                status=SCORER_ERROR)
     if state is None:
         state = task.initial_states(1, np.random.default_rng(0))[0]
     fence = getattr(task, "code_language", "python")
@@ -82,7 +83,7 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
         return task.evaluate(candidate, result, state)
     except Exception as exc:  # whatever the candidate returned, a verdict, never a traceback
         return task.invalid(f"verifier error: {type(exc).__name__}: {str(exc)[:300]}",
-                            status="verifier_error")
+                            status=SCORER_ERROR)
 
 
 def _load(task: Task, path: Path) -> Evaluation:
