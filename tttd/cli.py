@@ -348,14 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_tasks)
 
     v = sub.add_parser("verify", help="re-verify a construction file or a program for a task")
-    v.add_argument("task", help="task name")
+    v.add_argument("task", help="registered task name (tttd tasks) or path/to/task.py[:name]")
     v.add_argument("file", help="construction (.json) or program (.py, or .cpp for the AHC tasks)")
     v.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task (e.g. cases=0-9)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
     v.set_defaults(func=cmd_verify)
 
-    nt = sub.add_parser("new-task", help="write a commented, runnable task file and a test of its scorer")
-    nt.add_argument("name", help="task name (the files are NAME.py and test_NAME.py)")
+    nt = sub.add_parser("new-task", help="write a commented, runnable task file and a check of its contract")
+    nt.add_argument("name", help="task name (the files are NAME.py and check_NAME.py)")
     nt.add_argument("--dir", default=".", help="where to write them (default: here)")
     nt.set_defaults(func=cmd_new_task)
     _more_commands(sub)

@@ -102,8 +102,26 @@ def _load(task: Task, path: Path) -> Evaluation:
         return verify_construction(task, obj)
     suffixes = tuple(getattr(task, "program_suffixes", (".py",)))
     if suffix in suffixes:
+        _check_is_an_answer(task, path, text)
         return verify_program(task, text)
     raise UsageError(f"{path}: expected a construction (.json) or a program ({', '.join(suffixes)})")
+
+
+def _check_is_an_answer(task: Task, path: Path, text: str) -> None:
+    """Refuse (one line) a program file that cannot be an answer for ``task``: a task file (it
+    registers a task), or any program for a task whose answers are not programs (e.g. demo)."""
+    import re
+
+    if re.search(r"\bregister_task\s*\(", text):
+        raise UsageError(f"{path} is a task file, not a {task.name} answer; to check an answer for the task "
+                         f"it defines: tttd verify {path} ANSWER_FILE")
+    if hasattr(task, "program_from_code"):
+        return
+    state = task.initial_states(1, np.random.default_rng(0))[0]
+    fence = getattr(task, "code_language", "python")
+    if task.parse(f"```{fence}\n{text.strip()}\n```\n", state).program is None:
+        raise UsageError(f"{path} is not a {task.name} answer: {task.name} answers are constructions "
+                         f"(.json, e.g. a run's best/artifact.json), not programs")
 
 
 def format_verdict(task: Task, ev: Evaluation) -> str:
