@@ -305,3 +305,37 @@ def test_verify_help_and_refusals(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert cli.main(["run", "tsp"]) == 2
     assert "tttd run examples/tsp.py" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ 3. time estimates
+
+
+def test_every_progress_line_has_an_eta_measured_from_the_run(capsys):
+    progress = cli.Progress(4, "t", then=("frozen baseline", 4, 0.5))
+    base = dict(best_value=0.5, reward_mean=1.0, reward_max=2.0, valid_fraction=1.0, archive_size=3,
+                samples=8, status_counts={})
+    progress.step({**base, "step": 0, "seconds_sample": 3.0, "seconds_evaluate": 1.0})
+    progress.step({**base, "step": 1, "seconds_sample": 5.0, "seconds_evaluate": 1.0})
+    lines = _err_lines(capsys)
+    assert "step 1/4" in lines[0] and "ETA 12 s + ~8 s for the frozen baseline" in lines[0], lines
+    assert "step 2/4" in lines[1] and "ETA 10 s" in lines[1]  # (4 + 6) / 2 s a step, 2 steps left
+
+
+def test_demo_estimate_says_when_this_machine_is_busy(monkeypatch, tmp_path, capsys):
+    import os
+
+    import tttd.policy.tiny as tiny
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_execute", lambda cfg, out, label, quiet, **kw: {
+        "task": "demo", "best_value": 0.4, "best_reward": 2.5, "best_step": 0, "steps": cfg.steps,
+        "samples": 4, "valid": 2, "seconds": 1.0, "run_dir": out})
+    monkeypatch.setattr(tiny, "build_tiny_model", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (15.0, 12.0, 6.0))
+    assert cli.main(["demo", "--steps", "2", "--out", "d"]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "busy now (load average 15.0 on 2 cores): roughly" in err and "measured" in err
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert cli.main(["demo", "--steps", "2", "--out", "e"]) == 0
+    assert "busy" not in capsys.readouterr().err

@@ -55,9 +55,12 @@ def _default_out(task: str) -> str:
 class Progress:
     """Live progress on stderr: a rich bar on a terminal, one plain line per step otherwise."""
 
-    def __init__(self, total: int, label: str, quiet: bool = False):
+    def __init__(self, total: int, label: str, quiet: bool = False, then=None):
         from rich.console import Console
 
+        from tttd.progress import Eta
+
+        self.eta = Eta(total, then)  # time left, measured from this run's own steps
         self.console = Console(stderr=True)
         self.total, self.label, self.quiet = total, label, quiet
         self.bar = None
@@ -86,6 +89,8 @@ class Progress:
 
         info = escape(step_info(m))  # statuses come from tasks: no rich markup
         info += kl_warning(m.get("kl_sample_train"))
+        eta = self.eta.add(m)
+        info = f"{eta}  {info}" if eta else info
         if self.bar is not None:
             self.bar.update(self.task_id, completed=m["step"] + 1, info=info)
         else:
@@ -118,13 +123,13 @@ def kl_warning(kl: float | None) -> str:
 
 
 def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = False,
-             accept_task_change: bool = False, after_restore=None) -> dict[str, Any]:
+             accept_task_change: bool = False, after_restore=None, then=None) -> dict[str, Any]:
     from tttd.loop import Discovery
     from tttd.sandbox.report import check_isolation
 
     check_isolation(cfg.require_isolation)  # before anything is written: warn, or refuse (exit 2)
 
-    with Progress(cfg.steps, label, quiet) as progress:
+    with Progress(cfg.steps, label, quiet, then=then) as progress:
         run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)
         if resume:
             run.restore(accept_task_change=accept_task_change)
