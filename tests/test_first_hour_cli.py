@@ -339,3 +339,25 @@ def test_demo_estimate_says_when_this_machine_is_busy(monkeypatch, tmp_path, cap
     monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
     assert cli.main(["demo", "--steps", "2", "--out", "e"]) == 0
     assert "busy" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_local_backend_with_a_model_folder(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """docs/own-problem.md's second path: ``--backend local --model DIR`` with a Hugging Face
+    folder on disk (here the tiny model copied as a plain HF folder, which tttd does not
+    recognise as its toy): the run goes through, without the toy-model warning."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "hf-model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "tttd_build.json").unlink(missing_ok=True)
+    task = _new_task(tmp_path, "local_path")
+    capsys.readouterr()
+    rc = cli.main(["run", str(task), "--backend", "local", "--model", str(model), "--steps", "1",
+                   "--groups", "1", "--group-size", "2", "--max-tokens", "16", "--out", "r", "--json", "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "toy" not in captured.err
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["steps"] == 1 and summary["samples"] == 2

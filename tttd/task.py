@@ -303,9 +303,11 @@ class Task:
             data = result.value
         else:
             data = candidate.data
+        from tttd.task_errors import INVALID_ANSWER
+
         try:
             ev = self.verify(data, state)
-        except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+        except INVALID_ANSWER as exc:  # a verdict on hostile data; anything else: scorer_error
             ev = self.invalid(f"verifier rejected the result: {exc}")
         ev.output_tail = out_tail
         if ev.valid and ev.value is not None and not self.objective.in_bounds(ev.value):

@@ -10,7 +10,10 @@ Three kinds, each caught before anything is written or before training on it:
   candidate), and :class:`ScorerGuard` stops the run before it trains on repeated ones.
 
 Which exceptions are verdicts: :data:`INVALID_ANSWER` (ValueError, TypeError, ...), the ones a
-scorer raises for hostile data (as the ``new-task`` template asks). Anything else is a bug.
+scorer raises for hostile data (as the ``new-task`` template asks), for every task (``Task.evaluate``
+and ``ProgramTask.verify``). Anything else (NameError, ImportError, RuntimeError, OSError, ...) is
+a bug in the task. A hostile candidate can therefore stop a run only by making the task's own code
+fail in a way it did not foresee, which is the task's bug to fix.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ SCORER_ERROR = "scorer_error"
 #: shape, length, missing key, a failed assert, arithmetic on garbage).
 INVALID_ANSWER: tuple[type[BaseException], ...] = (
     ValueError, TypeError, KeyError, IndexError, AssertionError, ArithmeticError, AttributeError,
-    MemoryError,
+    MemoryError, RecursionError,  # deeply nested data can exhaust a recursive scorer's stack
 )
 
 #: Scorer errors tolerated in one run (one process) before it stops. Samples with a scorer error
