@@ -72,15 +72,27 @@ def test_training_panels_say_what_they_plot(demo_like):
     assert not any("KL(policy || base)" in t for t in titles), titles  # not recorded without --kl-coef
     assert any("sampler vs trainer" in t for t in titles)
     assert "summed over every completion token" in plots.CAPTIONS["training"]
-    for a in fig.axes:
+    for a in [a for a in fig.axes if a.has_data()]:
         assert type(a.xaxis.get_major_locator()).__name__ == "MaxNLocator"
         assert a.xaxis.get_major_locator()._integer  # whole step numbers
 
 
-def test_no_money_panel_for_a_local_run(demo_like):
+def test_no_money_panel_for_a_local_run(demo_like, capsys):
     data = load_run_data(demo_like)
     fig = plots.spend(data)
     assert len(fig.axes) == 1 and "no money" in fig.axes[0].get_title()
+    html = _report([demo_like], capsys)
+    assert "none (local backend)" in html and "$0.00" not in html
+
+
+def test_comparison_table_numbers_steps_as_everywhere(demo_like, capsys):
+    import re
+
+    html = _report([demo_like], capsys)
+    stored = json.loads((demo_like / "best" / "best.json").read_text())["step"]
+    row = re.search(r"<tr><td>demo-run</td>(.*?)</tr>", html).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", row)
+    assert cells[7] == str(stored + 1), cells  # "best step": step 1 is the first step
 
 
 def test_demo_report_includes_its_frozen_baseline_and_best_so_far_once(demo_like, capsys):

@@ -46,10 +46,19 @@ def _fmt(v: Any, digits: int = 6) -> str:
     return str(v)
 
 
+def _cost(config: dict[str, Any], usd: float | None, digits: int) -> str:
+    """Money spent; a local run spends none (no $0 figure that reads like a price)."""
+    if config.get("backend") == "local" and not usd:
+        return "none (local backend)"
+    if usd is None:
+        return "unknown (no price for this backend and model)"
+    return f"${usd:.{digits}f}"
+
+
 def _summary(run: RunData) -> list[tuple[str, str]]:
     info, cfg, led = run.info, run.info.config, run.info.ledger
     best = info.best
-    usd = "unknown (no price for this backend and model)" if led.usd is None else f"${led.usd:.4f}"
+    usd = _cost(run.info.config, led.usd, 4)
     caps = ", ".join(f"{k} {cfg[k]}" for k in ("max_usd", "max_samples", "max_hours") if cfg.get(k) is not None)
     skipped = [m["step"] for m in run.metrics if m.get("train_skipped")]
     rows = [
@@ -147,7 +156,7 @@ def _examples(run: RunData) -> list[dict[str, Any]]:
     for s in steps:
         ex = run.examples[s]
         fails = sorted(ex["failures"].values(), key=lambda f: -f["count"])
-        head = (f"best value {_fmt(ex['best']['value'])}" if ex["best"] else "no valid sample")
+        head = (f"best of the step {_fmt(ex['best']['value'])}" if ex["best"] else "no valid sample")
         if fails:
             head += "; failures: " + ", ".join(f"{f['status']} {f['count']}" for f in fails)
         out.append({"step": shown_step(s), "head": head, "best": ex["best"], "failures": fails})
@@ -189,8 +198,8 @@ def build_report(paths: Sequence[str | Path], out: str | Path) -> Path:
             + (" trained" if r.info.config.get("train", True) else " frozen"),
             r.info.config.get("objective"), r.info.config.get("reuse"),
             f"{r.info.status} ({r.info.steps_done}/{r.info.steps})", r.info.ledger.samples,
-            _fmt(r.info.best.get("value"), 8), _fmt(r.info.best.get("step")),
-            "?" if r.info.ledger.usd is None else f"${r.info.ledger.usd:.2f}",
+            _fmt(r.info.best.get("value"), 8), _fmt(shown_step(r.info.best.get("step"))),
+            _cost(r.info.config, r.info.ledger.usd, 2),
             f"{r.info.ledger.seconds / 3600:.3f}"] for lab, r in zip(labels, runs)]
         ctx["compare_images"] = [
             {"alt": "best value so far, all runs", "data": images.add(plots.progress(runs, labels), "compare-progress")},

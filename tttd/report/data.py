@@ -62,7 +62,9 @@ def _keep_example(ex: dict[str, Any], row: dict[str, Any], maximize: bool) -> No
     """Keep a step's best completion and the first completion of each failure kind (escaped:
     the text is the model's, and the template escapes it again)."""
     text = str(row.get("completion") or "")
-    item = {"text": safe(text[:EXAMPLE_CHARS]), "cut": len(text) > EXAMPLE_CHARS, "value": row.get("value"),
+    value = row.get("value")
+    item = {"text": safe(text[:EXAMPLE_CHARS]), "cut": len(text) > EXAMPLE_CHARS, "value": value,
+            "value_text": "-" if value is None else f"{float(value):.10g}",
             "status": safe(str(row.get("status") or "?")), "message": _short(row.get("message") or ""),
             "tokens": row.get("tokens"), "count": 1}
     if row.get("valid"):

@@ -165,7 +165,8 @@ def training(run: RunData) -> Figure:
             a.axvline(s, color="red", alpha=0.15, linewidth=3)
         a.set_title(title, fontsize=10)
         a.set_xlabel("step")
-        _int_steps(a)
+        if a.has_data():
+            _int_steps(a)
         a.grid(alpha=0.3)
     if skipped:
         ax[0, 0].text(0.01, 0.98, "red: no training step", transform=ax[0, 0].transAxes,

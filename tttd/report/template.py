@@ -43,7 +43,7 @@ Images are embedded; PNG copies sit next to this file.</p>
 {% if r.examples %}<p class="note">Per step: the best completion and the first completion of each kind of failure
 (the model's text, escaped). The first thing to read when every sample fails.</p>
 {% for ex in r.examples %}<details class="ex"{% if loop.first %} open{% endif %}><summary>step {{ ex.step }}: {{ ex.head }}</summary>
-{% if ex.best %}<p><b>best</b> (value {{ ex.best.value }}, {{ ex.best.tokens }} tokens{% if ex.best.cut %}, cut{% endif %})</p><pre>{{ ex.best.text }}</pre>{% endif %}
+{% if ex.best %}<p><b>best of the step</b> (value {{ ex.best.value_text }}, {{ ex.best.tokens }} tokens{% if ex.best.cut %}, cut{% endif %})</p><pre>{{ ex.best.text }}</pre>{% endif %}
 {% for f in ex.failures %}<p><b class="{{ 'warn' if f.status == 'scorer_error' else '' }}">{{ f.status }}</b> ({{ f.count }} in this step{% if f.status == 'scorer_error' %}: a bug in the task's scorer, not the candidate{% endif %}): {{ f.message }}</p><pre>{{ f.text }}</pre>{% endfor %}
 </details>{% endfor %}
 {% else %}<p class="note">No completed step yet.</p>{% endif %}
