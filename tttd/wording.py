@@ -23,11 +23,11 @@ def shown_step(step: int | None) -> int | None:
 
 
 def step_text(step: int | None) -> str:
-    """``step 3``, or ``step 0 (an initial state)``, or ``no step yet``."""
+    """``step 3``, or ``step 0, an initial state``, or ``no step yet``."""
     shown = shown_step(step)
     if shown is None:
         return "no step yet"
-    return f"step {shown}" + (" (an initial state)" if shown == 0 else "")
+    return f"step {shown}" + (", an initial state" if shown == 0 else "")
 
 
 _CAP_FLAGS = {"max_samples": "--max-samples", "max_hours": "--max-hours", "max_usd": "--max-usd"}
