@@ -319,6 +319,9 @@ def test_every_progress_line_has_an_eta_measured_from_the_run(capsys):
     lines = _err_lines(capsys)
     assert "step 1/4" in lines[0] and "ETA 12 s + ~8 s for the frozen baseline" in lines[0], lines
     assert "step 2/4" in lines[1] and "ETA 10 s" in lines[1]  # (4 + 6) / 2 s a step, 2 steps left
+    progress.step({**base, "step": 3, "seconds_sample": 2.0})  # the last step: only the later phase
+    last = _err_lines(capsys)[0]
+    assert "step 4/4" in last and "ETA ~8 s for the frozen baseline" in last, last  # (4+6+2)/3 s x 0.5 x 4 steps
 
 
 def test_demo_estimate_says_when_this_machine_is_busy(monkeypatch, tmp_path, capsys):

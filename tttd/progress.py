@@ -78,7 +78,8 @@ class Eta:
         later = ""
         if self.then is not None:
             label, steps, ratio = self.then
-            later = f" + ~{duration_text(per_step * ratio * steps)} for the {label}"
+            later = f"~{duration_text(per_step * ratio * steps)} for the {label}"
         if left <= 0:
-            return f"ETA{later}" if later else ""
+            return f"ETA {later}" if later else ""
+        later = f" + {later}" if later else ""
         return f"ETA {duration_text(per_step * left)}{later}"
