@@ -45,12 +45,12 @@ from tttd.tasks.ahc.tasks import load_inputs  # noqa: E402
 PROBLEM = "ahc058"
 
 
-def record(n_cases: int, workers: int) -> dict:
+def record(n_cases: int, workers: int, names=None) -> dict:
     seeds = list(range(n_cases))
     inputs = load_inputs(PROBLEM, seeds)
     out = {"problem": PROBLEM, "cases": n_cases, "workers": workers, "candidates": {}}
     with LocalExecutor(workers=workers) as pool:
-        for name in CANDIDATES:
+        for name in (names or CANDIDATES):
             t0 = time.perf_counter()
             comp = cpp.read_compile(pool.submit(cpp.compile_program(source(name))).result())
             t1 = time.perf_counter()
@@ -153,11 +153,14 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--record", help="save the recording to this JSON file")
     ap.add_argument("--replay", help="report from this recording instead of recording")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the command runs (the tests use it); not a measurement")
     args = ap.parse_args()
+    if args.smoke:
+        args.cases, args.workers = 2, 1
     if args.replay:
         rec = json.loads(Path(args.replay).read_text())
     else:
-        rec = record(args.cases, args.workers)
+        rec = record(args.cases, args.workers, names=list(CANDIDATES)[:2] if args.smoke else None)
         if args.record:
             Path(args.record).write_text(json.dumps(rec))
     settings = [("10,40", 2.0), ("10,40", 1.0), ("10,40", 3.0), ("10", 2.0), ("5,20,60", 2.0), ("20,60", 2.0)]

@@ -45,7 +45,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the command runs (the tests use it); not a measurement")
     args = ap.parse_args()
+    if args.smoke:
+        args.sizes, args.repeat = [200], 1
     print(f"{'states':>8} {'build s':>8} {'select(8) ms':>13} {'update 8x64 ms':>15} "
           f"{'flush ms':>9} {'max depth':>9}")
     for n in args.sizes:

@@ -311,7 +311,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--completion-tokens", type=int, default=8192)
     ap.add_argument("--train-memory-one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the command runs (the tests use it); not a measurement")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.batch, args.new_tokens, args.train_batch, args.train_tokens, args.repeats = 2, 4, 2, 8, 1
+        args.completion_tokens, args.lora_rank = 64, 4
     if args.train_memory_one:
         import torch
 
@@ -339,6 +343,9 @@ def main(argv: list[str] | None = None) -> dict:
     model = str(random_init_model(args.random_init_shape)) if args.random_init_shape else args.model
     t0 = time.perf_counter()
     engine_options = {}
+    backend_extra = {}
+    if args.engine == "vllm":  # vLLM serves LoRA on the attention/MLP layers only (tttd.policy.engines)
+        backend_extra["train_unembed"] = False
     for item in args.engine_option:
         key, _, raw = item.partition("=")
         try:
@@ -348,7 +355,7 @@ def main(argv: list[str] | None = None) -> dict:
     policy = LocalPolicy(
         model, lora_rank=args.lora_rank, full_finetune=args.full_finetune, device=args.device,
         dtype=args.dtype, max_batch_size=args.batch, micro_batch_tokens=args.micro_batch_tokens,
-        engine=args.engine, engine_options=engine_options or None,
+        engine=args.engine, engine_options=engine_options or None, **backend_extra,
     )
     load_s = time.perf_counter() - t0
     device = policy.device.type

@@ -69,7 +69,10 @@ def main() -> None:
     ap.add_argument("--group-size", type=int, default=64)
     ap.add_argument("--n", type=int, default=N)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the command runs (the tests use it); not a measurement")
     a = ap.parse_args()
+    if a.smoke:
+        a.groups, a.group_size, a.n, a.workers = 1, 2, 1000, 1
     N = a.n
     out = tempfile.mkdtemp(prefix="tttd-membench-")
     cfg = resolve_config(flag_values=dict(task="big-result-bench", steps=1, groups=a.groups, group_size=a.group_size,

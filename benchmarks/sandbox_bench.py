@@ -46,7 +46,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the command runs (the tests use it); not a measurement")
     a = ap.parse_args()
+    if a.smoke:  # Ray's start-up alone takes longer than the rest: skipped
+        a.n, a.reps, a.no_ray = 4, 1, True
     plat = sandbox.platform_info()
     lim = Limits(wall_s=30)
     print(f"platform: {plat}")

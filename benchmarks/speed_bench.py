@@ -178,7 +178,10 @@ def main():
     ap.add_argument("--gpu-budget-s", type=float, default=150.0, help="stop starting GPU evaluations after")
     ap.add_argument("--skip-cpu", action="store_true")
     ap.add_argument("--tasks", default="trimul", help="GPU tasks, comma-separated: trimul, mla_decode")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the command runs (the tests use it); not a measurement")
     args = ap.parse_args()
+    if args.smoke:
+        args.repeats, args.gpu_repeats = 1, 1
     sandbox = not args.no_sandbox
     if not args.skip_cpu:
         cpu_part(args, sandbox)

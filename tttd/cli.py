@@ -55,9 +55,12 @@ def _default_out(task: str) -> str:
 class Progress:
     """Live progress on stderr: a rich bar on a terminal, one plain line per step otherwise."""
 
-    def __init__(self, total: int, label: str, quiet: bool = False):
+    def __init__(self, total: int, label: str, quiet: bool = False, then=None):
         from rich.console import Console
 
+        from tttd.progress import Eta
+
+        self.eta = Eta(total, then)  # time left, measured from this run's own steps
         self.console = Console(stderr=True)
         self.total, self.label, self.quiet = total, label, quiet
         self.bar = None
@@ -86,6 +89,8 @@ class Progress:
 
         info = escape(step_info(m))  # statuses come from tasks: no rich markup
         info += kl_warning(m.get("kl_sample_train"))
+        eta = self.eta.add(m)
+        info = f"{eta}  {info}" if eta else info
         if self.bar is not None:
             self.bar.update(self.task_id, completed=m["step"] + 1, info=info)
         else:
@@ -118,13 +123,13 @@ def kl_warning(kl: float | None) -> str:
 
 
 def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = False,
-             accept_task_change: bool = False, after_restore=None) -> dict[str, Any]:
+             accept_task_change: bool = False, after_restore=None, then=None) -> dict[str, Any]:
     from tttd.loop import Discovery
     from tttd.sandbox.report import check_isolation
 
     check_isolation(cfg.require_isolation)  # before anything is written: warn, or refuse (exit 2)
 
-    with Progress(cfg.steps, label, quiet) as progress:
+    with Progress(cfg.steps, label, quiet, then=then) as progress:
         run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)
         if resume:
             run.restore(accept_task_change=accept_task_change)
@@ -140,11 +145,15 @@ def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = F
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    from tttd.wording import shown_step, step_text
+
     result = {**summary, **(extra or {})}
+    result["best_step"] = shown_step(result.get("best_step"))  # one numbering: steps from 1, roots 0
     if as_json:
         print(json.dumps(result, sort_keys=True))
         return
-    print(f"best value {result['best_value']}  (reward {result['best_reward']}, step {result['best_step']})")
+    print(f"best value {result['best_value']}  (reward {result['best_reward']}, "
+          f"{step_text(summary.get('best_step'))})")
     print(f"{result['steps']} steps, {result['samples']} samples, {result['seconds']:.1f} s; "
           f"run: {safe(result['run_dir'])}")
 
@@ -194,6 +203,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return dry_run_main(build_task(cfg), cfg, args.json)
     cfg.out = cfg.out or _default_out(args.task)
     check_run_config(cfg)  # every option checked before anything is written
+    from tttd.dryrun import toy_model_warning
+
+    if toy_model_warning(cfg, task.name):  # said up front, also with --quiet
+        print(f"warning: {toy_model_warning(cfg, task.name)}", file=sys.stderr)
     summary = _execute(cfg, cfg.out, task.name, args.quiet)
     _print_summary(summary, args.json)
     return 0
@@ -234,59 +247,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    rd = RunDir(args.run)
-    cfg = rd.read_config()
-    ckpt = rd.latest_step_dir()
-    loop = json.loads((ckpt / "loop.json").read_text()) if ckpt else None
-    done = loop["step"] + 1 if loop else 0
-    last = None
-    for last in read_jsonl(rd.metrics):
-        pass
-    info = {
-        "run_dir": str(rd.path), "task": cfg.get("task"), "backend": cfg.get("backend"),
-        "model": cfg.get("model"), "steps_done": done, "steps": cfg.get("steps"),
-        "status": "finished" if done >= cfg.get("steps", 0) else "resumable",
-        "best_value": loop["best"]["value"] if loop else None,
-        "best_step": loop["best"]["step"] if loop else None,
-        "samples": loop["ledger"]["samples"] if loop else 0,
-        "spend": loop["ledger"] if loop else None,
-        "budget": {k: cfg.get(k) for k in ("max_usd", "max_samples", "max_hours")},
-        "stopped": _budget_stop(cfg, loop, done),
-        "last_step": last,
-        "files": {"best": str(rd.best), "metrics": str(rd.metrics), "archive": str(rd.archive)},
-    }
-    if args.json:
-        print(json.dumps(info, sort_keys=True))
-        return 0
-    print(safe(f"{info['run_dir']}: task {info['task']}, {info['backend']} {info['model']}"))
-    print(f"status: {info['status']} ({done}/{info['steps']} steps, {info['samples']} samples)")
-    print(f"best value: {info['best_value']} (step {info['best_step']})")
-    if (rd.best / "best.json").exists():
-        best = json.loads((rd.best / "best.json").read_text())
-        if best.get("verify"):
-            print(f"re-verify: {safe(best['verify'])}")
-    print(safe(f"files: {rd.best}/  {rd.metrics}  {rd.archive}"))
-    from tttd.ledger import Ledger, spend_lines
+    from tttd.cli_runs import show_main
 
-    if loop is not None:
-        for line in spend_lines(Ledger.from_dict(loop["ledger"]), config_from_dict(
-                {k: v for k, v in cfg.items() if not k.startswith("_")})):
-            print(line)
-    if info["stopped"]:
-        print(f"stopped by a budget cap: {info['stopped']}; raise it: tttd resume {rd.path} --max-...")
-    elif info["status"] != "finished":
-        print(f"continue: tttd resume {rd.path}")
-    return 0
-
-
-def _budget_stop(cfg: dict[str, Any], loop: dict[str, Any] | None, done: int) -> str | None:
-    """Why a budget cap keeps the run from its next step, or None."""
-    from tttd.ledger import Ledger, budget_stop
-
-    if loop is None or done >= cfg.get("steps", 0):
-        return None
-    return budget_stop(Ledger.from_dict(loop["ledger"]),
-                      config_from_dict({k: v for k, v in cfg.items() if not k.startswith("_")}))
+    return show_main(args.run, args.json)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -319,7 +282,9 @@ def cmd_new_task(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tttd", description=DESCRIPTION,
+    from tttd.cli_extra import OneLineParser
+
+    p = OneLineParser(prog="tttd", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -395,14 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_tasks)
 
     v = sub.add_parser("verify", help="re-verify a construction file or a program for a task")
-    v.add_argument("task", help="task name")
+    v.add_argument("task", help="registered task name (tttd tasks) or path/to/task.py[:name]")
     v.add_argument("file", help="construction (.json) or program (.py, or .cpp for the AHC tasks)")
     v.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task (e.g. cases=0-9)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
     v.set_defaults(func=cmd_verify)
 
-    nt = sub.add_parser("new-task", help="write a commented, runnable task file and a test of its scorer")
-    nt.add_argument("name", help="task name (the files are NAME.py and test_NAME.py)")
+    nt = sub.add_parser("new-task", help="write a commented, runnable task file and a check of its contract")
+    nt.add_argument("name", help="task name (the files are NAME.py and check_NAME.py)")
     nt.add_argument("--dir", default=".", help="where to write them (default: here)")
     nt.set_defaults(func=cmd_new_task)
     _more_commands(sub)
@@ -458,10 +423,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from tttd.cli_extra import quiet_broken_pipe
 
+    from tttd.task_errors import ScorerErrorStop, TaskFileError
+
     try:
         return quiet_broken_pipe(lambda: args.func(args))
     except (ConfigError, UnknownTaskError, TaskOptionError, NotARunError, FileExistsError,
-            PolicyLoadError, IsolationError) as exc:
+            PolicyLoadError, IsolationError, TaskFileError, ScorerErrorStop) as exc:
         print(f"tttd: error: {safe(exc, multiline=False)}", file=sys.stderr)
         return 2
     except (FileNotFoundError, OSError, ImportError) as exc:

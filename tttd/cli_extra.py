@@ -5,10 +5,12 @@
   tokens (which ran for 10+ minutes without output on the tiny model).
 - :func:`finished_message`: ``tttd resume`` of a finished run says so before loading any model.
 - :func:`quiet_broken_pipe`: ``tttd show RUN | head -1`` ends quietly (no BrokenPipeError).
+- :class:`OneLineParser`: a bad flag value is one line, not the whole usage.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -74,3 +76,11 @@ def quiet_broken_pipe(fn: Callable[[], int]) -> int:
 def describe_preset(cfg: Any) -> str:
     return PRESET_NOTE.format(steps=cfg.steps, groups=cfg.groups, group_size=cfg.group_size,
                               max_tokens=cfg.max_tokens)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser, but a bad flag value (``--lr abc``, ``--backend foo``) is one line and
+    exit 2, not the whole usage text (issue 23). Sub-parsers inherit the class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -132,6 +132,20 @@ def estimate(cfg: RunConfig, prompt_chars: int, example: dict[str, Any]) -> dict
     }
 
 
+def toy_model_warning(cfg: RunConfig, task_name: str) -> str | None:
+    """The warning ``run`` and ``--dry-run`` give when the model is tttd's demo toy and the task
+    is not the demo: the toy cannot write programs for it (issue 23)."""
+    from tttd.cli_extra import is_tiny_model
+
+    if cfg.backend != "local" or not is_tiny_model(cfg.model) or task_name == "demo":
+        return None
+    return (f"the {cfg.model!r} model is a ~1M-parameter toy built for the demo: it cannot write {task_name} "
+            "programs, so expect every sample to fail (parse_error) and no training step: this run only "
+            "smoke-tests the task. For real results use a real model: a local OpenAI-compatible server "
+            "(--backend api --no-train --backend-option base_url=URL --model NAME), a model folder "
+            "(--backend local --model DIR, a GPU helps), or --backend tinker; see docs/own-problem.md")
+
+
 def warnings_for(cfg: RunConfig, task: Task, est: dict[str, Any], prompt_tokens: int) -> list[str]:
     out = []
     gpu = has_gpu()
@@ -139,10 +153,9 @@ def warnings_for(cfg: RunConfig, task: Task, est: dict[str, Any], prompt_tokens:
     if ctx is not None and prompt_tokens + cfg.max_tokens > ctx:
         out.append(f"max_tokens {cfg.max_tokens} + a ~{prompt_tokens}-token prompt exceed the model's "
                    f"context of {ctx} tokens: lower --max-tokens")
-    if cfg.backend == "local" and cfg.model in TOY_MODELS and task.name != "demo":
-        out.append(f"the {cfg.model!r} model is a ~1M-parameter toy built for the demo: it cannot write "
-                   f"{task.name} programs; use a real model (e.g. --model Qwen/Qwen3-8B on a GPU, or "
-                   f"--backend tinker/api)")
+    toy = toy_model_warning(cfg, task.name)
+    if toy:
+        out.append(toy)
     if cfg.backend == "local" and not gpu:
         if cfg.model not in TOY_MODELS:
             out.append(f"no GPU here: the local backend would run {cfg.model} on the CPU, far too slow "
@@ -169,9 +182,9 @@ def warnings_for(cfg: RunConfig, task: Task, est: dict[str, Any], prompt_tokens:
 
 
 def inspect_run(task: Task, cfg: RunConfig, with_estimate: bool) -> dict[str, Any]:
-    roots = task.initial_states(cfg.groups, np.random.default_rng(cfg.seed))
-    if not roots:
-        raise ValueError(f"task {task.name!r} returned no initial states")
+    from tttd.task_errors import checked_roots
+
+    roots = checked_roots(task, cfg.groups, np.random.default_rng(cfg.seed))  # a mistake: one line
     root = roots[0]
     messages = task.prompt(root, None)
     chars = sum(len(m.get("content", "")) for m in messages)

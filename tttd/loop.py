@@ -192,6 +192,9 @@ class Discovery:
         self._executor = None
         self.stopped: str | None = None  # why a budget cap stopped the run
         self._loggers = None
+        from tttd.task_errors import ScorerGuard
+
+        self._scorer_guard = ScorerGuard()
 
     # ------------------------------------------------------------------ setup and resume
     @property
@@ -204,17 +207,19 @@ class Discovery:
     def start(self) -> None:
         """A new run: load the policy (fail before anything is written), write config and roots."""
         self._check_options()
-        _ = self.policy
         getattr(self.task, "prepare", lambda: None)()  # the task's data, also before anything is written
-        roots = self.task.initial_states(self.cfg.groups, np.random.default_rng(self.cfg.seed))  # #22: an
-        self.dir.create(self.describe())  # invalid initial program fails before the run directory exists
+        roots = self._roots()  # a task mistake is one line before a model loads or a file is written
+        _ = self.policy
+        self.dir.create(self.describe())
         self._add_roots(roots)
 
+    def _roots(self) -> list[State]:
+        from tttd.task_errors import checked_roots
+
+        return checked_roots(self.task, self.cfg.groups, np.random.default_rng(self.cfg.seed))
+
     def _add_roots(self, roots: list[State] | None = None) -> None:
-        if roots is None:
-            roots = self.task.initial_states(self.cfg.groups, np.random.default_rng(self.cfg.seed))
-        if not roots:
-            raise ValueError(f"task {self.task.name!r} returned no initial states")
+        roots = roots if roots is not None else self._roots()
         self.archive.add_roots(roots)
         for s in roots:
             note = s.metrics.get("message") if isinstance(s.metrics, dict) else None  # a root's verdict
@@ -322,8 +327,10 @@ class Discovery:
             while self.step < self.cfg.steps:
                 self.stopped = budget_stop(self.ledger, self.cfg)  # at a step boundary, before it
                 if self.stopped:
-                    self.on_event(f"stopped before step {self.step}: {self.stopped}; raise the cap "
-                                  f"with tttd resume {self.dir.path} --max-...")
+                    from tttd.wording import raise_cap_command, step_text
+
+                    self.on_event(f"stopped before {step_text(self.step)} of {self.cfg.steps}: {self.stopped}; "
+                                  f"to go on: {raise_cap_command(self.dir.path, self.stopped, self.ledger, self.cfg, self.step)}")
                     break
                 metrics = self.run_step(self.step)
                 self.on_step(metrics)
@@ -412,11 +419,15 @@ class Discovery:
             evaluations.append(evs)
         t["evaluate"] = time.perf_counter()
         fault_point("evaluate", step)
+        self._scorer_guard.check(evaluations, self.dir.path, self.on_event)  # a task bug: stop, never train on it
         archive.flush()
 
-        # 6. advantages per group (constant groups dropped)
+        # 6. advantages per group (constant groups dropped); a scorer error carries no gradient
         rewards = [[ev.reward for ev in evs] for evs in evaluations]
         adv = group_advantages(rewards, estimator=cfg.objective, beta=cfg.beta)
+        from tttd.task_errors import mask_scorer_errors
+
+        mask_scorer_errors(adv.advantages, evaluations)
 
         # 7. train: one importance-sampling policy-gradient step
         batch = [
@@ -467,7 +478,11 @@ class Discovery:
         try:
             return task.evaluate(cand, result, start)
         except Exception as exc:  # a verifier bug must not kill the run; it shows in the logs
-            return task.invalid(f"verifier error: {type(exc).__name__}: {exc}", status="verifier_error")
+            from tttd.task_errors import SCORER_ERROR, where
+
+            loc = where(exc)
+            return task.invalid(f"the task's verifier raised {type(exc).__name__}: {exc}"
+                                + (f" at {loc}" if loc else ""), status=SCORER_ERROR)
 
     def _child(self, ev: Evaluation) -> State | None:
         if not ev.valid:  # valid but unarchivable children still update statistics (archive)

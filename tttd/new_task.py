@@ -1,8 +1,11 @@
 """``tttd new-task NAME``: write a commented, runnable task file and a test of its scorer.
 
 It writes ``NAME.py`` (a :class:`tttd.ProgramTask` on a small placeholder problem that runs as is:
-``tttd run NAME.py``) and ``test_NAME.py`` (pytest: the scorer accepts a good answer, rejects bad
-ones, and the initial program is valid in the sandbox). Existing files are never overwritten.
+``tttd run NAME.py``) and ``check_NAME.py``, a plain script (``python check_NAME.py``) that checks
+the task's contract whatever the problem: the initial program is valid, the score is deterministic,
+and bad answers are invalid rather than crashing the scorer. A plain script, not a pytest file,
+because the README's first command installs ``tttd[local]``, which has no pytest (and a test
+runner is no dependency of a user's install). Existing files are never overwritten.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ from pathlib import Path
 TASK_TEMPLATE = '''\
 """{name}: a tttd task. Replace the placeholder problem below with yours.
 
-Run it:        tttd run {file}                      (tiny local model, CPU-sized settings)
-               tttd run {file} --backend api --model M --backend-option base_url=URL --no-train
-Test it:       python -m pytest -q {test_file}
+Check it:      python {test_file}                   (the contract: valid root, deterministic score,
+                                                    bad answers invalid)
+Smoke-test it: tttd run {file}                      (the tiny demo model: it cannot write programs,
+                                                    so every sample fails; this checks the plumbing)
+Real results:  tttd run {file} --backend api --model M --backend-option base_url=URL --no-train
+               (any OpenAI-compatible server, e.g. a small model served on this machine), or
+               tttd run {file} --backend local --model /path/to/hf-model   (see docs/own-problem.md)
 Check a file:  tttd verify {file} my_solution.py    (runs it in the sandbox and scores it)
 
 How tttd uses this file: it asks the model to improve the program (showing this statement, the
@@ -43,7 +50,9 @@ def {entry}():
 
 # 3. The trusted score. It gets exactly what {entry}() returned: JSON values (lists, dicts, numbers,
 #    strings) or numpy arrays (numeric arrays arrive as numpy arrays, tuples as lists). It must
-#    raise (ValueError, TypeError, ...) for an invalid answer: never trust the data.
+#    raise ValueError or TypeError (or KeyError, IndexError, AssertionError, ...) for an invalid
+#    answer: never trust the data. Any other exception (NameError, RuntimeError, ...) is a bug in
+#    score(): tttd reports it as scorer_error and stops the run after a few.
 def score(data) -> float:
     xs = [float(x) for x in data]
     if len(xs) != 10:
@@ -72,30 +81,75 @@ tttd.register_task("{name}", TASK)
 '''
 
 TEST_TEMPLATE = '''\
-"""Tests of the {name} task's scorer (python -m pytest -q {test_file})."""
+"""Checks of the {name} task's contract: python {test_file}   (exit status 0: all good)
 
+Runs with what tttd's install gives (no pytest needed). Whatever problem you put in {file_name}:
+1. the initial program runs in the sandbox and score() accepts it (a valid root);
+2. the score is deterministic: the program's answer scores the same twice, and running the
+   initial program again gives the same score;
+3. bad answers are invalid, not a crash of score() (add answers your scorer must reject to
+   BAD_ANSWERS, e.g. one of the wrong length).
+"""
+
+import math
+import sys
 from pathlib import Path
-
-import pytest
 
 from tttd.task import get_task
 from tttd.verify import verify_program
 
 TASK_FILE = str(Path(__file__).with_name("{file_name}"))
 
-
-def test_scorer_accepts_a_good_answer_and_rejects_bad_ones():
-    task = get_task(TASK_FILE)
-    good = task.verify([i / 9 for i in range(10)])
-    assert good.valid and good.value == pytest.approx(1 / 9)
-    for bad in ([0.5] * 9, [2.0] + [0.0] * 9, "ten numbers", None):
-        assert not task.verify(bad).valid, bad
+# Answers no problem should accept; add your own.
+BAD_ANSWERS = [None, "not an answer", float("nan"), {{"unexpected": "dict"}}]
 
 
-def test_initial_program_is_valid_in_the_sandbox():
-    task = get_task(TASK_FILE)
+def check_initial_program_is_valid(task):
     ev = verify_program(task, task.initial_program)
-    assert ev.valid, ev.message
+    assert ev.valid, f"the initial program is not valid ({{ev.status}}): {{ev.message}}"
+    return ev
+
+
+def check_score_is_deterministic(task, root):
+    again = verify_program(task, task.initial_program)
+    assert again.valid and again.value == root.value, (
+        f"running the initial program twice scored {{root.value}} then {{again.value}}")
+    if "result" in root.artifact:  # the answer itself (kept when small), scored twice
+        data = task.load_construction({{"result": root.artifact["result"]}})
+        first, second = task.verify(data), task.verify(data)
+        assert first.valid and first.value == second.value == root.value, (
+            f"score() of the same answer: {{first.value}}, {{second.value}} (the run scored {{root.value}})")
+
+
+def check_bad_answers_are_invalid(task, root):
+    for bad in BAD_ANSWERS:
+        ev = task.verify(bad)
+        assert ev.status != "scorer_error", f"score({{bad!r}}) crashed instead of rejecting it: {{ev.message}}"
+        assert not ev.valid, f"score({{bad!r}}) accepted a bad answer (value {{ev.value}})"
+
+
+def main() -> int:
+    task = get_task(TASK_FILE)
+    failed = 0
+    root = None
+    for check in (check_initial_program_is_valid, check_score_is_deterministic, check_bad_answers_are_invalid):
+        name = check.__name__.removeprefix("check_").replace("_", " ")
+        if check is not check_initial_program_is_valid and root is None:
+            print(f"skip  {{name}} (needs a valid initial program)")
+            continue
+        try:
+            out = check(task) if root is None else check(task, root)
+            root = root or out
+            print(f"ok    {{name}}")
+        except AssertionError as exc:
+            failed += 1
+            print(f"FAIL  {{name}}: {{exc}}")
+    print("all checks passed" if not failed else f"{{failed}} check(s) failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
 '''
 
 
@@ -104,12 +158,12 @@ class NewTaskError(ValueError):
 
 
 def write_template(name: str, directory: str | Path = ".") -> tuple[Path, Path]:
-    """Write ``<name>.py`` and ``test_<name>.py`` into ``directory``; returns their paths."""
+    """Write ``<name>.py`` and ``check_<name>.py`` into ``directory``; returns their paths."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
         raise NewTaskError(f"bad task name {name!r}: start with a letter; letters, digits, '_', '-'")
     stem = name.replace("-", "_")
     folder = Path(directory)
-    task_path, test_path = folder / f"{stem}.py", folder / f"test_{stem}.py"
+    task_path, test_path = folder / f"{stem}.py", folder / f"check_{stem}.py"
     for p in (task_path, test_path):
         if p.exists():
             raise NewTaskError(f"{p} already exists; not overwriting it")
@@ -127,6 +181,9 @@ def new_task_main(name: str, directory: str = ".") -> int:
     except NewTaskError as exc:
         print(f"tttd: error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {task_path} (the task) and {test_path} (a test of its scorer)")
-    print(f"next: edit {task_path}, then  python -m pytest -q {test_path}  and  tttd run {task_path}")
+    print(f"wrote {task_path} (the task) and {test_path} (a check of its contract)")
+    print(f"next: edit {task_path}, then  python {test_path}  and  tttd run {task_path}")
+    print("note: tttd run uses the tiny demo model, which cannot write programs: a smoke test of the "
+          "task (every sample fails). Real results need a real model: --backend api with a local "
+          "OpenAI-compatible server, or --backend local --model DIR (see docs/own-problem.md)")
     return 0

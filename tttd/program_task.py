@@ -170,6 +170,9 @@ class ProgramTask(Task):
         self.edits = edits
         self.code_language = language
         self._root_eval: Evaluation | None = None
+        from tttd.task_errors import defined_at
+
+        self._defined_at = defined_at()  # file:line of this task's definition, for error lines
         #: replaces the "tttd calls entry(...)" rule of the prompt when set
         self.contract: str | None = None
 
@@ -189,8 +192,12 @@ class ProgramTask(Task):
             code = self.initial_program
             result = run(self.program_from_code(code))
             ev = self.evaluate(Candidate(text="", code=code, program=self.program_from_code(code)), result)
-            if not ev.valid:
-                raise ValueError(f"task {self.name or '?'}: the initial program is not valid: {ev.message}")
+            if not ev.valid:  # one line naming the file and line (tttd.task_errors)
+                from tttd.task_errors import TaskFileError
+
+                loc = ev.metrics.get("where") or self._defined_at
+                raise TaskFileError(f"{loc + ': ' if loc else ''}task {self.name or '?'}: the initial "
+                                    f"program is not valid: {ev.message}")
             self._root_eval = ev
         return self._root_eval
 
@@ -287,10 +294,20 @@ class ProgramTask(Task):
     # ---- scoring -----------------------------------------------------------------------------
 
     def verify(self, data: Any, state: State | None = None) -> Evaluation:
+        from tttd.task_errors import INVALID_ANSWER, SCORER_ERROR, where
+
         try:
             value = self.score(data)
-        except Exception as exc:  # the data is hostile; any failure of score() means invalid
-            return self.invalid(f"score() rejected the result: {type(exc).__name__}: {exc}")
+        except INVALID_ANSWER as exc:  # the data is hostile: a verdict on the candidate
+            ev = self.invalid(f"score() rejected the result: {type(exc).__name__}: {exc}")
+            ev.metrics["where"] = where(exc)
+            return ev
+        except Exception as exc:  # anything else is a bug in the scorer, not in the candidate
+            loc = where(exc)
+            ev = self.invalid(f"score() raised {type(exc).__name__}: {exc}" + (f" at {loc}" if loc else "")
+                              + " (a bug in the task's scorer)", status=SCORER_ERROR)
+            ev.metrics["where"] = loc
+            return ev
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             return self.invalid(f"score() must return a number, got {type(value).__name__}")
         value = float(value)

@@ -35,10 +35,51 @@ def step_info(m: dict[str, Any]) -> str:
     info = (f"best {best:.6g}  " if best is not None else "best -  ") + (
         f"reward mean {m['reward_mean']:.4g} max {m['reward_max']:.4g}  "
         f"valid {m['valid_fraction']:.0%}  archive {m['archive_size']}")
-    fails = failure_text(m.get("status_counts"), int(m.get("samples") or 0))
+    counts = dict(m.get("status_counts") or {})
+    scorer = counts.pop("scorer_error", 0)  # a bug in the task, not a bad candidate: said apart
+    fails = failure_text(counts, int(m.get("samples") or 0))
     if fails:
         info += "  " + fails
+    if scorer:
+        info += f"  TASK SCORER ERROR {scorer} (a bug in the task's score(), not the candidates)"
     skipped = m.get("train_skipped")
     if skipped and not skipped.startswith("frozen"):
         info += f"  no training step: {safe(skipped)}"
     return info
+
+
+PHASES = ("select", "sample", "evaluate", "train", "checkpoint")
+
+
+def duration_text(seconds: float) -> str:
+    """``45 s``, ``3 min 05 s``, ``2 h 10 min``."""
+    seconds = int(round(max(0.0, seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class Eta:
+    """The time left, measured on this machine: the mean of the last few steps' durations (the
+    sum of their phases) times the steps left. ``then``: a later phase the same command runs
+    (the demo's frozen baseline), as (label, steps, cost of its step relative to this run's)."""
+
+    def __init__(self, total: int, then: tuple[str, int, float] | None = None, window: int = 5):
+        self.total, self.then, self.window = total, then, window
+        self.durations: list[float] = []
+
+    def add(self, m: dict[str, Any]) -> str:
+        self.durations.append(sum(float(m.get(f"seconds_{p}") or 0.0) for p in PHASES))
+        recent = self.durations[-self.window:]
+        per_step = sum(recent) / len(recent)
+        left = self.total - (int(m["step"]) + 1)
+        later = ""
+        if self.then is not None:
+            label, steps, ratio = self.then
+            later = f"~{duration_text(per_step * ratio * steps)} for the {label}"
+        if left <= 0:
+            return f"ETA {later}" if later else ""
+        later = f" + {later}" if later else ""
+        return f"ETA {duration_text(per_step * left)}{later}"

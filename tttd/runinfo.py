@@ -15,6 +15,7 @@ from typing import Any
 from tttd.config import ConfigError, RunConfig, config_from_dict
 from tttd.ledger import Ledger, budget_stop
 from tttd.rundir import RunDir, read_jsonl
+from tttd.wording import FINISHED, RESUMABLE, STOPPED_BUDGET
 
 
 @dataclass
@@ -57,10 +58,10 @@ class RunInfo:
     @property
     def status(self) -> str:
         if self.steps and self.steps_done >= self.steps:
-            return "finished"
+            return FINISHED
         if self.stop_reason:
-            return "stopped (budget)"
-        return "resumable"
+            return STOPPED_BUDGET
+        return RESUMABLE
 
     @property
     def age_s(self) -> float:

@@ -308,9 +308,11 @@ class Task:
             data = result.value
         else:
             data = candidate.data
+        from tttd.task_errors import INVALID_ANSWER
+
         try:
             ev = self.verify(data, state)
-        except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+        except INVALID_ANSWER as exc:  # a verdict on hostile data; anything else: scorer_error
             ev = self.invalid(f"verifier rejected the result: {exc}")
         ev.output_tail = out_tail
         if ev.valid and ev.value is not None and not self.objective.in_bounds(ev.value):
@@ -401,7 +403,13 @@ def _import_task_file(path: Path) -> list[str]:
         raise ValueError(f"cannot import task file {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # a mistake in the user's file: one line with file:line (issue 23)
+        from tttd.task_errors import import_error
+
+        sys.modules.pop(module_name, None)
+        raise import_error(path, exc) from None
     added = [n for n in _REGISTRY if n not in before or _REGISTRY[n].origin == module_name]
     return added
 
@@ -540,5 +548,7 @@ def _resolve_name(name_or_path: str) -> str:
         name = spec
     if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY)) or "none"
-        raise UnknownTaskError(f"unknown task {name!r}; registered tasks: {known}")
+        from tttd.task_errors import example_hint
+
+        raise UnknownTaskError(f"unknown task {name!r}{example_hint(name)}; registered tasks: {known}")
     return name

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from tttd.task import Task, UnknownTaskError, get_task
+from tttd.task_errors import SCORER_ERROR
 from tttd.text import safe, safe_lines
 from tttd.types import Candidate, Evaluation, State
 
@@ -67,7 +68,7 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
             return task.evaluate(candidate, result, state)
         except Exception as exc:  # a verdict, never a traceback
             return task.invalid(f"verifier error: {type(exc).__name__}: {str(exc)[:300]}",
-                                status="verifier_error")
+                                status=SCORER_ERROR)
     if state is None:
         state = task.initial_states(1, np.random.default_rng(0))[0]
     fence = getattr(task, "code_language", "python")
@@ -88,7 +89,7 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
         return task.evaluate(candidate, result, state)
     except Exception as exc:  # whatever the candidate returned, a verdict, never a traceback
         return task.invalid(f"verifier error: {type(exc).__name__}: {str(exc)[:300]}",
-                            status="verifier_error")
+                            status=SCORER_ERROR)
 
 
 def _load(task: Task, path: Path) -> Evaluation:
@@ -107,8 +108,26 @@ def _load(task: Task, path: Path) -> Evaluation:
         return verify_construction(task, obj)
     suffixes = tuple(getattr(task, "program_suffixes", (".py",)))
     if suffix in suffixes:
+        _check_is_an_answer(task, path, text)
         return verify_program(task, text)
     raise UsageError(f"{path}: expected a construction (.json) or a program ({', '.join(suffixes)})")
+
+
+def _check_is_an_answer(task: Task, path: Path, text: str) -> None:
+    """Refuse (one line) a program file that cannot be an answer for ``task``: a task file (it
+    registers a task), or any program for a task whose answers are not programs (e.g. demo)."""
+    import re
+
+    if re.search(r"\bregister_task\s*\(", text):
+        raise UsageError(f"{path} is a task file, not a {task.name} answer; to check an answer for the task "
+                         f"it defines: tttd verify {path} ANSWER_FILE")
+    if hasattr(task, "program_from_code"):
+        return
+    state = task.initial_states(1, np.random.default_rng(0))[0]
+    fence = getattr(task, "code_language", "python")
+    if task.parse(f"```{fence}\n{text.strip()}\n```\n", state).program is None:
+        raise UsageError(f"{path} is not a {task.name} answer: {task.name} answers are constructions "
+                         f"(.json, e.g. a run's best/artifact.json), not programs")
 
 
 def format_verdict(task: Task, ev: Evaluation) -> str:

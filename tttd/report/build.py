@@ -11,6 +11,11 @@ from typing import Any, Sequence
 
 from tttd.report.data import RunData, load_run_data
 from tttd.text import safe
+from tttd.wording import shown_step, step_text
+
+#: Steps whose example completions the report shows in full when a run is long: the first and
+#: last few, and every step that improved the best value.
+EXAMPLE_STEPS_ALL, EXAMPLE_STEPS_ENDS = 40, 10
 
 CONSTRUCTION_CHARS = 4000
 
@@ -41,17 +46,26 @@ def _fmt(v: Any, digits: int = 6) -> str:
     return str(v)
 
 
+def _cost(config: dict[str, Any], usd: float | None, digits: int) -> str:
+    """Money spent; a local run spends none (no $0 figure that reads like a price)."""
+    if config.get("backend") == "local" and not usd:
+        return "none (local backend)"
+    if usd is None:
+        return "unknown (no price for this backend and model)"
+    return f"${usd:.{digits}f}"
+
+
 def _summary(run: RunData) -> list[tuple[str, str]]:
     info, cfg, led = run.info, run.info.config, run.info.ledger
     best = info.best
-    usd = "unknown (no price for this backend and model)" if led.usd is None else f"${led.usd:.4f}"
+    usd = _cost(run.info.config, led.usd, 4)
     caps = ", ".join(f"{k} {cfg[k]}" for k in ("max_usd", "max_samples", "max_hours") if cfg.get(k) is not None)
     skipped = [m["step"] for m in run.metrics if m.get("train_skipped")]
     rows = [
         ("task", f"{cfg.get('task')} ({(cfg.get('_task') or {}).get('direction', '?')})"),
         ("policy", f"{cfg.get('backend')} {cfg.get('model')}" + ("" if cfg.get("train", True) else " (frozen: no training)")),
         ("status", f"{info.status}: {info.steps_done} of {info.steps} steps"),
-        ("best value", f"{_fmt(best.get('value'))} (step {_fmt(best.get('step'))})"),
+        ("best value", f"{_fmt(best.get('value'))} ({step_text(best.get('step'))})"),
         ("samples", f"{led.samples} ({led.valid} valid)"),
         ("tokens", f"{led.prompt_tokens:,} prompt, {led.sampled_tokens:,} sampled, {led.trained_tokens:,} trained"),
         ("evaluation", f"{led.eval_cpu_seconds:.1f} CPU-s, {led.eval_gpu_seconds:.1f} GPU-s"),
@@ -62,9 +76,13 @@ def _summary(run: RunData) -> list[tuple[str, str]]:
     ]
     if caps:
         rows.append(("budget caps", caps))
+    scorer = sum(c.get("scorer_error", 0) for c in run.statuses.values())
+    if scorer:
+        rows.append(("TASK SCORER ERRORS", f"{scorer} samples: the task's score() raised (a bug in the task, "
+                                           "not in the candidates; their samples carry no gradient)"))
     if skipped and cfg.get("train", True):
         reasons = sorted({safe(m["train_skipped"]) for m in run.metrics if m.get("train_skipped")})
-        rows.append(("no training step", f"steps {', '.join(map(str, skipped[:20]))}"
+        rows.append(("no training step", f"steps {', '.join(str(shown_step(s)) for s in skipped[:20])}"
                      f"{' ...' if len(skipped) > 20 else ''}: {'; '.join(reasons)}"))
     return rows
 
@@ -96,7 +114,7 @@ def _run_section(run: RunData, images: _Images, slug: str) -> dict[str, Any]:
     cut = False
     if run.best_file:
         b = run.best_file
-        best = {"value": _fmt(b.get("value"), 10), "step": b.get("step"), "message": safe(b.get("message") or ""),
+        best = {"value": _fmt(b.get("value"), 10), "step": shown_step(b.get("step")), "message": safe(b.get("message") or ""),
                 "verify": b.get("verify")}
         art = b.get("artifact") or {}
         code = safe(art["code"]) if art.get("code") else None
@@ -106,13 +124,43 @@ def _run_section(run: RunData, images: _Images, slug: str) -> dict[str, Any]:
             cut = len(text) > CONSTRUCTION_CHARS
             construction = safe(text[:CONSTRUCTION_CHARS])
     messages = [(s, c, m or "(no message)") for (s, m), c in run.messages.most_common(12)]
+    stop_command = None
+    if run.info.stop_reason and run.info.run_config() is not None:
+        from tttd.wording import raise_cap_command
+
+        stop_command = raise_cap_command(run.info.path, run.info.stop_reason, run.info.ledger,
+                                         run.info.run_config(), run.info.steps_done)
     return {
         "label": safe(run.name), "path": safe(str(run.info.path)), "summary": _summary(run),
-        "stop_reason": run.info.stop_reason, "has_steps": bool(run.metrics), "images": imgs,
+        "stop_reason": run.info.stop_reason, "stop_command": stop_command, "has_steps": bool(run.metrics),
+        "images": imgs, "examples": _examples(run), "captions": plots.CAPTIONS,
         "messages": messages, "best": best, "drawing": drawing, "drawing_note": note, "code": code,
         "construction": construction, "construction_cut": cut,
         "config": safe(json.dumps(run.info.config, indent=1, sort_keys=True)),
     }
+
+
+def _examples(run: RunData) -> list[dict[str, Any]]:
+    """Per step (numbered as shown everywhere): its best completion and one of each failure kind."""
+    steps = sorted(s for s in run.examples if s >= 0)
+    if len(steps) > EXAMPLE_STEPS_ALL:
+        improved, best = set(), None
+        for m in run.metrics:
+            v = m.get("best_value")
+            if v is not None and v != best:
+                improved.add(m["step"])
+                best = v
+        ends = set(steps[:EXAMPLE_STEPS_ENDS] + steps[-EXAMPLE_STEPS_ENDS:])
+        steps = [s for s in steps if s in ends or s in improved]
+    out = []
+    for s in steps:
+        ex = run.examples[s]
+        fails = sorted(ex["failures"].values(), key=lambda f: -f["count"])
+        head = (f"best of the step {_fmt(ex['best']['value'])}" if ex["best"] else "no valid sample")
+        if fails:
+            head += "; failures: " + ", ".join(f"{f['status']} {f['count']}" for f in fails)
+        out.append({"step": shown_step(s), "head": head, "best": ex["best"], "failures": fails})
+    return out
 
 
 def _labels(runs: Sequence[RunData]) -> list[str]:
@@ -150,8 +198,8 @@ def build_report(paths: Sequence[str | Path], out: str | Path) -> Path:
             + (" trained" if r.info.config.get("train", True) else " frozen"),
             r.info.config.get("objective"), r.info.config.get("reuse"),
             f"{r.info.status} ({r.info.steps_done}/{r.info.steps})", r.info.ledger.samples,
-            _fmt(r.info.best.get("value"), 8), _fmt(r.info.best.get("step")),
-            "?" if r.info.ledger.usd is None else f"${r.info.ledger.usd:.2f}",
+            _fmt(r.info.best.get("value"), 8), _fmt(shown_step(r.info.best.get("step"))),
+            _cost(r.info.config, r.info.ledger.usd, 2),
             f"{r.info.ledger.seconds / 3600:.3f}"] for lab, r in zip(labels, runs)]
         ctx["compare_images"] = [
             {"alt": "best value so far, all runs", "data": images.add(plots.progress(runs, labels), "compare-progress")},

@@ -19,9 +19,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     from tttd.report.build import build_report, default_out
 
     out = Path(args.out) if args.out else default_out(args.runs)
-    html = build_report(args.runs, out)
+    runs = with_baselines(args.runs)
+    html = build_report(runs, out)
     print(f"report: {html}  (self-contained; PNGs in {out}/)")
     return 0
+
+
+def with_baselines(paths: list[str]) -> list[str]:
+    """The runs, each followed by the frozen baseline ``tttd demo`` keeps inside its run directory
+    (``RUN/baseline-frozen``), so the demo's report compares the two without extra arguments."""
+    from tttd.rundir import NotARunError, RunDir
+
+    out: list[str] = []
+    for p in paths:
+        out.append(p)
+        base = Path(p) / "baseline-frozen"
+        if base.is_dir() and str(base) not in paths:
+            try:
+                RunDir(base).check()
+            except NotARunError:
+                continue
+            out.append(str(base))
+    return out
 
 
 def add_report_parser(sub) -> None:

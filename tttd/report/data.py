@@ -21,6 +21,7 @@ class RunData:
     rewards: dict[int, list[float]] = field(default_factory=dict)  # step -> every sample's reward
     statuses: dict[int, Counter] = field(default_factory=dict)  # step -> failure status counts
     messages: Counter = field(default_factory=Counter)  # (status, message) -> count, failures only
+    examples: dict[int, dict[str, Any]] = field(default_factory=dict)  # step -> best + one per failure kind
     states: list[dict[str, Any]] = field(default_factory=list)  # archive states
     best_file: dict[str, Any] | None = None
     task: Any = None
@@ -53,6 +54,32 @@ def load_task(config: dict[str, Any]):
         return None, f"{type(exc).__name__}: {exc}"
 
 
+#: Characters of a completion the report shows (the rollouts file keeps it whole).
+EXAMPLE_CHARS = 3000
+
+
+def _keep_example(ex: dict[str, Any], row: dict[str, Any], maximize: bool) -> None:
+    """Keep a step's best completion and the first completion of each failure kind (escaped:
+    the text is the model's, and the template escapes it again)."""
+    text = str(row.get("completion") or "")
+    value = row.get("value")
+    item = {"text": safe(text[:EXAMPLE_CHARS]), "cut": len(text) > EXAMPLE_CHARS, "value": value,
+            "value_text": "-" if value is None else f"{float(value):.10g}",
+            "status": safe(str(row.get("status") or "?")), "message": _short(row.get("message") or ""),
+            "tokens": row.get("tokens"), "count": 1}
+    if row.get("valid"):
+        best = ex["best"]
+        v = row.get("value")
+        if v is not None and (best is None or (v > best["value"] if maximize else v < best["value"])):
+            ex["best"] = item
+    else:
+        kind = item["status"]
+        if kind in ex["failures"]:
+            ex["failures"][kind]["count"] += 1
+        else:
+            ex["failures"][kind] = item
+
+
 def load_run_data(path: str | Path, with_task: bool = True) -> RunData:
     info = load_run(path)
     rd = RunDir(path)
@@ -64,6 +91,7 @@ def load_run_data(path: str | Path, with_task: bool = True) -> RunData:
         if step > last:  # an uncommitted step of a crashed run: not part of the run
             continue
         data.rewards.setdefault(step, []).append(float(row.get("reward") or 0.0))
+        _keep_example(data.examples.setdefault(step, {"best": None, "failures": {}}), row, data.maximize)
         if not row.get("valid"):
             status = str(row.get("status") or "?")
             data.statuses.setdefault(step, Counter())[status] += 1

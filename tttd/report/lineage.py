@@ -1,7 +1,8 @@
 """The archive as a lineage tree: which state improved from which, the best path highlighted.
 
-Layout: x is the step a state was found in (roots at -1); y orders the leaves of a depth-first walk
-(children sorted by value), an inner state sits at the mean height of its children. A state whose
+Layout: x is the step a state was found in, numbered as everywhere (initial states at 0); y orders the leaves of a depth-first walk
+(children sorted by value), an inner state sits at the height of its best child (a child is
+found in a later step than its parent, so no two states share a dot). A state whose
 parent was evicted from the archive hangs from its nearest ancestor still present.
 """
 
@@ -61,12 +62,13 @@ def tree(states: list[dict[str, Any]], maximize: bool) -> dict[str, Any]:
 
     def place(sid: str) -> float:
         kids = children.get(sid, [])
-        if kids:
-            y = sum(place(k) for k in kids) / len(kids)
+        if kids:  # at its best child's height: a child is found after its parent, so no two
+            ys = [place(k) for k in kids]  # states share a position (one dot per state)
+            y = ys[0]
         else:
             y = float(counter[0])
             counter[0] += 1
-        pos[sid] = (float(nodes[sid].get("step", -1)), y)
+        pos[sid] = (float(nodes[sid].get("step", -1)) + 1, y)  # steps as shown: from 1, roots 0
         return y
 
     import sys
@@ -96,7 +98,9 @@ def lineage_figure(states: list[dict[str, Any]], maximize: bool) -> Figure:
     ys = [pos[i][1] for i in ids]
     known = [v for v in values if v is not None]
     colours = [float(v) if v is not None else math.nan for v in values]
-    sc = ax.scatter(xs, ys, c=colours, cmap="viridis" if maximize else "viridis_r", s=22, zorder=3,
+    rows = max(ys) - min(ys) + 1 if ys else 1
+    size = max(4.0, min(22.0, (0.8 * 72 * height / rows) ** 2))  # one dot per state, not overlapping
+    sc = ax.scatter(xs, ys, c=colours, cmap="viridis" if maximize else "viridis_r", s=size, zorder=3,
                     plotnonfinite=True,
                     edgecolors=["red" if i in path else "none" for i in ids], linewidths=1.2)
     if known:
@@ -106,8 +110,13 @@ def lineage_figure(states: list[dict[str, Any]], maximize: bool) -> Figure:
     if best is not None and best in pos and nodes[best].get("value") is not None:
         ax.annotate(f"best {nodes[best]['value']:.6g}", pos[best], xytext=(6, 6),
                     textcoords="offset points", color="red", fontsize=9)
-    ax.set_xlabel("step found (roots at -1)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("step found (initial states at 0)")
     ax.set_yticks([])
-    ax.set_title(f"Archive lineage: {len(nodes)} states; red: the path to the best state")
+    roots = sum(1 for i in ids if parent.get(i) is None)
+    ax.set_title(f"Archive lineage: {len(ids)} states, one dot each ({roots} without a parent in the archive); "
+                 "red: the path to the best state", fontsize=10)
     ax.autoscale_view()
     return fig

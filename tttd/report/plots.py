@@ -11,6 +11,32 @@ from tttd.report.data import RunData
 
 PHASES = ("select", "sample", "evaluate", "train")
 
+#: What the training panels plot, said under the figure (issue 23: the KL panel was titled
+#: "KL(policy || base)" while it showed the sampler/trainer mismatch, and the loss had no scale).
+CAPTIONS = {
+    "training": (
+        "Sampler vs trainer: the mean per-token log q - log p between the log-probs recorded when "
+        "sampling (q) and the trainer's recomputation (p) before the update; ~1e-6 means the two agree "
+        "exactly (fp32 CPU), a drift above 0.01 makes the update off-policy. KL(policy || base), the "
+        "distance from the base model, is recorded only when a KL penalty is used (--kl-coef > 0), "
+        "because it needs a second forward pass through the base model. Loss: the importance-sampling "
+        "policy-gradient loss -sum_t ratio_t * A_t, summed over every completion token of the step "
+        "(no length normalisation, as the paper): its scale grows with the tokens trained and the "
+        "advantages, so read its sign and trend, not its size; it is not a quality measure."),
+}
+
+
+def _int_steps(ax) -> None:
+    """Whole step numbers on an x axis of steps."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _shown(xs):
+    """The loop's 0-based steps as numbered everywhere a person reads them (first step 1)."""
+    return np.asarray(xs, dtype=float) + 1
+
 
 def _fig(rows: int = 1, cols: int = 1, w: float = 10.0, h: float = 3.4) -> tuple[Figure, Any]:
     fig = Figure(figsize=(w, h * rows), layout="constrained")
@@ -19,7 +45,7 @@ def _fig(rows: int = 1, cols: int = 1, w: float = 10.0, h: float = 3.4) -> tuple
 
 
 def _col(metrics: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    xs = [m["step"] for m in metrics if m.get(key) is not None]
+    xs = [m["step"] + 1 for m in metrics if m.get(key) is not None]  # steps as shown: from 1
     ys = [m[key] for m in metrics if m.get(key) is not None]
     return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
 
@@ -39,6 +65,7 @@ def progress(runs: Sequence[RunData], labels: Sequence[str]) -> Figure:
         samples = np.cumsum([m.get("samples", 0) for m in run.metrics if m.get("best_value") is not None])
         ax[0, 0].step(x, y, where="post", label=label, marker="o", markersize=3)
         ax[0, 1].step(samples, y, where="post", label=label, marker="o", markersize=3)
+    _int_steps(ax[0, 0])
     for a, xl in ((ax[0, 0], "step"), (ax[0, 1], "samples spent")):
         a.set_xlabel(xl)
         a.set_ylabel(f"best value ({direction} is better)")
@@ -55,15 +82,16 @@ def rewards(run: RunData) -> Figure:
     """The distribution of every sample's reward, per step."""
     fig, ax = _fig(1, 1)
     a = ax[0, 0]
-    steps = sorted(run.rewards)
+    steps = sorted(s + 1 for s in run.rewards)
     if not steps:
         _empty(a)
         return fig
-    a.boxplot([run.rewards[s] for s in steps], positions=steps, widths=0.6, showfliers=True,
+    _int_steps(a)
+    a.boxplot([run.rewards[s - 1] for s in steps], positions=steps, widths=0.6, showfliers=True,
               flierprops={"markersize": 2, "alpha": 0.4}, medianprops={"color": "black"},
               manage_ticks=False)
-    a.plot(steps, [float(np.mean(run.rewards[s])) for s in steps], color="C1", label="mean")
-    a.plot(steps, [float(np.max(run.rewards[s])) for s in steps], color="C2", label="max")
+    a.plot(steps, [float(np.mean(run.rewards[s - 1])) for s in steps], color="C1", label="mean")
+    a.plot(steps, [float(np.max(run.rewards[s - 1])) for s in steps], color="C2", label="max")
     a.set_xlabel("step")
     a.set_ylabel("reward")
     a.set_title("Reward distribution per step (boxes: quartiles; failures get the failure reward)")
@@ -89,7 +117,9 @@ def validity(run: RunData) -> Figure:
     bottom = np.zeros(len(steps))
     for k in kinds:
         h = np.array([run.statuses.get(s, {}).get(k, 0) for s in steps], dtype=float)
-        ax[0, 1].bar(steps, h, bottom=bottom, label=k)
+        label = "scorer_error (a bug in the task)" if k == "scorer_error" else k
+        ax[0, 1].bar(_shown(steps), h, bottom=bottom, label=label,
+                     **({"color": "black", "hatch": "//"} if k == "scorer_error" else {}))
         bottom += h
     if kinds:
         ax[0, 1].legend(fontsize=8)
@@ -97,6 +127,8 @@ def validity(run: RunData) -> Figure:
         _empty(ax[0, 1], "no failures" if steps else "no completed step yet")
     ax[0, 1].set_xlabel("step")
     ax[0, 1].set_ylabel("failed samples")
+    for a in ax[0]:
+        _int_steps(a)
     fig.suptitle("Validity and failures")
     return fig
 
@@ -104,23 +136,37 @@ def validity(run: RunData) -> Figure:
 def training(run: RunData) -> Figure:
     """Adaptive beta, KL terms and the loss; steps without an optimizer step are marked."""
     fig, ax = _fig(1, 3, h=3.0)
-    panels = (("beta_mean", "entropic beta (mean over groups)"),
-              ("kl_policy_base", "KL(policy || base)"), ("loss", "loss"))
-    skipped = [m["step"] for m in run.metrics if m.get("train_skipped")]
+    has_base = len(_col(run.metrics, "kl_policy_base")[0]) > 0
+    kl_title = ("KL: sampler vs trainer, and policy vs base" if has_base
+                else "sampler vs trainer mismatch (log q - log p)")
+    panels = (("beta_mean", "entropic beta (mean over groups)"), ("kl", kl_title),
+              ("loss", "loss (summed over the step's tokens)"))
+    skipped = [m["step"] + 1 for m in run.metrics if m.get("train_skipped")]
     for a, (key, title) in zip(ax[0], panels):
-        x, y = _col(run.metrics, key)
-        if key == "kl_policy_base":
-            x2, y2 = _col(run.metrics, "kl_sample_train")
-            if len(x2):
-                a.plot(x2, y2, marker=".", label="KL(sampler || trainer)")
-        if len(x):
-            a.plot(x, y, marker="o", markersize=3, label=title)
-        elif not (key == "kl_policy_base" and len(_col(run.metrics, "kl_sample_train")[0])):
-            _empty(a, "not recorded" if run.metrics else "no completed step yet")
+        if key == "kl":
+            drawn = False
+            for k, lab in (("kl_sample_train", "sampler vs trainer (mismatch)"),
+                           ("kl_policy_base", "KL(policy || base)")):
+                x, y = _col(run.metrics, k)
+                if len(x):
+                    a.plot(x, y, marker="o", markersize=3, label=lab)
+                    drawn = True
+            if drawn and has_base:
+                a.legend(fontsize=7)
+            if not drawn:
+                _empty(a, "not recorded" if run.metrics else "no completed step yet")
+        else:
+            x, y = _col(run.metrics, key)
+            if len(x):
+                a.plot(x, y, marker="o", markersize=3)
+            else:
+                _empty(a, "not recorded" if run.metrics else "no completed step yet")
         for s in skipped:
             a.axvline(s, color="red", alpha=0.15, linewidth=3)
         a.set_title(title, fontsize=10)
         a.set_xlabel("step")
+        if a.has_data():
+            _int_steps(a)
         a.grid(alpha=0.3)
     if skipped:
         ax[0, 0].text(0.01, 0.98, "red: no training step", transform=ax[0, 0].transAxes,
@@ -132,10 +178,11 @@ def timing(run: RunData) -> Figure:
     """Seconds per phase of each step (stacked)."""
     fig, ax = _fig(1, 1, h=3.0)
     a = ax[0, 0]
-    steps = [m["step"] for m in run.metrics]
+    steps = [m["step"] + 1 for m in run.metrics]
     if not steps:
         _empty(a)
         return fig
+    _int_steps(a)
     bottom = np.zeros(len(steps))
     for p in PHASES:
         h = np.array([m.get(f"seconds_{p}") or 0.0 for m in run.metrics])
@@ -149,25 +196,25 @@ def timing(run: RunData) -> Figure:
 
 
 def spend(run: RunData) -> Figure:
-    """Cumulative tokens and money."""
-    fig, ax = _fig(1, 2, h=3.0)
-    steps = [m["step"] for m in run.metrics]
+    """Cumulative tokens, and money when the run has a price (no $0 panel for a local run)."""
+    usd = [(m.get("spend") or {}).get("usd") for m in run.metrics]
+    priced = bool(usd) and all(u is not None for u in usd) and any(u for u in usd)
+    fig, ax = _fig(1, 2 if priced else 1, h=3.0)
+    steps = [m["step"] + 1 for m in run.metrics]
     if not steps:
-        _empty(ax[0, 0])
-        _empty(ax[0, 1])
+        for a in ax[0]:
+            _empty(a)
         return fig
     for key in ("prompt_tokens", "sampled_tokens", "trained_tokens"):
         ax[0, 0].plot(steps, [(m.get("spend") or {}).get(key, 0) for m in run.metrics], label=key.split("_")[0])
-    ax[0, 0].set_title("Tokens (cumulative)")
+    ax[0, 0].set_title("Tokens (cumulative)" + ("" if priced else "; no money spent or no price known"))
     ax[0, 0].legend(fontsize=8)
-    usd = [(m.get("spend") or {}).get("usd") for m in run.metrics]
-    if all(u is not None for u in usd) and any("usd" in (m.get("spend") or {}) for m in run.metrics):
+    if priced:
         ax[0, 1].plot(steps, usd, color="C3")
         ax[0, 1].set_title("Spend, USD (cumulative)")
-    else:
-        _empty(ax[0, 1], "no price known for this backend and model")
     for a in ax[0]:
         a.set_xlabel("step")
+        _int_steps(a)
         a.grid(alpha=0.3)
     return fig
 
@@ -185,18 +232,17 @@ def drawing(run: RunData) -> Figure | None:
 
 
 def compare(runs: Sequence[RunData], labels: Sequence[str]) -> Figure:
-    """Several runs overlaid: best value, reward mean and valid fraction per step."""
-    fig, ax = _fig(1, 3, h=3.2)
+    """Several runs overlaid: reward mean and valid fraction per step (best-so-far is drawn
+    once, by :func:`progress`, above it)."""
+    fig, ax = _fig(1, 2, h=3.2)
     for run, label in zip(runs, labels):
-        for a, key in zip(ax[0], ("best_value", "reward_mean", "valid_fraction")):
+        for a, key in zip(ax[0], ("reward_mean", "valid_fraction")):
             x, y = _col(run.metrics, key)
-            if key == "best_value":
-                a.step(x, y, where="post", label=label, marker="o", markersize=2)
-            else:
-                a.plot(x, y, label=label, marker="o", markersize=2)
-    for a, title in zip(ax[0], ("best value", "reward mean", "valid fraction")):
+            a.plot(x, y, label=label, marker="o", markersize=2)
+    for a, title in zip(ax[0], ("reward mean", "valid fraction")):
         a.set_title(title, fontsize=10)
         a.set_xlabel("step")
+        _int_steps(a)
         a.grid(alpha=0.3)
     ax[0, 0].legend(fontsize=8)
     return fig

@@ -17,6 +17,7 @@ code { background: #f3f3f3; padding: 0 .25em; }
 .note { color: #666; font-size: .9em; }
 .warn { color: #a40; }
 .kv td:first-child { font-weight: 600; white-space: nowrap; }
+details.ex { margin: .3em 0; } details.ex summary { cursor: pointer; } details.ex pre { max-height: 16em; }
 </style></head><body>
 <h1>{{ title }}</h1>
 <p class="note">Generated {{ generated }} by tttd {{ version }} from the run director{{ 'ies' if runs|length > 1 else 'y' }} alone.
@@ -30,16 +31,25 @@ Images are embedded; PNG copies sit next to this file.</p>
 {% for r in runs %}
 <h2 id="run{{ loop.index }}">{{ r.label }}</h2>
 <table class="kv">{% for k, v in r.summary %}<tr><td>{{ k }}</td><td>{{ v }}</td></tr>{% endfor %}</table>
-{% if r.stop_reason %}<p class="warn">Stopped by a budget cap: {{ r.stop_reason }}. Raise it with <code>tttd resume {{ r.path }} --max-...</code>.</p>{% endif %}
+{% if r.stop_reason %}<p class="warn">Stopped by a budget cap: {{ r.stop_reason }}. To go on: <code>{{ r.stop_command }}</code>.</p>{% endif %}
 {% if not r.has_steps %}<p class="warn">No completed step yet (a run that has just started, or one that crashed before its first checkpoint).</p>{% endif %}
 {% for img in r.images %}<h3>{{ img.title }}</h3><img alt="{{ img.alt }}" src="data:image/png;base64,{{ img.data }}">
+{% if r.captions.get(img.key) %}<p class="note">{{ r.captions[img.key] }}</p>{% endif %}
 {% if img.key == "validity" and r.messages %}
 <table><tr><th>status</th><th>count</th><th>most common failure messages</th></tr>
 {% for status, count, message in r.messages %}<tr><td>{{ status }}</td><td>{{ count }}</td><td>{{ message }}</td></tr>{% endfor %}</table>
 {% endif %}{% endfor %}
+<h3>Example completions</h3>
+{% if r.examples %}<p class="note">Per step: the best completion and the first completion of each kind of failure
+(the model's text, escaped). The first thing to read when every sample fails.</p>
+{% for ex in r.examples %}<details class="ex"{% if loop.first %} open{% endif %}><summary>step {{ ex.step }}: {{ ex.head }}</summary>
+{% if ex.best %}<p><b>best of the step</b> (value {{ ex.best.value_text }}, {{ ex.best.tokens }} tokens{% if ex.best.cut %}, cut{% endif %})</p><pre>{{ ex.best.text }}</pre>{% endif %}
+{% for f in ex.failures %}<p><b class="{{ 'warn' if f.status == 'scorer_error' else '' }}">{{ f.status }}</b> ({{ f.count }} in this step{% if f.status == 'scorer_error' %}: a bug in the task's scorer, not the candidate{% endif %}): {{ f.message }}</p><pre>{{ f.text }}</pre>{% endfor %}
+</details>{% endfor %}
+{% else %}<p class="note">No completed step yet.</p>{% endif %}
 <h3>Best solution</h3>
 {% if r.best %}
-<table class="kv"><tr><td>value</td><td>{{ r.best.value }}</td></tr><tr><td>found in step</td><td>{{ r.best.step }} {% if r.best.step == -1 %}(an initial state){% endif %}</td></tr>
+<table class="kv"><tr><td>value</td><td>{{ r.best.value }}</td></tr><tr><td>found in step</td><td>{{ r.best.step }}{% if r.best.step == 0 %} (an initial state){% endif %}</td></tr>
 <tr><td>verifier says</td><td>{{ r.best.message }}</td></tr></table>
 {% if r.drawing %}<img alt="drawing of the best construction" src="data:image/png;base64,{{ r.drawing }}">{% else %}<p class="note">{{ r.drawing_note }}</p>{% endif %}
 <p>Re-verify it (the trusted verifier recomputes the score): {% if r.best.verify %}<code>{{ r.best.verify }}</code>{% else %}no file to verify{% endif %}</p>
