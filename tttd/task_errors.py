@@ -85,9 +85,11 @@ def defined_at() -> str | None:
 
 def checked_roots(task: Any, n: int, rng: np.random.Generator) -> list:
     """``task.initial_states(n, rng)``; any failure becomes one :class:`TaskFileError` line."""
+    from tttd.task import TaskOptionError  # already one line naming the option (e.g. an imported folder's metric)
+
     try:
         roots = task.initial_states(n, rng)
-    except TaskFileError:
+    except (TaskFileError, TaskOptionError):
         raise
     except Exception as exc:
         loc = where(exc)

@@ -119,6 +119,7 @@ class EvaluatorTask(ProgramTask):
             summary=f"{layout.title} problem {folder.name}", edits=edits, language=language,
         )
         self.statement_generic = not (statement or s.statement)
+        self._defined_at = None  # errors name the folder, not the Python line that imported it
         self.program_suffixes = (layout.suffix,)
         self.contract = (f"- The program is scored by the problem's own evaluator ({layout.evaluator}), "
                          "which runs it: keep its interface (the functions the evaluator calls, their "
