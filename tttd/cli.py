@@ -120,9 +120,10 @@ def kl_warning(kl: float | None) -> str:
 def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = False,
              accept_task_change: bool = False, after_restore=None) -> dict[str, Any]:
     from tttd.loop import Discovery
-    from tttd.sandbox.report import check_isolation
+    from tttd.sandbox.report import check_isolation, task_runs_code
 
-    check_isolation(cfg.require_isolation)  # before anything is written: warn, or refuse (exit 2)
+    # before anything is written: refuse (exit 2) or warn once (issue 19: no weak mode by accident)
+    check_isolation(cfg.require_isolation, allow_weak=cfg.allow_weak_isolation, runs_code=task_runs_code(cfg.task))
 
     with Progress(cfg.steps, label, quiet) as progress:
         run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)
@@ -171,6 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_usd=args.max_usd, max_samples=args.max_samples, max_hours=args.max_hours, log=args.log,
         engine=args.engine,
         require_isolation=True if args.require_isolation else None,
+        allow_weak_isolation=True if args.allow_weak_isolation else None,
     )
     if args.task_option:
         flags["task_options"] = _kv(args.task_option, "--task-option")
@@ -300,7 +302,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from tttd.sandbox.report import check_isolation
     from tttd.verify import verify_main
 
-    check_isolation(False)  # a loud warning when the candidate would run with weaker isolation
+    if not args.file.lower().endswith(".json"):  # a program runs in the sandbox: refuse or warn
+        check_isolation(False, allow_weak=args.allow_weak_isolation)
 
     return verify_main(args.task, args.file, args.json,
                        task_options=_kv(getattr(args, "task_option", None), "--task-option"))
@@ -367,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     _budget_flags(r)
     r.add_argument("--require-isolation", action="store_true",
                    help="refuse to run (exit 2) unless the sandbox has full isolation (bubblewrap)")
+    _weak_flag(r)
     common(r)
     r.set_defaults(func=cmd_run)
 
@@ -392,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file", help="construction (.json) or program (.py, or .cpp for the AHC tasks)")
     v.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task (e.g. cases=0-9)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
+    _weak_flag(v)
     v.set_defaults(func=cmd_verify)
 
     nt = sub.add_parser("new-task", help="write a commented, runnable task file and a test of its scorer")
@@ -400,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     nt.set_defaults(func=cmd_new_task)
     _more_commands(sub)
     return p
+
+
+def _weak_flag(sp) -> None:
+    sp.add_argument("--allow-weak-isolation", action="store_true",
+                    help="run candidate code even without full isolation (no bubblewrap): see docs/sandbox.md")
 
 
 def _budget_flags(sp) -> None:
