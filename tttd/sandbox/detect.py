@@ -34,7 +34,6 @@ def detect() -> Platform:
     if cg is None:
         notes.append(why_cg)
     found, absent = bwrap_find.candidates()
-    notes += absent
     failures: list[str] = []
     if sc:
         for path, source in found:
@@ -46,7 +45,7 @@ def detect() -> Platform:
                                  + ("; ".join(absent + failures) or "no usable system bwrap"))
                 return replace(cand, notes=tuple(dict.fromkeys(notes + failures)))
             failures.append(why)
-    notes += failures
+    notes += absent + failures
     # The weak mode (opt-in only).
     cause = "; ".join(failures or absent or notes) or "bubblewrap is unavailable"
     hint = bwrap_find.userns_hint() if not root else ""

@@ -99,7 +99,7 @@ def _mount_jail(cfg, libc, check):
         check(libc.mount(staged.encode(), dst.encode(), None, MS_BIND | MS_REC, None), "bind " + dst)
         check(libc.mount(None, dst.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None),
               "read-only " + dst)
-        check(libc.umount2(staged.encode(), MNT_DETACH), "detach " + staged)
+        # the staging mount stays: an interpreter under /tmp may be running from it
 
 
 def _drop_caps(ctypes, libc, check):

@@ -262,6 +262,19 @@ def staging(needed: list[str]) -> list[tuple[str, str]]:
     return [(p, f"{STAGE_DIR}/{i}" if _under(p, SHADOWED) else "") for i, p in enumerate(needed)]
 
 
+def interpreter(needed: list[str]) -> str:
+    """The path bubblewrap executes the harness's interpreter at: its real path (a venv's
+    ``bin/python`` under /tmp is a symlink the staging would hide), or its staging path when the
+    real one lies under /tmp itself (the harness binds it back before any other code runs)."""
+    if not _under(os.path.abspath(sys.executable), SHADOWED):
+        return sys.executable
+    exe = os.path.realpath(sys.executable)
+    for p, staged in staging(needed):
+        if staged and _under(exe, (p,)):
+            return staged + exe[len(p):]
+    return exe
+
+
 def _parents(path: str, made: set[str]) -> list[str]:
     """``--dir`` (mode 0755) for each missing ancestor of ``path``: bwrap would create them 0700,
     which a fresh uid could not traverse."""

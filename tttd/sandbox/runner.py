@@ -253,7 +253,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
                          "rebind": [[st, p] for p, st in jail.staging(needed) if st]}
                    if plat.bwrap else None)
         harness = jail.HARNESS_IN_JAIL if plat.bwrap else HARNESS
-        argv = [sys.executable, "-I", "-S", harness]
+        argv = [jail.interpreter(needed) if plat.bwrap else sys.executable, "-I", "-S", harness]
         info_r = info_w = None
         if plat.bwrap:
             info_r, info_w = os.pipe()
