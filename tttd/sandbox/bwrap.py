@@ -46,6 +46,8 @@ def candidates() -> tuple[list[tuple[str, str]], list[str]]:
             ([] if os.access(mode, os.X_OK) else [f"{ENV}={mode} is not an executable"])
     out = []
     system = shutil.which("bwrap")
+    if mode == "bundled":
+        notes.append(f"the system bwrap is skipped ({ENV}=bundled)")
     if mode in ("1", "system"):
         if system:
             out.append((system, "system"))
