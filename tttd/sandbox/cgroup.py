@@ -123,7 +123,26 @@ def detect() -> tuple[Hierarchy | None, str]:
     return None, why
 
 
+def _sweep_stale(h: Hierarchy) -> None:
+    """Remove empty run cgroups left by tttd processes that died (SIGKILL) before removing them."""
+    import re
+
+    for base in filter(None, (h.memory, h.pids)):
+        try:
+            names = os.listdir(base)
+        except OSError:
+            continue
+        for n in names:
+            m = re.fullmatch(r"run-(\d+)-[0-9a-f]{8}", n)
+            if m and not os.path.exists(f"/proc/{m.group(1)}"):
+                try:
+                    os.rmdir(os.path.join(base, n))
+                except OSError:
+                    pass
+
+
 def _try(h: Hierarchy) -> bool:
+    _sweep_stale(h)
     try:
         g = RunCgroup.create(h, 64 << 20, 8)
     except OSError:
