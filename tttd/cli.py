@@ -212,6 +212,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     caps = {k: getattr(args, k) for k in CAPS if getattr(args, k, None) is not None}
     data.update(caps)  # raise (or lower) a budget cap for the rest of the run
+    if args.allow_weak_isolation:  # this invocation only (issue 19)
+        data["allow_weak_isolation"] = True
     cfg = config_from_dict(data)
     done = finished_message(args.run, cfg.steps)  # before any model is loaded
     if done is not None:
@@ -379,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--steps", type=int, help="raise the total number of steps")
     rs.add_argument("--accept-task-change", action="store_true",
                     help="resume although the task's source or options changed since the start")
+    _weak_flag(rs)
     _budget_flags(rs)
     common(rs)
     rs.set_defaults(func=cmd_resume)

@@ -158,7 +158,8 @@ class RunCgroup:
         self.h, self.dirs = h, dirs
 
     @classmethod
-    def create(cls, h: Hierarchy, memory_bytes: int, pids: int) -> "RunCgroup":
+    def create(cls, h: Hierarchy, memory_bytes: int | None, pids: int) -> "RunCgroup":
+        """A new run cgroup; ``memory_bytes`` None: no memory limit (GPU evaluations)."""
         name = f"run-{os.getpid()}-{secrets.token_hex(4)}"
         dirs: list[str] = []
         try:
@@ -166,8 +167,10 @@ class RunCgroup:
                 d = os.path.join(h.memory, name)
                 os.mkdir(d)
                 dirs.append(d)
-                _write(os.path.join(d, "memory.max"), str(memory_bytes))
-                for fname, val in (("memory.swap.max", "0"), ("memory.oom.group", "1")):
+                if memory_bytes is not None:
+                    _write(os.path.join(d, "memory.max"), str(memory_bytes))
+                for fname, val in (("memory.swap.max", "0" if memory_bytes is not None else "max"),
+                                   ("memory.oom.group", "1")):
                     try:
                         _write(os.path.join(d, fname), val)
                     except OSError:
@@ -179,8 +182,9 @@ class RunCgroup:
                 dirs.append(m)
                 os.mkdir(p)
                 dirs.append(p)
-                _write(os.path.join(m, "memory.limit_in_bytes"), str(memory_bytes))
-                if os.path.exists(os.path.join(m, "memory.memsw.limit_in_bytes")):
+                if memory_bytes is not None:
+                    _write(os.path.join(m, "memory.limit_in_bytes"), str(memory_bytes))
+                if memory_bytes is not None and os.path.exists(os.path.join(m, "memory.memsw.limit_in_bytes")):
                     _write(os.path.join(m, "memory.memsw.limit_in_bytes"), str(memory_bytes))
                 _write(os.path.join(p, "pids.max"), str(pids))
         except OSError:

@@ -182,7 +182,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         if plat.cgroup is not None:
             from tttd.sandbox.cgroup import RunCgroup
 
-            mem = (limits.memory_mb + limits.disk_mb + 64) * 2**20 if not devices else 2**62
+            mem = (limits.memory_mb + limits.disk_mb + 64) * 2**20 if not devices else None
             group = RunCgroup.create(plat.cgroup, mem, limits.processes + 8)
         needed = jail.needed_paths(tuple(limits.toolchain))
         extra = plat.seccomp_extra(limits, bool(devices))
