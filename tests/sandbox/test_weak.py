@@ -7,6 +7,8 @@ even with a pyenv interpreter under /root: it runs as that user, with Landlock).
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 import subprocess
 import sys
 import textwrap
@@ -103,10 +105,18 @@ def test_weak_mode_runs_unprivileged_when_opted_in(weak_platform, files):
         assert r.status == "error" and "nothing was run" in r.message
         return
     home = Path.home()
+    site_dir = next(p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p))
+    tcp = socket.socket()  # host servers the candidate must not reach (loopback TCP, abstract unix)
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(4)
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract_name = "\0tttd-weak-" + secrets.token_hex(6)
+    abstract.bind(abstract_name)
+    abstract.listen(4)
     os.environ["TTTD_TEST_PARENT_SECRET"] = "parent-secret-1234"
     try:
         r = sandbox.run_program(textwrap.dedent("""
-            import ctypes, fcntl, os, termios, time
+            import ctypes, fcntl, os, socket, termios, time
             def field(name):
                 for line in open("/proc/self/status"):
                     if line.startswith(name + ":"):
@@ -138,11 +148,20 @@ def test_weak_mode_runs_unprivileged_when_opted_in(weak_platform, files):
                     "parent_env": attempt(lambda: open("/proc/%d/environ" % ppid, "rb").read()),
                     "home_write": attempt(lambda: open(os.path.join(HOME, ".tttd-weak-probe"), "w")),
                     "vm_read": vm_read(ppid),
+                    "signal_parent": attempt(lambda: os.kill(ppid, 0)),
+                    "kmsg": attempt(lambda: open("/dev/kmsg", "rb")),
+                    "site_write": attempt(lambda: open(os.path.join(SITE, ".tttd-weak-probe"), "w")),
+                    "repo_write": attempt(lambda: open(os.path.join(REPO, ".tttd-weak-probe"), "w")),
+                    "tcp": attempt(lambda: socket.create_connection(("127.0.0.1", PORT), timeout=2)),
+                    "abstract": attempt(lambda: socket.socket(socket.AF_UNIX).connect("\\0" + ABSTRACT)),
                 }
-            """), inject={"HOME": str(home)}, limits=Limits(wall_s=20, memory_mb=512))
+            """), inject={"HOME": str(home), "SITE": site_dir, "REPO": str(REPO), "PORT": tcp.getsockname()[1],
+                          "ABSTRACT": abstract_name[1:]}, limits=Limits(wall_s=20, memory_mb=512))
     finally:
         del os.environ["TTTD_TEST_PARENT_SECRET"]
-    assert r.status == "ok", r
+        for srv in (tcp, abstract):
+            srv.close()
+    assert r.status == "ok", (r.message, r.stderr[-1500:])
     v = r.value
     assert v["uid"] != 0 and v["cap_eff"] == v["cap_prm"] == "0000000000000000", v
     assert v["nnp"] == "1" and v["seccomp"] == "2", v
@@ -150,8 +169,17 @@ def test_weak_mode_runs_unprivileged_when_opted_in(weak_platform, files):
     assert "bwrap" not in r.protections and "no_caps" in r.protections
     if "env_unreadable" in r.protections:
         assert v["parent_env"] != "ok", v
-    if "landlock_fs" in r.protections:
-        assert v["home_write"] != "ok", v
+    if "landlock_fs" in r.protections or "separate_uid" in r.protections:
+        for k in ("home_write", "site_write", "repo_write", "kmsg"):
+            assert v[k] != "ok", (k, v)
+    if "landlock_scope" in r.protections or "separate_uid" in r.protections:
+        assert v["signal_parent"] != "ok", v
+    if "landlock_net" in r.protections:
+        assert v["tcp"] != "ok", v
+    if "landlock_scope" in r.protections:
+        assert v["abstract"] != "ok", v
+    for p in (site_dir, str(REPO), str(home)):
+        assert not os.path.exists(os.path.join(p, ".tttd-weak-probe"))
     assert not (home / ".tttd-weak-probe").exists()
     assert child_pids() == []  # the daemon was killed with the tree
     # and through the CLI: one warning line, the verdict
