@@ -75,7 +75,7 @@ def _count_uid_processes(uid: int) -> int:
     return sum(1 for _ in _scan_procs(lambda st: st["uid"] == uid))
 
 
-def _rlimits(limits: Limits, nproc_base: int, gpu: bool = False) -> dict[str, list[int]]:
+def _rlimits(limits: Limits, nproc_base: int, gpu: bool = False, init: bool = False) -> dict[str, list[int]]:
     """The candidate's rlimits. With GPUs, RLIMIT_AS is not set: the CUDA driver reserves far more
     virtual address space than any memory limit (host memory is then not capped by tttd)."""
     cpu = int(limits.cpu_s if limits.cpu_s is not None else limits.wall_s * max(1, limits.threads) + 1)
@@ -87,7 +87,8 @@ def _rlimits(limits: Limits, nproc_base: int, gpu: bool = False) -> dict[str, li
         "RLIMIT_CPU": [cpu, cpu + 1],
         "RLIMIT_FSIZE": [limits.file_size_mb * mb] * 2,
         "RLIMIT_NOFILE": [limits.open_files] * 2,
-        "RLIMIT_NPROC": [nproc_base + limits.processes + 1] * 2,  # + the harness in command mode
+        # + the harness in command mode, + the jail's init (the harness as pid 1) under bwrap
+        "RLIMIT_NPROC": [nproc_base + limits.processes + 1 + int(init)] * 2,
         "RLIMIT_CORE": [0, 0],
     }
 
@@ -187,7 +188,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         needed = jail.needed_paths(tuple(limits.toolchain))
         extra = plat.seccomp_extra(limits, bool(devices))
         cfg = dict(cfg, workdir=workdir, uid=uid, gid=uid, cpus=list(cpus) if cpus else None,
-                   rlimits=_rlimits(limits, nproc_base, gpu=bool(devices)), result_fd=res_w, token=cfg.get("token") or secrets.token_hex(8),
+                   rlimits=_rlimits(limits, nproc_base, gpu=bool(devices), init=bool(plat.bwrap)), result_fd=res_w, token=cfg.get("token") or secrets.token_hex(8),
                    in_dir=jail.IN_DIR_IN_JAIL if plat.bwrap else in_dir, inline=inline,
                    copy=cfg.get("copy", sorted(files)),
                    drop_caps=bool(plat.bwrap) and not plat.root, init=bool(plat.bwrap),
