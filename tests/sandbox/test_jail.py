@@ -280,6 +280,7 @@ def test_item6_cleanup_in_the_fallback_too(monkeypatch):
     if PLAT.root and unreadable_for_others(jail.needed_paths()):
         pytest.skip("as root the weak mode needs an interpreter a fresh uid can read (test_nonroot.py runs this)")
     monkeypatch.setattr(runner, "_platform", plat)
+    monkeypatch.setenv(runner.WEAK_ENV, "1")  # the opt-in (issue 19)
     r = sandbox.run_program(DEEP, limits=LIM, inject={"DEPTH": 1500})
     assert r.status == "ok" and r.value == 1500, r
     assert "bwrap" not in r.protections
@@ -371,7 +372,8 @@ def test_item9_array_over_the_declared_maximum_is_bad_output():
 # ------------------------------------------------------------------------ 10. visible protections
 
 
-def test_item10_protections_recorded_and_required(tmp_path):
+def test_item10_protections_recorded_and_required(tmp_path, monkeypatch):
+    monkeypatch.setenv(runner.WEAK_ENV, "0")  # restored afterwards: check_isolation's opt-in sets it
     r = prog("def main():\n    return 1\n")
     assert set(sandbox.FULL_ISOLATION) <= set(r.protections)
     from tttd.loop import _sandbox_report

@@ -97,13 +97,16 @@ def weak_platform(monkeypatch):
     runner._platform = saved
 
 
-def test_weak_mode_runs_unprivileged_when_opted_in(weak_platform, files):
+def test_weak_mode_runs_unprivileged_when_opted_in(weak_platform, files, monkeypatch):
     plat = weak_platform
     if not plat.runnable:  # a root parent whose interpreter a fresh uid cannot read: no weak mode
         assert os.geteuid() == 0 and "cannot read" in " ".join(plat.notes), plat
         r = sandbox.run_program("def main():\n    return 1\n")
         assert r.status == "error" and "nothing was run" in r.message
         return
+    r = sandbox.run_program("def main():\n    return 1\n")  # not opted in: refused, even through the API
+    assert r.status == "error" and "not allowed" in r.message, r
+    monkeypatch.setenv(runner.WEAK_ENV, "1")
     home = Path.home()
     site_dir = next(p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p))
     tcp = socket.socket()  # host servers the candidate must not reach (loopback TCP, abstract unix)

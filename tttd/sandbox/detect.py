@@ -109,7 +109,7 @@ def probe(plat: Platform) -> tuple[bool, str]:
     what = (f"{plat.bwrap_source} bubblewrap {plat.bwrap}" if plat.bwrap else "the weak mode") \
         + (" + fresh uid" if plat.separate_uid else "") + (" + Landlock" if plat.landlock else "")
     try:
-        res = _execute({"mode": "command", "command": [sys.executable, "-I", "-S", "-c", _PROBE_CODE, *jail.site_paths()]},
+        res = _execute({"mode": "command", "probe": True, "command": [sys.executable, "-I", "-S", "-c", _PROBE_CODE, *jail.site_paths()]},
                        Limits(wall_s=20, memory_mb=1024), {}, None, lambda res, rc, frame: None, plat)
     except (OSError, subprocess.SubprocessError, ValueError) as e:
         return False, f"{what} does not work here: {e}"

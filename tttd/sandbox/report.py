@@ -3,7 +3,9 @@
 :func:`check_isolation` runs before a command writes anything. For a task that executes candidate
 code, isolation weaker than full is refused (:class:`IsolationError`: the CLI prints one line and
 exits 2) unless the user opted in (``--allow-weak-isolation`` / config ``allow_weak_isolation``);
-then one warning line, once per process, names the real cause. ``--require-isolation`` refuses
+then one warning line, once per process, names the real cause, and ``TTTD_SANDBOX_ALLOW_WEAK=1``
+is set for the runner (which refuses the weak mode without it: library calls and worker processes
+never fall back silently either). ``--require-isolation`` refuses
 even with the opt-in. Tasks that never execute candidate code (the demo) are not affected.
 """
 
@@ -51,6 +53,11 @@ def check_isolation(require: bool, warn: Callable[[str], None] | None = None, al
     if not allow_weak:
         raise IsolationError(f"sandbox isolation unavailable: {cause}; fix: {fix}, or pass "
                              f"--allow-weak-isolation to run candidates with weaker isolation ({DOC_HINT})")
+    import os
+
+    from tttd.sandbox.runner import WEAK_ENV
+
+    os.environ[WEAK_ENV] = "1"  # the runner (and worker processes) may now run the weak mode
     if not _warned:
         _warned = True
         msg = (f"WARNING: weak sandbox isolation ({cause}): candidates may read files and reach the "

@@ -25,6 +25,9 @@ from tttd.sandbox.streams import _drain, _end_namespace, _move_into, _ns_init_pi
 from tttd.types import Limits, Program, SandboxResult
 
 HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.py")
+#: set to "1" (by ``check_isolation`` when the user passed --allow-weak-isolation, inherited by
+#: worker processes) to let candidates run without bubblewrap; otherwise such a run is refused
+WEAK_ENV = "TTTD_SANDBOX_ALLOW_WEAK"
 LANDLOCK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "landlock.py")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
@@ -140,6 +143,10 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
     if not plat.runnable:
         return SandboxResult(status="error", message="no sandbox mode works here, nothing was run: "
                              + (plat.cause or "; ".join(plat.notes[:2])), protections=[])
+    if not plat.bwrap and not cfg.get("probe") and os.environ.get(WEAK_ENV) != "1":
+        return SandboxResult(status="error", protections=[], message=(
+            "full isolation is unavailable here (" + (plat.cause or "no bubblewrap") + ") and the weak mode "
+            "was not allowed: nothing was run (--allow-weak-isolation, or TTTD_SANDBOX_ALLOW_WEAK=1)"))
     if not plat.bwrap and not plat.seccomp:
         return SandboxResult(status="error", message="refusing to run a candidate without bubblewrap and "
                              "without the seccomp filter", protections=[])
