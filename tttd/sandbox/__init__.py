@@ -20,7 +20,9 @@ Modes. **Full** (bubblewrap works: the system's, else the bundled one; the defau
 ``pip install tttd``). **Weak** (no working bubblewrap, e.g. user namespaces forbidden in a
 container): commands that execute candidate code refuse to start (one line, exit 2) unless the user
 passes ``--allow-weak-isolation`` (config ``allow_weak_isolation``); tasks that execute nothing
-(the demo) are unaffected. ``--require-isolation`` refuses the weak mode even then.
+(the demo) are unaffected. ``--require-isolation`` refuses the weak mode even then. The runner
+refuses the weak mode (an ``error`` result, nothing run) unless ``TTTD_SANDBOX_ALLOW_WEAK=1``,
+which the CLI sets on the opt-in: library calls never fall back silently.
 
 What is protected (``SandboxResult.protections`` lists what was active for that run; a run records
 them in ``config.json`` and ``metrics.jsonl``; :func:`isolation_report` says whether isolation is
