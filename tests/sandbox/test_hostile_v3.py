@@ -58,8 +58,21 @@ def test_sysv_shm_cannot_hold_2gib_against_a_512mib_limit():
     if r.status == "ok":
         held, err = r.value
         assert held <= LIM.memory_mb * 2**20 and err is not None, r.value
-    assert "shm_limits" in r.protections
+    assert "shm_limits" in r.protections or "memory_cgroup" in r.protections
     assert _host_shm() == before  # the jail's IPC namespace died with the run
+
+
+def test_sysv_shm_limits_without_a_cgroup(monkeypatch):
+    """Where no cgroup can be made (a normal user without delegation), the jail's IPC namespace
+    caps System V shared memory by itself."""
+    import dataclasses
+
+    from tttd.sandbox import runner
+
+    monkeypatch.setattr(runner, "_platform", dataclasses.replace(PLAT, cgroup=None))
+    test_sysv_shm_cannot_hold_2gib_against_a_512mib_limit()
+    r = prog("def main():\n    return 1\n")
+    assert "shm_limits" in r.protections and "memory_cgroup" not in r.protections, r.protections
 
 
 def test_memfd_cannot_hold_2gib_against_a_512mib_limit():

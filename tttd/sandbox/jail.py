@@ -308,8 +308,10 @@ def protections(plat: Platform, limits: Limits, cpus=None, gpu: bool = False) ->
     if plat.cgroup is not None:
         p.append("pids_cgroup")
     if plat.bwrap:
-        p += ["bwrap", f"bwrap_{plat.bwrap_source or 'path'}", "pid_namespace", "ipc_namespace", "shm_limits",
+        p += ["bwrap", f"bwrap_{plat.bwrap_source or 'path'}", "pid_namespace", "ipc_namespace",
               "init_unreachable", "allowlist_fs", "private_tmp", "capped_writable", "no_caps", "own_uid_or_userns"]
+        if not plat.memory_capped(gpu):  # with the cgroup, shm pages are counted there
+            p.append("shm_limits")
         if plat.disable_userns:
             p.append("userns_disabled")
         if not limits.network:

@@ -204,7 +204,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
                              "read": ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/proc", "/sys",
                                       in_dir, *needed]} if plat.landlock and not plat.bwrap else None,
                    jail={"tmpfs": jail.TMPFS_IN_JAIL, "bytes": limits.disk_mb * 2**20, "inodes": limits.inodes,
-                         "shm": _shm_limits(limits),
+                         "shm": None if plat.memory_capped(bool(devices)) else _shm_limits(limits),
                          "rebind": [[st, p] for p, st in jail.staging(needed) if st]}
                    if plat.bwrap else None)
         harness = jail.HARNESS_IN_JAIL if plat.bwrap else HARNESS
@@ -299,7 +299,8 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
 
 
 def _shm_limits(limits: Limits) -> dict[str, int]:
-    """System V shared memory of the jail's own IPC namespace: at most ``memory_mb`` in all."""
+    """System V shared memory of the jail's own IPC namespace: at most ``memory_mb`` in all. Only
+    without a memory cgroup (which counts those pages already; the proc mount costs ~5 ms)."""
     total = limits.memory_mb * 2**20
     return {"shmmax": total, "shmall": total // 4096, "shmmni": 64}
 
