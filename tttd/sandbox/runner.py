@@ -225,10 +225,12 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
             res_w = None
             if info_w is not None:
                 os.close(info_w)
+        init_pid: list[int] = []
         if info_r is not None:
-            ns_init = _ns_init_pidfd(info_r)
+            ns_init = _ns_init_pidfd(info_r, init_pid)
         if group is not None:  # before the harness reads its configuration: nothing has run yet
-            _move_into(group, proc.pid)
+            # (the jail's init and what it started; bwrap's own monitor outside stays out)
+            _move_into(group, init_pid[0] if init_pid else proc.pid)
         try:
             proc.stdin.write(json.dumps(cfg).encode())
             proc.stdin.close()

@@ -127,7 +127,7 @@ def _drain(fd: int, frame: bytearray, cap: int) -> bool:
     return _read_some(fd, frame, cap) is None
 
 
-def _ns_init_pidfd(info_r: int) -> int | None:
+def _ns_init_pidfd(info_r: int, out: list | None = None) -> int | None:
     """Read bwrap's ``--info-fd`` JSON ({"child-pid": N}) and return a pidfd for that process (a
     pidfd cannot be fooled by pid reuse). None if bwrap failed before reporting."""
     buf = b""
@@ -143,7 +143,10 @@ def _ns_init_pidfd(info_r: int) -> int | None:
             if buf.rstrip().endswith(b"}"):
                 break
         pid = int(json.loads(buf)["child-pid"])
-        return os.pidfd_open(pid)
+        fd = os.pidfd_open(pid)
+        if out is not None:
+            out.append(pid)
+        return fd
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     finally:
