@@ -7,13 +7,19 @@ any candidate code runs:
 1. read the configuration from stdin, then point fd 0 at /dev/null;
 2. in the jail (bubblewrap): mount ONE tmpfs capped in bytes and inodes and bind its ``work``,
    ``tmp`` and ``shm`` directories on the working directory, /tmp and /dev/shm (so every place the
-   candidate can write shares one total cap), then detach the tmpfs's own mount point;
+   candidate can write shares one total cap); without a memory cgroup, set this IPC namespace's
+   System V limits through a private proc mount; detach the tmpfs's own mount point; bind the
+   interpreter directories that lie under /tmp (staged at ``/.tttd/b/N``) back at their real paths;
 3. drop privileges: a fresh uid when the parent is root, else (user namespace, uid 0 inside)
    lock root's special treatment away with securebits and clear every capability;
-4. install the seccomp filter (no namespaces, no mounts; see :mod:`tttd.sandbox.seccomp`) after
-   ``PR_SET_NO_NEW_PRIVS``;
+4. ``PR_SET_NO_NEW_PRIVS``; in the jail also ``PR_SET_DUMPABLE 0`` (this process is the pid
+   namespace's init, see 6); in the weak mode Landlock (:mod:`tttd.sandbox.landlock`); then the
+   seccomp filter (no namespaces, mounts, ptrace, TIOCSTI; see :mod:`tttd.sandbox.seccomp`);
 5. copy the input files into the working directory, set the rlimits, pin CPUs;
-6. ``program`` mode: exec the candidate's source as the module ``candidate``, call
+6. in the jail (``--as-pid-1``): fork; the parent stays as the namespace's init, out of the
+   candidate's reach (not dumpable), reaps, and exits with the child's status (128+N for signal N);
+   the child goes on;
+7. ``program`` mode: exec the candidate's source as the module ``candidate``, call
    ``entry(**args)``, encode the return value as data and write ONE frame (see
    :mod:`tttd.sandbox.results`) to the result pipe, then ``os._exit(0)``. ``command`` mode: fork and
    exec the command (the result pipe is closed in it), wait, and send a report frame with its exit

@@ -6,7 +6,9 @@
   needed to run programs (dynamic-linker cache, alternatives, time zone, name-service config, TLS
   roots; made once per process, see :func:`etc_view`; ``passwd`` and ``group`` name only root
   and nobody), the interpreter's prefix and base prefix, the directories of ``sys.path`` in use (stdlib, site-packages), and the
-  task's ``limits.toolchain`` paths. Nothing else: no ``$HOME``, ``/root``, ``/home``, ``/work``,
+  task's ``limits.toolchain`` paths, each also at its real path (symlinked venvs); one under /tmp
+  or /dev/shm (a venv under /tmp) is staged at ``/.tttd/b/N`` and bound back at its own path by
+  the harness once the capped tmpfs covers /tmp. Nothing else: no ``$HOME``, ``/root``, ``/home``, ``/work``,
   ``/srv``, ``/var``, ``/run``, ``/mnt``, ``/opt``, ``/tmp`` of the host, no run directory and no
   project checkout. If the parent's home, working directory or the project checkout lies *inside*
   one of the bound directories (e.g. a checkout in ``/usr/src/app``), an empty read-only tmpfs is
@@ -17,6 +19,9 @@
   ``/sandbox``, ``/tmp`` and ``/dev/shm``. Nothing else is writable.
 - **Namespaces**: own pid, ipc, uts, cgroup (when possible), mount, and network (unless
   ``limits.network``) namespaces; inside, the seccomp filter forbids new namespaces and mounts.
+  ``--as-pid-1``: the namespace's init is the harness itself, not dumpable, so no candidate
+  process can ptrace it or open its /proc memory or environment (bwrap's own init would run with
+  the candidate's uid and no filter in the user-namespace case).
 - **Capabilities**: none for the candidate. As root, bubblewrap keeps only what the harness needs
   to mount the tmpfs and switch to a fresh uid, and the switch drops them all; as a normal user
   (user namespace, uid 0 inside) the harness locks root's special rules off (securebits), empties
