@@ -45,3 +45,20 @@ def test_a_broken_system_bwrap_falls_back_to_the_bundled_one(tmp_path):
     assert full and active == ["bwrap", "bwrap_bundled"], (full, active, notes)
     text = " ".join(notes)
     assert "bundled bubblewrap" in text and "setting up uid map" in text, notes
+
+
+def test_the_refusal_names_the_real_cause(tmp_path):
+    """bubblewrap installed but failing: the one line says why (its own error), not 'missing'."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "bwrap").write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    os.chmod(fake / "bwrap", 0o755)
+    code = ("from tttd.sandbox.report import check_isolation\n"
+            "try:\n    check_isolation(False)\nexcept ValueError as e:\n    print('REFUSED', e)\n")
+    env = {**os.environ, "PATH": f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}", "PYTHONPATH": str(REPO),
+           bwrap.ENV: "system"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    line = done.stdout.strip()
+    assert line.startswith("REFUSED") and "setting up uid map" in line and "\n" not in line, done
+    assert "not installed" not in line, line
+    assert "--allow-weak-isolation" in line or "no sandbox mode" in line, line
