@@ -163,7 +163,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
     ns_init = None
     proc = None
     group = None
-    res_r = res_w = out_r = err_r = None
+    res_r = res_w = out_r = err_r = out_w = err_w = None
     try:
         in_dir = os.path.join(rundir, "in")
         inline = None
@@ -191,7 +191,11 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
             from tttd.sandbox.cgroup import RunCgroup
 
             mem = (limits.memory_mb + limits.disk_mb + 64) * 2**20 if not devices else None
-            group = RunCgroup.create(plat.cgroup, mem, limits.processes + 8)
+            try:
+                group = RunCgroup.create(plat.cgroup, mem, limits.processes + 8)
+            except OSError as e:  # never run with fewer protections than the platform reports
+                return SandboxResult(status="error", protections=[],
+                                     message=f"sandbox setup failed: cannot create the run's cgroup ({e})")
         needed = jail.needed_paths(tuple(limits.toolchain))
         extra = plat.seccomp_extra(limits, bool(devices))
         cfg = dict(cfg, workdir=workdir, uid=uid, gid=uid, cpus=list(cpus) if cpus else None,
@@ -212,7 +216,12 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         info_r = info_w = None
         if plat.bwrap:
             info_r, info_w = os.pipe()
-            argv = jail.bwrap_argv(plat, rundir, limits, HARNESS, info_w, gpu_argv) + argv
+            try:
+                argv = jail.bwrap_argv(plat, rundir, limits, HARNESS, info_w, gpu_argv) + argv
+            except BaseException:
+                os.close(info_r)
+                os.close(info_w)
+                raise
         t0 = time.perf_counter()
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out_w, stderr=err_w,
@@ -222,7 +231,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         finally:
             for fd in (res_w, out_w, err_w):
                 os.close(fd)
-            res_w = None
+            res_w = out_w = err_w = None
             if info_w is not None:
                 os.close(info_w)
         init_pid: list[int] = []
@@ -293,7 +302,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
             _sweep(proc.pid, uid, token)
         if group is not None and not group.remove():
             print("tttd.sandbox: warning: could not remove a run cgroup", file=sys.stderr)
-        for fd in (ns_init, res_r, res_w, out_r, err_r):
+        for fd in (ns_init, res_r, res_w, out_r, err_r, out_w, err_w):
             if fd is not None:
                 os.close(fd)
         if not remove_tree(rundir):
