@@ -1,6 +1,7 @@
 """The jail works wherever the interpreter lives (issue 19): a venv under /tmp (hidden by the
-jail's own /tmp unless bound back at its real path), under $HOME, inside the checkout, under /opt,
-and a venv reached through a symlinked directory. Each venv is made cheaply (``--without-pip``, the
+jail's own /tmp unless bound back at its real path; also with the interpreter binary copied
+there, as conda-like and ``--copies`` environments have it), under $HOME, inside the checkout,
+under /opt, and a venv reached through a symlinked directory. Each venv is made cheaply (``--without-pip``, the
 packages of this interpreter reached through a .pth file) and runs a short hostile check in a
 fresh process: full isolation, host secrets and the venv's own files unwritable, its /tmp private.
 The base interpreter here is itself a pyenv or venv one (this machine: pyenv under /root)."""
@@ -51,8 +52,9 @@ print(json.dumps({"full": rep["full"], "missing": rep["missing"], "notes": rep["
 '''
 
 
-def _venv(path: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
+def _venv(path: Path, copies: bool = False) -> Path:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", *(["--copies"] if copies else []), str(path)],
+                   check=True, timeout=120)
     sp = next((path / "lib").glob("python3*/site-packages"))
     # this interpreter's packages (and the .pth chains they hold), the checkout for tttd
     paths = [p for p in site.getsitepackages() + [site.getusersitepackages()] if os.path.isdir(p)]
@@ -67,7 +69,7 @@ def _venv(path: Path) -> Path:
 
 def _where(kind: str, tmp_root: Path) -> tuple[Path, Path | None]:
     """(venv path, symlink to make or None), for each location."""
-    if kind == "tmp":
+    if kind in ("tmp", "tmp-copied-interpreter"):
         return Path(tempfile.mkdtemp(prefix="tttd-venv-", dir="/tmp")) / "v", None
     if kind == "home":
         return Path(tempfile.mkdtemp(prefix=".tttd-venv-", dir=Path.home())) / "v", None
@@ -82,14 +84,14 @@ def _where(kind: str, tmp_root: Path) -> tuple[Path, Path | None]:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["tmp", "home", "checkout", "opt", "symlink"])
+@pytest.mark.parametrize("kind", ["tmp", "tmp-copied-interpreter", "home", "checkout", "opt", "symlink"])
 def test_jail_with_the_venv_in(kind, tmp_path):
     if kind == "opt" and not os.access("/opt" if os.path.isdir("/opt") else "/", os.W_OK):
         pytest.skip("/opt is not writable here")
     venv, link = _where(kind, tmp_path)
     top = venv.parent
     try:
-        py = _venv(venv)
+        py = _venv(venv, copies=kind == "tmp-copied-interpreter")  # the interpreter binary itself under /tmp
         if link is not None:
             os.symlink(venv, link)
             py = link / "bin" / "python"
