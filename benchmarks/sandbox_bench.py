@@ -1,7 +1,7 @@
 """Sandbox overhead and executor throughput.
 
 Prints: the median wall time of one trivial evaluation (spawn to parsed result) next to a bare
-``python -c pass`` on this machine (goal: within 2x), the same with an array result, and the
+``python -c pass`` on this machine (goal: within 1.5x, issue 19), the same with an array result, and the
 throughput of N trivial evaluations through LocalExecutor with 1 and 2 workers and through Ray.
 
     python benchmarks/sandbox_bench.py [--n 200] [--no-ray]

@@ -466,7 +466,13 @@ def test_no_leftover_dirs_or_processes_after_many_runs():
 @pytest.mark.parametrize("mode", ["plain", "plain_uid"])
 def test_fallback_modes_basic_containment(mode, monkeypatch):
     """Without bubblewrap: results, timeouts with a daemon, memory, and the env scrub still work."""
-    plat = sandbox.Platform(bwrap=None, root=PLAT.root, separate_uid=(mode == "plain_uid"))
+    plat = sandbox.Platform(bwrap=None, root=PLAT.root, separate_uid=(mode == "plain_uid"), seccomp=True)
+    monkeypatch.setenv("TTTD_SANDBOX_ALLOW_WEAK", "1")  # the opt-in (issue 19)
+    if mode == "plain" and PLAT.root:  # issue 19: a root parent never runs a candidate as root
+        monkeypatch.setattr(runner, "_platform", plat)
+        r = prog("def main():\n    return 1\n")
+        assert r.status == "error" and "refusing to run a candidate as root" in r.message, r
+        return
     if mode == "plain_uid" and not (PLAT.root and sandbox._probe(plat)[0]):
         pytest.skip("needs root and an interpreter readable by other uids")
     monkeypatch.setattr(runner, "_platform", plat)

@@ -125,9 +125,10 @@ def kl_warning(kl: float | None) -> str:
 def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = False,
              accept_task_change: bool = False, after_restore=None, then=None) -> dict[str, Any]:
     from tttd.loop import Discovery
-    from tttd.sandbox.report import check_isolation
+    from tttd.sandbox.report import check_isolation, task_runs_code
 
-    check_isolation(cfg.require_isolation)  # before anything is written: warn, or refuse (exit 2)
+    # before anything is written: refuse (exit 2) or warn once (issue 19: no weak mode by accident)
+    check_isolation(cfg.require_isolation, allow_weak=cfg.allow_weak_isolation, runs_code=task_runs_code(cfg.task))
 
     with Progress(cfg.steps, label, quiet, then=then) as progress:
         run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)
@@ -181,6 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         engine=args.engine,
         require_isolation=True if args.require_isolation else None,
         visit_counting=args.visit_counting, forced_answer=args.forced_answer,  # issue 20
+        allow_weak_isolation=True if args.allow_weak_isolation else None,
     )
     if args.task_option:
         flags["task_options"] = _kv(args.task_option, "--task-option")
@@ -226,6 +228,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     caps = {k: getattr(args, k) for k in CAPS if getattr(args, k, None) is not None}
     data.update(caps)  # raise (or lower) a budget cap for the rest of the run
+    if args.allow_weak_isolation:  # this invocation only (issue 19)
+        data["allow_weak_isolation"] = True
     cfg = config_from_dict(data)
     done = finished_message(args.run, cfg.steps)  # before any model is loaded
     if done is not None:
@@ -266,7 +270,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from tttd.sandbox.report import check_isolation
     from tttd.verify import verify_main
 
-    check_isolation(False)  # a loud warning when the candidate would run with weaker isolation
+    if not args.file.lower().endswith(".json"):  # a program runs in the sandbox: refuse or warn
+        check_isolation(False, allow_weak=args.allow_weak_isolation)
 
     return verify_main(args.task, args.file, args.json,
                        task_options=_kv(getattr(args, "task_option", None), "--task-option"))
@@ -339,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     _budget_flags(r)
     r.add_argument("--require-isolation", action="store_true",
                    help="refuse to run (exit 2) unless the sandbox has full isolation (bubblewrap)")
+    _weak_flag(r)
     common(r)
     r.set_defaults(func=cmd_run)
 
@@ -347,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--steps", type=int, help="raise the total number of steps")
     rs.add_argument("--accept-task-change", action="store_true",
                     help="resume although the task's source or options changed since the start")
+    _weak_flag(rs)
     _budget_flags(rs)
     common(rs)
     rs.set_defaults(func=cmd_resume)
@@ -364,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file", help="construction (.json) or program (.py, or .cpp for the AHC tasks)")
     v.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task (e.g. cases=0-9)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
+    _weak_flag(v)
     v.set_defaults(func=cmd_verify)
 
     nt = sub.add_parser("new-task", help="write a commented, runnable task file and a check of its contract")
@@ -372,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     nt.set_defaults(func=cmd_new_task)
     _more_commands(sub)
     return p
+
+
+def _weak_flag(sp) -> None:
+    sp.add_argument("--allow-weak-isolation", action="store_true",
+                    help="run candidate code even without full isolation (no bubblewrap): see docs/sandbox.md")
 
 
 def _budget_flags(sp) -> None:

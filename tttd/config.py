@@ -68,6 +68,7 @@ class RunConfig:
     log: str = ""  # extra metric logs: "tensorboard", "wandb" or both, comma-separated
     engine: str = "auto"  # local backend's sampler: auto | hf | vllm (tttd.policy.engines)
     require_isolation: bool = False  # refuse to run unless the sandbox isolation is full (tttd.sandbox)
+    allow_weak_isolation: bool = False  # run candidate code without full isolation (docs/sandbox.md)
 
     def validate(self) -> "RunConfig":
         def need(cond: bool, msg: str) -> None:

@@ -226,6 +226,9 @@ class Task:
     stop: list[str] = []
     #: the longest output tail shown in prompts
     output_tail_chars: int = 500
+    #: whether candidates are programs run in the sandbox (False: data only, e.g. the demo's
+    #: digits; such a task runs without full isolation and without --allow-weak-isolation)
+    runs_code: bool = True
 
     def initial_states(self, n: int, rng: np.random.Generator) -> list[State]:
         raise NotImplementedError

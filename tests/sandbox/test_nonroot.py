@@ -1,4 +1,4 @@
-"""The hostile jail suite (test_jail.py) again as an unprivileged user, with secrets planted in
+"""The hostile jail suites (test_jail.py, test_hostile_v3.py, test_weak.py) again as an unprivileged user, with secrets planted in
 that user's home and a run directory of that user that must stay unreadable.
 
 CI runs as root: this test creates (or reuses) the user ``tttdjail`` and runs pytest as that user
@@ -97,7 +97,7 @@ def test_hostile_suite_as_an_unprivileged_user():
     cmd = outer_argv(bwrap, needed) + [
         setpriv, f"--reuid={u.pw_uid}", f"--regid={u.pw_gid}", "--clear-groups", "--",
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-rs",
-        str(REPO / "tests" / "sandbox" / "test_jail.py")]
+        *(str(REPO / "tests" / "sandbox" / f) for f in ("test_jail.py", "test_hostile_v3.py", "test_weak.py"))]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO), timeout=540)
     out = done.stdout[-4000:] + done.stderr[-2000:]
     assert done.returncode == 0, out
@@ -127,3 +127,9 @@ def test_fallback_fresh_uid_mode_with_a_private_interpreter():
     out = done.stdout[-3000:] + done.stderr[-2000:]
     assert done.returncode == 0, out
     assert "1 passed" in out and "skipped" not in out, out
+    # issue 19: the opted-in weak mode as root (a fresh uid, never root) runs for real there too
+    cmd = argv + [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                  str(REPO / "tests" / "sandbox" / "test_weak.py")]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO), timeout=300)
+    out = done.stdout[-3000:] + done.stderr[-2000:]
+    assert done.returncode == 0 and "3 passed" in out, out

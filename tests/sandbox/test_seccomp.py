@@ -43,3 +43,19 @@ def test_unknown_architecture_is_an_error():
     assert not seccomp.supported("sparc64")
     with pytest.raises(ValueError):
         seccomp.build_filter("sparc64")
+
+
+@pytest.mark.parametrize("machine", sorted(seccomp.ARCHES))
+def test_process_access_terminal_injection_and_optional_denials(machine):
+    arch, nr = seccomp.ARCHES[machine]
+    base = seccomp.build_filter(machine)
+    more = seccomp.build_filter(machine, extra=seccomp.MEMFD + seccomp.HOST_IPC)
+    for name in ("ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd", "kcmp"):
+        assert seccomp.run_filter(base, nr[name], arch, ()) == EPERM, name
+    for req, verdict in ((seccomp.TIOCSTI, EPERM), (seccomp.TIOCLINUX, EPERM), (0x5401, seccomp.RET_ALLOW)):  # TCGETS ok
+        assert seccomp.run_filter(base, nr["ioctl"], arch, (1, req)) == verdict, hex(req)
+    for name in seccomp.MEMFD + seccomp.HOST_IPC:
+        assert seccomp.run_filter(base, nr[name], arch, ()) == seccomp.RET_ALLOW, name
+        assert seccomp.run_filter(more, nr[name], arch, ()) == EPERM, name
+    with pytest.raises(ValueError):
+        seccomp.build_filter(machine, extra=("no_such_call",))

@@ -7,13 +7,19 @@ any candidate code runs:
 1. read the configuration from stdin, then point fd 0 at /dev/null;
 2. in the jail (bubblewrap): mount ONE tmpfs capped in bytes and inodes and bind its ``work``,
    ``tmp`` and ``shm`` directories on the working directory, /tmp and /dev/shm (so every place the
-   candidate can write shares one total cap), then detach the tmpfs's own mount point;
+   candidate can write shares one total cap); without a memory cgroup, set this IPC namespace's
+   System V limits through a private proc mount; detach the tmpfs's own mount point; bind the
+   interpreter directories that lie under /tmp (staged at ``/.tttd/b/N``) back at their real paths;
 3. drop privileges: a fresh uid when the parent is root, else (user namespace, uid 0 inside)
    lock root's special treatment away with securebits and clear every capability;
-4. install the seccomp filter (no namespaces, no mounts; see :mod:`tttd.sandbox.seccomp`) after
-   ``PR_SET_NO_NEW_PRIVS``;
+4. ``PR_SET_NO_NEW_PRIVS``; in the jail also ``PR_SET_DUMPABLE 0`` (this process is the pid
+   namespace's init, see 6); in the weak mode Landlock (:mod:`tttd.sandbox.landlock`); then the
+   seccomp filter (no namespaces, mounts, ptrace, TIOCSTI; see :mod:`tttd.sandbox.seccomp`);
 5. copy the input files into the working directory, set the rlimits, pin CPUs;
-6. ``program`` mode: exec the candidate's source as the module ``candidate``, call
+6. in the jail (``--as-pid-1``): fork; the parent stays as the namespace's init, out of the
+   candidate's reach (not dumpable), reaps, and exits with the child's status (128+N for signal N);
+   the child goes on;
+7. ``program`` mode: exec the candidate's source as the module ``candidate``, call
    ``entry(**args)``, encode the return value as data and write ONE frame (see
    :mod:`tttd.sandbox.results`) to the result pipe, then ``os._exit(0)``. ``command`` mode: fork and
    exec the command (the result pipe is closed in it), wait, and send a report frame with its exit
@@ -50,8 +56,9 @@ def _fail(code, msg):
         os._exit(code)
 
 
-MS_NOSUID, MS_NODEV, MS_BIND, MNT_DETACH = 2, 4, 4096, 2
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MNT_DETACH = 1, 2, 4, 8, 32, 4096, 16384, 2
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PR_CAP_AMBIENT = 38, 22, 2, 47
+PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP, PR_SET_SECUREBITS = 24, 28
 SECUREBITS = 0x01 | 0x02 | 0x20 | 0x40 | 0x80  # NOROOT(+LOCKED), KEEP_CAPS_LOCKED, NO_CAP_AMBIENT_RAISE(+LOCKED)
 
@@ -84,7 +91,21 @@ def _mount_jail(cfg, libc, check):
         if name == "work":
             os.chown(src, uid, gid)
         check(libc.mount(src.encode(), dst.encode(), None, MS_BIND, None), "bind " + dst)
+    if j.get("shm"):  # this IPC namespace's System V limits, through a private proc mount
+        pdir = os.path.join(top, "proc")
+        os.mkdir(pdir)
+        check(libc.mount(b"proc", pdir.encode(), b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount proc")
+        for name, val in j["shm"].items():
+            with open(os.path.join(pdir, "sys", "kernel", name), "w") as f:
+                f.write(str(val))
+        check(libc.umount2(pdir.encode(), MNT_DETACH), "detach proc")
     check(libc.umount2(top.encode(), MNT_DETACH), "detach " + top)
+    for staged, dst in j.get("rebind", ()):  # interpreter dirs under /tmp or /dev/shm, at their real path
+        os.makedirs(dst, 0o755, exist_ok=True)
+        check(libc.mount(staged.encode(), dst.encode(), None, MS_BIND | MS_REC, None), "bind " + dst)
+        check(libc.mount(None, dst.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None),
+              "read-only " + dst)
+        # the staging mount stays: an interpreter under /tmp may be running from it
 
 
 def _drop_caps(ctypes, libc, check):
@@ -109,7 +130,6 @@ def _install_seccomp(ctypes, libc, check, prog_bytes):
 
     buf = ctypes.create_string_buffer(prog_bytes, len(prog_bytes))
     fprog = Fprog(len(prog_bytes) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
 
 
@@ -141,12 +161,46 @@ def _copy_inputs(cfg):
             os.close(fout)
 
 
+def _landlock(cfg):
+    """Weak mode: confine the file view with Landlock (tttd/sandbox/landlock.py, loaded by path)."""
+    import importlib.util
+
+    ll = cfg["landlock"]
+    spec = importlib.util.spec_from_file_location("_tttd_landlock", ll["module"])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if not mod.restrict(ll["read"], ll["write"], ll["network"]):
+        _fail(EXIT_SETUP, "Landlock is not available")
+
+
+def _init(cfg):
+    """bubblewrap runs the harness as the pid namespace's init (``--as-pid-1``): fork the
+    candidate's process, stay non-dumpable (out of its reach), reap, and exit with its status
+    (128+N for signal N). When this init exits the kernel kills everything left in the namespace."""
+    pid = os.fork()
+    if pid == 0:
+        return
+    os.close(cfg["result_fd"])
+    code = None
+    while True:
+        try:
+            wpid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if wpid == pid:
+            code = os.waitstatus_to_exitcode(status)
+            break
+    os._exit(EXIT_SETUP if code is None else code if code >= 0 else 128 - code)
+
+
 def _setup(cfg):
     """Jail mounts, privileges, seccomp, inputs, rlimits, CPU affinity. Runs before any candidate code."""
     import resource
 
     ctypes = libc = check = None
-    if cfg.get("jail") or cfg.get("seccomp") or cfg.get("drop_caps"):
+    if cfg.get("jail") or cfg.get("seccomp") or cfg.get("drop_caps") or cfg.get("landlock") or cfg.get("init"):
         ctypes, libc, check = _libc()
     if cfg.get("jail"):
         _mount_jail(cfg, libc, check)
@@ -159,6 +213,12 @@ def _setup(cfg):
             _fail(EXIT_SETUP, "could not drop privileges")
     if cfg.get("drop_caps"):
         _drop_caps(ctypes, libc, check)
+    if libc is not None:
+        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        if cfg.get("init"):  # the jail's pid 1: no process of the candidate may read or trace it
+            check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
+    if cfg.get("landlock"):
+        _landlock(cfg)
     if cfg.get("seccomp"):
         _install_seccomp(ctypes, libc, check, bytes.fromhex(cfg["seccomp"]))
     os.chdir(cfg["workdir"])
@@ -464,6 +524,8 @@ def main():
         os.dup2(null, 0)
         os.close(null)
         _setup(cfg)
+        if cfg.get("init"):
+            _init(cfg)
     except SystemExit:
         raise
     except BaseException as e:

@@ -6,7 +6,9 @@
   needed to run programs (dynamic-linker cache, alternatives, time zone, name-service config, TLS
   roots; made once per process, see :func:`etc_view`; ``passwd`` and ``group`` name only root
   and nobody), the interpreter's prefix and base prefix, the directories of ``sys.path`` in use (stdlib, site-packages), and the
-  task's ``limits.toolchain`` paths. Nothing else: no ``$HOME``, ``/root``, ``/home``, ``/work``,
+  task's ``limits.toolchain`` paths, each also at its real path (symlinked venvs); one under /tmp
+  or /dev/shm (a venv under /tmp) is staged at ``/.tttd/b/N`` and bound back at its own path by
+  the harness once the capped tmpfs covers /tmp. Nothing else: no ``$HOME``, ``/root``, ``/home``, ``/work``,
   ``/srv``, ``/var``, ``/run``, ``/mnt``, ``/opt``, ``/tmp`` of the host, no run directory and no
   project checkout. If the parent's home, working directory or the project checkout lies *inside*
   one of the bound directories (e.g. a checkout in ``/usr/src/app``), an empty read-only tmpfs is
@@ -17,6 +19,9 @@
   ``/sandbox``, ``/tmp`` and ``/dev/shm``. Nothing else is writable.
 - **Namespaces**: own pid, ipc, uts, cgroup (when possible), mount, and network (unless
   ``limits.network``) namespaces; inside, the seccomp filter forbids new namespaces and mounts.
+  ``--as-pid-1``: the namespace's init is the harness itself, not dumpable, so no candidate
+  process can ptrace it or open its /proc memory or environment (bwrap's own init would run with
+  the candidate's uid and no filter in the user-namespace case).
 - **Capabilities**: none for the candidate. As root, bubblewrap keeps only what the harness needs
   to mount the tmpfs and switch to a fresh uid, and the switch drops them all; as a normal user
   (user namespace, uid 0 inside) the harness locks root's special rules off (securebits), empties
@@ -47,7 +52,8 @@ HIDE_ENV = "TTTD_SANDBOX_HIDE"  # extra host paths (os.pathsep-separated) masked
 
 # Protections that together make "full" isolation (what --require-isolation demands).
 FULL_ISOLATION = ("bwrap", "allowlist_fs", "capped_writable", "no_namespaces", "no_caps",
-                  "pid_namespace", "ipc_namespace", "no_network", "private_tmp", "own_uid_or_userns")
+                  "pid_namespace", "ipc_namespace", "no_network", "private_tmp", "own_uid_or_userns",
+                  "no_ptrace", "init_unreachable", "output_pipes")
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,26 @@ class Platform:
     seccomp: bool = False  # the seccomp filter is installed (no namespaces / mounts inside)
     disable_userns: bool = False  # --disable-userns too (never chosen by detection: see tttd.sandbox)
     notes: tuple[str, ...] = field(default=())  # why something is weaker than full
+    bwrap_source: str = ""  # "system" | "bundled" | "path": which bubblewrap (tttd.sandbox.bwrap)
+    cgroup: object = None  # tttd.sandbox.cgroup.Hierarchy when a memory+pids cgroup per run works
+    landlock: int = 0  # Landlock ABI used in the weak mode (0: not used)
+    runnable: bool = True  # False: no mode works here; nothing is run (check_isolation says why)
+    cause: str = ""  # why isolation is not full: the real cause, one clause
+    fix: str = ""  # what the user can do about it, one clause
+
+    def seccomp_extra(self, limits: Limits, gpu: bool = False) -> tuple[str, ...]:
+        """Calls the seccomp filter denies on top of its base list for a run with ``limits``."""
+        from tttd.sandbox import seccomp
+
+        extra: tuple[str, ...] = ()
+        if not self.memory_capped(gpu):
+            extra += seccomp.MEMFD
+        if not self.bwrap:
+            extra += seccomp.HOST_IPC
+        return extra
+
+    def memory_capped(self, gpu: bool = False) -> bool:
+        return self.cgroup is not None and not gpu
 
 
 def needed_paths(toolchain: tuple[str, ...] = ()) -> list[str]:
@@ -68,6 +94,7 @@ def needed_paths(toolchain: tuple[str, ...] = ()) -> list[str]:
              os.path.dirname(os.path.abspath(sys.executable))}
     cands |= set(site_paths())
     cands |= {os.path.normpath(p) for p in toolchain}
+    cands |= {os.path.realpath(p) for p in cands}  # symlinked venvs/prefixes: both paths resolve inside
     cands = {os.path.normpath(p) for p in cands if os.path.exists(p)}
     cands = {p for p in cands if not _under(p, SYSTEM_DIRS)}
     return sorted(p for p in cands if not any(p.startswith(q + "/") for q in cands))
@@ -179,17 +206,18 @@ def bwrap_argv(plat: Platform, rundir: str, limits: Limits, harness: str, info_f
     """The bubblewrap command line (up to ``--``) for one run. ``rundir`` may hold ``in/`` (inputs
     too large to travel inline), bound read-only at ``/.tttd/in``."""
     assert plat.bwrap
-    argv = [plat.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
+    argv = [plat.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--as-pid-1", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try"]
     if not limits.network:
         argv.append("--unshare-net")
     if plat.root:  # bwrap keeps root's capabilities: keep only what the harness needs before setuid
         argv += ["--cap-drop", "ALL"]
-        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SYS_ADMIN", "CAP_CHOWN"):
+        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SYS_ADMIN", "CAP_CHOWN", "CAP_SYS_RESOURCE"):
             argv += ["--cap-add", cap]
     else:  # user namespace, uid 0 inside (bwrap nests another user namespace for any other uid,
         # in which the harness could not mount): the harness mounts the tmpfs, then drops all
-        argv += ["--unshare-user", "--uid", "0", "--gid", "0", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP"]
+        argv += ["--unshare-user", "--uid", "0", "--gid", "0", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP",
+                 "--cap-add", "CAP_SYS_RESOURCE"]
         if plat.disable_userns:  # same nesting: only usable if the harness mounted nothing
             argv.append("--disable-userns")
     bound: list[str] = []
@@ -202,8 +230,11 @@ def bwrap_argv(plat: Platform, rundir: str, limits: Limits, harness: str, info_f
     argv += ["--ro-bind", etc_view(), "/etc"]  # one mount instead of one per entry (speed)
     needed = needed_paths(tuple(limits.toolchain))
     made: set[str] = set()
-    for p in needed:
-        argv += _parents(p, made) + ["--ro-bind", p, p]
+    for i, (p, staged) in enumerate(staging(needed)):
+        if staged:  # the capped /tmp (or /dev/shm) will cover it: the harness binds it back
+            argv += ["--ro-bind", p, staged]
+        else:
+            argv += _parents(p, made) + ["--ro-bind", p, p]
     bound += needed
     for s in sensitive_paths():  # mask what lies inside a bound directory (never what is needed)
         if not any(s.startswith(b + "/") for b in bound) or any(s == n or s.startswith(n + "/") for n in needed):
@@ -225,6 +256,30 @@ def bwrap_argv(plat: Platform, rundir: str, limits: Limits, harness: str, info_f
     return argv + ["--"]
 
 
+SHADOWED = ("/tmp", "/dev/shm", WORKDIR)  # covered by the capped tmpfs inside the jail
+STAGE_DIR = TTTD_DIR + "/b"
+
+
+def staging(needed: list[str]) -> list[tuple[str, str]]:
+    """(path, staging path or "") for each needed path: one under /tmp or /dev/shm (a venv under
+    /tmp) is bound at ``/.tttd/b/N`` and moved to its real path by the harness once the capped
+    tmpfs is on /tmp (see ``harness._mount_jail``)."""
+    return [(p, f"{STAGE_DIR}/{i}" if _under(p, SHADOWED) else "") for i, p in enumerate(needed)]
+
+
+def interpreter(needed: list[str]) -> str:
+    """The path bubblewrap executes the harness's interpreter at: its real path (a venv's
+    ``bin/python`` under /tmp is a symlink the staging would hide), or its staging path when the
+    real one lies under /tmp itself (the harness binds it back before any other code runs)."""
+    if not _under(os.path.abspath(sys.executable), SHADOWED):
+        return sys.executable
+    exe = os.path.realpath(sys.executable)
+    for p, staged in staging(needed):
+        if staged and _under(exe, (p,)):
+            return staged + exe[len(p):]
+    return exe
+
+
 def _parents(path: str, made: set[str]) -> list[str]:
     """``--dir`` (mode 0755) for each missing ancestor of ``path``: bwrap would create them 0700,
     which a fresh uid could not traverse."""
@@ -237,23 +292,45 @@ def _parents(path: str, made: set[str]) -> list[str]:
     return out
 
 
-def protections(plat: Platform, limits: Limits, cpus=None) -> list[str]:
+def protections(plat: Platform, limits: Limits, cpus=None, gpu: bool = False) -> list[str]:
     """Names of the protections active for a run on ``plat`` with ``limits``."""
-    p = ["session", "private_workdir", "env_scrub", "thread_caps", "rlimit_as", "rlimit_cpu",
-         "rlimit_fsize", "rlimit_nofile", "rlimit_core", "rlimit_nproc", "data_only_result", "result_cap"]
+    p = ["session", "no_ctty", "private_workdir", "env_scrub", "thread_caps", "rlimit_as", "rlimit_cpu",
+         "rlimit_fsize", "rlimit_nofile", "rlimit_core", "rlimit_nproc", "data_only_result", "result_cap",
+         "output_pipes", "tree_killed"]
     if plat.separate_uid:
         p.append("separate_uid")
     if plat.root and not plat.separate_uid:
         p.remove("rlimit_nproc")  # not enforced for root
     if plat.seccomp:
-        p.append("no_namespaces")
+        p += ["no_new_privs", "no_namespaces", "no_ptrace", "no_tiocsti"]
+        extra = plat.seccomp_extra(limits, gpu)
+        if "memfd_create" in extra:
+            p.append("no_memfd")
+        if "shmget" in extra:
+            p.append("no_host_ipc")
+    if plat.memory_capped(gpu):
+        p.append("memory_cgroup")
+    if plat.cgroup is not None:
+        p.append("pids_cgroup")
     if plat.bwrap:
-        p += ["bwrap", "pid_namespace", "ipc_namespace", "allowlist_fs", "private_tmp", "capped_writable",
-              "no_caps", "own_uid_or_userns"]
+        p += ["bwrap", f"bwrap_{plat.bwrap_source or 'path'}", "pid_namespace", "ipc_namespace",
+              "init_unreachable", "allowlist_fs", "private_tmp", "capped_writable", "no_caps", "own_uid_or_userns"]
+        if not plat.memory_capped(gpu):  # with the cgroup, shm pages are counted there
+            p.append("shm_limits")
         if plat.disable_userns:
             p.append("userns_disabled")
         if not limits.network:
             p.append("no_network")
+    else:
+        p.append("no_caps")  # a fresh uid (root parent) or the user's own uid, never root
+        if plat.landlock:
+            p.append("landlock_fs")
+            if plat.landlock >= 4 and not limits.network:
+                p.append("landlock_net")
+            if plat.landlock >= 6:
+                p.append("landlock_scope")
+        if plat.separate_uid or plat.landlock:
+            p.append("env_unreadable")  # other uid, or Landlock's ptrace scoping (/proc/PID/environ)
     if cpus:
         p.append("cpu_affinity")
     return p
@@ -261,6 +338,7 @@ def protections(plat: Platform, limits: Limits, cpus=None) -> list[str]:
 
 def isolation_report(plat: Platform) -> dict:
     """{"full": bool, "active": [...], "missing": [...], "notes": [...]} for default limits."""
-    active = protections(plat, Limits())
+    active = protections(plat, Limits()) if plat.runnable else []
     missing = [p for p in FULL_ISOLATION if p not in active]
-    return {"full": not missing, "active": active, "missing": missing, "notes": list(plat.notes)}
+    return {"full": not missing, "active": active, "missing": missing, "notes": list(plat.notes),
+            "runnable": plat.runnable, "cause": plat.cause, "fix": plat.fix}

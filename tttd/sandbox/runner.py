@@ -8,8 +8,6 @@ import base64
 import json
 import os
 import secrets
-import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,9 +21,14 @@ from tttd.sandbox import results as data
 from tttd.sandbox.jail import Platform
 from tttd.sandbox.processes import _kill_tree, _scan_procs, _signal_of, _signame, _sweep, remove_tree
 from tttd.sandbox.results import BadData
+from tttd.sandbox.streams import _drain, _end_namespace, _move_into, _ns_init_pidfd, _Tail, _wait_and_read
 from tttd.types import Limits, Program, SandboxResult
 
 HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.py")
+#: set to "1" (by ``check_isolation`` when the user passed --allow-weak-isolation, inherited by
+#: worker processes) to let candidates run without bubblewrap; otherwise such a run is refused
+WEAK_ENV = "TTTD_SANDBOX_ALLOW_WEAK"
+LANDLOCK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "landlock.py")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
 _EXIT_MEMORY, _EXIT_BAD_OUTPUT, _EXIT_SETUP = 3, 4, 5
@@ -37,65 +40,22 @@ _platform_lock = threading.Lock()
 
 
 def platform_info(refresh: bool = False) -> Platform:
-    """Detect (once, cached) the strongest isolation that works here: bubblewrap (allow-list view,
-    capped tmpfs, namespaces), a fresh uid (root parent), the seccomp filter. Each candidate setup
-    is probed by running the real harness path once. ``TTTD_SANDBOX_BWRAP=0`` disables bubblewrap
-    (to test the fallback)."""
+    """Detect (once, cached) the strongest isolation that works here (:mod:`tttd.sandbox.detect`):
+    bubblewrap (system, else bundled), else the opt-in weak mode; a memory+pids cgroup where
+    possible. ``TTTD_SANDBOX_BWRAP=0`` disables bubblewrap (to test the weak mode)."""
     global _platform
     with _platform_lock:
         if _platform is None or refresh:
-            _platform = _detect()
+            from tttd.sandbox.detect import detect
+
+            _platform = detect()
         return _platform
 
 
-def _detect() -> Platform:
-    root = os.geteuid() == 0
-    notes: list[str] = []
-    bw = None
-    if os.environ.get("TTTD_SANDBOX_BWRAP", "1") == "0":
-        notes.append("bubblewrap disabled by TTTD_SANDBOX_BWRAP=0")
-    else:
-        bw = shutil.which("bwrap")
-        if bw is None:
-            notes.append("bubblewrap (bwrap) is not installed")
-    sc = seccomp.supported()
-    if not sc:
-        notes.append("no seccomp table for this CPU architecture")
-    # bwrap's --disable-userns nests a user namespace in which the harness cannot mount its capped
-    # tmpfs: the seccomp filter forbids new namespaces instead (protection "no_namespaces").
-    options = []
-    if bw:
-        options.append(Platform(bw, root, root, sc))
-    if root:
-        options.append(Platform(None, True, True, sc))
-    options.append(Platform(None, root, False, sc))
-    options.append(Platform(None, root, False, False))
-    for cand in options:
-        ok, why = _probe(cand)
-        if ok:
-            return Platform(cand.bwrap, cand.root, cand.separate_uid, cand.seccomp, cand.disable_userns,
-                            tuple(dict.fromkeys(notes)))
-        if why:
-            notes.append(why)
-    return Platform(None, root, False, False, False, tuple(notes))
-
-
 def _probe(plat: Platform) -> tuple[bool, str]:
-    """Start the real harness path once: jail, interpreter, stdlib and site packages must load."""
-    what = ("bubblewrap" if plat.bwrap else "plain") + (" + fresh uid" if plat.separate_uid else "") \
-        + (" + seccomp" if plat.seccomp else "") + (" + --disable-userns" if plat.disable_userns else "")
-    try:
-        res = _execute({"mode": "command", "command": [sys.executable, "-I", "-S", "-c", _PROBE_CODE, *jail.site_paths()]},
-                       Limits(wall_s=20, memory_mb=1024), {}, None, lambda res, rc, frame: None, plat)
-    except (OSError, subprocess.SubprocessError, ValueError) as e:
-        return False, f"{what} does not work here: {e}"
-    if res.status == "ok" and res.returncode == 0:
-        return True, ""
-    tail = (res.message or res.stderr.strip().splitlines()[-1:] or ["?"])
-    return False, f"{what} does not work here: {tail if isinstance(tail, str) else tail[0]}"[:300]
+    from tttd.sandbox.detect import probe
 
-
-_PROBE_CODE = "import sys, os, json\nfor p in sys.argv[1:]: os.listdir(p)"
+    return probe(plat)
 
 
 def _check_limits(limits: Limits) -> None:
@@ -118,7 +78,7 @@ def _count_uid_processes(uid: int) -> int:
     return sum(1 for _ in _scan_procs(lambda st: st["uid"] == uid))
 
 
-def _rlimits(limits: Limits, nproc_base: int, gpu: bool = False) -> dict[str, list[int]]:
+def _rlimits(limits: Limits, nproc_base: int, gpu: bool = False, init: bool = False) -> dict[str, list[int]]:
     """The candidate's rlimits. With GPUs, RLIMIT_AS is not set: the CUDA driver reserves far more
     virtual address space than any memory limit (host memory is then not capped by tttd)."""
     cpu = int(limits.cpu_s if limits.cpu_s is not None else limits.wall_s * max(1, limits.threads) + 1)
@@ -130,7 +90,8 @@ def _rlimits(limits: Limits, nproc_base: int, gpu: bool = False) -> dict[str, li
         "RLIMIT_CPU": [cpu, cpu + 1],
         "RLIMIT_FSIZE": [limits.file_size_mb * mb] * 2,
         "RLIMIT_NOFILE": [limits.open_files] * 2,
-        "RLIMIT_NPROC": [nproc_base + limits.processes + 1] * 2,  # + the harness in command mode
+        # + the harness in command mode, + the jail's init (the harness as pid 1) under bwrap
+        "RLIMIT_NPROC": [nproc_base + limits.processes + 1 + int(init)] * 2,
         "RLIMIT_CORE": [0, 0],
     }
 
@@ -147,7 +108,7 @@ def _env(limits: Limits, workdir: str, plat: Platform, token: str, gpu_env: dict
 
 
 def _protections(plat: Platform, limits: Limits, cpus: Any, devices: tuple[int, ...] = ()) -> list[str]:
-    p = jail.protections(plat, limits, cpus)
+    p = jail.protections(plat, limits, cpus, gpu=bool(devices))
     if devices:  # see _rlimits
         p.remove("rlimit_as")
         p.append("gpu_devices_only" if plat.bwrap else "gpu_env_only")
@@ -173,11 +134,25 @@ def _write_inputs(in_dir: str, files: dict[str, bytes], readable: bool) -> None:
 
 def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, collect,
              plat: Platform | None = None, devices: tuple[int, ...] = ()) -> SandboxResult:
-    """Create the run directory, start the harness (in the jail when available), stream its
-    result frame (at most ``limits.result_mb``), wait at most ``limits.wall_s``, kill everything
-    left, read output tails, and call ``collect(res, rc, frame)`` to turn the exit into a result.
-    Always cleans up; raises only on bad arguments (ValueError)."""
+    """Create the run directory, start the harness (in the jail when available), move it into the
+    run's cgroup, stream its result frame (at most ``limits.result_mb``) and the tails of its
+    stdout/stderr pipes, wait at most ``limits.wall_s``, kill everything left, and call
+    ``collect(res, rc, frame)`` to turn the exit into a result. Always cleans up; raises only on
+    bad arguments (ValueError)."""
     plat = plat or platform_info()
+    if not plat.runnable:
+        return SandboxResult(status="error", message="no sandbox mode works here, nothing was run: "
+                             + (plat.cause or "; ".join(plat.notes[:2])), protections=[])
+    if not plat.bwrap and not cfg.get("probe") and os.environ.get(WEAK_ENV) != "1":
+        return SandboxResult(status="error", protections=[], message=(
+            "full isolation is unavailable here (" + (plat.cause or "no bubblewrap") + ") and the weak mode "
+            "was not allowed: nothing was run (--allow-weak-isolation, or TTTD_SANDBOX_ALLOW_WEAK=1)"))
+    if not plat.bwrap and not plat.seccomp:
+        return SandboxResult(status="error", message="refusing to run a candidate without bubblewrap and "
+                             "without the seccomp filter", protections=[])
+    if not plat.bwrap and plat.root and not plat.separate_uid:
+        return SandboxResult(status="error", message="refusing to run a candidate as root: without "
+                             "bubblewrap a root parent runs it under a fresh uid only", protections=[])
     devices = gpu.check_devices(devices)
     gpu_argv, gpu_env = [], {}
     if devices:
@@ -185,10 +160,10 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
     rundir = tempfile.mkdtemp(prefix="tttd-sbx-")
     uid = 2**30 + secrets.randbelow(2**30) if plat.separate_uid else None
     token = secrets.token_hex(8)
-    out_fd = err_fd = -1
     ns_init = None
     proc = None
-    res_r = res_w = None
+    group = None
+    res_r = res_w = out_r = err_r = out_w = err_w = None
     try:
         in_dir = os.path.join(rundir, "in")
         inline = None
@@ -205,38 +180,66 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
                 os.chown(workdir, uid, uid)
         if uid is not None:
             os.chmod(rundir, 0o711)
-        out_fd = os.open(os.path.join(rundir, "stdout"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        err_fd = os.open(os.path.join(rundir, "stderr"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         nproc_base = 0 if uid is not None else _count_uid_processes(os.getuid())
         res_r, res_w = os.pipe()
         os.set_blocking(res_r, False)
+        out_r, out_w = os.pipe()  # stdout/stderr: pipes, never a file on the host disk
+        err_r, err_w = os.pipe()
+        for fd in (out_r, err_r):
+            os.set_blocking(fd, False)
+        if plat.cgroup is not None:
+            from tttd.sandbox.cgroup import RunCgroup
+
+            mem = (limits.memory_mb + limits.disk_mb + 64) * 2**20 if not devices else None
+            try:
+                group = RunCgroup.create(plat.cgroup, mem, limits.processes + 8)
+            except OSError as e:  # never run with fewer protections than the platform reports
+                return SandboxResult(status="error", protections=[],
+                                     message=f"sandbox setup failed: cannot create the run's cgroup ({e})")
+        needed = jail.needed_paths(tuple(limits.toolchain))
+        extra = plat.seccomp_extra(limits, bool(devices))
         cfg = dict(cfg, workdir=workdir, uid=uid, gid=uid, cpus=list(cpus) if cpus else None,
-                   rlimits=_rlimits(limits, nproc_base, gpu=bool(devices)), result_fd=res_w, token=cfg.get("token") or secrets.token_hex(8),
+                   rlimits=_rlimits(limits, nproc_base, gpu=bool(devices), init=bool(plat.bwrap)), result_fd=res_w, token=cfg.get("token") or secrets.token_hex(8),
                    in_dir=jail.IN_DIR_IN_JAIL if plat.bwrap else in_dir, inline=inline,
                    copy=cfg.get("copy", sorted(files)),
-                   drop_caps=bool(plat.bwrap) and not plat.root,
-                   seccomp=seccomp.build_filter().hex() if plat.seccomp else None,
-                   jail={"tmpfs": jail.TMPFS_IN_JAIL, "bytes": limits.disk_mb * 2**20, "inodes": limits.inodes}
+                   drop_caps=bool(plat.bwrap) and not plat.root, init=bool(plat.bwrap),
+                   seccomp=seccomp.build_filter(extra=extra).hex() if plat.seccomp else None,
+                   landlock={"module": LANDLOCK, "network": bool(limits.network), "write": [workdir],
+                             "read": ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/proc", "/sys",
+                                      in_dir, *needed]} if plat.landlock and not plat.bwrap else None,
+                   jail={"tmpfs": jail.TMPFS_IN_JAIL, "bytes": limits.disk_mb * 2**20, "inodes": limits.inodes,
+                         "shm": None if plat.memory_capped(bool(devices)) else _shm_limits(limits),
+                         "rebind": [[st, p] for p, st in jail.staging(needed) if st]}
                    if plat.bwrap else None)
         harness = jail.HARNESS_IN_JAIL if plat.bwrap else HARNESS
-        argv = [sys.executable, "-I", "-S", harness]
+        argv = [jail.interpreter(needed) if plat.bwrap else sys.executable, "-I", "-S", harness]
         info_r = info_w = None
         if plat.bwrap:
             info_r, info_w = os.pipe()
-            argv = jail.bwrap_argv(plat, rundir, limits, HARNESS, info_w, gpu_argv) + argv
+            try:
+                argv = jail.bwrap_argv(plat, rundir, limits, HARNESS, info_w, gpu_argv) + argv
+            except BaseException:
+                os.close(info_r)
+                os.close(info_w)
+                raise
         t0 = time.perf_counter()
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out_fd, stderr=err_fd,
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out_w, stderr=err_w,
                                     cwd=rundir if plat.bwrap else workdir,
                                     env=_env(limits, workdir, plat, token, gpu_env), start_new_session=True,
                                     close_fds=True, pass_fds=(res_w,) + ((info_w,) if info_w is not None else ()))
         finally:
-            os.close(res_w)
-            res_w = None
+            for fd in (res_w, out_w, err_w):
+                os.close(fd)
+            res_w = out_w = err_w = None
             if info_w is not None:
                 os.close(info_w)
+        init_pid: list[int] = []
         if info_r is not None:
-            ns_init = _ns_init_pidfd(info_r)
+            ns_init = _ns_init_pidfd(info_r, init_pid)
+        if group is not None:  # before the harness reads its configuration: nothing has run yet
+            # (the jail's init and what it started; bwrap's own monitor outside stays out)
+            _move_into(group, init_pid[0] if init_pid else proc.pid)
         try:
             proc.stdin.write(json.dumps(cfg).encode())
             proc.stdin.close()
@@ -244,22 +247,28 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
             pass
         cap = limits.result_mb * 2**20 + data.FRAME_OVERHEAD
         frame = bytearray()
-        exited, over = _wait_and_read(proc, limits.wall_s, res_r, frame, cap)
+        tails = {out_r: _Tail(limits.output_bytes), err_r: _Tail(limits.output_bytes)}
+        exited, over = _wait_and_read(proc, limits.wall_s, res_r, frame, cap, tails)
         timed_out = not exited and not over
         wall = time.perf_counter() - t0
         # Kill what is left: under bwrap the namespace init (the kernel empties the namespace
         # before that pidfd reports the exit); otherwise the group, then a sweep.
         _end_namespace(ns_init)
         _kill_tree(proc, bool(plat.bwrap))
+        if group is not None:
+            group.kill()
         _sweep(proc.pid, uid, token)
         rc = proc.wait()
         if not over:
             over = _drain(res_r, frame, cap)
-        stdout, cut_out = data.read_tail(out_fd, limits.output_bytes)
-        stderr, cut_err = data.read_tail(err_fd, limits.output_bytes)
+        for fd, t in tails.items():
+            t.read(fd)
+        stdout, cut_out = tails[out_r].text()
+        stderr, cut_err = tails[err_r].text()
         res = SandboxResult(status="ok", stdout=stdout, stderr=stderr, wall_s=wall, returncode=rc,
                             protections=_protections(plat, limits, cpus, devices))
         sig = _signal_of(rc, bool(plat.bwrap))
+        oom = group is not None and group.oom_killed()
         if over:
             res.status = "bad_output"
             res.message = f"the result is larger than the limit of {limits.result_mb} MiB (rejected unread)"
@@ -267,6 +276,9 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
             res.status, res.message = "timeout", f"wall time limit of {limits.wall_s:g} s exceeded"
         elif sig == signal.SIGXCPU:
             res.status, res.message = "timeout", "CPU time limit exceeded"
+        elif oom:
+            res.status = "memory"
+            res.message = f"out of memory (the run's total limit, {limits.memory_mb} MiB + {limits.disk_mb} MiB disk)"
         elif sig is not None and cfg["mode"] != "command":
             res.status, res.message = "killed", f"killed by signal {_signame(sig)}"
         elif rc == _EXIT_SETUP and "tttd-sandbox: setup failed" in stderr:
@@ -288,106 +300,20 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
             _kill_tree(proc, bool(plat.bwrap))
             proc.wait()
             _sweep(proc.pid, uid, token)
-        for fd in (ns_init, res_r, res_w):
+        if group is not None and not group.remove():
+            print("tttd.sandbox: warning: could not remove a run cgroup", file=sys.stderr)
+        for fd in (ns_init, res_r, res_w, out_r, err_r, out_w, err_w):
             if fd is not None:
-                os.close(fd)
-        for fd in (out_fd, err_fd):
-            if fd >= 0:
                 os.close(fd)
         if not remove_tree(rundir):
             print(f"tttd.sandbox: warning: could not remove {rundir}", file=sys.stderr)
 
 
-def _wait_and_read(proc: subprocess.Popen, timeout: float, res_r: int, frame: bytearray, cap: int) -> tuple[bool, bool]:
-    """Wait for ``proc`` at most ``timeout`` s while reading the result pipe into ``frame``.
-    Returns (exited, over_cap); stops early when more than ``cap`` bytes arrive."""
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        pidfd = None
-    poller = select.poll()
-    poller.register(res_r, select.POLLIN)
-    if pidfd is not None:
-        poller.register(pidfd, select.POLLIN)
-    end = time.monotonic() + timeout
-    pipe_open = True
-    try:
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return proc.poll() is not None, False
-            events = poller.poll(min(left, 0.05 if pidfd is None else left) * 1000)
-            for fd, ev in events:
-                if fd == res_r and pipe_open:
-                    got = _read_some(res_r, frame, cap)
-                    if got is None:
-                        return False, True
-                    if got == 0 and ev & (select.POLLHUP | select.POLLERR):
-                        poller.unregister(res_r)
-                        pipe_open = False
-            if proc.poll() is not None:
-                return True, False
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
-
-
-def _read_some(fd: int, frame: bytearray, cap: int) -> int | None:
-    """Read what is available; None when ``frame`` would exceed ``cap``."""
-    total = 0
-    while True:
-        try:
-            b = os.read(fd, 1 << 20)
-        except BlockingIOError:
-            return total
-        if not b:
-            return total
-        if len(frame) + len(b) > cap:
-            return None
-        frame += b
-        total += len(b)
-
-
-def _drain(fd: int, frame: bytearray, cap: int) -> bool:
-    """Read the rest of the pipe after every writer is gone; True when over ``cap``."""
-    return _read_some(fd, frame, cap) is None
-
-
-def _ns_init_pidfd(info_r: int) -> int | None:
-    """Read bwrap's ``--info-fd`` JSON ({"child-pid": N}) and return a pidfd for that process (a
-    pidfd cannot be fooled by pid reuse). None if bwrap failed before reporting."""
-    buf = b""
-    try:
-        poller = select.poll()
-        poller.register(info_r, select.POLLIN)
-        end = time.monotonic() + 10
-        while time.monotonic() < end and poller.poll(max(0.0, end - time.monotonic()) * 1000):
-            chunk = os.read(info_r, 4096)
-            if not chunk:
-                break
-            buf += chunk
-            if buf.rstrip().endswith(b"}"):
-                break
-        pid = int(json.loads(buf)["child-pid"])
-        return os.pidfd_open(pid)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    finally:
-        os.close(info_r)
-
-
-def _end_namespace(pidfd: int | None) -> None:
-    """SIGKILL the pid namespace's init and wait until it has exited, i.e. until the kernel has
-    killed and reaped every process in the namespace (daemons included)."""
-    if pidfd is None:
-        return
-    try:
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    poller.poll(10_000)
+def _shm_limits(limits: Limits) -> dict[str, int]:
+    """System V shared memory of the jail's own IPC namespace: at most ``memory_mb`` in all. Only
+    without a memory cgroup (which counts those pages already; the proc mount costs ~5 ms)."""
+    total = limits.memory_mb * 2**20
+    return {"shmmax": total, "shmall": total // 4096, "shmmni": 64}
 
 
 def _last_line(text: str) -> str:

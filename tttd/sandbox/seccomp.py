@@ -6,7 +6,12 @@ own architecture and installed by the harness inside the jail (``prctl(PR_SET_SE
 starts and cannot be removed. Denied with EPERM: ``unshare``, ``setns``, ``clone`` with any
 ``CLONE_NEW*`` flag, every mount-API call (``mount``, ``umount2``, ``pivot_root``, ``chroot``,
 ``fsopen`` ... ``mount_setattr``), keyrings, ``bpf``, ``perf_event_open``, ``userfaultfd``,
-``io_uring``, module loading, ``kexec``, swap, ``reboot``, ``acct``, ``quotactl``. ``clone3``
+``io_uring``, module loading, ``kexec``, swap, ``reboot``, ``acct``, ``quotactl``; and every way to
+reach another process's memory or files (``ptrace``, ``process_vm_readv``/``writev``,
+``process_madvise``, ``pidfd_getfd``, ``kcmp``: the jail's init and the harness stay out of reach),
+and the terminal-injection ioctls ``TIOCSTI`` and ``TIOCLINUX``. ``extra`` names more calls to deny:
+the runner adds ``memfd_create``/``memfd_secret`` when no memory cgroup counts their pages, and the
+System V / POSIX IPC calls when the candidate shares the host's IPC namespace (weak mode). ``clone3``
 returns ENOSYS (its flags live in memory a filter cannot read; libc then falls back to ``clone``,
 which is checked). Any other architecture's syscall ABI (i386 via ``int 0x80``, x32) kills the
 process. Everything else is allowed.
@@ -29,7 +34,7 @@ RET_KILL_PROCESS = 0x80000000
 RET_ERRNO = 0x00050000
 
 # offsets in struct seccomp_data
-_NR, _ARCH, _ARG0 = 0, 4, 16
+_NR, _ARCH, _ARG0, _ARG1 = 0, 4, 16, 24
 
 CLONE_NS_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000
                   | 0x40000000 | 0x00000080)  # NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
@@ -40,10 +45,15 @@ _DENIED_NAMES = (
     "request_key", "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "kexec_load", "kexec_file_load", "init_module", "finit_module",
     "delete_module", "swapon", "swapoff", "reboot", "acct", "quotactl",
+    "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd", "kcmp",
 )
+#: optional denials (see ``build_filter(extra=...)``)
+MEMFD = ("memfd_create", "memfd_secret")
+HOST_IPC = ("shmget", "msgget", "semget", "mq_open")
+TIOCSTI, TIOCLINUX = 0x5412, 0x541C
 
 # (audit arch, {name: nr}) per machine; numbers from the kernel's syscall tables.
-_GENERIC_NEW = {"open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+_GENERIC_NEW = {"pidfd_getfd": 438, "process_madvise": 440, "memfd_secret": 447, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
                 "fspick": 433, "clone3": 435, "mount_setattr": 442, "open_tree_attr": 467,
                 "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
 ARCHES = {
@@ -52,13 +62,17 @@ ARCHES = {
         "chroot": 161, "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321,
         "perf_event_open": 298, "userfaultfd": 323, "kexec_load": 246, "kexec_file_load": 320,
         "init_module": 175, "finit_module": 313, "delete_module": 176, "swapon": 167, "swapoff": 168,
-        "reboot": 169, "acct": 163, "quotactl": 179, **_GENERIC_NEW}),
+        "reboot": 169, "acct": 163, "quotactl": 179, "ptrace": 101, "process_vm_readv": 310,
+        "process_vm_writev": 311, "kcmp": 312, "ioctl": 16, "memfd_create": 319, "shmget": 29,
+        "msgget": 68, "semget": 64, "mq_open": 240, **_GENERIC_NEW}),
     "aarch64": (0xC00000B7, {
         "clone": 220, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41,
         "chroot": 51, "keyctl": 219, "add_key": 217, "request_key": 218, "bpf": 280,
         "perf_event_open": 241, "userfaultfd": 282, "kexec_load": 104, "kexec_file_load": 294,
         "init_module": 105, "finit_module": 273, "delete_module": 106, "swapon": 224, "swapoff": 225,
-        "reboot": 142, "acct": 89, "quotactl": 60, **_GENERIC_NEW}),
+        "reboot": 142, "acct": 89, "quotactl": 60, "ptrace": 117, "process_vm_readv": 270,
+        "process_vm_writev": 271, "kcmp": 272, "ioctl": 29, "memfd_create": 279, "shmget": 194,
+        "msgget": 186, "semget": 190, "mq_open": 180, **_GENERIC_NEW}),
 }
 _X32_BIT = 0x40000000
 
@@ -67,13 +81,17 @@ def supported(machine: str | None = None) -> bool:
     return (machine or platform.machine()) in ARCHES
 
 
-def build_filter(machine: str | None = None) -> bytes:
-    """The filter for ``machine`` (default: this one) as raw ``struct sock_filter`` bytes.
-    Raises ValueError for an architecture without a table."""
+def build_filter(machine: str | None = None, extra: tuple[str, ...] = ()) -> bytes:
+    """The filter for ``machine`` (default: this one) as raw ``struct sock_filter`` bytes, denying
+    ``extra`` calls too (names from :data:`MEMFD`, :data:`HOST_IPC`). Raises ValueError for an
+    architecture without a table or an unknown name."""
     machine = machine or platform.machine()
     if machine not in ARCHES:
         raise ValueError(f"no seccomp syscall table for {machine}")
     arch, nrs = ARCHES[machine]
+    unknown = [n for n in extra if n not in nrs]
+    if unknown:
+        raise ValueError(f"no syscall number for {unknown}")
     prog: list[tuple] = []  # (code, jt_label|0, jf_label|0, k) ; labels resolved below
 
     def ins(code, k=0, jt=0, jf=0):
@@ -86,12 +104,18 @@ def build_filter(machine: str | None = None) -> bytes:
         ins(_JGE_K, _X32_BIT, jt="kill", jf=0)
     ins(_JEQ_K, nrs["clone"], jt="clone", jf=0)
     ins(_JEQ_K, nrs["clone3"], jt="enosys", jf=0)
-    for name in _DENIED_NAMES:
+    ins(_JEQ_K, nrs["ioctl"], jt="ioctl", jf=0)
+    for name in tuple(dict.fromkeys(_DENIED_NAMES + tuple(extra))):
         ins(_JEQ_K, nrs[name], jt="eperm", jf=0)
     ins(_RET_K, RET_ALLOW)
     labels = {"clone": len(prog)}
     ins(_LD_W_ABS, _ARG0)  # low 32 bits of the flags (little-endian)
     ins(_JSET_K, CLONE_NS_FLAGS, jt="eperm", jf=0)
+    ins(_RET_K, RET_ALLOW)
+    labels["ioctl"] = len(prog)
+    ins(_LD_W_ABS, _ARG1)  # low 32 bits of the request number
+    ins(_JEQ_K, TIOCSTI, jt="eperm", jf=0)
+    ins(_JEQ_K, TIOCLINUX, jt="eperm", jf=0)
     ins(_RET_K, RET_ALLOW)
     labels["eperm"] = len(prog)
     ins(_RET_K, RET_ERRNO | errno.EPERM)

@@ -42,6 +42,7 @@ class DigitOverlapTask(Task):
     """Toy Erdős-style problem for the CPU demo: a step function written as digits; minimise its overlap."""
 
     objective = Objective(direction="minimize", transform="reciprocal", failure_reward=0.0)
+    runs_code = False  # candidates are digit strings: nothing is executed
     # The global "demo" preset (tttd.config) sizes a CPU run; this task needs more steps.
     presets = {"demo": dict(steps=48, learning_rate=3e-3, max_tokens=40)}
 
