@@ -24,6 +24,8 @@ from tttd.sandbox import jail, runner
 from tttd.sandbox.detect import unreadable_for_others
 from tttd.types import Limits
 
+CHECKOUT = str(Path(__file__).resolve().parents[2])  # the repository root
+
 PLAT = sandbox.platform_info()
 REPORT = sandbox.isolation_report()
 REPO = Path(__file__).resolve().parents[2]
@@ -106,14 +108,19 @@ def test_item1_no_host_files_visible(planted):
                                     found.append(p)
                     except OSError:
                         pass
-            absent = {d: os.path.exists(d) for d in ("/home", "/srv", "/var", "/run", "/mnt", "/opt", "/work/main", RUN)}
+            absent = {d: os.path.exists(d) for d in ("/home", "/srv", "/var", "/run", "/mnt", "/opt", "/work/main", RUN)
+                      if not any(p == d or p.startswith(d + "/") for p in SKIP)}  # not on the way to a needed path
             try:
                 home = sorted(os.listdir(HOME))
             except OSError:
                 home = []
-            return {"found": found, "opened": opened, "exists": absent, "home": home}
+            try:
+                checkout = sorted(os.listdir(CHECKOUT))
+            except OSError:
+                checkout = []
+            return {"found": found, "opened": opened, "exists": absent, "home": home, "checkout": checkout}
         """, inject={"PATHS": planted["paths"], "TOKEN": planted["token"], "HOME": os.path.expanduser("~"),
-                     "RUN": planted["run"], "SKIP": jail.needed_paths()})
+                     "RUN": planted["run"], "SKIP": jail.needed_paths(), "CHECKOUT": CHECKOUT})
     assert r.status == "ok", r
     v = r.value
     assert v["found"] == [] and v["opened"] == [], v
@@ -121,6 +128,9 @@ def test_item1_no_host_files_visible(planted):
     home = os.path.expanduser("~")  # only the way to a needed directory (e.g. ~/.pyenv) may show
     on_the_way = {p[len(home) + 1:].split("/")[0] for p in jail.needed_paths() if p.startswith(home + "/")}
     assert set(v["home"]) <= on_the_way, v["home"]
+    # a venv inside the checkout is bound at its real path: only the way to it may show, never the code
+    on_the_way = {p[len(CHECKOUT) + 1:].split("/")[0] for p in jail.needed_paths() if p.startswith(CHECKOUT + "/")}
+    assert set(v["checkout"]) <= on_the_way and "tttd" not in v["checkout"], v["checkout"]
     assert "allowlist_fs" in r.protections
 
 
