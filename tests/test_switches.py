@@ -351,9 +351,11 @@ def test_local_executor_runs_the_configured_number_of_workers():
 def test_evaluation_limits_and_task_options_reach_the_task():
     from tttd.types import Limits
 
-    task = build_task(_cfg(task="erdos", eval_timeout_s=7.5, cpus_per_eval=2, eval_memory_mb=700))
-    assert task.limits == Limits(wall_s=7.5, memory_mb=700, threads=2)
-    assert build_task(_cfg(task="erdos")).limits != task.limits  # not the defaults by chance
+    task = build_task(_cfg(task="erdos", eval_timeout_s=7.5, cpus_per_eval=3, eval_memory_mb=700))
+    assert task.limits == Limits(wall_s=7.5, memory_mb=700, threads=3)
+    default = build_task(_cfg(task="erdos", eval_timeout_s=None)).limits
+    for field in ("wall_s", "memory_mb", "threads"):  # none of them the task's default by chance
+        assert getattr(default, field) != getattr(task.limits, field), field
     demo = build_task(_cfg(task_options={"root_digits": 9}))
     roots = demo.initial_states(3, np.random.default_rng(0))
     assert {len(r.artifact["digits"]) for r in roots} == {9}
