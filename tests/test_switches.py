@@ -338,14 +338,33 @@ def test_executor_options_reach_the_executor(monkeypatch):
 
 
 def test_local_executor_runs_the_configured_number_of_workers():
-    from tttd.executor import make_executor
+    """workers=3: three evaluations run at once (they meet at a barrier for three); one more
+    would be a fourth at once, which the pool must not start."""
+    import threading
 
-    for workers in (1, 3):
-        ex = make_executor("local", workers=workers, cpus_per_eval=1)
+    from tttd.executor import make_executor
+    from tttd.types import Program, SandboxResult
+
+    barrier, running, most = threading.Barrier(3, timeout=30), [0], [0]
+    lock = threading.Lock()
+
+    def run(program, cpus=None, **kw):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
         try:
-            assert ex.workers == workers
+            barrier.wait()  # BrokenBarrierError (a failed result) unless 3 run at once
+            return SandboxResult(status="ok", value=1)
         finally:
-            ex.close()
+            with lock:
+                running[0] -= 1
+
+    ex = make_executor("local", workers=3, cpus_per_eval=1, run_fn=run)
+    try:
+        results = [f.result() for f in [ex.submit(Program(source="")) for _ in range(6)]]
+    finally:
+        ex.close()
+    assert [r.status for r in results] == ["ok"] * 6 and most[0] == 3
 
 
 def test_evaluation_limits_and_task_options_reach_the_task():
