@@ -128,3 +128,24 @@ def test_demo_flags_reach_the_run(executed, tmp_path):
     executed.clear()
     assert cli.main(["demo", "--seed", "3", "--out", str(tmp_path / "e"), "--quiet", "--json"]) == 0
     assert [(c.train, c.seed) for c, _ in executed] == [(True, 3), (False, 3)]
+
+
+def test_the_backend_flag_reaches_the_config(executed):
+    """(The run-flags test uses the local backend, the default: another one must arrive too.)"""
+    assert cli.main(["run", "demo", "--backend", "api", "--backend-option", "base_url=http://127.0.0.1:9/v1",
+                     "--model", "m", "--no-train", "--quiet"]) == 0
+    (cfg, _), = executed
+    assert cfg.backend == "api" != RunConfig().backend
+
+
+@pytest.mark.parametrize("preset", ["demo", "paper"])
+def test_a_preset_sets_its_values(executed, preset):
+    """Every value of the named preset arrives (the task's own preset of that name wins)."""
+    from tttd.config import PRESETS
+    from tttd.task import get_task
+
+    assert cli.main(["run", "demo", "--preset", preset, "--model", "some/model", "--quiet"]) == 0
+    (cfg, _), = executed
+    want = {**PRESETS[preset], **get_task("demo").presets.get(preset, {})}
+    assert {k: getattr(cfg, k) for k in want} == want
+    assert any(getattr(RunConfig(), k) != v for k, v in want.items())  # the preset changes something

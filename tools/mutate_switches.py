@@ -9,7 +9,7 @@ once (update the table), ``ERROR`` when pytest could not run the tests (collecti
 test id). Exit status: 0 only when every row is killed.
 
     .venv/bin/python tools/mutate_switches.py            # all rows (minutes)
-    .venv/bin/python tools/mutate_switches.py -k clip    # rows whose switch or file contains "clip"
+    .venv/bin/python tools/mutate_switches.py -k clip    # rows whose switch, file or description has "clip"
     .venv/bin/python tools/mutate_switches.py --check    # only check that every row still applies
 
 The copy is imported through PYTHONPATH (checked before anything runs), so the working tree is
@@ -104,16 +104,17 @@ def table(rows: list[tuple[M, str, str]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-k", dest="pattern", help="only rows whose switch, file or description contains this")
+    ap.add_argument("-k", dest="patterns", action="append",
+                    help="only rows whose switch, file or description contains this (repeatable: any of them)")
     ap.add_argument("--check", action="store_true", help="only check that every row's 'find' occurs once")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per pytest run (default 900)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the rows' tests")
     args = ap.parse_args(argv)
 
-    rows = [m for m in MUTATIONS if not args.pattern
-            or args.pattern.lower() in f"{m.switch} {m.file} {m.what}".lower()]
+    rows = [m for m in MUTATIONS if not args.patterns
+            or any(p.lower() in f"{m.switch} {m.file} {m.what}".lower() for p in args.patterns)]
     if not rows:
-        print(f"no row matches {args.pattern!r}", file=sys.stderr)
+        print(f"no row matches {args.patterns!r}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="tttd-mutants-") as tmp:
         tree = copy_tree(Path(tmp))

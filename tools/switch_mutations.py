@@ -245,7 +245,7 @@ def _flag(switch, find, replace, tests=RUN_FLAGS_TEST, file="tttd/cli.py"):
 ENTRY = [
     _flag(f"--{flag}", f"{before}{field}=args.{attr}", f"{before}{field}=None")
     for flag, field, attr, before in [(*row, "") if len(row) == 3 else row for row in [
-        ("backend", "backend", "backend"), ("model", "model", "model"),
+("model", "model", "model"),
         ("preset", "preset", "preset", "model=args.model, "),
         ("steps", "steps", "steps"), ("groups", "groups", "groups"), ("group-size", "group_size", "group_size"),
         ("lr", "learning_rate", "lr"), ("temperature", "temperature", "temperature"),
@@ -257,6 +257,7 @@ ENTRY = [
         ("max-samples", "max_samples", "max_samples"), ("max-hours", "max_hours", "max_hours"),
     ]]
 ] + [
+    _flag("--backend", "backend=args.backend", "backend=None", (CS + "test_the_backend_flag_reaches_the_config",)),
     _flag("--no-train", "train=False if args.no_train else None,", "train=None,"),
     _flag("--require-isolation", "require_isolation=True if args.require_isolation else None,",
           "require_isolation=None,"),
@@ -277,7 +278,8 @@ ENTRY = [
     _flag("demo --no-train", 'modes = [("frozen", False)] if args.no_train else', 'modes = [("frozen", False)] if False else',
           (CS + "test_demo_flags_reach_the_run",), file="tttd/demo_cmd.py"),
     _flag("preset", "values.update(PRESETS.get(preset, {}))", "pass",
-          ("tests/test_config.py::test_precedence_defaults_preset_file_flags",), file="tttd/config.py"),
+          ("tests/test_config.py::test_precedence_defaults_preset_file_flags", CS + "test_a_preset_sets_its_values"),
+          file="tttd/config.py"),
     _flag("task preset", "values.update(task_presets.get(preset, {}))", "pass",
           ("tests/test_config.py::test_precedence_defaults_preset_file_flags",), file="tttd/config.py"),
     _flag("config file values", "values.update(file_values)", "pass",
