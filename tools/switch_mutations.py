@@ -223,7 +223,7 @@ TRAINER = [
       "local backend ignores the requested engine"),
 ]
 
-# ------------------------------------------------------------------ the tinker backend
+# ------------------------------------------------------------------ the tinker and api backends
 TINKER = [
     M("clip (tinker)", "tttd/policy/tinker_requests.py", "if config.clip is None:", "if True:",
       ("tests/policy/test_tinker.py::test_ppo_config", "tests/policy/test_tinker.py::test_train_step_ppo_and_empty"),
@@ -231,6 +231,13 @@ TINKER = [
     M("kl_coef (tinker)", "tttd/policy/tinker.py", "if config.kl_coef > 0:\n            base = self.base_logprobs",
       "if False:\n            base = self.base_logprobs", ("tests/policy/test_tinker.py::test_train_step_flow_with_kl",),
       "tinker backend never applies the KL penalty"),
+    M("temperature (tinker)", "tttd/policy/tinker_requests.py", "temperature=float(params.temperature),",
+      "temperature=1.0,", ("tests/policy/test_tinker.py::test_build_sampling_params",),
+      "tinker backend samples at temperature 1"),
+    M("temperature (api)", "tttd/policy/api.py", '"temperature": float(params.temperature),', '"temperature": 1.0,',
+      ("tests/policy/test_api.py::test_length_stop_seed_and_token_ids",), "api backend samples at temperature 1"),
+    M("max_tokens (api)", "tttd/policy/api.py", '"max_tokens": int(params.max_tokens),', '"max_tokens": 26000,',
+      ("tests/policy/test_api.py::test_length_stop_seed_and_token_ids",), "api backend ignores max_tokens"),
     M("learning_rate (tinker)", "tttd/policy/tinker.py", "optim = adam_params(config.learning_rate)",
       "optim = adam_params(4e-5)", ("tests/policy/test_tinker.py::test_train_step_flow_with_kl",),
       "tinker backend trains at the default learning rate"),
