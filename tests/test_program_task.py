@@ -127,8 +127,9 @@ def test_tsp_example_is_short_and_scores_tours():
 
 
 @pytest.mark.slow
-def test_tsp_example_runs_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path, monkeypatch):
+def test_tsp_example_runs_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path, monkeypatch, capsys):
     import json
+    import shlex
 
     from tttd.cli import main
 
@@ -138,7 +139,12 @@ def test_tsp_example_runs_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path,
                "--out", "r", "--json", "-q"])
     assert rc == 0
     best = json.loads((tmp_path / "r" / "best" / "best.json").read_text())
-    assert best["value"] > 0 and best["verify"]
+    roots = get_task(str(ROOT / "examples" / "tsp.py")).initial_states(2, np.random.default_rng(0))
+    assert best["value"] <= min(r.value for r in roots)  # never worse than where the run started
+    capsys.readouterr()
+    assert main([*shlex.split(best["verify"])[1:], "--json"]) == 0  # the printed command re-verifies it
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["valid"] and again["value"] == pytest.approx(best["value"], rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- imports

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,7 +214,8 @@ def test_exit_before_returning_is_an_error():
 
 def test_writes_outside_the_workdir_do_not_land():
     name = "tttd-escape-" + secrets.token_hex(6)
-    targets = ["/work/" + name]
+    # a directory this user can write to (the checkout), so only the sandbox can stop the write
+    targets = [str(Path(__file__).resolve().parents[1] / name)]
     if "private_tmp" in PLAT_PROTECTIONS():
         targets.append(os.path.join(tempfile.gettempdir(), name))
     if not (PLAT.bwrap or PLAT.separate_uid):

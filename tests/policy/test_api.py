@@ -69,7 +69,7 @@ def test_sample_basic(server):
 def test_length_stop_seed_and_token_ids(server):
     pol = _policy(server, extra_body={"return_tokens_as_token_ids": True})
     try:
-        out = pol.sample([USER], 1, SamplingParams(max_tokens=2, stop=["END"], seed=7))
+        out = pol.sample([USER], 1, SamplingParams(max_tokens=2, stop=["END"], seed=7, temperature=0.3))
     finally:
         pol.close()
     s = out[0][0]
@@ -77,6 +77,7 @@ def test_length_stop_seed_and_token_ids(server):
     assert s.tokens == [100, 101] and len(s.logprobs) == 2
     body = server.bodies[0]
     assert body["stop"] == ["END"] and body["seed"] == 7 and "n" not in body
+    assert body["temperature"] == 0.3 and body["max_tokens"] == 2
 
 
 def test_token_accounting(server):

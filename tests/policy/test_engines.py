@@ -107,8 +107,9 @@ def test_tensor_parallel_size_fits_the_heads():
 def test_reaper_kills_the_orphans_of_a_killed_parent(tmp_path):
     """The parent is SIGKILLed and left a zombie (never waited for) while its orphan holds the
     pipe the test reads: the watchdog must still notice and kill the orphan."""
-    psutil = pytest.importorskip("psutil")
     import subprocess
+
+    import psutil  # a dependency of tttd[local] (the reaper's)
     import sys
     import time
 

@@ -26,8 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _skyrl_python() -> Path | None:
-    for cand in (os.environ.get("TTTD_SKYRL_PYTHON"), ROOT / ".venv-skyrl" / "bin" / "python",
-                 Path("/work/venv-skyrl/bin/python")):
+    for cand in (os.environ.get("TTTD_SKYRL_PYTHON"), ROOT / ".venv-skyrl" / "bin" / "python"):
         if cand and Path(cand).is_file():
             return Path(cand)
     return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -86,12 +85,10 @@ def test_chat_template_and_special_tokens(tiny_model_dir):
 
 def test_cached_model_is_reused(tiny_model_dir):
     before = (tiny_model_dir / "model.safetensors").stat().st_mtime_ns
-    t0 = time.perf_counter()
     again = tiny.build_tiny_model(
         "tiny", cache_dir=tiny_model_dir.parent.parent, pretrain_steps=12, progress=False
     )
     assert again == tiny_model_dir
-    assert time.perf_counter() - t0 < 2.0
     assert (tiny_model_dir / "model.safetensors").stat().st_mtime_ns == before
 
 

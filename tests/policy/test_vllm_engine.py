@@ -214,7 +214,9 @@ def test_task_run_killed_and_resumed_with_vllm(tiny_model_dir, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1]
-    # after the resume the engine serves the checkpoint's adapter: a stale one would show here
+    # after the resume the engine serves the checkpoint's adapter: a stale one would show here, so
+    # the step after the resume must have trained (else the check below would pass vacuously)
+    assert rows[1]["trained"], f"step 1 did not train ({rows[1].get('train_skipped')}): nothing to compare"
     for r in rows:
         if r["trained"]:
             assert abs(r["kl_sample_train"]) < LOGPROB_BOUND

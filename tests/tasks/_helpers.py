@@ -1,5 +1,6 @@
-"""Helpers for the task tests: the published constructions in <repo>/../shared/data (skipped
-with a reason when missing), and running a program through a task and the sandbox."""
+"""Helpers for the task tests: the published constructions in tests/data/constructions (a missing
+one fails the tests, never skips them: issue 25), and running a program through a task and the
+sandbox."""
 
 from __future__ import annotations
 
@@ -8,21 +9,20 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data" / "constructions"
 
 
 def data_files(problem: str) -> list[Path]:
-    """The JSON constructions for ``problem`` (empty when shared/data is not beside the repo)."""
-    folder = DATA / problem
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+    """The JSON constructions for ``problem``; FileNotFoundError when there are none."""
+    files = sorted((DATA / problem).glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"no published constructions at {DATA / problem} (tests/data is part of "
+                                "the repository)")
+    return files
 
 
 def data_params(problem: str) -> list:
-    files = data_files(problem)
-    if not files:
-        reason = f"no published constructions at {DATA / problem} (shared/data not beside the repo)"
-        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="missing-data")]
-    return [pytest.param(f, id=f.stem) for f in files]
+    return [pytest.param(f, id=f.stem) for f in data_files(problem)]
 
 
 def load(path: Path) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -82,12 +81,10 @@ def test_ac2_published_constructions(path):
 def _check_file(task, path):
     obj = load(path)
     data = task.load_construction(obj)
-    start = time.perf_counter()
-    ev = task.verify(data)
-    elapsed = time.perf_counter() - start
+    ev = task.verify(data)  # its speed: benchmarks/verify_bench.py
     assert ev.valid, ev.message
     assert ev.value == pytest.approx(obj["value"], rel=1e-9, abs=0)
-    assert ev.metrics["n"] == obj["n"] and elapsed < 2.0
+    assert ev.metrics["n"] == obj["n"]
     assert ev.reward == pytest.approx(task.objective.reward(obj["value"]), rel=1e-9)
 
 

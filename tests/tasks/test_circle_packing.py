@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -30,9 +29,7 @@ def task(request):
 def test_published_packings_verify_to_their_recorded_value(path):
     obj = load(path)
     task = get_task(f"circle_packing_{obj['n']}")
-    start = time.perf_counter()
-    ev = task.verify(task.load_construction(obj))
-    assert time.perf_counter() - start < 2.0
+    ev = task.verify(task.load_construction(obj))  # its speed: benchmarks/verify_bench.py
     assert ev.valid, ev.message
     assert ev.value == pytest.approx(obj["value"], rel=1e-9, abs=0)
     assert ev.artifact["construction"] == obj["circles_xyr"]

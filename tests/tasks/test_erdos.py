@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -31,13 +30,10 @@ def reference_c5(h):
 @pytest.mark.parametrize("path", data_params("erdos"))
 def test_published_constructions_verify_to_their_recorded_value(task, path):
     obj = load(path)
-    start = time.perf_counter()
-    ev = task.verify(task.load_construction(obj))
-    elapsed = time.perf_counter() - start
+    ev = task.verify(task.load_construction(obj))  # its speed: benchmarks/verify_bench.py
     assert ev.valid, ev.message
     assert ev.value == pytest.approx(obj["value"], rel=1e-9, abs=0)
     assert ev.reward == pytest.approx(1 / obj["value"], rel=1e-9)
-    assert elapsed < 2.0
     # the stored construction re-verifies to the same value
     again = task.verify(ev.artifact["construction"])
     assert again.value == pytest.approx(ev.value, rel=1e-12) and again.key == ev.key

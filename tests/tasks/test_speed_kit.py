@@ -47,7 +47,6 @@ def check(task, code):
 def test_reference_root_and_a_faster_candidate_wins(task):
     root = task.initial_states(2, np.random.default_rng(0))
     assert root[0].value is not None and root[0].value > 0 and root[1].value == root[0].value
-    assert 0.2 < root[0].reward < 5  # the root is the reference's code, timed separately (noise)
     prompt = task.prompt(root[0])[0]["content"]
     assert "us" in prompt and "def group_means" in prompt and "geometric mean" in prompt
     ev = check(task, FAST)

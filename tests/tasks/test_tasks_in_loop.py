@@ -105,7 +105,10 @@ def test_short_runs_with_the_tiny_model(tiny_model_dir, tmp_path):
         rows = list(read_jsonl(tmp_path / task / "metrics.jsonl"))
         assert [r["step"] for r in rows] == [0, 1]
         roll = list(read_jsonl(tmp_path / task / "rollouts.jsonl"))
-        assert len(roll) == 8 and all(r["status"] for r in roll)
+        assert len(roll) == 8
+        for r in roll:  # a valid rollout is "ok" with a value; an invalid one says why
+            assert (r["status"] == "ok") == r["valid"] == (r["value"] is not None), r
+            assert r["valid"] or (r["status"] and r["message"]), r
         prompts = {r["prompt_hash"] for r in roll}
         assert len(prompts) >= 1
         assert (tmp_path / task / "checkpoint" / "LATEST").exists()

@@ -29,13 +29,10 @@ def json_line(text: str) -> dict:
 
 
 @pytest.fixture
-def erdos_file(tmp_path):
+def erdos_file():
     files = [f for f in data_files("erdos") if "ttt" in f.name]
-    if files:
-        return files[0]
-    f = tmp_path / "h.json"  # shared/data missing: an equivalent small construction
-    f.write_text(json.dumps({"h": [0.5] * 40}))
-    return f
+    assert files, "tests/data/constructions/erdos has no TTT-Discover construction"
+    return files[0]
 
 
 def test_a_valid_construction_file(erdos_file):

@@ -1,0 +1,296 @@
+"""The table that ``tools/mutate_switches.py`` runs: one row per way a user-settable option can be
+silently ignored, and the tests that must then fail.
+
+Add a row for every new option (config key, command-line flag, backend option), for each place it
+could be dropped: where it enters (cli.py, config.py), where the loop hands it on (loop.py), and
+where the component uses it (archive, objective, trainer, ...). A row is
+``M(switch, file, find, replace, tests, what)``: ``find`` must occur exactly once in ``file`` (else
+the row is reported STALE and the run fails, so the table follows the code), ``replace`` is the
+disabled version, ``tests`` the few pytest node ids that must catch it (keep them fast: the whole
+table runs in minutes), ``what`` says in words what the mutation does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class M:
+    switch: str
+    file: str
+    find: str
+    replace: str
+    tests: tuple[str, ...]
+    what: str = ""
+
+
+SW = "tests/test_switches.py::"
+LO = "tests/policy/test_local_options.py::"
+CS = "tests/test_cli_switches.py::"
+BUDGET = "tests/test_budget.py::"
+
+RUN_FLAGS_TEST = (CS + "test_every_run_flag_reaches_the_config",)
+
+# ------------------------------------------------------------------ the loop hands options on
+LOOP = [
+    M("objective", "tttd/loop.py", "estimator=cfg.objective", 'estimator="entropic"',
+      (SW + "test_objective_and_beta_set_the_logged_advantages",), "loop always uses the entropic estimator"),
+    M("beta", "tttd/loop.py", "beta=cfg.beta)", "beta=2.0)",
+      (SW + "test_objective_and_beta_set_the_logged_advantages",), "loop ignores the fixed beta"),
+    M("clip", "tttd/loop.py", "clip=cfg.clip))", "clip=None))",
+      (SW + "test_training_options_reach_the_trainer",), "loop drops config.clip"),
+    M("kl_coef", "tttd/loop.py", "kl_coef=cfg.kl_coef, ", "kl_coef=0.0, ",
+      (SW + "test_training_options_reach_the_trainer",), "loop drops the KL coefficient"),
+    M("learning_rate", "tttd/loop.py", "TrainConfig(learning_rate=cfg.learning_rate", "TrainConfig(learning_rate=4e-5",
+      (SW + "test_training_options_reach_the_trainer",), "loop trains at the default learning rate"),
+    M("train / --no-train", "tttd/loop.py", "if cfg.train and self.policy.trainable and batch:",
+      "if self.policy.trainable and batch:", (SW + "test_no_train_never_trains",), "loop trains a frozen run"),
+    M("temperature", "tttd/loop.py", "temperature=cfg.temperature,", "temperature=1.0,",
+      (SW + "test_sampling_options_reach_the_sampler",), "loop samples at temperature 1"),
+    M("max_tokens", "tttd/loop.py", "SamplingParams(max_tokens=cfg.max_tokens", "SamplingParams(max_tokens=26000",
+      (SW + "test_sampling_options_reach_the_sampler",), "loop ignores max_tokens"),
+    M("group_size", "tttd/loop.py", "self.policy.sample(part, cfg.group_size, params)",
+      "self.policy.sample(part, 8, params)", (SW + "test_sampling_options_reach_the_sampler",),
+      "loop samples 8 per group"),
+    M("groups", "tttd/loop.py", "starts = archive.select(cfg.groups)", "starts = archive.select(2)",
+      (SW + "test_sampling_options_reach_the_sampler",), "loop selects 2 groups"),
+    M("sample_chunk_groups", "tttd/loop.py", "chunk = cfg.sample_chunk_groups or len(starts)",
+      "chunk = len(starts)", (SW + "test_sampling_options_reach_the_sampler",), "one sampling call per step"),
+    M("seed (sampling)", "tttd/loop.py", "seed=derive_seed(cfg.seed, step, c0)", "seed=derive_seed(0, step, c0)",
+      (SW + "test_the_seed_sets_the_roots_and_the_sampling",), "sampling seed ignores the run seed"),
+    M("seed (per group)", "tttd/loop.py", "seeds=[derive_seed(cfg.seed, step, g, 1)",
+      "seeds=[derive_seed(0, step, g, 1)", (SW + "test_the_seed_sets_the_roots_and_the_sampling",),
+      "per-group seeds ignore the run seed"),
+    M("seed (roots)", "tttd/loop.py", "np.random.default_rng(self.cfg.seed)", "np.random.default_rng(0)",
+      (SW + "test_the_seed_sets_the_roots_and_the_sampling",), "initial states ignore the run seed"),
+    M("seed (policy)", "tttd/loop.py", "full_finetune=cfg.full_finetune, seed=cfg.seed,",
+      "full_finetune=cfg.full_finetune, seed=0,", (SW + "test_policy_options_reach_the_backend",),
+      "backend built with seed 0"),
+    M("model", "tttd/loop.py", "model=cfg.model, lora_rank=cfg.lora_rank", 'model="tiny", lora_rank=cfg.lora_rank',
+      (SW + "test_policy_options_reach_the_backend",), "backend always loads the tiny model"),
+    M("lora_rank", "tttd/loop.py", "lora_rank=cfg.lora_rank,", "lora_rank=32,",
+      (SW + "test_policy_options_reach_the_backend",), "backend built with rank 32"),
+    M("full_finetune", "tttd/loop.py", "full_finetune=cfg.full_finetune,", "full_finetune=False,",
+      (SW + "test_policy_options_reach_the_backend",), "backend never fine-tunes fully"),
+    M("learning_rate (backend)", "tttd/loop.py", "learning_rate=cfg.learning_rate, total_steps",
+      "learning_rate=None, total_steps", (SW + "test_policy_options_reach_the_backend",),
+      "backend built without the learning rate"),
+    M("engine", "tttd/loop.py", "engine=cfg.engine,", 'engine="auto",',
+      (SW + "test_policy_options_reach_the_backend",), "backend always chooses its engine"),
+    M("chat_template_kwargs", "tttd/loop.py", "chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,",
+      "chat_template_kwargs=None,", (SW + "test_policy_options_reach_the_backend",), "chat template options dropped"),
+    M("backend_options", "tttd/loop.py", "kwargs.update(cfg.backend_options)", "pass",
+      (SW + "test_policy_options_reach_the_backend",), "backend options dropped"),
+    M("backend", "tttd/loop.py", "cls = backend_class(cfg.backend)", 'cls = backend_class("local")',
+      (SW + "test_policy_options_reach_the_backend",), "always the local backend"),
+    M("reuse", "tttd/loop.py", "reuse=cfg.reuse, c=cfg.puct_c", 'reuse="puct", c=cfg.puct_c',
+      (SW + "test_reuse_mode_and_puct_c_pick_the_start_states",), "archive always uses PUCT"),
+    M("puct_c", "tttd/loop.py", "c=cfg.puct_c,", "c=1.0,",
+      (SW + "test_reuse_mode_and_puct_c_pick_the_start_states",), "archive always uses c = 1"),
+    M("topk_children", "tttd/loop.py", "topk_children=cfg.topk_children,", "topk_children=2,",
+      (SW + "test_topk_children_bounds_the_children_kept_and_their_artifacts",), "archive keeps 2 children"),
+    M("archive_size", "tttd/loop.py", "max_size=cfg.archive_size,", "max_size=1000,",
+      (SW + "test_archive_size_caps_the_archive",), "archive cap ignored"),
+    M("visit_counting", "tttd/loop.py", "visit_counting=cfg.visit_counting,", 'visit_counting="group",',
+      (SW + "test_visit_counting",), "archive always counts groups"),
+    M("child filter (loop)", "tttd/loop.py", "for j in (keep.offer(i, ev.value, ev.key) if joins else [i]):",
+      "for j in ([] if joins else [i]):",
+      (SW + "test_topk_children_bounds_the_children_kept_and_their_artifacts",),
+      "loop keeps every child's artifact (memory bound off)"),
+    M("executor", "tttd/loop.py", "make_executor(cfg.executor,", 'make_executor("local",',
+      (SW + "test_executor_options_reach_the_executor",), "always the local executor"),
+    M("workers", "tttd/loop.py", "workers=cfg.workers, cpus_per_eval=cfg.cpus_per_eval)",
+      "workers=None, cpus_per_eval=cfg.cpus_per_eval)", (SW + "test_executor_options_reach_the_executor",),
+      "executor built with the default workers"),
+    M("cpus_per_eval (executor)", "tttd/loop.py", "workers=cfg.workers, cpus_per_eval=cfg.cpus_per_eval)",
+      "workers=cfg.workers, cpus_per_eval=1)", (SW + "test_executor_options_reach_the_executor",),
+      "executor pins 1 CPU per evaluation"),
+    M("eval_timeout_s", "tttd/loop.py", "offered = dict(eval_timeout_s=cfg.eval_timeout_s,",
+      "offered = dict(eval_timeout_s=None,", (SW + "test_evaluation_limits_and_task_options_reach_the_task",),
+      "task built with its default timeout"),
+    M("cpus_per_eval (task)", "tttd/loop.py", "cpus_per_eval=cfg.cpus_per_eval,\n", "cpus_per_eval=None,\n",
+      (SW + "test_evaluation_limits_and_task_options_reach_the_task",), "task built with its default threads"),
+    M("eval_memory_mb", "tttd/loop.py", "eval_memory_mb=cfg.eval_memory_mb)", "eval_memory_mb=None)",
+      (SW + "test_evaluation_limits_and_task_options_reach_the_task",), "task built with its default memory"),
+    M("task_options", "tttd/loop.py", "options.update(cfg.task_options)", "pass",
+      (SW + "test_evaluation_limits_and_task_options_reach_the_task",), "task options dropped"),
+    M("steps", "tttd/loop.py", "while self.step < self.cfg.steps:", "while self.step < 1:",
+      ("tests/test_loop.py::test_run_writes_metrics_archive_and_best",), "the run stops after one step"),
+    M("checkpointing (policy state)", "tttd/loop.py", 'self.policy.save(str(tmp / "policy"))', "pass",
+      (SW + "test_checkpoints_hold_the_policy_state",), "checkpoints without the policy"),
+    M("budgets (all caps)", "tttd/loop.py", "self.stopped = budget_stop(self.ledger, self.cfg)", "self.stopped = None",
+      (BUDGET + "test_max_samples_stops_before_crossing_and_resume_continues_exactly",), "caps never checked"),
+    M("log", "tttd/loop.py", "open_loggers(self.cfg.log, self.dir.path)", 'open_loggers("", self.dir.path)',
+      ("tests/test_progress.py::test_tensorboard_log",), "metric logs never opened"),
+]
+
+# ------------------------------------------------------------------ components use them
+COMPONENTS = [
+    M("max_samples", "tttd/ledger.py", "if max_samples is not None and ledger.samples + per_step > max_samples:",
+      "if False:", (BUDGET + "test_max_samples_stops_before_crossing_and_resume_continues_exactly",),
+      "ledger ignores max_samples"),
+    M("max_hours", "tttd/ledger.py", "if max_hours is not None:", "if False:",
+      (BUDGET + "test_max_hours_stops_before_crossing_and_resume_continues_exactly",), "ledger ignores max_hours"),
+    M("max_usd", "tttd/ledger.py", "if max_usd is not None and ledger.usd is not None:", "if False:",
+      (BUDGET + "test_max_usd_stops_on_the_last_steps_estimate",), "ledger ignores max_usd"),
+    M("prices", "tttd/ledger.py", 'table = {**DEFAULT_PRICES, **(getattr(cfg, "prices", None) or {})}',
+      "table = dict(DEFAULT_PRICES)", (BUDGET + "test_max_usd_stops_on_the_last_steps_estimate",),
+      "config prices ignored"),
+    M("objective=entropic-fixed", "tttd/objective.py",
+      'b = _adaptive_beta(r) if estimator == "entropic" else float(beta)', "b = _adaptive_beta(r)",
+      (SW + "test_objective_and_beta_set_the_logged_advantages",), "fixed beta solved adaptively"),
+    M("objective=entropic (adaptive beta)", "tttd/objective.py",
+      'b = _adaptive_beta(r) if estimator == "entropic" else float(beta)', "b = float(beta)",
+      (SW + "test_objective_and_beta_set_the_logged_advantages",), "adaptive beta replaced by the fixed one"),
+    M("objective=mean", "tttd/objective.py", 'if estimator == "mean":\n            advs', "if False:\n            advs",
+      (SW + "test_objective_and_beta_set_the_logged_advantages",), "mean baseline ignored"),
+    M("reuse=none", "tttd/archive.py", 'if self.reuse == "none":', "if False:",
+      (SW + "test_reuse_mode_and_puct_c_pick_the_start_states",), "best-of-N selects by PUCT"),
+    M("reuse=greedy", "tttd/archive.py", 'if self.reuse == "greedy":', "if False:",
+      (SW + "test_reuse_mode_and_puct_c_pick_the_start_states",), "greedy selects by PUCT"),
+    M("puct_c (archive)", "tttd/archive.py", "sc = puct_scores(v, m, n, r, self.total, self.c)",
+      "sc = puct_scores(v, m, n, r, self.total, 1.0)", (SW + "test_reuse_mode_and_puct_c_pick_the_start_states",),
+      "selection ignores c"),
+    M("puct_c (score)", "tttd/puct.py", "explore = c * scale * prior", "explore = 1.0 * scale * prior",
+      (SW + "test_reuse_mode_and_puct_c_pick_the_start_states",), "PUCT score ignores c"),
+    M("visit_counting (archive)", "tttd/archive.py",
+      'increment = 1 if self.visit_counting == "group" else len(children)', "increment = 1",
+      (SW + "test_visit_counting",), "rollout counting counts groups"),
+    M("visits (ancestors)", "tttd/archive.py", "self._n[ap] += increment", "pass",
+      (SW + "test_visit_counting",), "ancestors' visits not counted"),
+    M("topk_children (archive)", "tttd/archive.py", "if len(kids) <= self.topk_children:", "if True:",
+      ("tests/test_child_filter.py::test_prune_children_drops_the_children_beyond_top_k_at_once",),
+      "prune keeps every child (until the step's flush)"),
+    M("archive_size (archive)", "tttd/archive.py", "if int(keep.sum()) > self.max_size:", "if False:",
+      (SW + "test_archive_size_caps_the_archive",), "flush ignores the cap"),
+    M("child filter", "tttd/archive.py",
+      '"""Offer the valid child ``index``; returns the indices whose artifacts may be dropped now."""',
+      '"""Offer the valid child ``index``; returns the indices whose artifacts may be dropped now."""\n'
+      "        return []", ("tests/test_child_filter.py",), "ChildFilter.offer returns nothing"),
+    M("child filter (duplicates)", "tttd/archive.py", "if key in self.seen or key in self.archive._keys:",
+      "if False:", ("tests/test_child_filter.py",), "duplicates held until update"),
+    M("child filter (top k)", "tttd/archive.py", "if len(self.top) > k:", "if False:",
+      ("tests/test_child_filter.py",), "all children held until update"),
+    M("workers (local executor)", "tttd/executor.py",
+      'cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="tttd-eval")',
+      'cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tttd-eval")',
+      (SW + "test_local_executor_runs_the_configured_number_of_workers",), "pool of one worker"),
+    M("clip (loss)", "tttd/losses.py", "if clip is not None:", "if False:",
+      ("tests/test_losses.py::test_is_loss_clipped_hand_values", LO + "test_clip_gives_the_clipped_surrogate"),
+      "loss never clips"),
+    M("kl_coef (shift)", "tttd/losses.py", "shifted = advantages + coef * mask * (dbar - d)",
+      "shifted = advantages + 0.0 * mask * (dbar - d)", ("tests/test_losses.py::test_kl_advantage_shift_hand_values",),
+      "KL shift ignores its coefficient"),
+]
+
+# ------------------------------------------------------------------ the local trainer (torch)
+TRAINER = [
+    M("clip (local trainer)", "tttd/policy/local.py", "ones[sl], config.clip)", "ones[sl], None)",
+      (LO + "test_clip_gives_the_clipped_surrogate",), "local trainer drops config.clip"),
+    M("kl_coef (local trainer)", "tttd/policy/local.py", "if config.kl_coef > 0:\n            base_lp",
+      "if False:\n            base_lp", (LO + "test_kl_coef_shifts_the_advantages_by_the_distance_to_the_base",),
+      "local trainer never applies the KL penalty"),
+    M("kl_coef value (local trainer)", "tttd/policy/local.py",
+      "kl_advantage_shift(adv, sampler_lp, base_lp, ones, config.kl_coef)",
+      "kl_advantage_shift(adv, sampler_lp, base_lp, ones, 0.0)",
+      (LO + "test_kl_coef_shifts_the_advantages_by_the_distance_to_the_base",), "KL penalty with coefficient 0"),
+    M("learning_rate (local trainer)", "tttd/policy/local.py", 'group["lr"] = config.learning_rate', "pass",
+      (LO + "test_learning_rate_sets_the_size_of_the_first_step",), "step's learning rate ignored"),
+    M("lora_rank (local)", "tttd/policy/local.py", "r=lora_rank,", "r=8,",
+      (LO + "test_lora_rank_sets_the_adapter_shape",), "adapter always rank 8"),
+    M("micro_batch_tokens", "tttd/policy/local.py", "budget = self.micro_batch_tokens or config.micro_batch_tokens",
+      "budget = config.micro_batch_tokens", (LO + "test_micro_batch_tokens_splits_the_batch",),
+      "backend option micro_batch_tokens ignored"),
+    M("max_grad_norm", "tttd/policy/local.py",
+      "norm_cap = self.max_grad_norm if self.max_grad_norm is not None else math.inf", "norm_cap = math.inf",
+      (LO + "test_max_grad_norm_caps_the_gradient_the_optimizer_sees",), "gradient never clipped"),
+    M("train_unembed", "tttd/policy/local.py", "lora_targets(base, target_modules, self.train_unembed)",
+      "lora_targets(base, target_modules, True)",
+      ("tests/policy/test_local.py::test_train_unembed_puts_a_lora_on_the_output_layer",),
+      "output-layer LoRA always on"),
+    M("full_finetune (local)", "tttd/policy/local.py", "        if full_finetune:\n            self.model = base",
+      "        if False:\n            self.model = base",
+      ("tests/policy/test_local.py::test_full_finetune_updates_base_weights",), "full fine-tuning trains a LoRA"),
+    M("gradient_checkpointing", "tttd/policy/local.py", "        if self.gradient_checkpointing:\n", "        if False:\n",
+      ("tests/policy/test_local.py::test_gradient_checkpointing_same_gradient_less_saved_memory",),
+      "activation checkpointing never enabled"),
+    M("temperature (local sampler)", "tttd/policy/local_sampling.py", "if self.temperature != 1.0:", "if False:",
+      ("tests/policy/test_local.py::test_temperature_logprobs_are_of_the_tempered_distribution",),
+      "sampler ignores the temperature"),
+    M("engine (local)", "tttd/policy/local.py", "choose_engine(\n            engine,", 'choose_engine(\n            "auto",',
+      ("tests/policy/test_engines.py::test_cli_refuses_vllm_when_missing_in_one_line",),
+      "local backend ignores the requested engine"),
+]
+
+# ------------------------------------------------------------------ the tinker and api backends
+TINKER = [
+    M("clip (tinker)", "tttd/policy/tinker_requests.py", "if config.clip is None:", "if True:",
+      ("tests/policy/test_tinker.py::test_ppo_config", "tests/policy/test_tinker.py::test_train_step_ppo_and_empty"),
+      "tinker backend never asks for the PPO loss"),
+    M("kl_coef (tinker)", "tttd/policy/tinker.py", "if config.kl_coef > 0:\n            base = self.base_logprobs",
+      "if False:\n            base = self.base_logprobs", ("tests/policy/test_tinker.py::test_train_step_flow_with_kl",),
+      "tinker backend never applies the KL penalty"),
+    M("temperature (tinker)", "tttd/policy/tinker_requests.py", "temperature=float(params.temperature),",
+      "temperature=1.0,", ("tests/policy/test_tinker.py::test_build_sampling_params",),
+      "tinker backend samples at temperature 1"),
+    M("temperature (api)", "tttd/policy/api.py", '"temperature": float(params.temperature),', '"temperature": 1.0,',
+      ("tests/policy/test_api.py::test_length_stop_seed_and_token_ids",), "api backend samples at temperature 1"),
+    M("max_tokens (api)", "tttd/policy/api.py", '"max_tokens": int(params.max_tokens),', '"max_tokens": 26000,',
+      ("tests/policy/test_api.py::test_length_stop_seed_and_token_ids",), "api backend ignores max_tokens"),
+    M("learning_rate (tinker)", "tttd/policy/tinker.py", "optim = adam_params(config.learning_rate)",
+      "optim = adam_params(4e-5)", ("tests/policy/test_tinker.py::test_train_step_flow_with_kl",),
+      "tinker backend trains at the default learning rate"),
+]
+
+
+# ------------------------------------------------------------------ where options enter
+def _flag(switch, find, replace, tests=RUN_FLAGS_TEST, file="tttd/cli.py"):
+    return M(switch, file, find, replace, tests, f"{switch} parsed but dropped")
+
+
+ENTRY = [
+    _flag(f"--{flag}", f"{before}{field}=args.{attr}", f"{before}{field}=None")
+    for flag, field, attr, before in [(*row, "") if len(row) == 3 else row for row in [
+("model", "model", "model"),
+        ("preset", "preset", "preset", "model=args.model, "),
+        ("steps", "steps", "steps"), ("groups", "groups", "groups"), ("group-size", "group_size", "group_size"),
+        ("lr", "learning_rate", "lr"), ("temperature", "temperature", "temperature"),
+        ("max-tokens", "max_tokens", "max_tokens"), ("kl-coef", "kl_coef", "kl_coef"), ("reuse", "reuse", "reuse"),
+        ("objective", "objective", "objective"), ("executor", "executor", "executor"),
+        ("workers", "workers", "workers"), ("out", "out", "out"),
+        ("seed", "seed", "seed", "out=args.out, "), ("log", "log", "log"),
+        ("engine", "engine", "engine"), ("max-usd", "max_usd", "max_usd"),
+        ("max-samples", "max_samples", "max_samples"), ("max-hours", "max_hours", "max_hours"),
+    ]]
+] + [
+    _flag("--backend", "backend=args.backend", "backend=None", (CS + "test_the_backend_flag_reaches_the_config",)),
+    _flag("--no-train", "train=False if args.no_train else None,", "train=None,"),
+    _flag("--require-isolation", "require_isolation=True if args.require_isolation else None,",
+          "require_isolation=None,"),
+    _flag("--task-option", 'flags["task_options"] = _kv(args.task_option, "--task-option")', "pass"),
+    _flag("--backend-option", 'flags["backend_options"] = _kv(args.backend_option, "--backend-option")', "pass"),
+    _flag("--chat-template-option",
+          'flags["chat_template_kwargs"] = _kv(args.chat_template_option, "--chat-template-option")', "pass"),
+    _flag("--config", "file_values = load_config_file(args.config) if args.config else {}", "file_values = {}",
+          (CS + "test_every_config_file_key_reaches_the_config",)),
+    _flag("require_isolation (run)", "check_isolation(cfg.require_isolation)", "check_isolation(False)",
+          (SW + "test_require_isolation_refuses_without_full_isolation",)),
+    _flag("resume --steps", 'data["steps"] = args.steps', "pass", (CS + "test_resume_flags_reach_the_run",)),
+    _flag("resume --max-*", "data.update(caps)", "pass", (CS + "test_resume_flags_reach_the_run",)),
+    _flag("resume --accept-task-change", "accept_task_change=args.accept_task_change,", "accept_task_change=False,",
+          (CS + "test_resume_flags_reach_the_run",)),
+    _flag("demo --steps/--seed/--engine", 'demo_config(args.steps, args.seed, engine=getattr(args, "engine", None))',
+          "demo_config(None, 0)", (CS + "test_demo_flags_reach_the_run",), file="tttd/demo_cmd.py"),
+    _flag("demo --no-train", 'modes = [("frozen", False)] if args.no_train else', 'modes = [("frozen", False)] if False else',
+          (CS + "test_demo_flags_reach_the_run",), file="tttd/demo_cmd.py"),
+    _flag("preset", "values.update(PRESETS.get(preset, {}))", "pass",
+          ("tests/test_config.py::test_precedence_defaults_preset_file_flags", CS + "test_a_preset_sets_its_values"),
+          file="tttd/config.py"),
+    _flag("task preset", "values.update(task_presets.get(preset, {}))", "pass",
+          ("tests/test_config.py::test_precedence_defaults_preset_file_flags",), file="tttd/config.py"),
+    _flag("config file values", "values.update(file_values)", "pass",
+          (CS + "test_every_config_file_key_reaches_the_config",), file="tttd/config.py"),
+]
+
+MUTATIONS: list[M] = LOOP + COMPONENTS + TRAINER + TINKER + ENTRY
