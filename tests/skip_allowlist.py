@@ -4,7 +4,7 @@ With ``CI=true`` the test session fails when any test skips for a reason that ma
 below (tests/conftest.py checks every skip at the end of the session and prints this list with
 the skips it saw). Locally skips are reported the same way but never fail the run. Add an entry
 only for a test that cannot run on CI's machine by design: never for a missing install (CI
-installs everything, .ci/run), missing data (tests/data holds it) or a weaker sandbox.
+installs everything, .ci/run), missing reference data (shared/data beside the checkout, or $TTTD_REFERENCE_DATA) or a weaker sandbox.
 
 ``python3 tests/skip_allowlist.py`` prints the list (standalone: .ci/run prints it at the end of
 every CI run, whatever happened before the tests).

@@ -69,7 +69,7 @@ def planted(tmp_path_factory):
     (run / "config.json").write_text(f'{{"note": "{token}"}}')
     paths = [str(run / "rollouts.jsonl"), str(run / "config.json"), str(REPO / "pyproject.toml"),
              str(REPO / "tttd" / "loop.py"), "/etc/shadow", "/etc/environment", "/root/.bashrc",
-             str(REPO / "tests" / "data" / "constructions" / "erdos" / "ttt_discover_2026.json")]  # issue 25
+             str(REPO.parent / "shared" / "data" / "erdos" / "ttt_discover_2026.json")]  # published data (issue 25)
     if os.environ.get("TTTD_TEST_PLANT_HOME") == "1":
         home = Path.home()
         for rel, mode in ((".cache/huggingface/token", 0o600), (".ssh/id_ed25519", 0o600), (".env", 0o644)):

@@ -1,6 +1,11 @@
-"""Helpers for the task tests: the published constructions in tests/data/constructions (a missing
-one fails the tests, never skips them: issue 25), and running a program through a task and the
-sandbox."""
+"""Helpers for the task tests: the published constructions, and running a program through a task
+and the sandbox.
+
+The published constructions are not copied into the repository (the developers' guide: no published
+solutions in the project, and no large data in git): they are read from ``$TTTD_REFERENCE_DATA``, else
+from ``shared/data`` beside the checkout (where CI has it). When they are missing the tests that
+need them skip with a reason that is not on the CI skip allow-list (tests/skip_allowlist.py), so CI
+fails instead of staying green (issue 25)."""
 
 from __future__ import annotations
 
@@ -9,20 +14,27 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "constructions"
+import os
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("TTTD_REFERENCE_DATA") or REPO.parent / "shared" / "data")
+MISSING = (f"published constructions not found at {DATA} (set TTTD_REFERENCE_DATA to the shared/data "
+           "folder); they are deliberately not in the repository")
 
 
 def data_files(problem: str) -> list[Path]:
-    """The JSON constructions for ``problem``; FileNotFoundError when there are none."""
+    """The JSON constructions for ``problem`` (skips, with :data:`MISSING`, when there are none)."""
     files = sorted((DATA / problem).glob("*.json"))
     if not files:
-        raise FileNotFoundError(f"no published constructions at {DATA / problem} (tests/data is part of "
-                                "the repository)")
+        pytest.skip(MISSING)
     return files
 
 
 def data_params(problem: str) -> list:
-    return [pytest.param(f, id=f.stem) for f in data_files(problem)]
+    files = sorted((DATA / problem).glob("*.json"))
+    if not files:
+        return [pytest.param(None, id="missing", marks=pytest.mark.skip(reason=MISSING))]
+    return [pytest.param(f, id=f.stem) for f in files]
 
 
 def load(path: Path) -> dict:

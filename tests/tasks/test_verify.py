@@ -31,7 +31,7 @@ def json_line(text: str) -> dict:
 @pytest.fixture
 def erdos_file():
     files = [f for f in data_files("erdos") if "ttt" in f.name]
-    assert files, "tests/data/constructions/erdos has no TTT-Discover construction"
+    assert files, "the reference data has no TTT-Discover Erdős construction"
     return files[0]
 
 
