@@ -61,8 +61,10 @@ RUN_FLAGS = {  # flag: (value on the command line, RunConfig field, value in the
     "--max-usd": ("2.5", "max_usd", 2.5),
     "--max-samples": ("300", "max_samples", 300),
     "--max-hours": ("1.5", "max_hours", 1.5),
+    "--visit-counting": ("rollout", "visit_counting", "rollout"),
 }
-SWITCHES = {"--no-train": ("train", False), "--require-isolation": ("require_isolation", True)}
+SWITCHES = {"--no-train": ("train", False), "--require-isolation": ("require_isolation", True),
+            "--forced-answer": ("forced_answer", True), "--allow-weak-isolation": ("allow_weak_isolation", True)}
 
 
 def test_every_run_flag_reaches_the_config(executed):
@@ -89,7 +91,7 @@ def test_every_config_file_key_reaches_the_config(executed, tmp_path):
         executor="ray", workers=3, cpus_per_eval=2, eval_timeout_s=12.0, eval_memory_mb=512,
         sample_chunk_groups=1, seed=8, out="o", preset="demo", max_usd=1.0, max_samples=40, max_hours=2.0,
         prices={"local:m": {"sampled": 1.0}}, log="tensorboard", engine="hf", require_isolation=True,
-        task_options={"root_digits": 10},
+        forced_answer=True, allow_weak_isolation=True, task_options={"root_digits": 10},
     )
     missing = {f.name for f in dataclasses.fields(RunConfig)} - set(values)
     assert missing == {"task"}, f"add the new config keys to this test: {sorted(missing - {'task'})}"
