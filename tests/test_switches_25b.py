@@ -69,6 +69,28 @@ def test_allow_weak_isolation_opts_in_to_the_weak_mode(weak):
     assert r.status == "ok" and r.value == 42, r
 
 
+def test_the_runner_runs_the_weak_mode_only_after_the_opt_in(monkeypatch):
+    """Library calls get no weak mode by accident: without TTTD_SANDBOX_ALLOW_WEAK=1 (what the
+    opt-in sets) the runner refuses at its gate; with it the request gets past the gate (here to the
+    next refusal: a platform without seccomp runs nothing either, so nothing runs in this test).
+    A fake platform makes this observable on machines where the weak mode is not runnable (root)."""
+    from tttd.sandbox import runner
+    from tttd.sandbox.jail import Platform
+    from tttd.types import Limits
+
+    plat = Platform(bwrap=None, root=False, separate_uid=False, seccomp=False, runnable=True, cause="test")
+
+    def execute():
+        return runner._execute({}, Limits(), {}, None, None, plat=plat)
+
+    monkeypatch.delenv(runner.WEAK_ENV, raising=False)
+    r = execute()
+    assert r.status == "error" and "not allowed" in r.message and "nothing was run" in r.message, r
+    monkeypatch.setenv(runner.WEAK_ENV, "1")
+    r = execute()
+    assert r.status == "error" and "not allowed" not in r.message and "seccomp" in r.message, r
+
+
 # ------------------------------------------------------------------ issue 20: forced final answer
 
 

@@ -305,7 +305,7 @@ NEW_SWITCHES = [
       (W25 + "test_allow_weak_isolation_opts_in_to_the_weak_mode",), "opt-in never reaches the runner"),
     M("weak mode needs the opt-in (runner)", "tttd/sandbox/runner.py",
       'not cfg.get("probe") and os.environ.get(WEAK_ENV) != "1"', 'not cfg.get("probe") and False',
-      (W25 + "test_allow_weak_isolation_opts_in_to_the_weak_mode",), "runner runs the weak mode without the opt-in"),
+      (W25 + "test_the_runner_runs_the_weak_mode_only_after_the_opt_in",), "runner runs the weak mode without the opt-in"),
     M("require_isolation (sandbox)", "tttd/sandbox/report.py", "    if require:  #", "    if False:  #",
       (SW + "test_require_isolation_refuses_without_full_isolation",), "require_isolation never refuses"),
     # issue 20: forced final answer, PUCT visits and the paper preset, denoising reward, AHC CPUs
