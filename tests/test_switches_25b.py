@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_switches import Recorder, _run
+from tests.test_switches import _run
 from tttd.config import resolve_config
 
 PROBLEMS = Path(__file__).resolve().parent / "evolve_problems"
