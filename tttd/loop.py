@@ -37,7 +37,8 @@ from tttd.ledger import Ledger, budget_stop, check_budget, price_for
 from tttd.objective import group_advantages
 from tttd.policy import Policy, SamplingParams, TrainConfig, backend_class
 from tttd.rundir import NotARunError, RunDir, append_jsonl, atomic_write_json, atomic_write_text
-from tttd.task import Task, get_task
+from tttd.registry import get_task
+from tttd.task import Task
 from tttd.types import Evaluation, SandboxResult, State, TrainDatum
 
 
@@ -131,7 +132,7 @@ def verify_command(task: str, target: Path, options: str = "") -> str:
     folder) is named by its absolute path, so the command works from any directory."""
     import shlex
 
-    from tttd.task import absolute_task_spec
+    from tttd.registry import absolute_task_spec
 
     name = absolute_task_spec(task)
     return f"tttd verify {shlex.quote(name)}{options} {shlex.quote(str(Path(target).resolve()))}"
@@ -139,7 +140,7 @@ def verify_command(task: str, target: Path, options: str = "") -> str:
 
 def build_task(cfg: RunConfig) -> Task:
     """The configured task; the run's evaluation limits reach it when its factory takes them."""
-    from tttd.task import task_factory
+    from tttd.registry import task_factory
 
     offered = dict(eval_timeout_s=cfg.eval_timeout_s, cpus_per_eval=cfg.cpus_per_eval,
                    eval_memory_mb=cfg.eval_memory_mb)
@@ -272,7 +273,7 @@ class Discovery:
             self.best = other
 
     def task_fingerprint(self) -> str:
-        from tttd.task import task_fingerprint
+        from tttd.registry import task_fingerprint
 
         return task_fingerprint(self.cfg.task, self.task, self.cfg.task_options)
 

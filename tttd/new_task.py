@@ -78,7 +78,7 @@ from pathlib import Path
 
 import pytest
 
-from tttd.task import get_task
+from tttd.registry import get_task
 from tttd.verify import verify_program
 
 TASK_FILE = str(Path(__file__).with_name("{file_name}"))

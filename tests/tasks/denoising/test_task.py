@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tttd.task import get_task, list_tasks
+from tttd.registry import get_task, list_tasks
 from tttd.tasks.denoising.task import ROOT_SOURCE, DenoisingTask
 
 
