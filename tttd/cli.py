@@ -319,8 +319,11 @@ def cmd_new_task(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tttd import __version__
+
     p = argparse.ArgumentParser(prog="tttd", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"tttd {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def common(sp, json_help="print one JSON object as the last line"):
