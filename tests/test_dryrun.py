@@ -12,7 +12,7 @@ from tttd.registry import list_tasks
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "spread_points.py")
 list_tasks()  # the built-in tasks (not tasks other test modules registered)
-TASKS = sorted(n for n, e in __import__("tttd.task", fromlist=["_REGISTRY"])._REGISTRY.items()
+TASKS = sorted(n for n, e in __import__("tttd.registry", fromlist=["_REGISTRY"])._REGISTRY.items()
                if e.origin.startswith("tttd.tasks"))
 
 
