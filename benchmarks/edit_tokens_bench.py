@@ -78,7 +78,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from tttd.executor import LocalExecutor
-    from tttd.task import get_task
+    from tttd.registry import get_task
     from tttd.types import State
 
     tok = load_tokenizer(args.tokenizer)

@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tttd.task import get_task  # noqa: E402
+from tttd.registry import get_task  # noqa: E402
 from tttd.tasks.speed import run_record  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from tttd.task import get_task
+from tttd.registry import get_task
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "constructions"
 GOAL_S = 2.0

@@ -144,7 +144,7 @@ def test_the_backend_flag_reaches_the_config(executed):
 def test_a_preset_sets_its_values(executed, preset):
     """Every value of the named preset arrives (the task's own preset of that name wins)."""
     from tttd.config import PRESETS
-    from tttd.task import get_task
+    from tttd.registry import get_task
 
     assert cli.main(["run", "demo", "--preset", preset, "--model", "some/model", "--quiet"]) == 0
     (cfg, _), = executed

@@ -99,7 +99,12 @@ def test_chat_template_options_config_key_flag_and_policy(monkeypatch):
             self.kwargs = chat_template_kwargs
             self.total_steps = total_steps
 
+    from tttd.policy.backends import Backend, Option
+
+    declared = Backend("captures", "", True, tuple(Option(n, "", None, "") for n in
+                                                   ("model", "chat_template_kwargs", "total_steps")))
     monkeypatch.setattr(loop, "backend_class", lambda name: Captures)
+    monkeypatch.setattr(loop, "backend_spec", lambda name: declared)  # what the loop hands over
     pol = loop.build_policy(cfg)
     assert pol.kwargs == {"reasoning_effort": "low", "enable_thinking": False} and pol.total_steps == 50
     cfg.backend_options = {"chat_template_kwargs": {"x": 1}}

@@ -8,11 +8,11 @@ import pytest
 
 import tttd.loop
 from tttd.cli import main
-from tttd.task import list_tasks
+from tttd.registry import list_tasks
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "spread_points.py")
 list_tasks()  # the built-in tasks (not tasks other test modules registered)
-TASKS = sorted(n for n, e in __import__("tttd.task", fromlist=["_REGISTRY"])._REGISTRY.items()
+TASKS = sorted(n for n, e in __import__("tttd.registry", fromlist=["_REGISTRY"])._REGISTRY.items()
                if e.origin.startswith("tttd.tasks"))
 
 
@@ -120,7 +120,7 @@ def test_paper_preset_dry_run_shows_forced_answer_visits_reward_and_cpus(no_poli
 def test_settings_lines_by_backend_and_defaults():
     from tttd.config import resolve_config
     from tttd.dryrun import paper_settings
-    from tttd.task import get_task
+    from tttd.registry import get_task
 
     erdos = get_task("erdos")
     plain = paper_settings(resolve_config(flag_values={"task": "erdos"}), erdos)

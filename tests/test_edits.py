@@ -103,7 +103,7 @@ def test_whole_mode_is_the_default_and_refuses_unknown_formats():
 def test_ahc_task_takes_diff_answers():
     from pathlib import Path
 
-    from tttd.task import get_task
+    from tttd.registry import get_task
 
     code = (Path(tttd.__file__).parent / "tasks" / "ahc" / "baselines" / "ahc039_grid.cpp").read_text()
     task = get_task("ahc039", cases="0-1", edits="diff")

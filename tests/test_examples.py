@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tttd.task import get_task
+from tttd.registry import get_task
 from tttd.verify import verify_program
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "spread_points.py")

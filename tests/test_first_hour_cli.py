@@ -85,7 +85,7 @@ def test_initial_program_its_score_rejects_is_one_line_and_no_run_dir(tmp_path, 
 
 
 def test_scorer_bug_is_scorer_error_and_a_bad_answer_is_invalid(tmp_path):
-    from tttd.task import get_task
+    from tttd.registry import get_task
 
     task_file = _new_task(tmp_path, "buggy")
     task_file.write_text(task_file.read_text().replace(

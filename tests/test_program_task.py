@@ -8,7 +8,8 @@ import pytest
 import tttd
 from tttd.program_task import splice_evolve_block
 from tttd.sandbox import run
-from tttd.task import Objective, UnknownTaskError, get_task
+from tttd.registry import UnknownTaskError, get_task
+from tttd.task import Objective
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEMS = ROOT / "tests" / "evolve_problems"

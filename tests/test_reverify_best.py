@@ -15,7 +15,7 @@ from tests.tasks.test_tasks_in_loop import GOOD
 from tttd.config import resolve_config
 from tttd.loop import Discovery
 from tttd.policy import TokenUsage
-from tttd.task import list_tasks
+from tttd.registry import list_tasks
 from tttd.types import Sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,13 +69,13 @@ class AnswerPolicy:
 
 
 def _name_of(task: str) -> str:
-    from tttd.task import get_task
+    from tttd.registry import get_task
 
     return get_task(task).name
 
 
 def test_every_builtin_task_has_a_scripted_answer():
-    from tttd.task import _REGISTRY
+    from tttd.registry import _REGISTRY
 
     list_tasks()  # loads the built-in tasks
     builtin = [n for n, e in _REGISTRY.items() if e.origin.startswith("tttd.tasks")]

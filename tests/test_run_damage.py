@@ -108,7 +108,7 @@ def test_changed_task_options_are_refused(tmp_path, capsys):
 
 def test_task_path_is_stored_absolute(tmp_path, monkeypatch, capsys):
     """`tttd run ./task.py` records the absolute path, so resume works from anywhere."""
-    from tttd.task import absolute_task_spec
+    from tttd.registry import absolute_task_spec
 
     (tmp_path / "t.py").write_text("# a task file\n")
     monkeypatch.chdir(tmp_path)

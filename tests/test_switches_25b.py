@@ -126,7 +126,7 @@ def _stages(folder: Path) -> int:
 
 def test_folder_timeout_option_overrides_the_config():
     """timeout_s= replaces the config's evaluator.timeout (3 s in oe_cascade), per stage."""
-    from tttd.task import get_task
+    from tttd.registry import get_task
 
     folder = PROBLEMS / "oe_cascade"
     assert "timeout: 3" in (folder / "config.yaml").read_text()
@@ -149,7 +149,7 @@ def _edit(search: str, replace: str) -> str:
 ])
 def test_folder_edits_follow_the_option_and_the_config(folder, options, diff):
     """In diff mode a SEARCH/REPLACE answer edits the parent; in whole mode it is no program."""
-    from tttd.task import get_task
+    from tttd.registry import get_task
 
     task = get_task(str(PROBLEMS / folder), **options)
     root = task.initial_states(1, np.random.default_rng(0))[0]

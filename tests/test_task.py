@@ -3,8 +3,8 @@ import textwrap
 
 import pytest
 
-from tttd.task import (Objective, Task, UnknownTaskError, artifact_key, extract_code_block,
-                       get_task, list_tasks, register_task, tail)
+from tttd.registry import UnknownTaskError, get_task, list_tasks, register_task
+from tttd.task import Objective, Task, artifact_key, extract_code_block, tail
 from tttd.types import Candidate, Evaluation, SandboxResult
 
 

@@ -50,7 +50,7 @@ def test_verify_never_prints_raw_control_bytes(tmp_path, as_json):
 
 
 def _entry(task_name: str) -> str:
-    from tttd.task import get_task
+    from tttd.registry import get_task
 
     import numpy as np
 

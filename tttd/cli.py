@@ -167,7 +167,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from tttd.preflight import check_run_config
-    from tttd.task import absolute_task_spec, get_task
+    from tttd.registry import absolute_task_spec, get_task
 
     args.task = absolute_task_spec(args.task)  # stored absolute: resumable from anywhere
     task = get_task(args.task, **_kv(args.task_option, "--task-option"))
@@ -257,7 +257,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from tttd.task import list_tasks
+    from tttd.registry import list_tasks
 
     tasks = list_tasks()
     width = max(len(n) for n in tasks) if tasks else 0
@@ -287,10 +287,12 @@ def cmd_new_task(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tttd import __version__
     from tttd.cli_extra import OneLineParser
 
     p = OneLineParser(prog="tttd", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"tttd {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def common(sp, json_help="print one JSON object as the last line"):
@@ -415,7 +417,7 @@ def _more_commands(sub) -> None:
 def cmd_prompt(args: argparse.Namespace) -> int:
     from tttd.dryrun import dry_run_main
     from tttd.loop import build_task
-    from tttd.task import get_task
+    from tttd.registry import get_task
 
     options = _kv(args.task_option, "--task-option")
     task = get_task(args.task, **options)
@@ -432,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from tttd.loop import PolicyLoadError
     from tttd.sandbox.report import IsolationError
-    from tttd.task import TaskOptionError, UnknownTaskError
+    from tttd.registry import TaskOptionError, UnknownTaskError
 
     from tttd.cli_extra import quiet_broken_pipe
 

@@ -47,7 +47,7 @@ def busy_factor() -> tuple[float, float, int]:
 def demo_config(steps: int | None = None, seed: int | None = 0, train: bool = True,
                 engine: str | None = None) -> RunConfig:
     """The configuration ``tttd run demo`` resolves to with the same flags (the tiny model)."""
-    from tttd.task import get_task
+    from tttd.registry import get_task
 
     flags = dict(task="demo", backend="local", steps=steps, seed=seed, train=None if train else False,
                  engine=engine)

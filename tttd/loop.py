@@ -17,7 +17,6 @@ own sampling nondeterminism; exact on the CPU local backend).
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import shlex
@@ -36,8 +35,10 @@ from tttd.config import RunConfig
 from tttd.ledger import Ledger, budget_stop, check_budget, price_for
 from tttd.objective import group_advantages
 from tttd.policy import Policy, SamplingParams, TrainConfig, backend_class
+from tttd.policy.backends import backend_spec
 from tttd.rundir import NotARunError, RunDir, append_jsonl, atomic_write_json, atomic_write_text
-from tttd.task import Task, get_task
+from tttd.registry import get_task
+from tttd.task import Task
 from tttd.types import Evaluation, SandboxResult, State, TrainDatum
 
 
@@ -89,7 +90,8 @@ class Best:
 
 
 def build_policy(cfg: RunConfig) -> Policy:
-    """The configured backend, given only the keyword arguments its constructor accepts."""
+    """The configured backend, given the run's settings that its declaration lists
+    (:mod:`tttd.policy.backends`) and then the user's backend options."""
     try:
         cls = backend_class(cfg.backend)
     except ImportError as exc:
@@ -99,8 +101,8 @@ def build_policy(cfg: RunConfig) -> Policy:
         learning_rate=cfg.learning_rate, total_steps=cfg.steps, engine=cfg.engine,
         chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,
     )
-    params = inspect.signature(cls).parameters
-    kwargs = {k: v for k, v in offered.items() if k in params}
+    declared = backend_spec(cfg.backend).names()
+    kwargs = {k: v for k, v in offered.items() if k in declared}
     kwargs.update(cfg.backend_options)
     try:
         policy = cls(**kwargs)
@@ -131,7 +133,7 @@ def verify_command(task: str, target: Path, options: str = "") -> str:
     folder) is named by its absolute path, so the command works from any directory."""
     import shlex
 
-    from tttd.task import absolute_task_spec
+    from tttd.registry import absolute_task_spec
 
     name = absolute_task_spec(task)
     return f"tttd verify {shlex.quote(name)}{options} {shlex.quote(str(Path(target).resolve()))}"
@@ -139,15 +141,12 @@ def verify_command(task: str, target: Path, options: str = "") -> str:
 
 def build_task(cfg: RunConfig) -> Task:
     """The configured task; the run's evaluation limits reach it when its factory takes them."""
-    from tttd.task import task_factory
+    from tttd.registry import declared_options, task_factory
 
     offered = dict(eval_timeout_s=cfg.eval_timeout_s, cpus_per_eval=cfg.cpus_per_eval,
                    eval_memory_mb=cfg.eval_memory_mb)
-    try:
-        params = inspect.signature(task_factory(cfg.task)).parameters
-    except (TypeError, ValueError):
-        params = {}
-    options = {k: v for k, v in offered.items() if k in params and v is not None}  # None: task default
+    declared = declared_options(task_factory(cfg.task)) or []
+    options = {k: v for k, v in offered.items() if k in declared and v is not None}  # None: task default
     options.update(cfg.task_options)
     return get_task(cfg.task, **options)
 
@@ -277,7 +276,7 @@ class Discovery:
             self.best = other
 
     def task_fingerprint(self) -> str:
-        from tttd.task import task_fingerprint
+        from tttd.registry import task_fingerprint
 
         return task_fingerprint(self.cfg.task, self.task, self.cfg.task_options)
 

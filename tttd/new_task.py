@@ -95,7 +95,7 @@ import math
 import sys
 from pathlib import Path
 
-from tttd.task import get_task
+from tttd.registry import get_task
 from tttd.verify import verify_program
 
 TASK_FILE = str(Path(__file__).with_name("{file_name}"))

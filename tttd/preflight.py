@@ -4,7 +4,7 @@ is written: a bad option is one line and exit 2, never a traceback or a half-mad
 What is checked here (RunConfig.validate checks the plain values):
 
 - the task's options against the options its factory declares (``tttd.task.check_task_options``);
-- the backend's options against the keyword arguments its policy class declares;
+- the backend's options against its declaration (:mod:`tttd.policy.backends`);
 - a frozen backend (``trainable = False``, e.g. ``api``) with ``train`` on: refused, because
   nothing would train and the run would silently be a frozen baseline;
 - the ``api`` backend without an endpoint: refused (never a silent fall-back to a public service).
@@ -15,42 +15,29 @@ the policy's ``check_reachable``), which also happens before the run directory i
 
 from __future__ import annotations
 
-import inspect
 import os
 
 from tttd.config import ConfigError, RunConfig
 
-# Keyword arguments the loop itself passes to a backend (not user options, but allowed).
-_LOOP_SUPPLIED = {"model", "lora_rank", "full_finetune", "seed", "learning_rate"}
-
-
-def backend_option_names(cls: type) -> list[str] | None:
-    """The options a policy class declares (None when it takes ``**kwargs``)."""
-    params = inspect.signature(cls).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            and p.name != "self"]
-
 
 def check_run_config(cfg: RunConfig) -> None:
-    """Raise :class:`ConfigError` (one line) for options the backend cannot take."""
+    """Raise :class:`ConfigError` (one line) for options the backend cannot take (its
+    declaration in :mod:`tttd.policy.backends`)."""
     from tttd.policy import backend_class
+    from tttd.policy.backends import backend_spec
 
+    spec = backend_spec(cfg.backend)
     try:
-        cls = backend_class(cfg.backend)
+        backend_class(cfg.backend)  # installed? (its extra's packages import)
     except ImportError as exc:
         raise ConfigError(f"the {cfg.backend} backend is not installed: {exc}") from None
-    known = backend_option_names(cls)
-    if known is not None:
-        unknown = sorted(set(cfg.backend_options) - set(known))
-        if unknown:
-            user = sorted(set(known) - _LOOP_SUPPLIED)
-            raise ConfigError(
-                f"unknown backend option{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(map(repr, unknown))} for the {cfg.backend} backend; "
-                f"its options: {', '.join(user) or 'none'}")
-    if cfg.train and getattr(cls, "trainable", True) is False:
+    unknown = sorted(set(cfg.backend_options) - set(spec.names()))
+    if unknown:
+        raise ConfigError(
+            f"unknown backend option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))} for the {cfg.backend} backend; "
+            f"its options: {', '.join(spec.user_options()) or 'none'}")
+    if cfg.train and not spec.trainable:
         raise ConfigError(
             f"the {cfg.backend} backend is frozen (it cannot train): add --no-train (or train = "
             "false) to run a frozen baseline")

@@ -41,6 +41,13 @@ SCORER_ERROR_LIMIT = 3
 _TTTD_DIR = str(Path(__file__).resolve().parent)
 
 
+class TaskOptionError(ValueError):
+    """An option the task does not declare, or a bad value for one (one line in the CLI).
+
+    Part of the protocol (a task raises it for a bad option value); :mod:`tttd.registry` raises
+    it for an undeclared option."""
+
+
 class TaskFileError(ValueError):
     """A mistake in a task (its file, its initial states): one line, exit 2, nothing written."""
 
@@ -85,11 +92,9 @@ def defined_at() -> str | None:
 
 def checked_roots(task: Any, n: int, rng: np.random.Generator) -> list:
     """``task.initial_states(n, rng)``; any failure becomes one :class:`TaskFileError` line."""
-    from tttd.task import TaskOptionError  # already one line naming the option (e.g. an imported folder's metric)
-
     try:
         roots = task.initial_states(n, rng)
-    except (TaskFileError, TaskOptionError):
+    except (TaskFileError, TaskOptionError):  # already one line (e.g. an imported folder's metric)
         raise
     except Exception as exc:
         loc = where(exc)

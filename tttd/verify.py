@@ -24,7 +24,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from tttd.task import Task, UnknownTaskError, get_task
+from tttd.registry import UnknownTaskError, get_task
+from tttd.task import Task
 from tttd.task_errors import SCORER_ERROR
 from tttd.text import safe, safe_lines
 from tttd.types import Candidate, Evaluation, State

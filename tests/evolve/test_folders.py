@@ -11,7 +11,8 @@ import pytest
 
 from tttd.executor import LocalExecutor
 from tttd.sandbox import run
-from tttd.task import TaskOptionError, get_task
+from tttd.registry import get_task
+from tttd.task import TaskOptionError
 
 PROBLEMS = Path(__file__).resolve().parents[1] / "evolve_problems"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tttd.task import get_task
+from tttd.registry import get_task
 
 pytest.importorskip("matplotlib")
 from matplotlib.figure import Figure  # noqa: E402

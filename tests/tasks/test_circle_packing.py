@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tttd.task import get_task
+from tttd.registry import get_task
 from tttd.types import State
 
 from ._helpers import data_params, load, run_code

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tttd.task import get_task
+from tttd.registry import get_task
 from tttd.tasks.demo import digit_overlap
 
 

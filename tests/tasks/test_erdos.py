@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tttd.task import get_task
+from tttd.registry import get_task
 from tttd.tasks._math import MAX_SEQUENCE_LEN
 from tttd.types import State
 

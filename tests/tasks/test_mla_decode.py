@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tttd.cli import main  # noqa: E402
-from tttd.task import get_task  # noqa: E402
+from tttd.registry import get_task  # noqa: E402
 from tttd.tasks.speed import SpeedTask, build_config, mla_decode  # noqa: E402
 from tttd.tasks.speed.harness import _load_private  # noqa: E402
 from tttd.verify import verify_program  # noqa: E402

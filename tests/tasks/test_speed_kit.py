@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tttd.task import get_task
+from tttd.registry import get_task
 from tttd.tasks.speed import SpeedTask, run_record
 from tttd.verify import verify_program
 

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tttd.cli import main  # noqa: E402
-from tttd.task import get_task  # noqa: E402
+from tttd.registry import get_task  # noqa: E402
 from tttd.tasks.speed import trimul  # noqa: E402
 from tttd.verify import verify_program  # noqa: E402
 

@@ -19,18 +19,17 @@ import hashlib
 import inspect
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tttd.evolve.folder import Layout, detect_layout, expected_layouts
 from tttd.evolve.task import EvaluatorTask
 
-__all__ = ["EvaluatorTask", "Layout", "detect_layout", "register_problem_dir"]
+__all__ = ["EvaluatorTask", "Layout", "detect_layout", "problem_dir_task"]
 
 
-def register_problem_dir(path: str | Path) -> str:
-    """Register the problem folder at ``path`` as a task; returns its task name."""
-    from tttd.task import register_task
-
+def problem_dir_task(path: str | Path) -> tuple[str, Callable[..., EvaluatorTask]]:
+    """The task name and factory of the problem folder at ``path`` (ValueError when it is not
+    one); :func:`tttd.registry.register_problem_dir` registers them."""
     folder = Path(path).resolve()
     layout = detect_layout(folder)
     if layout is None:
@@ -46,5 +45,4 @@ def register_problem_dir(path: str | Path) -> str:
     factory.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     factory.__module__ = "tttd_problem_dir_" + hashlib.sha1(str(folder).encode()).hexdigest()[:10]
     factory.__doc__ = f"{layout.title} problem {folder}"
-    register_task(name, factory)
-    return name
+    return name, factory

@@ -159,7 +159,7 @@ class EvaluatorTask(ProgramTask):
         return self.rescorer.launch(candidate.program, submit, first_value)
 
     def _root_evaluation(self) -> Evaluation | None:
-        from tttd.task import TaskOptionError
+        from tttd.task import TaskOptionError  # the protocol's error (not the registry's)
 
         try:
             ev = self._evaluate_root()

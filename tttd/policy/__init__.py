@@ -17,6 +17,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from tttd.policy.backends import BACKENDS as _SPECS
 from tttd.types import Message, Sample, TrainDatum
 
 
@@ -122,11 +123,8 @@ class Policy(Protocol):
         ...
 
 
-BACKENDS = {
-    "local": "tttd.policy.local:LocalPolicy",
-    "tinker": "tttd.policy.tinker:TinkerPolicy",
-    "api": "tttd.policy.api:ApiPolicy",
-}
+# name -> "module:Class"; each backend's options are declared in tttd.policy.backends
+BACKENDS = {name: spec.target for name, spec in _SPECS.items()}
 
 
 def backend_class(backend: str) -> type:

@@ -1,21 +1,12 @@
 """The local policy backend: transformers + peft on a CPU or one GPU.
 
-Sampling (:meth:`LocalPolicy.sample`) renders each prompt with the tokenizer's chat template and
-samples all ``prompts x n`` completions with ``model.generate`` in as few, as large, left-padded
-batches as memory allows (DESIGN.md: per-token Python overhead dominates, so throughput grows with
-batch size). The distribution is *exactly* the policy's at the requested temperature: the model's
-own generation defaults (Qwen ships top_k=20, top_p=0.8, repetition_penalty...) are switched off,
-``top_k=0``, ``top_p=1``, and the only logits processor is ours, which divides by the temperature
-and records the log-softmax of what is sampled from. So ``Sample.logprobs`` are the sampler's
-log-probabilities of the *tempered* distribution (at temperature 1, the policy's; the paper samples
-at temperature 1). Only one ``(batch, vocab)`` score tensor is held at a time.
-
-A completion ends at the eos token(s) (``<|im_end|>`` for ChatML models) or at the first
-``params.stop`` string, else after ``max_tokens`` (``stop_reason="length"``). ``Sample.tokens``
-keeps the token that ended it (eos, or the token that completed a stop string) with its log-prob,
-so the model is also trained to stop, and drops padding and anything after. ``Sample.text`` is the
-decoded completion *without* the eos token's text and cut just before the stop string (as OpenAI
-does), so ``text`` can be a little shorter than ``decode(tokens)``.
+Sampling (:meth:`LocalPolicy.sample`) is done by the policy's engine (:mod:`tttd.policy.engines`:
+``hf``, transformers' ``generate`` in this model, or ``vllm`` beside it); both render prompts with
+the tokenizer's chat template and cut completions the same way (:mod:`tttd.policy.model_io`). A
+completion ends at the eos token(s) (``<|im_end|>`` for ChatML models) or at the first
+``params.stop`` string, else after ``max_tokens`` (``stop_reason="length"``). ``Sample.logprobs``
+are the sampler's log-probabilities of the *tempered* distribution (at temperature 1, the
+policy's; the paper samples at temperature 1).
 
 Training (:meth:`LocalPolicy.train_step`) is one optimizer step of the token-summed
 importance-sampling loss of :mod:`tttd.losses` (optionally PPO-clipped), with gradient
@@ -63,11 +54,11 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 warnings.filterwarnings("ignore", message=".*tie_word_embeddings=True.*tied layer is part of the adapter.*")
 
 from tttd.losses import importance_sampling_loss, kl_advantage_shift
-from tttd.policy import SamplingParams, TokenUsage, TrainConfig, check_sampling, prompt_seeds, sub_seed
-from tttd.policy.local_checkpoint import load_checkpoint, save_checkpoint
+from tttd.policy import SamplingParams, TokenUsage, TrainConfig
 from tttd.policy.engines import Engine, choose_engine, make_engine
-from tttd.policy.local_sampling import LogprobRecorder, first_stop
+from tttd.policy.local_checkpoint import load_checkpoint, save_checkpoint
 from tttd.policy.local_setup import enable_checkpointing, lora_targets, no_dropout
+from tttd.policy.model_io import eos_token_ids, finish_sample, render_chat
 from tttd.types import Message, Sample, TrainDatum
 
 LOGPROB_CHUNK = 256  # positions per output-layer chunk in the trainer
@@ -170,7 +161,7 @@ class LocalPolicy:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
-        self.eos_ids = self._eos_ids(base)
+        self.eos_ids = eos_token_ids(base, self.tokenizer)
         base.to(self.device)
         torch.manual_seed(seed)  # LoRA A matrices are random: make them reproducible
         if full_finetune:
@@ -192,7 +183,7 @@ class LocalPolicy:
             base.get_output_embeddings().weight.requires_grad_(False)  # (tied: the embedding too)
         no_dropout(self.model)
         if self.gradient_checkpointing:
-            enable_checkpointing(self._causal_lm())
+            enable_checkpointing(self.causal_lm())
         # eval() while sampling; train() only around the training forward/backward (transformers
         # checkpoints layers only in training mode). Dropout is 0 either way (no_dropout), so the
         # trainer's log-probs equal the sampler's.
@@ -227,67 +218,36 @@ class LocalPolicy:
 
     # ------------------------------------------------------------------------------ helpers
 
-    def _eos_ids(self, model) -> list[int]:
-        """Tokens that end a completion: the model's and tokenizer's eos, plus ``<|im_end|>``
-        when the vocabulary has it (ChatML models whose eos is ``<|endoftext|>``)."""
-        cfg = getattr(model, "generation_config", None)
-        eos = getattr(cfg, "eos_token_id", None)
-        candidates = (eos if isinstance(eos, list) else [eos]) + [self.tokenizer.eos_token_id]
-        if "<|im_end|>" in self.tokenizer.get_vocab():
-            candidates.append(self.tokenizer.convert_tokens_to_ids("<|im_end|>"))
-        ids: list[int] = []
-        for value in candidates:
-            if value is not None and int(value) not in ids:
-                ids.append(int(value))
-        if not ids:
-            raise ValueError("the model declares no eos token; cannot tell where a completion ends")
-        return ids
-
-    def _causal_lm(self):
+    def causal_lm(self):
+        """The transformers model under the adapter (the trainer's forward; ``config`` has the shapes)."""
         return self.model if self.full_finetune else self.model.get_base_model()
+
+    _causal_lm = causal_lm
 
     def render(self, messages: list[Message]) -> list[int]:
         """Token ids of a chat prompt, rendered with the chat template plus the generation prompt."""
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                                  **self.chat_template_kwargs)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return render_chat(self.tokenizer, messages, self.chat_template_kwargs)
 
-    def _batch_size(self, seq_len: int) -> int:
-        if self.max_batch_size is not None:
-            return self.max_batch_size
-        if self.device.type != "cuda":
-            return 256
-        cfg = self._causal_lm().config
-        cfg = getattr(cfg, "text_config", cfg)
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        elt = torch.finfo(self.dtype).bits // 8
-        per_seq = 2 * cfg.num_hidden_layers * kv_heads * head_dim * elt * seq_len
-        per_seq += 4 * cfg.vocab_size * 4  # score tensors (logits, processed, log-softmax, probs)
-        free, _ = torch.cuda.mem_get_info(self.device)
-        return int(max(1, min(1024, 0.6 * free // per_seq)))
+    def finish(self, prompt: list[int], new: list[int], logprobs: list[float],
+               params: SamplingParams) -> Sample:
+        """Cut a generated row at its eos token or first stop string (:func:`finish_sample`)."""
+        return finish_sample(self.tokenizer, self.eos_ids, prompt, new, logprobs, params)
+
+    _finish = finish
+
+    def count_sampling(self, prompt_tokens: int, sampled_tokens: int) -> None:
+        """One sampling request's tokens, for :meth:`usage` (called by the engines)."""
+        self._usage.requests += 1
+        self._usage.prompt_tokens += prompt_tokens
+        self._usage.sampled_tokens += sampled_tokens
 
     # ------------------------------------------------------------------------------ sampling
 
     def sample(
         self, prompts: list[list[Message]], n: int, params: SamplingParams
     ) -> list[list[Sample]]:
-        """``n`` completions per chat prompt from the sampling engine (hf: :meth:`_sample_hf`)."""
+        """``n`` completions per chat prompt from the sampling engine (:mod:`tttd.policy.engines`)."""
         return self.engine.sample(prompts, n, params)
-
-    @torch.no_grad()
-    def _sample_hf(
-        self, prompts: list[list[Message]], n: int, params: SamplingParams
-    ) -> list[list[Sample]]:
-        check_sampling(n, params)
-        encoded = [self.render(p) for p in prompts]
-        # sample j of prompt i draws from its own generator, seeded sub_seed(seeds[i], j)
-        seeds = prompt_seeds(params, len(prompts), self.seed * 1_000_003 + self.sample_calls)
-        self.sample_calls += 1
-        out = self._generate(encoded, n, params, seeds)
-        if params.forced_answer:
-            out = self.force_answers(out, seeds, self._continue_hf(params))
-        return out
 
     def answer_format(self):
         """The chat template's thinking/answer split (:mod:`tttd.policy.forced_answer`), or None."""
@@ -296,7 +256,7 @@ class LocalPolicy:
         return detect(self.tokenizer.chat_template)
 
     def context_window(self) -> int | None:
-        return getattr(self._causal_lm().config, "max_position_embeddings", None)
+        return getattr(self.causal_lm().config, "max_position_embeddings", None)
 
     def force_answers(self, groups: list[list[Sample]], seeds: list[int], sample_more) -> list[list[Sample]]:
         """Phase 2 of the forced final answer for samples out of budget (any engine)."""
@@ -309,121 +269,6 @@ class LocalPolicy:
             decode=lambda ids: tok.decode(ids, skip_special_tokens=False),
             text_of=lambda ids: tok.decode(ids, skip_special_tokens=False),
             sample_more=sample_more)
-
-    def _continue_hf(self, params: SamplingParams):
-        """Phase 2 on the hf engine: each request continues in the context left (requests of
-        one length share a ``generate`` call, which needs one budget)."""
-        from dataclasses import replace
-
-        context = self.context_window()
-
-        def more(requests: list[list[int]], seeds: list[int]) -> list[Sample | None]:
-            out: list[Sample | None] = [None] * len(requests)
-            by_len: dict[int, list[int]] = {}
-            for k, req in enumerate(requests):
-                by_len.setdefault(len(req), []).append(k)
-            for length, ks in by_len.items():
-                room = params.max_tokens if context is None else context - length
-                if room < 1:
-                    continue
-                got = self._generate([requests[k] for k in ks], 1, replace(params, max_tokens=room),
-                                     [seeds[k] for k in ks])
-                for k, row in zip(ks, got):
-                    out[k] = row[0]
-            return out
-
-        return more
-
-    def _generate(self, encoded: list[list[int]], n: int, params: SamplingParams,
-                  seeds: list[int]) -> list[list[Sample]]:
-        """``n`` samples for each token-id prompt; sample j of prompt i draws from
-        ``sub_seed(seeds[i], j)``."""
-        from transformers import GenerationConfig
-
-        jobs = [(i, j) for i in range(len(encoded)) for j in range(n)]
-        base_seed = seeds[0] if seeds else 0
-        out: list[list[Sample | None]] = [[None] * n for _ in encoded]
-        # Like the paper's dynamic max_tokens: never ask for more than the context window holds.
-        prompt_len = max((len(e) for e in encoded), default=0)
-        context = self.context_window()
-        max_new = params.max_tokens if context is None else min(params.max_tokens, context - prompt_len)
-        if max_new < 1:
-            raise ValueError(f"a prompt of {prompt_len} tokens leaves no room in the model's "
-                             f"{context}-token context")
-        longest = prompt_len + max_new
-        bsz = self._batch_size(longest)
-        pad_id = self.tokenizer.pad_token_id
-        gen_config = GenerationConfig(
-            do_sample=True, temperature=1.0, top_k=0, top_p=1.0, min_p=None, typical_p=1.0,
-            repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=1,
-            max_new_tokens=max_new, min_new_tokens=0,
-            eos_token_id=self.eos_ids, pad_token_id=pad_id, bos_token_id=None,
-            stop_strings=list(params.stop) or None,
-            return_dict_in_generate=True, output_scores=False, output_logits=False,
-        )
-        model = self.model
-        saved_defaults = model.generation_config
-        was_training = model.training
-        model.eval()
-        try:
-            # the model's own generation defaults (top_k, penalties...) must not leak in
-            model.generation_config = GenerationConfig(eos_token_id=self.eos_ids, pad_token_id=pad_id)
-            for b, start in enumerate(range(0, len(jobs), bsz)):
-                chunk = jobs[start : start + bsz]
-                seqs = [encoded[i] for i, _ in chunk]
-                width = max(len(s) for s in seqs)
-                ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(seqs), width), dtype=torch.long)
-                for r, s in enumerate(seqs):
-                    ids[r, width - len(s) :] = torch.tensor(s, dtype=torch.long)
-                    mask[r, width - len(s) :] = 1
-                recorder = LogprobRecorder(params.temperature, [sub_seed(seeds[i], j) for i, j in chunk])
-                devices = [self.device] if self.device.type == "cuda" else []
-                with torch.random.fork_rng(devices=devices, device_type=self.device.type):
-                    torch.manual_seed(base_seed * 7919 + b)
-                    result = model.generate(
-                        input_ids=ids.to(self.device),
-                        attention_mask=mask.to(self.device),
-                        generation_config=gen_config,
-                        logits_processor=[recorder],
-                        tokenizer=self.tokenizer if params.stop else None,
-                    )
-                new = result.sequences[:, width:].cpu()
-                logprobs = recorder.finish(new[:, -1] if new.shape[1] else new[:, :0].sum(1))
-                for r, (i, j) in enumerate(chunk):
-                    out[i][j] = self._finish(seqs[r], new[r].tolist(), logprobs[r].tolist(), params)
-        finally:
-            model.generation_config = saved_defaults
-            model.train(was_training)
-        self._usage.requests += 1
-        self._usage.prompt_tokens += sum(len(encoded[i]) for i, _ in jobs)
-        self._usage.sampled_tokens += sum(len(s.tokens) for row in out for s in row)  # type: ignore[union-attr]
-        return out  # type: ignore[return-value]
-
-    def _finish(self, prompt: list[int], new: list[int], logprobs: list[float],
-                params: SamplingParams) -> Sample:
-        """Cut a generated row at its eos token or first stop string (see the module docstring)."""
-        end, reason, eos_hit = len(new), "length", False
-        for k, tok in enumerate(new):
-            if tok in self.eos_ids:
-                end, reason, eos_hit = k + 1, "stop", True
-                break
-        tokens = new[:end]
-        text = self.tokenizer.decode(tokens[:-1] if eos_hit else tokens, skip_special_tokens=False)
-        cut = first_stop(text, params.stop)
-        if cut is not None:
-            # the shortest token prefix whose text contains the stop string (monotone: bisect)
-            lo, hi = 1, len(tokens)
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if first_stop(self.tokenizer.decode(tokens[:mid], skip_special_tokens=False),
-                               params.stop) is not None:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            tokens, text, reason = tokens[:lo], text[:cut], "stop"
-        return Sample(prompt_tokens=list(prompt), tokens=tokens, logprobs=logprobs[: len(tokens)],
-                      text=text, stop_reason=reason)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------------------ training
 
@@ -514,7 +359,7 @@ class LocalPolicy:
                 self._ref_model = copy.deepcopy(self.model).requires_grad_(False)
             return torch.cat([self._token_logprobs(self._ref_model, batch, c) for c in chunks])
         with self.model.disable_adapter():
-            return torch.cat([self._token_logprobs(self._causal_lm(), batch, c) for c in chunks])
+            return torch.cat([self._token_logprobs(self.causal_lm(), batch, c) for c in chunks])
 
     def logprobs(self, batch: Sequence[TrainDatum]) -> list[list[float]]:
         """Current policy log-probs of each datum's completion tokens (no gradient)."""
@@ -523,7 +368,7 @@ class LocalPolicy:
         out: list[list[float]] = []
         with torch.no_grad():
             for c in self._micro_batches(batch, budget):
-                flat = self._token_logprobs(self._causal_lm(), batch, c).float().cpu().tolist()
+                flat = self._token_logprobs(self.causal_lm(), batch, c).float().cpu().tolist()
                 pos = 0
                 for k in c:
                     out.append(flat[pos : pos + len(batch[k].tokens)])
@@ -574,7 +419,7 @@ class LocalPolicy:
             adv, dbar = kl_advantage_shift(adv, sampler_lp, base_lp, ones, config.kl_coef)
             metrics["kl_policy_base"] = dbar
         self.optimizer.zero_grad(set_to_none=True)
-        model = self._causal_lm()
+        model = self.causal_lm()
         self.model.train()  # layers are checkpointed only in training mode (dropout is 0)
         try:
             total_loss, diff_sum = self._backward(batch, chunks, model, sampler_lp, adv, ones, config)

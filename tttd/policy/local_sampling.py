@@ -1,4 +1,5 @@
-"""Sampling helpers of the local backend: exact per-token log-probs and stop strings."""
+"""Sampling helper of the local backend's hf engine: exact per-token log-probs (stop strings:
+:func:`tttd.policy.model_io.first_stop`)."""
 
 from __future__ import annotations
 
@@ -51,8 +52,3 @@ class LogprobRecorder:
             self.prev = None
         return torch.stack(self.logprobs, dim=1) if self.logprobs else torch.zeros(len(last_tokens), 0)
 
-
-def first_stop(text: str, stops: Sequence[str]) -> int | None:
-    hits = [text.find(s) for s in stops if s]
-    hits = [h for h in hits if h >= 0]
-    return min(hits) if hits else None

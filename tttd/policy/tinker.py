@@ -301,12 +301,9 @@ class TinkerPolicy:
         """What a run with these backend ``options`` would send, without contacting the service:
         lines for ``tttd run --dry-run`` (label -> text). ``prompt_tokens``: a rendered prompt's
         length, when known, to show its clamped budget."""
-        import inspect
+        from tttd.policy.backends import TINKER
 
-        defaults = {
-            k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty
-        }
+        defaults = TINKER.defaults()
         opts = {**defaults, **(options or {})}
         context = opts["context_window"]
         lines: dict[str, str] = {}

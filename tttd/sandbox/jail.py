@@ -112,9 +112,9 @@ def _under(p: str, roots) -> bool:
 
 def sensitive_paths() -> list[str]:
     """Host paths that must never be visible even when they lie inside a bound directory."""
-    import tttd
-
-    out = {os.path.expanduser("~"), os.getcwd(), os.path.dirname(os.path.dirname(os.path.abspath(tttd.__file__)))}
+    # the folder holding the tttd package (the checkout): this file is tttd/sandbox/jail.py
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = {os.path.expanduser("~"), os.getcwd(), checkout}
     out |= {p for p in os.environ.get(HIDE_ENV, "").split(os.pathsep) if os.path.isabs(p)}
     return sorted(os.path.normpath(p) for p in out if p and p != "/")
 

@@ -24,7 +24,7 @@ class IsolationError(ValueError):
 
 def task_runs_code(task_spec: str) -> bool:
     """Whether a task executes candidate code (``Task.runs_code``; unknown factories: yes)."""
-    from tttd.task import task_factory
+    from tttd.registry import task_factory
 
     try:
         return bool(getattr(task_factory(task_spec), "runs_code", True))

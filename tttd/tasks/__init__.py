@@ -1,8 +1,22 @@
-"""Built-in tasks. Importing this package registers them (each module uses @register_task).
+"""Built-in tasks: which module registers which task names (imported on demand by the registry).
 
-Keep this a plain list of imports: one module per task family.
+Each module registers its tasks with :func:`tttd.registry.register_task` when it is imported;
+:data:`BUILTINS` says which module that is, so ``get_task("erdos")`` imports only
+``tttd.tasks.erdos`` and ``tttd tasks`` imports all of them. A new built-in task family: add its
+names here (tests/test_registry.py checks that the table matches what the modules register).
+Importing this package imports no task.
 """
 
-from tttd.tasks import autocorrelation, circle_packing, demo, denoising, erdos  # noqa: F401
-from tttd.tasks import ahc  # noqa: F401
-from tttd.tasks.speed import mla_decode, trimul  # noqa: F401
+BUILTINS: dict[str, str] = {
+    "ac1": "tttd.tasks.autocorrelation",
+    "ac2": "tttd.tasks.autocorrelation",
+    "ahc039": "tttd.tasks.ahc.tasks",
+    "ahc058": "tttd.tasks.ahc.tasks",
+    "circle_packing_26": "tttd.tasks.circle_packing",
+    "circle_packing_32": "tttd.tasks.circle_packing",
+    "demo": "tttd.tasks.demo",
+    "denoising": "tttd.tasks.denoising.task",
+    "erdos": "tttd.tasks.erdos",
+    "mla_decode": "tttd.tasks.speed.mla_decode",
+    "trimul": "tttd.tasks.speed.trimul",
+}

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tttd.task import Objective, Task, artifact_key, register_task
+from tttd.registry import register_task
+from tttd.task import Objective, Task, artifact_key
 from tttd.types import Candidate, Evaluation, Message, State
 
 MIN_DIGITS = 8

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from tttd.task import Objective, register_task
+from tttd.registry import register_task
+from tttd.task import Objective
 from tttd.tasks._math import (
     MathTask,
     as_vector,

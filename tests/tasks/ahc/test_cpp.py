@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tttd.executor import LocalExecutor
-from tttd.task import get_task
+from tttd.registry import get_task
 from tttd.tasks.ahc import cpp
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")

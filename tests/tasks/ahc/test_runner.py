@@ -114,7 +114,7 @@ def test_parse_stages():
 
 
 def test_task_reports_a_raced_out_child_with_its_partial_mean():
-    from tttd.task import get_task
+    from tttd.registry import get_task
     from tttd.types import State
 
     task = get_task("ahc058", cases="0-11", race="4", parallel=2)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.tasks.denoising._reference import hardened_norm, printed_hardened
-from tttd.task import get_task, list_tasks
+from tttd.registry import get_task, list_tasks
 from tttd.tasks.denoising.task import ROOT_SOURCE, DenoisingTask
 
 

@@ -1,7 +1,8 @@
 """Sampling engines of the local backend: who turns prompts into samples with log-probs.
 
-The trainer is always transformers + peft (:class:`tttd.policy.local.LocalPolicy`); the engine only
-samples, under one contract (:class:`Engine`): ``prompts x n`` :class:`tttd.types.Sample` with the
+The trainer is always transformers + peft (:class:`tttd.policy.local.LocalPolicy`, which composes an
+engine); the engine only samples, using what :class:`~tttd.policy.engines.common.EngineHost` lists of
+the policy, under one contract (:class:`Engine`): ``prompts x n`` :class:`tttd.types.Sample` with the
 sampler's per-token log-probabilities of the tempered distribution (at temperature 1, the policy's
 own, which is what the importance-sampling loss needs), cut at eos or the first stop string, at most
 ``max_tokens`` new tokens, one seed per prompt (``SamplingParams.seeds``).
@@ -23,15 +24,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from tttd.policy import SamplingParams, prompt_seeds, sub_seed  # noqa: F401 (re-exported)
+from tttd.policy.engines.common import EngineHost, derive, quiet_vllm  # noqa: F401 (re-exported)
 from tttd.types import Message, Sample
-
-if TYPE_CHECKING:  # pragma: no cover
-    from tttd.policy.local import LocalPolicy
 
 ENGINES = ("hf", "vllm")
 CHOICES = ("auto",) + ENGINES
@@ -59,11 +57,6 @@ class Engine(Protocol):
 
     def close(self) -> None:
         ...
-
-
-# One seed rule for every engine and backend (tttd.policy): prompt i's seed, and sample j's
-# seed ``derive(seed of its prompt, j)``.
-derive = sub_seed
 
 
 def vllm_installed() -> bool:
@@ -108,14 +101,6 @@ def _architecture(model_path: str) -> str | None:
     return archs[0] if archs else None
 
 
-def quiet_vllm() -> None:
-    """Before vllm is first imported: its log goes to stderr (it defaults to stdout, which would
-    break ``--json``'s last line) at WARNING level (its INFO lines would drown tttd's progress).
-    Both stay overridable through the environment."""
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-
-
 def _vllm_supports(arch: str) -> bool:
     quiet_vllm()
     try:
@@ -126,7 +111,7 @@ def _vllm_supports(arch: str) -> bool:
         return True
 
 
-def make_engine(name: str, policy: "LocalPolicy", options: dict[str, Any] | None = None) -> Engine:
+def make_engine(name: str, policy: EngineHost, options: dict[str, Any] | None = None) -> Engine:
     """Build engine ``name`` for ``policy`` (``options``: engine settings, e.g. vLLM's
     ``gpu_memory_utilization``; an instance of an engine may be passed instead of a name)."""
     if name == "hf":

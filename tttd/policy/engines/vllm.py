@@ -13,7 +13,7 @@ token's log-prob only.
 
 Ending. vLLM stops at the eos ids the trainer uses (``stop_token_ids``), at the model's own eos, at
 the first stop string, or after the token budget (clamped to the context window); the tokens are
-then cut exactly as the hf engine cuts them (:meth:`LocalPolicy._finish`), so both engines return
+then cut exactly as the hf engine cuts them (:func:`tttd.policy.model_io.finish_sample`), so both engines return
 the same :class:`Sample` for the same tokens.
 
 Seeds. One vLLM request per sample, seeded ``derive(seed of its prompt, sample index)``. (One
@@ -42,15 +42,11 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tttd.policy import SamplingParams
-from tttd.policy import check_sampling
-from tttd.policy.engines import derive, prompt_seeds
+from tttd.policy import SamplingParams, check_sampling, prompt_seeds
+from tttd.policy.engines.common import EngineHost, derive, quiet_vllm
 from tttd.types import Message, Sample
-
-if TYPE_CHECKING:  # pragma: no cover
-    from tttd.policy.local import LocalPolicy
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 CPU_MEMORY_FRACTION = 0.15  # on a CPU, gpu_memory_utilization is the fraction of RAM reserved
@@ -82,8 +78,6 @@ class VLLMEngine:
     def __init__(self, model_path: str, *, lora_rank: int, device: str, dtype: str, seed: int = 0,
                  max_model_len: int | None = None, heads: int = 1, kv_heads: int = 1,
                  options: dict[str, Any] | None = None) -> None:
-        from tttd.policy.engines import quiet_vllm
-
         quiet_vllm()
         import vllm
 
@@ -116,7 +110,7 @@ class VLLMEngine:
         self._watchdog = reaper.watch(reaper.children() - before, (str(self._dir),))
         self.version = vllm.__version__
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
-        self.policy: LocalPolicy | None = None
+        self.policy: EngineHost | None = None
         self.lora_rank = lora_rank
         self.adapter_step: int | None = None
         self.adapters_published = 0
@@ -127,8 +121,8 @@ class VLLMEngine:
         self.timings: dict[str, float] = {}  # seconds of the last publish / sleep / wake
 
     @classmethod
-    def for_policy(cls, policy: "LocalPolicy", options: dict[str, Any]) -> "VLLMEngine":
-        cfg = policy._causal_lm().config
+    def for_policy(cls, policy: EngineHost, options: dict[str, Any]) -> "VLLMEngine":
+        cfg = policy.causal_lm().config
         cfg = getattr(cfg, "text_config", cfg)
         dtype = str(policy.dtype).replace("torch.", "")
         return cls(policy.model_path, lora_rank=policy.lora_rank, device=policy.device.type,
@@ -138,7 +132,7 @@ class VLLMEngine:
 
     # ------------------------------------------------------------------ weights
 
-    def attach(self, policy: "LocalPolicy") -> None:
+    def attach(self, policy: EngineHost) -> None:
         """Serve ``policy``'s weights from now on (its current adapter is published at once)."""
         if policy.full_finetune:
             raise ValueError("the vllm engine serves LoRA adapters only; full fine-tuning keeps the hf engine")
@@ -245,14 +239,11 @@ class VLLMEngine:
                 smp = Sample(prompt_tokens=list(ids), tokens=tokens, logprobs=logprobs,
                              text="", stop_reason="length")
             else:
-                smp = policy._finish(ids, tokens, logprobs, params)
+                smp = policy.finish(ids, tokens, logprobs, params)
                 if comp.finish_reason == "stop":
                     smp.stop_reason = "stop"
             out.append(smp)
-        usage = policy._usage
-        usage.requests += 1
-        usage.prompt_tokens += sum(len(ids) for ids in requests_ids)
-        usage.sampled_tokens += sum(len(s.tokens) for s in out)
+        policy.count_sampling(sum(len(ids) for ids in requests_ids), sum(len(s.tokens) for s in out))
         return out
 
     def _params(self, params: SamplingParams, max_tokens: int, seed: int):

@@ -36,7 +36,8 @@ from typing import Any, Callable
 import numpy as np
 
 from tttd.edits import FORMAT_RULE, apply_answer
-from tttd.task import Objective, Task, artifact_key, extract_code_block, register_task, tail
+from tttd.registry import register_task
+from tttd.task import Objective, Task, artifact_key, extract_code_block, tail
 from tttd.text import safe
 from tttd.tasks.ahc import cpp
 from tttd.tasks.ahc.generators import generate

@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from tttd.config import ConfigError
-from tttd.task import Objective, Task, artifact_key, extract_code_block, register_task, tail
+from tttd.registry import register_task
+from tttd.task import Objective, Task, artifact_key, extract_code_block, tail
 from tttd.tasks._math import paper_preset
 from tttd.tasks.denoising.data import DataError
 from tttd.tasks.denoising.problem import GATE_POISSON_NORM, LEAK_CEILING, Problem, Scores, get_problem, value_of

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 
-from tttd.task import register_task
+from tttd.registry import register_task
 from tttd.tasks.speed import SpeedSpec, SpeedTask
 from tttd.tasks.speed.hardware import bool_option, gpu_and_triton
 
