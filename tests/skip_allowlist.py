@@ -16,6 +16,12 @@ import re
 
 #: (regular expression searched in the skip reason, why CI cannot run such a test)
 ALLOWED: tuple[tuple[str, str], ...] = (
+    (r"as root the weak mode needs an interpreter a fresh uid can read \(test_nonroot\.py runs this\)",
+     "CI's interpreter lives under /root (0700), which a fresh uid cannot read: tests/sandbox/test_nonroot.py "
+     "re-runs the jail suites as the unprivileged user, where this test runs (and fails the run if it skips)"),
+    (r"^needs root and an interpreter readable by other uids$",
+     "the fresh-uid fallback needs an interpreter other uids can read: test_nonroot.py re-runs it in a private "
+     "mount namespace where it is, and asserts '1 passed' with no skip"),
     (r"needs TINKER_API_KEY",
      "live Tinker service: needs a paid API key, which CI does not hold (tests/policy/test_tinker.py "
      "runs the same client against fakes and test_tinker_skyrl.py against SkyRL's open server)"),

