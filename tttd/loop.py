@@ -191,6 +191,7 @@ class Discovery:
         self._best_dirty = False
         self._executor = None
         self.stopped: str | None = None  # why a budget cap stopped the run
+        self._committed: int | None = None  # the last step this process committed
         self._loggers = None
 
     # ------------------------------------------------------------------ setup and resume
@@ -206,6 +207,9 @@ class Discovery:
         self._check_options()
         _ = self.policy
         getattr(self.task, "prepare", lambda: None)()  # the task's data, also before anything is written
+        from tttd import runlock
+
+        runlock.acquire(self.dir.path)  # issue 24: one process per run directory
         self.dir.create(self.describe())
         self._add_roots()
 
@@ -226,6 +230,10 @@ class Discovery:
         :func:`tttd.task.task_fingerprint`, unless ``accept_task_change``) raises
         :class:`~tttd.rundir.NotARunError` and leaves every file as it was."""
         self._check_options()
+        from tttd import runlock
+
+        self.dir.check()
+        runlock.acquire(self.dir.path)  # issue 24: before anything is read for writing
         ckpt = self.dir.latest_resumable_step_dir()  # newest step with a complete policy state
         loaded = self.dir.read_checkpoint(ckpt) if ckpt is not None else None
         self._check_task_unchanged(accept_task_change)
@@ -299,32 +307,64 @@ class Discovery:
     def run(self) -> dict[str, Any]:
         from tttd.metric_log import open_loggers
 
+        from tttd import faults, runlock, signals
+
+        interrupted = False
         try:
-            while self.step < self.cfg.steps:
-                self.stopped = budget_stop(self.ledger, self.cfg)  # at a step boundary, before it
-                if self.stopped:
-                    self.on_event(f"stopped before step {self.step}: {self.stopped}; raise the cap "
-                                  f"with tttd resume {self.dir.path} --max-...")
-                    break
-                metrics = self.run_step(self.step)
-                self.on_step(metrics)
-                self._loggers = self._loggers or open_loggers(self.cfg.log, self.dir.path)
-                self._loggers.log(metrics)
-                self.step += 1
+            with signals.handling(), signals.steps():
+                while self.step < self.cfg.steps:
+                    sig = signals.requested()  # issue 24: Ctrl-C / SIGTERM stop at a step boundary
+                    if sig is not None:
+                        raise signals.Stopped(signals.stop_message(sig, self.step, str(self.dir.path)), sig)
+                    self.stopped = budget_stop(self.ledger, self.cfg)  # at a step boundary, before it
+                    if self.stopped:
+                        self.on_event(f"stopped before step {self.step}: {self.stopped}; raise the cap "
+                                      f"with tttd resume {self.dir.path} --max-...")
+                        break
+                    try:
+                        metrics = self.run_step(self.step)
+                        self.on_step(metrics)
+                        self._loggers = self._loggers or open_loggers(self.cfg.log, self.dir.path)
+                        self._loggers.log(metrics)
+                    except faults.RunFault:
+                        raise
+                    except Exception as exc:  # issue 24: a full / read-only / vanished run directory
+                        fault = faults.disk_fault(exc, self.dir.path, self.step, self._committed == self.step)
+                        if fault is None:
+                            raise
+                        faults.discard_uncommitted(self.dir.path, self.step)
+                        raise fault from None
+                    self.step += 1
+        except BaseException:
+            interrupted = True
+            raise
         finally:
             if self._loggers is not None:
-                self._loggers.close()
+                try:
+                    self._loggers.close()
+                except Exception:  # noqa: BLE001 - e.g. a full disk: the run's own error wins
+                    if not interrupted:
+                        raise
                 self._loggers = None
             if self._executor is not None:
-                self._executor.close()
+                close = self._executor.close
+                try:  # a stopped step's queued evaluations are dropped, not waited for
+                    close(cancel_pending=True) if interrupted else close()
+                except TypeError:
+                    close()
                 self._executor = None
+            runlock.release(self.dir.path)
         return self.summary()
 
     def submit(self, program) -> Future:
-        """Run a program in the sandbox on the executor (started on first use)."""
+        """Run a program in the sandbox on the executor (started on first use); evaluations lost
+        to the infrastructure are started again (bounded, see :class:`tttd.faults.RetryingSubmit`)."""
         if self._executor is None:
+            from tttd.faults import RetryingSubmit
+
             self._executor = build_executor(self.cfg)
-        return self._executor.submit(program)
+            self._retrying = RetryingSubmit(self._executor.submit)
+        return self._retrying(program)
 
     def run_step(self, step: int) -> dict[str, Any]:
         cfg, task, archive = self.cfg, self.task, self.archive
@@ -390,6 +430,7 @@ class Discovery:
             archive.prune_children(starts[g].id)
             evaluations.append(evs)
         t["evaluate"] = time.perf_counter()
+        self._check_infrastructure(step)
         fault_point("evaluate", step)
         archive.flush()
 
@@ -434,10 +475,23 @@ class Discovery:
             value = s.parent_values[0] if s.parent_values else None
             return State(id=s.parent_id, value=value)
 
+    def _check_infrastructure(self, step: int) -> None:
+        """Issue 24: evaluations still lost after their retries stop the step (never scored)."""
+        retrying = getattr(self, "_retrying", None)
+        lost = retrying.take_exhausted() if retrying is not None else []
+        if lost:
+            from tttd.faults import infrastructure_error
+
+            raise infrastructure_error(lost, step, self.dir.path, retrying.retries)
+
     def _evaluate(self, task: Task, cand, fut: Future | None, start: State) -> Evaluation:
         result: SandboxResult | None = None
         if fut is not None:
             result = fut.result()
+            from tttd.faults import is_infrastructure
+
+            if is_infrastructure(result):  # lost after its retries: the step stops (see above)
+                return task.invalid(f"infrastructure failure: {result.message}", status="lost")
             self.ledger.add_evaluation(result, cand.program.limits)
             prot = getattr(result, "protections", None)  # protections active in this step (a task's
             if prot is not None:  # own future may return something else than a SandboxResult)
@@ -527,6 +581,7 @@ class Discovery:
         atomic_write_json(tmp / "loop.json", {"step": step, "ledger": self.ledger.__dict__,
                                               "best": self.best.__dict__})
         self.dir.commit_step(step, tmp)
+        self._committed = step
         fault_point("commit", step)
         # Readers' copies, after the commit (they are rebuilt from the checkpoint on resume).
         atomic_write_text(self.dir.archive, archive_json)
