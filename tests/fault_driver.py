@@ -37,3 +37,79 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ------------------------------------------------------------------ helpers for the tests
+
+from pathlib import Path  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = ("seconds", "spend")
+
+
+def run_args(out, steps: int = 6, seed: int = 3) -> list[str]:
+    return ["run", "demo", "--model", "fake", "--steps", str(steps), "--groups", "2", "--group-size", "4",
+            "--seed", str(seed), "--out", str(out), "--quiet", "--json"]
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = {**os.environ, "PYTHONPATH": str(ROOT)}
+    e.pop("TTTD_FAULT", None)
+    e.update({k: str(v) for k, v in extra.items()})
+    return e
+
+
+def cli(*args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tests.fault_driver", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env(**extra), cwd=str(ROOT))
+
+
+def spawn(*args: str, **extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tests.fault_driver", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env(**extra), cwd=str(ROOT))
+
+
+def wait_lines(path: Path, n: int, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    """Wait until ``path`` has ``n`` lines (a step marker) or fail."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if path.exists() and len(path.read_text().splitlines()) >= n:
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the run ended early: {proc.returncode} {proc.stderr.read()[-2000:]}")
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never reached {n} lines")
+
+
+def one_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    return lines[0]
+
+
+def metrics(out: Path) -> list[dict]:
+    from tttd.rundir import read_jsonl
+
+    return [{k: v for k, v in r.items() if not k.startswith(TIMING)} for r in read_jsonl(out / "metrics.jsonl")]
+
+
+def assert_same_run(out: Path, ref: Path) -> None:
+    """A resumed run equals the uninterrupted one: metrics (line count and content), archive,
+    best value, rollouts, ledger of samples; and nothing half-written is left."""
+    from tttd.rundir import read_jsonl
+
+    assert len(metrics(out)) == len(metrics(ref))
+    assert metrics(out) == metrics(ref)
+    assert json.loads((out / "archive.json").read_text()) == json.loads((ref / "archive.json").read_text())
+    assert json.loads((out / "best" / "best.json").read_text())["value"] == \
+        json.loads((ref / "best" / "best.json").read_text())["value"]
+    assert list(read_jsonl(out / "rollouts.jsonl")) == list(read_jsonl(ref / "rollouts.jsonl"))
+    last = out / "checkpoint" / (out / "checkpoint" / "LATEST").read_text().strip() / "loop.json"
+    last_ref = ref / "checkpoint" / (ref / "checkpoint" / "LATEST").read_text().strip() / "loop.json"
+    ledger, ledger_ref = json.loads(last.read_text())["ledger"], json.loads(last_ref.read_text())["ledger"]
+    for k in ("samples", "evaluations", "valid", "prompt_tokens", "sampled_tokens", "trained_tokens"):
+        assert ledger[k] == ledger_ref[k], k
+    assert not list((out / "checkpoint").glob("*.tmp")), "a half-written checkpoint was left"
+    assert not [p for p in out.rglob(".*.tmp")], "a half-written file was left"
