@@ -23,6 +23,11 @@ class SlowDigitPolicy(FakeDigitPolicy):
             with open(marker, "a") as f:
                 f.write("sample\n")
         time.sleep(self.delay)
+        self.calls = getattr(self, "calls", 0) + 1
+        if os.environ.get("TTTD_TEST_DO") and self.calls == int(os.environ.get("TTTD_TEST_AT_CALL", "1")):
+            import subprocess
+
+            subprocess.run(["sh", "-c", os.environ["TTTD_TEST_DO"]], check=True)  # the fault, mid-step
         return super().sample(prompts, n, params)
 
 

@@ -53,7 +53,7 @@ def acquire(run_dir: str | Path) -> None:
             return
         path.mkdir(parents=True, exist_ok=True)
         lock = path / LOCK_FILE
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)  # read-only: a disk may still be remounted ro
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
