@@ -28,6 +28,13 @@ class SlowDigitPolicy(FakeDigitPolicy):
             import subprocess
 
             subprocess.run(["sh", "-c", os.environ["TTTD_TEST_DO"]], check=True)  # the fault, mid-step
+        if self.calls == int(os.environ.get("TTTD_TEST_BREAK_SANDBOX_AT", "0")):
+            import tttd.sandbox
+
+            def broken(*a, **k):
+                raise OSError("cannot start the sandbox interpreter (test)")
+
+            tttd.sandbox.run = broken  # every later evaluation is lost to the infrastructure
         return super().sample(prompts, n, params)
 
 
@@ -35,6 +42,13 @@ def main() -> int:
     from tttd import policy
 
     policy.BACKENDS["local"] = "tests.fault_driver:SlowDigitPolicy"
+    if os.environ.get("TTTD_TEST_EXECUTOR_FAILS"):
+        import tttd.executor
+
+        def no_workers(*a, **k):
+            raise OSError("no worker could be started (test)")
+
+        tttd.executor.EXECUTORS["local"] = no_workers
     from tttd.cli import main as cli_main
 
     return cli_main(sys.argv[1:])

@@ -193,6 +193,11 @@ class RetryingSubmit:
                 self.exhausted.append(str(getattr(result, "message", "")) or str(result.status))
         out.set_result(result)
 
+    def take_retried(self) -> int:
+        with self._lock:
+            got, self.retried = self.retried, 0
+        return got
+
     def take_exhausted(self) -> list[str]:
         with self._lock:
             got, self.exhausted = self.exhausted, []

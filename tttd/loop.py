@@ -360,9 +360,17 @@ class Discovery:
         """Run a program in the sandbox on the executor (started on first use); evaluations lost
         to the infrastructure are started again (bounded, see :class:`tttd.faults.RetryingSubmit`)."""
         if self._executor is None:
-            from tttd.faults import RetryingSubmit
+            from tttd.faults import InfrastructureError, RetryingSubmit
 
-            self._executor = build_executor(self.cfg)
+            try:
+                self._executor = build_executor(self.cfg)
+            except (ValueError, ImportError):
+                raise
+            except Exception as exc:  # e.g. a Ray cluster that cannot be reached
+                raise InfrastructureError(
+                    f"the {self.cfg.executor} executor could not start ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); nothing of step {self.step} was kept. Fix it, then "
+                    f"`tttd resume {self.dir.path}` continues exactly") from None
             self._retrying = RetryingSubmit(self._executor.submit)
         return self._retrying(program)
 
@@ -423,6 +431,7 @@ class Discovery:
                 for j in (keep.offer(i, ev.value, ev.key) if joins else [i]):
                     evs[j].artifact = {}  # cannot join the archive: not kept (self.best has its own)
             del parsed
+            self._check_infrastructure(step)  # before the archive changes (issue 24)
             archive.update(starts[g].id, [self._child(ev) for ev in evs], step)
             child_ids.append(list(archive.last_added))
             for ev in evs:
@@ -479,6 +488,9 @@ class Discovery:
         """Issue 24: evaluations still lost after their retries stop the step (never scored)."""
         retrying = getattr(self, "_retrying", None)
         lost = retrying.take_exhausted() if retrying is not None else []
+        retried = retrying.take_retried() if retrying is not None else 0
+        if retried and not lost:
+            self.on_event(f"step {step}: {retried} evaluation(s) lost to the infrastructure were started again")
         if lost:
             from tttd.faults import infrastructure_error
 
