@@ -28,6 +28,13 @@ class SlowDigitPolicy(FakeDigitPolicy):
             import subprocess
 
             subprocess.run(["sh", "-c", os.environ["TTTD_TEST_DO"]], check=True)  # the fault, mid-step
+        if self.calls == int(os.environ.get("TTTD_TEST_SERVICE_DOWN_AT", "0")):
+            from tttd.policy.service_retry import with_retries
+
+            def down():
+                raise ConnectionResetError("connection dropped (test)")
+
+            with_retries(down, "a sample request", 2, 0.0, "http://127.0.0.1:9")  # raises ServiceError
         if self.calls == int(os.environ.get("TTTD_TEST_BREAK_SANDBOX_AT", "0")):
             import tttd.sandbox
 

@@ -118,3 +118,19 @@ def test_a_failed_training_step_is_not_repeated(tokenizer):
     assert [c[0] for c in svc.calls].count("forward_backward") == 1
     assert [c[0] for c in svc.calls].count("optim_step") == 1
     assert pol._step == 0  # nothing counted as trained
+
+
+def test_a_service_down_mid_run_stops_in_one_line_and_resumes_exactly(tmp_path):
+    """Through the real CLI: a service that stays down during step 2 stops the run (exit 1, one
+    line); resumed when it is back, the run equals one that met no fault (ledger included)."""
+    from tests.fault_driver import assert_same_run, cli, metrics, one_line, run_args
+
+    ref, out = tmp_path / "ref", tmp_path / "run"
+    assert cli(*run_args(ref, 4)).returncode == 0
+    died = cli(*run_args(out, 4), TTTD_TEST_SERVICE_DOWN_AT="3")
+    assert died.returncode == 1, died.stderr
+    line = one_line(died.stderr)
+    assert line.startswith("tttd: the service at http://127.0.0.1:9 kept failing a sample request (3 tries")
+    assert [m["step"] for m in metrics(out)] == [0, 1]
+    assert cli("resume", str(out), "--quiet", "--json").returncode == 0
+    assert_same_run(out, ref)
