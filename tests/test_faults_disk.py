@@ -73,3 +73,36 @@ def test_vanished_run_directory(tmp_path):
     line = one_line(died.stderr)
     assert line.startswith(f"tttd: the run directory {out} vanished") and "step 1" in line
     assert not out.exists()  # nothing recreated behind the user's back
+
+
+@pytest.mark.slow
+def test_tiny_model_run_on_a_small_disk(tmpfs, tiny_model_dir, tmp_path):
+    """The issue's case: the real local backend (torch writes the adapter and optimizer) on a
+    small run directory (80% of what the finished run holds) fills it while committing; one
+    line, then exact resume with more room."""
+    import json
+    import sys
+
+    from tests.test_e2e import run_args as e2e_args
+    from tests.fault_driver import env
+
+    def tttd(*args):
+        return subprocess.run([sys.executable, "-m", "tttd.cli", *args], capture_output=True, text=True,
+                              timeout=600, env=env())
+
+    ref, out = tmp_path / "ref", tmpfs / "run"
+    assert tttd(*e2e_args(tiny_model_dir, ref, steps=6)).returncode == 0
+    total = sum(f.stat().st_size for f in ref.rglob("*") if f.is_file())
+    # room for the finished run's files but not for a commit's peak (three checkpoints at once)
+    subprocess.run(["mount", "-o", f"remount,size={int(total * 0.8) // 4096 * 4096}", str(tmpfs)], check=True)
+    died = tttd(*e2e_args(tiny_model_dir, out, steps=6))
+    assert died.returncode == 1, died.stderr[-3000:]
+    line = one_line(died.stderr)
+    assert "is full (ENOSPC)" in line and "was not committed" in line, line
+    assert not list((out / "checkpoint").glob("*.tmp"))
+    subprocess.run(["mount", "-o", "remount,size=64m", str(tmpfs)], check=True)  # the user makes room
+    resumed = tttd("resume", str(out), "--quiet", "--json")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(metrics(out)) == len(metrics(ref)) == 6
+    assert metrics(out) == metrics(ref)
+    assert json.loads((out / "archive.json").read_text()) == json.loads((ref / "archive.json").read_text())
