@@ -7,8 +7,9 @@ checks them.
    the result polling) gives exactly the tokens a clean request with the same seed gives;
 2. a training step under a persistent 503 stops with one ServiceError and is not repeated;
 3. the service restarts between steps (killed, started again on the same database and
-   checkpoints): a fresh policy restores the last saved state and samples what the policy before
-   the restart sampled, and trains on.
+   checkpoints): while it is down, sampling stops with one ServiceError; then a fresh process
+   (as ``tttd resume`` is) restores the last saved state, samples what the policy before the
+   restart sampled with the same seed, and trains on.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def main() -> None:
         out["faults_served"] = [a for _, a in proxy.served]
         out["faults_left"] = len(proxy.faults)
         out["flaky_sample_equal"] = [s.tokens for s in flaky[0]] == [s.tokens for s in clean[0]]
+        print(json.dumps(out), file=sys.stderr, flush=True)
 
         # 2. a training step under a persistent 503: one ServiceError, never repeated by tttd
         batch = [TrainDatum(s.prompt_tokens, s.tokens, s.logprobs, [1.0] * len(s.tokens)) for s in clean[0]]
@@ -97,6 +99,7 @@ def main() -> None:
         out["train_fault_s"] = round(time.monotonic() - t0, 1)
         out["train_fault_forward_backward_posts"] = proxy.seen["/api/v1/forward_backward"] - before
         out["train_fault_step_counted"] = pol._step
+        print(json.dumps(out), file=sys.stderr, flush=True)
         proxy.clear()
 
         # 3. a service restart between steps
@@ -106,24 +109,28 @@ def main() -> None:
         after_params = SamplingParams(max_tokens=12, seeds=[21])
         want = pol.sample([prompt], 2, after_params)
         stop_server(server)
+        pol.request_retries = 1  # the SDK itself already retries ~1 min per request
+        t0 = time.monotonic()
         try:  # while it is down: a clean one-line stop, within the retry budget
             pol.sample([prompt], 2, after_params)
             out["down_error"] = None
         except ServiceError as exc:
             out["down_error"] = str(exc)
+        out["down_s"] = round(time.monotonic() - t0, 1)
+        print(json.dumps({k: v for k, v in out.items()}), file=sys.stderr, flush=True)
+        pol.close()
         server = start_server(work, model_dir, port, "server2.log")
         wait_http(f"http://127.0.0.1:{port}/api/v1/healthz", server, 180)
-        pol2 = tp.TinkerPolicy(str(model_dir), **common)
-        pol2.load(str(save))
-        got = pol2.sample([prompt], 2, after_params)
-        out["restart_resume_equal"] = [s.tokens for s in got[0]] == [s.tokens for s in want[0]]
-        out["restart_resume_logprobs_close"] = max(
-            abs(a - b) for g, w in zip(got[0], want[0]) for a, b in zip(g.logprobs, w.logprobs)) if \
-            out["restart_resume_equal"] else None
-        m = pol2.train_step(batch, TrainConfig(learning_rate=0.02))
-        out["train_after_restart_tokens"] = m["tokens"]
-        pol.close()
-        pol2.close()
+        # the resume is a new process, as `tttd resume` is after the run stopped
+        env = dict(os.environ, TTTD_SKYRL_RESUME=json.dumps({**common, "model": str(model_dir),
+                                                               "save": str(save)}))
+        got = subprocess.run([sys.executable, __file__], capture_output=True, text=True, env=env, timeout=400)
+        if got.returncode != 0:
+            out["resume_error"] = got.stderr[-1500:]
+        else:
+            res = json.loads(got.stdout.strip().splitlines()[-1])
+            out["restart_resume_equal"] = res["tokens"] == [s.tokens for s in want[0]]
+            out["train_after_restart_tokens"] = res["trained_tokens"]
     finally:
         out["wall_s"] = round(time.monotonic() - t_start, 1)
         proxy.close()
@@ -133,5 +140,24 @@ def main() -> None:
     print(json.dumps(out))
 
 
+def resume(spec: dict) -> None:
+    """In a fresh process on the restarted service: restore the saved state, sample, train."""
+    from tttd.policy import SamplingParams, TrainConfig
+    from tttd.policy import tinker as tp
+    from tttd.types import TrainDatum
+
+    model, save = spec.pop("model"), spec.pop("save")
+    pol = tp.TinkerPolicy(model, **spec)
+    pol.load(save)
+    got = pol.sample([[{"role": "user", "content": "hello world"}]], 2, SamplingParams(max_tokens=12, seeds=[21]))
+    batch = [TrainDatum(s.prompt_tokens, s.tokens, s.logprobs, [1.0] * len(s.tokens)) for s in got[0]]
+    m = pol.train_step(batch, TrainConfig(learning_rate=0.02))
+    pol.close()
+    print(json.dumps({"tokens": [s.tokens for s in got[0]], "trained_tokens": m["tokens"]}))
+
+
 if __name__ == "__main__":
-    main()
+    if os.environ.get("TTTD_SKYRL_RESUME"):
+        resume(json.loads(os.environ["TTTD_SKYRL_RESUME"]))
+    else:
+        main()
