@@ -67,7 +67,7 @@ def main() -> None:
     try:
         wait_http(f"http://127.0.0.1:{port}/api/v1/healthz", server, 180)
         common = dict(base_url=f"http://127.0.0.1:{proxy.port}", api_key="tml-local-skyrl", lora_rank=8, seed=3,
-                      tokenizer=str(model_dir), connect_timeout_s=60, setup_timeout_s=300, request_timeout_s=120,
+                      tokenizer=str(model_dir), connect_timeout_s=60, setup_timeout_s=300, request_timeout_s=60,
                       save_every=1, context_window=512, request_retries=4, retry_backoff_s=0.2)
         pol = tp.TinkerPolicy(str(model_dir), **common)
         prompt = [{"role": "user", "content": "hello world"}]
