@@ -47,27 +47,22 @@ def test_lock_held_elsewhere_is_refused(tmp_path):
 
     (tmp_path / "r").mkdir()
     fd = os.open(tmp_path / "r" / ".lock", os.O_RDWR | os.O_CREAT)
+    ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # a child holds the lock (another open file description, as another process)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(1, b"")
+        os.write(ready_w, b"x")
         import time
 
-        time.sleep(5)
+        time.sleep(30)
         os._exit(0)
     try:
-        import time
-
-        for _ in range(200):
-            try:
-                with pytest.raises(runlock.RunLockedError, match=f"pid {pid}"):
-                    runlock.acquire(tmp_path / "r")
-                break
-            except AssertionError:
-                time.sleep(0.02)
-        else:
-            raise AssertionError("the child's lock was never seen")
+        assert os.read(ready_r, 1) == b"x"  # the child holds it now
+        with pytest.raises(runlock.RunLockedError, match=f"pid {pid}"):
+            runlock.acquire(tmp_path / "r")
+        assert not runlock.held(tmp_path / "r")
     finally:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
-        os.close(fd)
+        for f in (fd, ready_r, ready_w):
+            os.close(f)
