@@ -130,19 +130,21 @@ def _execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = F
     # before anything is written: refuse (exit 2) or warn once (issue 19: no weak mode by accident)
     check_isolation(cfg.require_isolation, allow_weak=cfg.allow_weak_isolation, runs_code=task_runs_code(cfg.task))
 
-    with Progress(cfg.steps, label, quiet, then=then) as progress:
-        run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)
-        if resume:
-            run.restore(accept_task_change=accept_task_change)
-            if after_restore is not None:
-                after_restore()
-        else:
-            run.start()
+    from tttd import signals
+
+    with signals.handling(notice=not quiet):  # issue 24: Ctrl-C / SIGTERM stop at a safe point
         try:
-            return run.run()
-        except KeyboardInterrupt:
-            progress.event(f"interrupted; the last completed step is kept: tttd resume {out}")
-            raise SystemExit(130) from None
+            with Progress(cfg.steps, label, quiet, then=then) as progress:
+                run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)
+                if resume:
+                    run.restore(accept_task_change=accept_task_change)
+                    if after_restore is not None:
+                        after_restore()
+                else:
+                    run.start()
+                return run.run()
+        except (signals.HardStop, KeyboardInterrupt) as exc:
+            raise signals.stopped_at_once(exc, out) from None
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -439,9 +441,13 @@ def main(argv: list[str] | None = None) -> int:
     from tttd.cli_extra import quiet_broken_pipe
 
     from tttd.task_errors import ScorerErrorStop, TaskFileError
+    from tttd.faults import RunFault
 
     try:
         return quiet_broken_pipe(lambda: args.func(args))
+    except RunFault as exc:  # issue 24: a disk, signal or infrastructure fault; the run is resumable
+        print(f"tttd: {safe(exc, multiline=False)}", file=sys.stderr)
+        return exc.exit_code
     except (ConfigError, UnknownTaskError, TaskOptionError, NotARunError, FileExistsError,
             PolicyLoadError, IsolationError, TaskFileError, ScorerErrorStop) as exc:
         print(f"tttd: error: {safe(exc, multiline=False)}", file=sys.stderr)

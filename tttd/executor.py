@@ -27,7 +27,9 @@ __all__ = ["GpuSlots", "LocalExecutor", "RayExecutor", "make_executor", "visible
 
 
 def _failure(exc: BaseException) -> SandboxResult:
-    return SandboxResult(status="error", message=f"executor failure: {type(exc).__name__}: {exc}")
+    """An evaluation lost to the infrastructure (a worker or node died, the sandbox could not
+    start): status ``lost``, retried by the loop and never scored (tttd.faults)."""
+    return SandboxResult(status="lost", message=f"executor failure: {type(exc).__name__}: {exc}")
 
 
 def _safe_run(program: Program, cpus: Any = None, devices: tuple[int, ...] = ()) -> SandboxResult:
@@ -37,7 +39,9 @@ def _safe_run(program: Program, cpus: Any = None, devices: tuple[int, ...] = ())
         if devices:  # CONTRACTS.md item 2: the jail binds exactly these GPUs
             return sandbox.run(program, cpus=cpus, devices=tuple(devices))
         return sandbox.run(program, cpus=cpus)
-    except Exception as e:  # bad Program or internal error: a result, never an exception
+    except ValueError as e:  # a bad Program (the sandbox raises only on bad arguments): the task's
+        return SandboxResult(status="error", message=f"bad program: {e}")
+    except Exception as e:  # internal error (cannot fork, no file descriptors...): a result, never an exception
         return _failure(e)
 
 
@@ -212,6 +216,7 @@ class RayExecutor:
         self._ray = ray
         self.cpus_per_eval = int(cpus_per_eval)
         self._started = False
+        address = address or os.environ.get("RAY_ADDRESS") or None  # an existing cluster (issue 24)
         if not ray.is_initialized():
             kw = {"include_dashboard": False, "log_to_driver": False}
             if address is None:

@@ -190,6 +190,7 @@ class Discovery:
         self._best_dirty = False
         self._executor = None
         self.stopped: str | None = None  # why a budget cap stopped the run
+        self._committed: int | None = None  # the last step this process committed
         self._loggers = None
         from tttd.task_errors import ScorerGuard
 
@@ -209,6 +210,9 @@ class Discovery:
         getattr(self.task, "prepare", lambda: None)()  # the task's data, also before anything is written
         roots = self._roots()  # a task mistake is one line before a model loads or a file is written
         _ = self.policy
+        from tttd import runlock
+
+        runlock.acquire(self.dir.path)  # issue 24: one process per run directory
         self.dir.create(self.describe())
         self._add_roots(roots)
 
@@ -232,6 +236,10 @@ class Discovery:
         :func:`tttd.task.task_fingerprint`, unless ``accept_task_change``) raises
         :class:`~tttd.rundir.NotARunError` and leaves every file as it was."""
         self._check_options()
+        from tttd import runlock
+
+        self.dir.check()
+        runlock.acquire(self.dir.path)  # issue 24: before anything is read for writing
         ckpt = self.dir.latest_resumable_step_dir()  # newest step with a complete policy state
         loaded = self.dir.read_checkpoint(ckpt) if ckpt is not None else None
         self._check_task_unchanged(accept_task_change)
@@ -322,34 +330,74 @@ class Discovery:
     def run(self) -> dict[str, Any]:
         from tttd.metric_log import open_loggers
 
-        try:
-            while self.step < self.cfg.steps:
-                self.stopped = budget_stop(self.ledger, self.cfg)  # at a step boundary, before it
-                if self.stopped:
-                    from tttd.wording import raise_cap_command, step_text
+        from tttd import faults, runlock, signals
 
-                    self.on_event(f"stopped before {step_text(self.step)} of {self.cfg.steps}: {self.stopped}; "
-                                  f"to go on: {raise_cap_command(self.dir.path, self.stopped, self.ledger, self.cfg, self.step)}")
-                    break
-                metrics = self.run_step(self.step)
-                self.on_step(metrics)
-                self._loggers = self._loggers or open_loggers(self.cfg.log, self.dir.path)
-                self._loggers.log(metrics)
-                self.step += 1
+        interrupted = False
+        try:
+            with signals.handling(), signals.steps():
+                while self.step < self.cfg.steps:
+                    sig = signals.requested()  # issue 24: Ctrl-C / SIGTERM stop at a step boundary
+                    if sig is not None:
+                        raise signals.Stopped(signals.stop_message(sig, self.step, str(self.dir.path)), sig)
+                    self.stopped = budget_stop(self.ledger, self.cfg)  # at a step boundary, before it
+                    if self.stopped:
+                        from tttd.wording import raise_cap_command, step_text
+
+                        self.on_event(f"stopped before {step_text(self.step)} of {self.cfg.steps}: {self.stopped}; "
+                                      f"to go on: {raise_cap_command(self.dir.path, self.stopped, self.ledger, self.cfg, self.step)}")
+                        break
+                    try:
+                        metrics = self.run_step(self.step)
+                        self.on_step(metrics)
+                        self._loggers = self._loggers or open_loggers(self.cfg.log, self.dir.path)
+                        self._loggers.log(metrics)
+                    except faults.RunFault:
+                        raise
+                    except Exception as exc:  # issue 24: a full / read-only / vanished run directory
+                        fault = faults.disk_fault(exc, self.dir.path, self.step, self._committed == self.step)
+                        if fault is None:
+                            raise
+                        faults.discard_uncommitted(self.dir.path, self.step)
+                        raise fault from None
+                    self.step += 1
+        except BaseException:
+            interrupted = True
+            raise
         finally:
             if self._loggers is not None:
-                self._loggers.close()
+                try:
+                    self._loggers.close()
+                except Exception:  # noqa: BLE001 - e.g. a full disk: the run's own error wins
+                    if not interrupted:
+                        raise
                 self._loggers = None
             if self._executor is not None:
-                self._executor.close()
+                close = self._executor.close
+                try:  # a stopped step's queued evaluations are dropped, not waited for
+                    close(cancel_pending=True) if interrupted else close()
+                except TypeError:
+                    close()
                 self._executor = None
+            runlock.release(self.dir.path)
         return self.summary()
 
     def submit(self, program) -> Future:
-        """Run a program in the sandbox on the executor (started on first use)."""
+        """Run a program in the sandbox on the executor (started on first use); evaluations lost
+        to the infrastructure are started again (bounded, see :class:`tttd.faults.RetryingSubmit`)."""
         if self._executor is None:
-            self._executor = build_executor(self.cfg)
-        return self._executor.submit(program)
+            from tttd.faults import InfrastructureError, RetryingSubmit
+
+            try:
+                self._executor = build_executor(self.cfg)
+            except (ValueError, ImportError):
+                raise
+            except Exception as exc:  # e.g. a Ray cluster that cannot be reached
+                raise InfrastructureError(
+                    f"the {self.cfg.executor} executor could not start ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); nothing of step {self.step} was kept. Fix it, then "
+                    f"`tttd resume {self.dir.path}` continues exactly") from None
+            self._retrying = RetryingSubmit(self._executor.submit)
+        return self._retrying(program)
 
     def run_step(self, step: int) -> dict[str, Any]:
         cfg, task, archive = self.cfg, self.task, self.archive
@@ -409,6 +457,7 @@ class Discovery:
                 for j in (keep.offer(i, ev.value, ev.key) if joins else [i]):
                     evs[j].artifact = {}  # cannot join the archive: not kept (self.best has its own)
             del parsed
+            self._check_infrastructure(step)  # before the archive changes (issue 24)
             getattr(task, "note_attempts", lambda s, e: None)(starts[g], evs)  # AHC: a compile error for the next prompt
             archive.update(starts[g].id, [self._child(ev) for ev in evs], step)
             child_ids.append(list(archive.last_added))
@@ -417,6 +466,7 @@ class Discovery:
             archive.prune_children(starts[g].id)
             evaluations.append(evs)
         t["evaluate"] = time.perf_counter()
+        self._check_infrastructure(step)
         fault_point("evaluate", step)
         self._scorer_guard.check(evaluations, self.dir.path, self.on_event)  # a task bug: stop, never train on it
         archive.flush()
@@ -465,10 +515,26 @@ class Discovery:
             value = s.parent_values[0] if s.parent_values else None
             return State(id=s.parent_id, value=value)
 
+    def _check_infrastructure(self, step: int) -> None:
+        """Issue 24: evaluations still lost after their retries stop the step (never scored)."""
+        retrying = getattr(self, "_retrying", None)
+        lost = retrying.take_exhausted() if retrying is not None else []
+        retried = retrying.take_retried() if retrying is not None else 0
+        if retried and not lost:
+            self.on_event(f"step {step}: {retried} evaluation(s) lost to the infrastructure were started again")
+        if lost:
+            from tttd.faults import infrastructure_error
+
+            raise infrastructure_error(lost, step, self.dir.path, retrying.retries)
+
     def _evaluate(self, task: Task, cand, fut: Future | None, start: State) -> Evaluation:
         result: SandboxResult | None = None
         if fut is not None:
             result = fut.result()
+            from tttd.faults import is_infrastructure
+
+            if is_infrastructure(result):  # lost after its retries: the step stops (see above)
+                return task.invalid(f"infrastructure failure: {result.message}", status="lost")
             self.ledger.add_evaluation(result, cand.program.limits)
             prot = getattr(result, "protections", None)  # protections active in this step (a task's
             if prot is not None:  # own future may return something else than a SandboxResult)
@@ -562,6 +628,7 @@ class Discovery:
         atomic_write_json(tmp / "loop.json", {"step": step, "ledger": self.ledger.__dict__,
                                               "best": self.best.__dict__})
         self.dir.commit_step(step, tmp)
+        self._committed = step
         fault_point("commit", step)
         # Readers' copies, after the commit (they are rebuilt from the checkpoint on resume).
         atomic_write_text(self.dir.archive, archive_json)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 Message = dict[str, str]  # {"role": "user" | "system" | "assistant", "content": str}
 
-SandboxStatus = Literal["ok", "error", "timeout", "memory", "killed", "bad_output"]
+SandboxStatus = Literal["ok", "error", "timeout", "memory", "killed", "bad_output", "lost"]  # lost: infrastructure (issue 24)
 
 
 def _asdict(obj: Any) -> dict[str, Any]:

@@ -118,6 +118,8 @@ class TinkerPolicy:
         train_unembed: bool = True,
         save_every: int = 5,
         total_steps: int | None = None,
+        request_retries: int = 4,
+        retry_backoff_s: float = 1.0,
     ) -> None:
         if not model:
             raise ValueError("model (the service's base model name) is required")
@@ -140,6 +142,10 @@ class TinkerPolicy:
         self.train_unembed = bool(train_unembed)
         self.save_every = int(save_every)
         self.total_steps = total_steps
+        if request_retries < 0 or retry_backoff_s < 0:
+            raise ValueError("request_retries and retry_backoff_s must be >= 0")
+        self.request_retries = int(request_retries)  # issue 24: see tttd.policy.service_retry
+        self.retry_backoff_s = float(retry_backoff_s)
         self.base_url = base_url or os.environ.get("TINKER_BASE_URL") or None
         self._usage = TokenUsage()
         self._rng = random.Random(self.seed)
@@ -215,6 +221,21 @@ class TinkerPolicy:
         if hasattr(future, "result"):
             return _call_with_timeout(lambda: future.result(), timeout_s, f"tinker {what}")
         return future
+
+    def _sample_result(self, first: Any, again: Callable[[], Any]) -> Any:
+        """A sample response; a request failed by a flaky service (429/5xx, timeout, dropped
+        connection) is sent again with the same seed, at most ``request_retries`` times (issue 24)."""
+        from tttd.policy.service_retry import with_retries
+
+        pending = [first]
+
+        def attempt() -> Any:
+            fut = pending.pop() if pending else again()
+            if isinstance(fut, BaseException):
+                raise fut
+            return self._result(fut, self.request_timeout_s, "sample request")
+
+        return with_retries(attempt, "a sample request", self.request_retries, self.retry_backoff_s, self._where)
 
     def _create(self, fn: Callable[[], Any], what: str) -> Any:
         """Call a ``create_*`` method. Session creation may hang on a dead address: bounded by
@@ -355,17 +376,19 @@ class TinkerPolicy:
             fallback = self._rng.randrange(2**31)
         seeds = prompt_seeds(params, len(prompts), fallback)
         budgets = [self.max_new_tokens(params.max_tokens, len(t)) for t in rendered]
+        def submit(tokens, seed, budget):
+            sp = build_sampling_params(params, stop_ids, stop_texts, seed=seed, max_tokens=budget)
+            return sampler.sample(prompt=types.ModelInput.from_ints(tokens), num_samples=n, sampling_params=sp)
+
         futures = []
         for tokens, seed, budget in zip(rendered, seeds, budgets):
-            sp = build_sampling_params(params, stop_ids, stop_texts, seed=seed, max_tokens=budget)
-            futures.append(
-                sampler.sample(
-                    prompt=types.ModelInput.from_ints(tokens), num_samples=n, sampling_params=sp
-                )
-            )
+            try:
+                futures.append(submit(tokens, seed, budget))
+            except Exception as exc:  # noqa: BLE001 - resubmitted below (bounded)
+                futures.append(exc)
         out: list[list[Sample]] = []
-        for tokens, fut in zip(rendered, futures):
-            resp = self._result(fut, self.request_timeout_s, "sample request")
+        for tokens, seed, budget, fut in zip(rendered, seeds, budgets, futures):
+            resp = self._sample_result(fut, lambda t=tokens, s=seed, b=budget: submit(t, s, b))
             group = []
             for seq in resp.sequences:
                 toks = [int(t) for t in seq.tokens]
@@ -491,10 +514,15 @@ class TinkerPolicy:
         kwargs: dict[str, Any] = {"loss_fn": loss_fn}
         if loss_cfg is not None:
             kwargs["loss_fn_config"] = loss_cfg
-        fb_future = training.forward_backward(data, **kwargs)
-        opt_future = training.optim_step(optim)  # enqueued before waiting, as the cookbook
-        fb = self._result(fb_future, self.request_timeout_s, "forward_backward")
-        self._result(opt_future, self.request_timeout_s, "optim_step")
+        try:  # issue 24: never repeated (see tttd.policy.service_retry); the step stops instead
+            fb_future = training.forward_backward(data, **kwargs)
+            opt_future = training.optim_step(optim)  # enqueued before waiting, as the cookbook
+            fb = self._result(fb_future, self.request_timeout_s, "forward_backward")
+            self._result(opt_future, self.request_timeout_s, "optim_step")
+        except Exception as exc:  # noqa: BLE001
+            from tttd.policy.service_retry import training_failed
+
+            raise training_failed(exc, self._where) from None
         self._step += 1
 
         service_metrics = dict(getattr(fb, "metrics", {}) or {})
@@ -523,7 +551,10 @@ class TinkerPolicy:
             metrics["entropy"] = float(-allq.mean())
         self._usage.trained_tokens += int(metrics["trained_tokens"])
         self._usage.requests += 2
-        self._sampler = self._fresh_sampler()
+        from tttd.policy.service_retry import with_retries
+
+        self._sampler = with_retries(self._fresh_sampler, "a sampler on the new weights", self.request_retries,
+                                     self.retry_backoff_s, self._where)
         return metrics
 
     def save(self, path: str) -> None:
@@ -545,7 +576,10 @@ class TinkerPolicy:
         )
         if due:
             name = f"tttd-step{self._step:06d}-{uuid.uuid4().hex[:8]}"
-            resp = self._result(training.save_state(name), self.setup_timeout_s, "save_state")
+            from tttd.policy.service_retry import with_retries
+
+            resp = with_retries(lambda: self._result(training.save_state(name), self.setup_timeout_s, "save_state"),
+                                "save_state", self.request_retries, self.retry_backoff_s, self._where)
             self._tinker_path, self._tinker_saves = resp.path, self._saves
         complete = self._tinker_saves == self._saves
         state = {

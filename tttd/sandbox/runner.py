@@ -274,6 +274,9 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
             res.message = f"the result is larger than the limit of {limits.result_mb} MiB (rejected unread)"
         elif timed_out:
             res.status, res.message = "timeout", f"wall time limit of {limits.wall_s:g} s exceeded"
+        elif plat.bwrap and rc < 0:  # issue 24: bwrap itself killed, not by us and not by the candidate
+            # (it cannot signal the jail): an infrastructure failure (tttd.faults), retried, never scored
+            res.status, res.message = "lost", f"the jail was killed from outside by {_signame(-rc)} (OOM killer?)"
         elif sig == signal.SIGXCPU:
             res.status, res.message = "timeout", "CPU time limit exceeded"
         elif oom:
