@@ -13,8 +13,8 @@ from tests.fakes import FakeDigitPolicy
 
 
 class SlowDigitPolicy(FakeDigitPolicy):
-    def __init__(self, seed: int = 0):
-        super().__init__(seed=seed)
+    def __init__(self, seed: int = 0, **local_options):  # stands in for the local backend: its declared
+        super().__init__(seed=seed)                       # options (model, lora_rank, ...) mean nothing here
         self.delay = float(os.environ.get("TTTD_TEST_SAMPLE_DELAY", "0"))
 
     def sample(self, prompts, n, params):

@@ -309,12 +309,13 @@ def test_archive_size_caps_the_archive(tmp_path):
 
 
 def test_policy_options_reach_the_backend(monkeypatch):
+    """Each run setting a backend declares (tttd.policy.backends) reaches its constructor, the
+    user's backend options too; settings it does not declare are not passed."""
     seen = {}
 
     class Backend:
-        def __init__(self, model, lora_rank, full_finetune, seed, learning_rate, total_steps, engine,
-                     chat_template_kwargs, device=None, flavour=None):
-            seen.update({k: v for k, v in locals().items() if k not in ("self", "seen")})
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
 
     monkeypatch.setattr("tttd.loop.backend_class", lambda name: seen.setdefault("backend", name) and Backend)
     cfg = resolve_config(flag_values=dict(
@@ -323,11 +324,15 @@ def test_policy_options_reach_the_backend(monkeypatch):
         backend_options={"device": "cpu", "flavour": 3}))
     build_policy(cfg)
     assert seen == dict(backend="local", model="some/model", lora_rank=5, full_finetune=True, seed=9,
-                        learning_rate=0.01, total_steps=7, engine="hf",
+                        learning_rate=0.01, engine="hf",
                         chat_template_kwargs={"reasoning_effort": "low"}, device="cpu", flavour=3)
     seen.clear()
-    build_policy(resolve_config(flag_values=dict(task="demo", backend="api", model="m")))
-    assert seen["backend"] == "api"
+    build_policy(resolve_config(flag_values=dict(task="demo", backend="tinker", model="m", lora_rank=4, steps=3,
+                                                 seed=2)))
+    assert seen == dict(backend="tinker", model="m", lora_rank=4, seed=2, total_steps=3, chat_template_kwargs=None)
+    seen.clear()
+    build_policy(resolve_config(flag_values=dict(task="demo", backend="api", model="m", lora_rank=4)))
+    assert seen == dict(backend="api", model="m", chat_template_kwargs=None)  # no LoRA rank for an API model
 
 
 def test_executor_options_reach_the_executor(monkeypatch):

@@ -131,7 +131,10 @@ def _import_task_file(path: Path) -> list[str]:
 
         sys.modules.pop(module_name, None)
         raise import_error(path, exc) from None
-    added = [n for n in _REGISTRY if n not in before or _REGISTRY[n].origin == module_name]
+    # the file's own tasks: not the built-ins it imported (e.g. a subclass of the demo's task loads
+    # the demo's module, which registers "demo" now that built-ins load on demand)
+    added = [n for n in _REGISTRY if _REGISTRY[n].origin == module_name
+             or (n not in before and not (n in BUILTINS and _REGISTRY[n].origin == BUILTINS[n]))]
     return added
 
 

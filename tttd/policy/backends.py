@@ -91,6 +91,8 @@ TINKER = Backend("tinker", "tttd.policy.tinker:TinkerPolicy", True, (
     _o("train_unembed", "bool", True, "LoRA on the output layer too"),
     _o("save_every", "int", 5, "weights + optimizer saved on the service every n-th step"),
     _o("total_steps", "int | None", None, "the run's last step (always saved)"),
+    _o("request_retries", "int", 4, "resends of a failed sample request, same seed (a training step is never resent)"),
+    _o("retry_backoff_s", "float", 1.0, "first resend delay (doubles)"),
 ))
 
 API = Backend("api", "tttd.policy.api:ApiPolicy", False, (
