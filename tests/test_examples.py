@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tttd.task import get_task
-from tttd.verify import verify_program
+from tttd.cli.verify import verify_program
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "spread_points.py")
 
