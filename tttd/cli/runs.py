@@ -11,7 +11,7 @@ from pathlib import Path
 from tttd.rundir import NotARunError
 from tttd.runinfo import find_runs, human_age, load_run
 from tttd.text import safe
-from tttd.wording import shown_step, step_text
+from tttd.wording import shown_step
 
 
 def add_parser(sub) -> None:
