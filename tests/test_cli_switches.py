@@ -1,6 +1,6 @@
 """Every command-line flag and config-file key reaches the run's configuration (issue 25).
 
-The run itself is replaced by a recorder (``tttd.cli._execute``), so these tests need no model;
+The run itself is replaced by a recorder (``tttd.cli.common.execute``), so these tests need no model;
 what the options then do in the loop and trainer is tested in tests/test_switches.py and
 tests/policy/test_local_options.py.
 """
@@ -31,7 +31,7 @@ def executed(monkeypatch, tmp_path):
         return _summary(out)
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "_execute", fake_execute)
+    monkeypatch.setattr("tttd.cli.common.execute", fake_execute)
     monkeypatch.setattr("tttd.policy.tiny.build_tiny_model", lambda *a, **k: None)
     return calls
 

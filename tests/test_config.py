@@ -84,13 +84,14 @@ def test_chat_template_options_config_key_flag_and_policy(monkeypatch):
     """Issue 15: chat-template options are a config key (the paper preset asks gpt-oss for high
     reasoning), a repeatable CLI flag, and reach the backend's constructor (backend_options win)."""
     import tttd.loop as loop
-    from tttd.cli import _kv, build_parser
+    from tttd.cli import build_parser
+    from tttd.cli.common import parse_kv
 
     assert resolve_config(preset="paper").chat_template_kwargs == {"reasoning_effort": "high"}
     assert resolve_config().chat_template_kwargs == {}
     args = build_parser().parse_args(["run", "demo", "--chat-template-option", "reasoning_effort=low",
                                       "--chat-template-option", "enable_thinking=false"])
-    flags = {"chat_template_kwargs": _kv(args.chat_template_option, "--chat-template-option")}
+    flags = {"chat_template_kwargs": parse_kv(args.chat_template_option, "--chat-template-option")}
     cfg = resolve_config(preset="paper", flag_values=flags)
     assert cfg.chat_template_kwargs == {"reasoning_effort": "low", "enable_thinking": False}
 

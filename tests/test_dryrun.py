@@ -119,7 +119,7 @@ def test_paper_preset_dry_run_shows_forced_answer_visits_reward_and_cpus(no_poli
 
 def test_settings_lines_by_backend_and_defaults():
     from tttd.config import resolve_config
-    from tttd.dryrun import paper_settings
+    from tttd.cli.dryrun import paper_settings
     from tttd.registry import get_task
 
     erdos = get_task("erdos")

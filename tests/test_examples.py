@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tttd.cli.verify import verify_program
 from tttd.registry import get_task
-from tttd.verify import verify_program
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "spread_points.py")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import tttd.cli as cli
+from tttd.cli import common
 from tests.fakes import FakeDigitPolicy
 from tttd.config import ConfigError, load_config_file, resolve_config
 from tttd.loop import Discovery
@@ -29,7 +30,7 @@ def _capture_execute(monkeypatch):
                 "best_reward": 2.4, "best_step": 3, "steps": cfg.steps, "samples": n, "valid": valid,
                 "seconds": 1.0, "run_dir": str(out)}
 
-    monkeypatch.setattr(cli, "_execute", fake_execute)
+    monkeypatch.setattr(common, "execute", fake_execute)
     return seen
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 import tttd.cli as cli
+from tttd.cli import common
+from tttd.cli.common import Progress, print_summary
 from tests.fakes import FakeDigitPolicy
 from tttd.config import resolve_config
 from tttd.loop import Discovery
@@ -191,7 +193,7 @@ def test_scorer_raising_during_a_run_stops_it_with_one_line(tmp_path, capsys, mo
 def test_run_with_the_tiny_model_on_a_task_says_it_cannot_write_programs(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     seen = []
-    monkeypatch.setattr(cli, "_execute", lambda cfg, out, label, quiet, **kw: seen.append(cfg) or {
+    monkeypatch.setattr(common, "execute", lambda cfg, out, label, quiet, **kw: seen.append(cfg) or {
         "task": "t", "best_value": None, "best_reward": None, "best_step": None, "steps": 0, "samples": 0,
         "valid": 0, "seconds": 0.0, "run_dir": out})
     task = _new_task(tmp_path, "toy_check")
@@ -253,7 +255,7 @@ def _fake_run(path, **kw):
 def test_one_step_numbering_and_one_set_of_status_words(tmp_path, capsys):
     run, _ = _fake_run(tmp_path / "r")
     summary = run.run()
-    cli._print_summary(summary, as_json=False)
+    print_summary(summary, as_json=False)
     stored = json.loads((tmp_path / "r" / "best" / "best.json").read_text())["step"]
     shown = stored + 1  # steps count from 1 (the progress line's step 1/3), initial states are 0
     assert f"step {shown})" in capsys.readouterr().out
@@ -311,7 +313,7 @@ def test_verify_help_and_refusals(tmp_path, capsys, monkeypatch):
 
 
 def test_every_progress_line_has_an_eta_measured_from_the_run(capsys):
-    progress = cli.Progress(4, "t", then=("frozen baseline", 4, 0.5))
+    progress = Progress(4, "t", then=("frozen baseline", 4, 0.5))
     base = dict(best_value=0.5, reward_mean=1.0, reward_max=2.0, valid_fraction=1.0, archive_size=3,
                 samples=8, status_counts={})
     progress.step({**base, "step": 0, "seconds_sample": 3.0, "seconds_evaluate": 1.0})
@@ -330,7 +332,7 @@ def test_demo_estimate_says_when_this_machine_is_busy(monkeypatch, tmp_path, cap
     import tttd.policy.tiny as tiny
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "_execute", lambda cfg, out, label, quiet, **kw: {
+    monkeypatch.setattr(common, "execute", lambda cfg, out, label, quiet, **kw: {
         "task": "demo", "best_value": 0.4, "best_reward": 2.5, "best_step": 0, "steps": cfg.steps,
         "samples": 4, "valid": 2, "seconds": 1.0, "run_dir": out})
     monkeypatch.setattr(tiny, "build_tiny_model", lambda *a, **k: tmp_path)

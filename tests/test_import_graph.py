@@ -20,11 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Known circles, each with the reason it is still here. Remove an entry when its circle goes (the
 #: test fails on an entry that no longer is a circle, so the list cannot go stale).
-ALLOWED = {
-    # cli.py's `demo` command calls demo_cmd, which reuses cli's _default_out/_execute/_print_summary;
-    # removed by the CLI restructure (tttd/cli/ package, one module per command: issue 27 part B).
-    frozenset({"tttd.cli", "tttd.demo_cmd"}),
-}
+ALLOWED: set[frozenset[str]] = set()  # none left
 
 
 def modules(package: Path) -> dict[str, Path]:

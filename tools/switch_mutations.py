@@ -245,7 +245,7 @@ TINKER = [
 
 
 # ------------------------------------------------------------------ where options enter
-def _flag(switch, find, replace, tests=RUN_FLAGS_TEST, file="tttd/cli.py"):
+def _flag(switch, find, replace, tests=RUN_FLAGS_TEST, file="tttd/cli/run.py"):
     return M(switch, file, find, replace, tests, f"{switch} parsed but dropped")
 
 
@@ -268,21 +268,23 @@ ENTRY = [
     _flag("--no-train", "train=False if args.no_train else None,", "train=None,"),
     _flag("--require-isolation", "require_isolation=True if args.require_isolation else None,",
           "require_isolation=None,"),
-    _flag("--task-option", 'flags["task_options"] = _kv(args.task_option, "--task-option")', "pass"),
-    _flag("--backend-option", 'flags["backend_options"] = _kv(args.backend_option, "--backend-option")', "pass"),
+    _flag("--task-option", 'flags["task_options"] = parse_kv(args.task_option, "--task-option")', "pass"),
+    _flag("--backend-option", 'flags["backend_options"] = parse_kv(args.backend_option, "--backend-option")', "pass"),
     _flag("--chat-template-option",
-          'flags["chat_template_kwargs"] = _kv(args.chat_template_option, "--chat-template-option")', "pass"),
+          'flags["chat_template_kwargs"] = parse_kv(args.chat_template_option, "--chat-template-option")', "pass"),
     _flag("--config", "file_values = load_config_file(args.config) if args.config else {}", "file_values = {}",
           (CS + "test_every_config_file_key_reaches_the_config",)),
     # require_isolation: see 'require_isolation (sandbox)' in NEW_SWITCHES (the check moved to tttd/sandbox/report.py)
-    _flag("resume --steps", 'data["steps"] = args.steps', "pass", (CS + "test_resume_flags_reach_the_run",)),
-    _flag("resume --max-*", "data.update(caps)", "pass", (CS + "test_resume_flags_reach_the_run",)),
+    _flag("resume --steps", 'data["steps"] = args.steps', "pass", (CS + "test_resume_flags_reach_the_run",),
+          file="tttd/cli/resume.py"),
+    _flag("resume --max-*", "data.update(caps)", "pass", (CS + "test_resume_flags_reach_the_run",),
+          file="tttd/cli/resume.py"),
     _flag("resume --accept-task-change", "accept_task_change=args.accept_task_change,", "accept_task_change=False,",
-          (CS + "test_resume_flags_reach_the_run",)),
+          (CS + "test_resume_flags_reach_the_run",), file="tttd/cli/resume.py"),
     _flag("demo --steps/--seed/--engine", 'demo_config(args.steps, args.seed, engine=getattr(args, "engine", None))',
-          "demo_config(None, 0)", (CS + "test_demo_flags_reach_the_run",), file="tttd/demo_cmd.py"),
+          "demo_config(None, 0)", (CS + "test_demo_flags_reach_the_run",), file="tttd/cli/demo.py"),
     _flag("demo --no-train", 'modes = [("frozen", False)] if args.no_train else', 'modes = [("frozen", False)] if False else',
-          (CS + "test_demo_flags_reach_the_run",), file="tttd/demo_cmd.py"),
+          (CS + "test_demo_flags_reach_the_run",), file="tttd/cli/demo.py"),
     _flag("preset", "values.update(PRESETS.get(preset, {}))", "pass",
           ("tests/test_config.py::test_precedence_defaults_preset_file_flags", CS + "test_a_preset_sets_its_values"),
           file="tttd/config.py"),
@@ -311,8 +313,8 @@ NEW_SWITCHES = [
     # issue 20: forced final answer, PUCT visits and the paper preset, denoising reward, AHC CPUs
     M("forced_answer", "tttd/loop.py", "forced_answer=cfg.forced_answer,", "forced_answer=False,",
       (W25 + "test_forced_answer_reaches_the_sampler",), "loop never asks for a forced answer"),
-    M("forced_answer (hf)", "tttd/policy/local.py", "        if params.forced_answer:\n            out = self.force_answers(",
-      "        if False:\n            out = self.force_answers(",
+    M("forced_answer (hf)", "tttd/policy/engines/hf.py", "        if params.forced_answer:\n            out = policy.force_answers(",
+      "        if False:\n            out = policy.force_answers(",
       ("tests/policy/test_forced_answer.py::test_hf_engine_forced_answer_with_analysis_and_final_channels",),
       "hf engine never forces the answer"),
     M("forced_answer (tinker)", "tttd/policy/tinker.py", "        if params.forced_answer:\n            out = self._force_answers(",

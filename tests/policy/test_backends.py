@@ -31,7 +31,7 @@ def test_declaration_matches_the_constructor(name):
 
 
 def test_unknown_backend_option_is_one_line_listing_the_declared_options():
-    from tttd.preflight import check_run_config
+    from tttd.cli.preflight import check_run_config
 
     cfg = resolve_config(flag_values={"backend": "api", "model": "m", "train": False})
     cfg.backend_options = {"base_uri": "http://127.0.0.1:9/v1"}

@@ -58,7 +58,7 @@ def test_engine_config_and_flags():
 
 
 def test_kl_warning_in_the_progress_line():
-    from tttd.cli import KL_WARN, kl_warning
+    from tttd.cli.common import KL_WARN, kl_warning
 
     assert kl_warning(None) == "" and kl_warning(1e-6) == "" and kl_warning(-KL_WARN / 2) == ""
     assert "WARNING sampler-trainer KL 0.05" in kl_warning(0.05)

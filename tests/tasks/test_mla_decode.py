@@ -19,7 +19,7 @@ from tttd.cli import main  # noqa: E402
 from tttd.registry import get_task  # noqa: E402
 from tttd.tasks.speed import SpeedTask, build_config, mla_decode  # noqa: E402
 from tttd.tasks.speed.harness import _load_private  # noqa: E402
-from tttd.verify import verify_program  # noqa: E402
+from tttd.cli.verify import verify_program  # noqa: E402
 
 HERE = os.path.dirname(mla_decode.__file__)
 ROOT = open(os.path.join(HERE, "root.py")).read()

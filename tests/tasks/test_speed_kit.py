@@ -12,7 +12,7 @@ import pytest
 
 from tttd.registry import get_task
 from tttd.tasks.speed import SpeedTask, run_record
-from tttd.verify import verify_program
+from tttd.cli.verify import verify_program
 
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "speed_group_means.py")
 

@@ -81,8 +81,8 @@ def test_scripted_programs_through_sandbox_and_verifier(task, tmp_path):
     archive = json.loads((tmp_path / task / "archive.json").read_text())
     assert json.dumps(archive).count("def ") >= 1  # the valid child's code was archived
     # best/ re-verifies to its recorded value through `tttd verify`'s own path
+    from tttd.cli.verify import verify_construction
     from tttd.registry import get_task
-    from tttd.verify import verify_construction
 
     best = json.loads((tmp_path / task / "best" / "best.json").read_text())
     artifact = json.loads((tmp_path / task / "best" / "artifact.json").read_text())

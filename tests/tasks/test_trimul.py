@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from tttd.cli import main  # noqa: E402
 from tttd.registry import get_task  # noqa: E402
 from tttd.tasks.speed import trimul  # noqa: E402
-from tttd.verify import verify_program  # noqa: E402
+from tttd.cli.verify import verify_program  # noqa: E402
 
 HERE = os.path.dirname(trimul.__file__)
 ROOT = open(os.path.join(HERE, "root.py")).read()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tttd.verify import verify_main
+from tttd.cli.verify import verify_main
 
 from ._helpers import data_files
 

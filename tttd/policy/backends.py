@@ -1,5 +1,5 @@
 """Each backend's options, declared once: what ``--backend-option`` accepts (checked by
-:mod:`tttd.preflight` before anything is written), what the loop hands the policy's constructor
+:mod:`tttd.cli.preflight` before anything is written), what the loop hands the policy's constructor
 (:func:`tttd.loop.build_policy`), and the defaults ``tttd run --dry-run`` shows.
 
 Plain data, no imports of the backends themselves (torch, tinker, httpx load only when a policy is

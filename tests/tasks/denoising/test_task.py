@@ -169,7 +169,7 @@ def test_missing_data_is_a_one_line_error_before_anything_is_written(monkeypatch
     from tttd.config import ConfigError, resolve_config
     from tttd.loop import Discovery
     from tttd.tasks.denoising import data as D
-    from tttd.verify import verify_main
+    from tttd.cli.verify import verify_main
 
     def offline(**_):
         raise D.DataError("cannot download https://example.invalid/pbmc: no network")

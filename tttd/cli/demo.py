@@ -96,10 +96,24 @@ def verdict(runs: list[tuple[str, dict[str, Any]]], times: dict[str, float], bes
     return "\n".join(lines)
 
 
+def add_parser(sub: Any) -> None:
+    from tttd.cli.common import json_quiet_flags
+
+    d = sub.add_parser("demo", help="run the CPU demo: a tiny local model learns a toy problem (~2 min on 2 idle cores)")
+    d.add_argument("--no-train", action="store_true", help="frozen model only (the no-training ablation)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--out", help="run directory (default runs/demo-<time>)")
+    d.add_argument("--steps", type=int, default=None, help="steps (default: the demo preset's)")
+    d.add_argument("--engine", choices=["auto", "hf", "vllm"], help="sampling engine (default auto)")
+    json_quiet_flags(d)
+    d.set_defaults(func=run_demo)
+
+
 def run_demo(args: Any) -> int:
     from rich.console import Console
 
-    from tttd.cli import _default_out, _execute, _print_summary
+    from tttd.cli import common
+    from tttd.cli.common import default_out, print_summary
     from tttd.policy.tiny import build_tiny_model
 
     err = Console(stderr=True, highlight=False)
@@ -122,7 +136,7 @@ def run_demo(args: Any) -> int:
     t = time.perf_counter()
     build_tiny_model("tiny", progress=not args.quiet)
     times["model"] = time.perf_counter() - t
-    out = args.out or _default_out("demo")
+    out = args.out or default_out("demo")
     runs = []
     for i, (name, train) in enumerate(modes):
         path = out if i == 0 else str(Path(out) / "baseline-frozen")
@@ -132,7 +146,7 @@ def run_demo(args: Any) -> int:
                 "samples, as many as the trained run")
         t = time.perf_counter()
         then = ("frozen baseline", cfg.steps, FROZEN_STEP_RATIO) if i + 1 < len(modes) else None
-        runs.append((name, _execute(c, path, f"demo ({name})", args.quiet, then=then)))
+        runs.append((name, common.execute(c, path, f"demo ({name})", args.quiet, then=then)))
         times[name] = time.perf_counter() - t
     main_name, main = runs[0]
     extra: dict[str, Any] = {"mode": main_name, "valid_fraction": round(main["valid"] / max(1, main["samples"]), 4)}
@@ -149,5 +163,5 @@ def run_demo(args: Any) -> int:
         print(f"run: {out}" + (f"  (frozen: {runs[1][1]['run_dir']})" if len(runs) > 1 else ""))
         sys.stdout.flush()
         return 0
-    _print_summary(main, True, extra)
+    print_summary(main, True, extra)
     return 0

@@ -10,6 +10,7 @@ runner is no dependency of a user's install). Existing files are never overwritt
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -95,8 +96,8 @@ import math
 import sys
 from pathlib import Path
 
+from tttd.cli.verify import verify_program
 from tttd.registry import get_task
-from tttd.verify import verify_program
 
 TASK_FILE = str(Path(__file__).with_name("{file_name}"))
 
@@ -187,3 +188,14 @@ def new_task_main(name: str, directory: str = ".") -> int:
           "task (every sample fails). Real results need a real model: --backend api with a local "
           "OpenAI-compatible server, or --backend local --model DIR (see docs/own-problem.md)")
     return 0
+
+
+def add_parser(sub) -> None:
+    nt = sub.add_parser("new-task", help="write a commented, runnable task file and a check of its contract")
+    nt.add_argument("name", help="task name (the files are NAME.py and check_NAME.py)")
+    nt.add_argument("--dir", default=".", help="where to write them (default: here)")
+    nt.set_defaults(func=cmd_new_task)
+
+
+def cmd_new_task(args: argparse.Namespace) -> int:
+    return new_task_main(args.name, args.dir)

@@ -17,6 +17,7 @@ so the globals a task injects (e.g. ``initial_h_values``) exist, as in a run.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -175,9 +176,32 @@ def verify_main(
     return 0 if ev.valid else 1
 
 
-if __name__ == "__main__":  # manual testing: python -m tttd.verify TASK FILE [--json]
+def add_parser(sub: Any) -> None:
+    from tttd.cli.common import weak_flag
+
+    v = sub.add_parser("verify", help="re-verify a construction file or a program for a task")
+    v.add_argument("task", help="registered task name (tttd tasks) or path/to/task.py[:name]")
+    v.add_argument("file", help="construction (.json) or program (.py, or .cpp for the AHC tasks)")
+    v.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task (e.g. cases=0-9)")
+    v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
+    weak_flag(v)
+    v.set_defaults(func=cmd_verify)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tttd.cli.common import parse_kv
+    from tttd.sandbox.report import check_isolation
+
+    if not args.file.lower().endswith(".json"):  # a program runs in the sandbox: refuse or warn
+        check_isolation(False, allow_weak=args.allow_weak_isolation)
+
+    return verify_main(args.task, args.file, args.json,
+                       task_options=parse_kv(getattr(args, "task_option", None), "--task-option"))
+
+
+if __name__ == "__main__":  # manual testing: python -m tttd.cli.verify TASK FILE [--json]
     args = [a for a in sys.argv[1:] if a != "--json"]
     if len(args) != 2:
-        print("usage: python -m tttd.verify TASK FILE [--json]", file=sys.stderr)
+        print("usage: python -m tttd.cli.verify TASK FILE [--json]", file=sys.stderr)
         raise SystemExit(USAGE_ERROR)
     raise SystemExit(verify_main(args[0], args[1], "--json" in sys.argv[1:]))

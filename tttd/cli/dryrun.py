@@ -38,7 +38,7 @@ def _describe_inject(inject: dict[str, Any]) -> dict[str, str]:
 
 def verify_root(task: Task, root: State) -> dict[str, Any]:
     """Re-verify the root's construction with the trusted verifier (as ``tttd verify`` would)."""
-    from tttd.verify import verify_construction
+    from tttd.cli.verify import verify_construction
 
     if root.value is None:
         return {"empty": True, "message": "an empty root (no solution yet): the model starts from scratch"}
@@ -135,7 +135,7 @@ def estimate(cfg: RunConfig, prompt_chars: int, example: dict[str, Any]) -> dict
 def toy_model_warning(cfg: RunConfig, task_name: str) -> str | None:
     """The warning ``run`` and ``--dry-run`` give when the model is tttd's demo toy and the task
     is not the demo: the toy cannot write programs for it (issue 23)."""
-    from tttd.cli_extra import is_tiny_model
+    from tttd.cli.common import is_tiny_model
 
     if cfg.backend != "local" or not is_tiny_model(cfg.model) or task_name == "demo":
         return None

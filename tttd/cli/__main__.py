@@ -1,0 +1,7 @@
+"""``python -m tttd.cli ...``: the same as the ``tttd`` console script."""
+
+import sys
+
+from tttd.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,234 @@
+"""What every ``tttd`` command shares: option parsing helpers, the run executor with its live
+progress, the summary line, and the one error handler that turns bad input into one line and exit 2.
+
+- :func:`execute`, :class:`Progress`, :func:`print_summary`, :func:`default_out`: the pieces
+  ``tttd run``, ``tttd resume`` and ``tttd demo`` use to run the loop and report on it (they call
+  ``common.execute``, so a test replaces the loop for all three in one place).
+- :func:`parse_kv`: ``--task-option KEY=VALUE`` and friends (JSON values where they parse).
+- :func:`handle_errors`: the user errors every command may raise -> ``tttd: error: ...``, exit 2.
+- :func:`quiet_broken_pipe`: ``tttd show RUN | head -1`` ends quietly (no BrokenPipeError).
+- :class:`OneLineParser`: a bad flag value is one line, not the whole usage.
+- :func:`is_tiny_model`: the tiny/small local models, which take the ``demo`` preset by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from tttd.config import ConfigError, RunConfig
+from tttd.text import safe
+
+
+def is_tiny_model(model: str | None) -> bool:
+    """``tiny``/``small`` (built locally) or a folder that tttd built (``tttd_build.json``)."""
+    from tttd.config import RunConfig
+
+    model = model or RunConfig.model
+    if model in ("tiny", "small"):
+        return True
+    return (Path(model) / "tttd_build.json").is_file()
+
+
+def quiet_broken_pipe(fn: Callable[[], int]) -> int:
+    """Run ``fn`` and flush stdout; a reader that went away (``| head``) ends the command quietly."""
+    try:
+        code = fn()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at /dev/null so that flush is silent too.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser, but a bad flag value (``--lr abc``, ``--backend foo``) is one line and
+    exit 2, not the whole usage text (issue 23). Sub-parsers inherit the class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ------------------------------------------------------------------------------- options
+
+
+def parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} must look like KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def default_out(task: str) -> str:
+    name = Path(task).stem if task.endswith(".py") else (Path(task.rstrip("/")).name or task)
+    return str(Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def json_quiet_flags(sp: argparse.ArgumentParser, json_help: str = "print one JSON object as the last line") -> None:
+    sp.add_argument("--json", action="store_true", help=json_help)
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+
+def weak_flag(sp) -> None:
+    sp.add_argument("--allow-weak-isolation", action="store_true",
+                    help="run candidate code even without full isolation (no bubblewrap): see docs/sandbox.md")
+
+
+def budget_flags(sp) -> None:
+    sp.add_argument("--max-usd", type=float, help="stop before a step would cross this spend (needs a price)")
+    sp.add_argument("--max-samples", type=int, help="stop before a step would cross this many samples")
+    sp.add_argument("--max-hours", type=float, help="stop before a step would cross this wall time")
+
+
+# ------------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """Live progress on stderr: a rich bar on a terminal, one plain line per step otherwise."""
+
+    def __init__(self, total: int, label: str, quiet: bool = False, then=None):
+        from rich.console import Console
+
+        from tttd.progress import Eta
+
+        self.eta = Eta(total, then)  # time left, measured from this run's own steps
+        self.console = Console(stderr=True)
+        self.total, self.label, self.quiet = total, label, quiet
+        self.bar = None
+        if not quiet and self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress
+            from rich.progress import TextColumn, TimeElapsedColumn
+
+            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
+                                    MofNCompleteColumn(), TimeElapsedColumn(),
+                                    TextColumn("{task.fields[info]}"), console=self.console)
+            self.task_id = self.bar.add_task(label, total=total, info="")
+
+    def event(self, text: str) -> None:
+        if not self.quiet:  # events may quote candidates: escaped, never rich markup
+            from rich.text import Text
+
+            self.console.print(Text(safe(text, multiline=False), style="dim" if self.bar else ""), highlight=False,
+                               soft_wrap=True)
+
+    def step(self, m: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        from rich.markup import escape
+
+        from tttd.progress import step_info
+
+        info = escape(step_info(m))  # statuses come from tasks: no rich markup
+        info += kl_warning(m.get("kl_sample_train"))
+        eta = self.eta.add(m)
+        info = f"{eta}  {info}" if eta else info
+        if self.bar is not None:
+            self.bar.update(self.task_id, completed=m["step"] + 1, info=info)
+        else:
+            self.console.print(f"{self.label} step {m['step'] + 1}/{self.total}  {info}",
+                               highlight=False, soft_wrap=True)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+#: Mean per-token log q - log p (sampler vs trainer) above which the progress line warns: exact
+#: engines measure ~1e-6 (fp32 CPU); bf16 samplers ~1e-3; beyond 0.01 the importance weights
+#: drift and the update is noticeably off-policy (a stale adapter, a sampler setting, a bug).
+KL_WARN = 0.01
+
+
+def kl_warning(kl: float | None) -> str:
+    if kl is None or abs(kl) <= KL_WARN:
+        return ""
+    return f"  WARNING sampler-trainer KL {kl:.3g} > {KL_WARN}"
+
+
+# ------------------------------------------------------------------------------- running the loop
+
+
+def execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = False,
+             accept_task_change: bool = False, after_restore=None, then=None) -> dict[str, Any]:
+    from tttd.loop import Discovery
+    from tttd.sandbox.report import check_isolation, task_runs_code
+
+    # before anything is written: refuse (exit 2) or warn once (issue 19: no weak mode by accident)
+    check_isolation(cfg.require_isolation, allow_weak=cfg.allow_weak_isolation, runs_code=task_runs_code(cfg.task))
+
+    from tttd import signals
+
+    with signals.handling(notice=not quiet):  # issue 24: Ctrl-C / SIGTERM stop at a safe point
+        try:
+            with Progress(cfg.steps, label, quiet, then=then) as progress:
+                run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)
+                if resume:
+                    run.restore(accept_task_change=accept_task_change)
+                    if after_restore is not None:
+                        after_restore()
+                else:
+                    run.start()
+                return run.run()
+        except (signals.HardStop, KeyboardInterrupt) as exc:
+            raise signals.stopped_at_once(exc, out) from None
+
+
+def print_summary(summary: dict[str, Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    from tttd.wording import shown_step, step_text
+
+    result = {**summary, **(extra or {})}
+    result["best_step"] = shown_step(result.get("best_step"))  # one numbering: steps from 1, roots 0
+    if as_json:
+        print(json.dumps(result, sort_keys=True))
+        return
+    print(f"best value {result['best_value']}  (reward {result['best_reward']}, "
+          f"{step_text(summary.get('best_step'))})")
+    print(f"{result['steps']} steps, {result['samples']} samples, {result['seconds']:.1f} s; "
+          f"run: {safe(result['run_dir'])}")
+
+
+# ------------------------------------------------------------------------------- errors
+
+
+def handle_errors(fn: Callable[[], int]) -> int:
+    """Run one command: the errors a user can cause end as one line ``tttd: error: ...`` and exit 2."""
+    from tttd.loop import PolicyLoadError
+    from tttd.rundir import NotARunError
+    from tttd.sandbox.report import IsolationError
+    from tttd.faults import RunFault
+    from tttd.registry import TaskOptionError, UnknownTaskError
+    from tttd.task_errors import ScorerErrorStop, TaskFileError
+
+    try:
+        return quiet_broken_pipe(fn)
+    except RunFault as exc:  # issue 24: a disk, signal or infrastructure fault; the run is resumable
+        print(f"tttd: {safe(exc, multiline=False)}", file=sys.stderr)
+        return exc.exit_code
+    except (ConfigError, UnknownTaskError, TaskOptionError, NotARunError, FileExistsError,
+            PolicyLoadError, IsolationError, TaskFileError, ScorerErrorStop) as exc:
+        print(f"tttd: error: {safe(exc, multiline=False)}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, OSError, ImportError) as exc:
+        print(f"tttd: error: {safe(exc, multiline=False)}", file=sys.stderr)
+        return 2

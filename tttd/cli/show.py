@@ -1,0 +1,77 @@
+"""``tttd show RUN``: progress, best so far, spend, and the next command. It reads the run through
+:mod:`tttd.runinfo`, like ``tttd runs``, so both use the same status words and step numbering."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from tttd.runinfo import load_run
+from tttd.text import safe
+from tttd.wording import shown_step, step_text
+
+
+def add_parser(sub: Any) -> None:
+    s = sub.add_parser("show", help="status of a run: progress, best so far, where things are")
+    s.add_argument("run", help="run directory")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_show)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    return show_main(args.run, args.json)
+
+
+def show_main(run: str, as_json: bool) -> int:
+    """``tttd show RUN``: progress, best so far, spend, and the next command."""
+    from tttd.cli.runs import task_name
+    from tttd.ledger import spend_lines
+    from tttd.rundir import RunDir, read_jsonl
+
+    info = load_run(run, metrics=False)
+    rd = RunDir(run)
+    cfg = info.config
+    last = None
+    for last in read_jsonl(rd.metrics):
+        pass
+    files = {"best": rd.best, "metrics": rd.metrics, "archive": rd.archive}
+    existing = {k: str(p) for k, p in files.items() if p.exists()}
+    best = info.best
+    data = {
+        "run_dir": str(rd.path), "task": task_name(cfg), "task_spec": cfg.get("task"),
+        "backend": cfg.get("backend"), "model": cfg.get("model"), "steps_done": info.steps_done,
+        "steps": cfg.get("steps"), "status": info.status,
+        "best_value": best.get("value"), "best_step": shown_step(best.get("step")),
+        "samples": info.ledger.samples, "spend": (info.loop or {}).get("ledger"),
+        "budget": {k: cfg.get(k) for k in ("max_usd", "max_samples", "max_hours")},
+        "stopped": info.stop_reason, "last_step": last, "files": existing,
+    }
+    if as_json:
+        print(json.dumps(data, sort_keys=True))
+        return 0
+    print(safe(f"{data['run_dir']}: task {data['task']}, {data['backend']} {data['model']}"))
+    print(f"status: {info.status} ({info.steps_done}/{data['steps']} steps, {data['samples']} samples)")
+    if best.get("value") is None:
+        print("best value: none yet (no step completed)" if info.loop is None else "best value: none yet")
+    else:
+        print(f"best value: {best['value']:.10g} ({step_text(best.get('step'))})")
+    best_json = rd.best / "best.json"
+    if best_json.exists():
+        verify = json.loads(best_json.read_text()).get("verify")
+        if verify:
+            print(f"re-verify: {safe(verify)}")
+    if existing:
+        print(safe("files: " + "  ".join(str(p) + ("/" if p.is_dir() else "") for p in files.values() if p.exists())))
+    cfg_obj = info.run_config()
+    if info.loop is not None and cfg_obj is not None:
+        for line in spend_lines(info.ledger, cfg_obj):
+            print(line)
+    if info.stop_reason and cfg_obj is not None:
+        from tttd.wording import raise_cap_command
+
+        print(f"stopped by a budget cap: {info.stop_reason}; to go on: "
+              f"{raise_cap_command(rd.path, info.stop_reason, info.ledger, cfg_obj, info.steps_done)}")
+    elif info.status != "finished":
+        print(f"continue: tttd resume {rd.path}")
+    return 0
