@@ -127,7 +127,8 @@ def test_tinker_backend_continues_with_a_second_request():
     pol = TinkerPolicy.__new__(TinkerPolicy)  # no service: the sampler is a stand-in
     sampler = _Sampler()
     pol.__dict__.update(_closed=False, _tokenizer=_Tok(), chat_template_kwargs={}, context_window=400,
-                        request_timeout_s=5, _sampler=sampler, _rng=__import__("random").Random(0))
+                        request_timeout_s=5, request_retries=0, retry_backoff_s=0.0, base_url=None,
+                        _sampler=sampler, _rng=__import__("random").Random(0))
     from tttd.policy import TokenUsage
 
     pol._usage = TokenUsage()
