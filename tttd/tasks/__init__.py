@@ -3,6 +3,6 @@
 Keep this a plain list of imports: one module per task family.
 """
 
-from tttd.tasks import autocorrelation, circle_packing, demo, denoising, erdos  # noqa: F401
+from tttd.tasks import autocorrelation, circle_packing, demo, denoising, erdos, maxcut  # noqa: F401
 from tttd.tasks import ahc  # noqa: F401
 from tttd.tasks.speed import trimul  # noqa: F401
