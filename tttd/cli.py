@@ -26,6 +26,7 @@ Start here:
   tttd run path/to/problem_dir   an OpenEvolve or ShinkaEvolve problem folder
   tttd show runs/<run>           how a run is doing; tttd resume runs/<run> continues it
   tttd report runs/<run>         an offline HTML report; tttd runs lists runs
+  tttd ablate demo               the paper's ablations over 8 seeds, as a table and a report
   tttd run TASK --dry-run        the prompt, a verifier check and the run's size and cost
   tttd verify erdos FILE         re-verify a construction or a program
 """
@@ -414,6 +415,9 @@ def _more_commands(sub) -> None:
     from tttd.report.cli import add_report_parser
 
     add_report_parser(sub)
+    from tttd.ablate.cli import add_ablate_parser  # issue 21
+
+    add_ablate_parser(sub)
     rn = sub.add_parser("runs", help="a table of runs: task, status, steps, best, spend, age")
     rn.add_argument("dir", nargs="?", default="runs", help="directory holding runs (default runs/)")
     rn.add_argument("--json", action="store_true", help="print one JSON list")
