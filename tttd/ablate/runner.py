@@ -62,12 +62,15 @@ def default_jobs(runs_left: int) -> int:
 
 def run_status(path: Path, steps: int) -> tuple[str, int]:
     """("finished" | "unfinished" | "new", steps done) of one run directory, read only."""
-    from tttd.rundir import RunDir
+    from tttd.rundir import NotARunError, RunDir
 
     rd = RunDir(path)
     if not rd.config.is_file():
         return "new", 0
-    ckpt = rd.latest_step_dir()
+    try:
+        ckpt = rd.latest_step_dir()
+    except NotARunError:  # damaged (its resume will say how), or read in the middle of a first commit
+        return "unfinished", 0
     if ckpt is None or not (ckpt / "loop.json").is_file():
         return "unfinished", 0
     try:
@@ -214,6 +217,7 @@ def execute(plan: Plan, configs: dict[tuple[str, int], Any], jobs: int, quiet: b
         proc = subprocess.Popen(_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=log, env=env, text=True, bufsize=1)
         log.close()
+        (logs / f"worker{w}.pid").write_text(f"{proc.pid}\n")
         workers.append(proc)
         threading.Thread(target=_reader, args=(w, proc, events), daemon=True).start()
     queue = list(todo)
