@@ -68,7 +68,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from tttd.preflight import check_run_config
     from tttd.task import absolute_task_spec, get_task
 
-    task_spec = absolute_task_spec(args.task)
+    from tttd.task import list_tasks
+
+    # a registered name stays a name, even where a folder of that name sits in the working directory
+    # (the default ablation directory ablations/<task> is one)
+    task_spec = args.task if args.task in list_tasks() else absolute_task_spec(args.task)
     base = _base(args)
     task = get_task(task_spec, **base.get("task_options", {}))
     preset = default_preset(base.get("model"), base.get("backend"))

@@ -60,6 +60,15 @@ def default_jobs(runs_left: int) -> int:
     return max(1, min(jobs, max(1, runs_left)))
 
 
+def worker_threads(jobs: int) -> int:
+    """Torch threads per worker: the cores shared out, or 1 on a machine already busier than its
+    cores (spinning thread pools then cost far more than they give: a step of the demo took
+    minutes instead of seconds with 2 threads per process at a load average of 20 on 2 cores)."""
+    cores = usable_cores()
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= cores
+    return 1 if busy else max(1, cores // max(1, jobs))
+
+
 def run_status(path: Path, steps: int) -> tuple[str, int]:
     """("finished" | "unfinished" | "new", steps done) of one run directory, read only."""
     from tttd.rundir import NotARunError, RunDir
@@ -210,7 +219,8 @@ def execute(plan: Plan, configs: dict[tuple[str, int], Any], jobs: int, quiet: b
     logs = plan.root / "logs"
     logs.mkdir(exist_ok=True)
     events: Queue = Queue()
-    env = {**os.environ, "TTTD_ABLATE_THREADS": str(max(1, usable_cores() // jobs))}
+    threads = str(worker_threads(jobs))
+    env = {**os.environ, "TTTD_ABLATE_THREADS": threads, "OMP_NUM_THREADS": threads}
     workers = []
     for w in range(min(jobs, len(todo))):
         log = open(logs / f"worker{w}.log", "ab")
