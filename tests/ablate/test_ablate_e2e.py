@@ -135,3 +135,11 @@ def test_dry_run_says_how_many_runs_and_how_long_and_writes_nothing(tmp_path):
     assert not out.exists()
     bad = tttd("ablate", "maxcut", "--variants", "mean", "--out", str(out))
     assert bad.returncode == 2 and "include 'full'" in bad.stderr and not out.exists()
+
+
+def test_a_folder_named_like_the_task_does_not_shadow_it(tmp_path):
+    (tmp_path / "demo").mkdir()  # e.g. the ablation directory of an earlier `--out demo`
+    dry = subprocess.run([sys.executable, "-m", "tttd.cli", "ablate", "demo", "--seeds", "1", "--steps", "2",
+                          "--out", "abl", "--dry-run"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "6 runs (6 variants x 1 seeds" in dry.stdout
