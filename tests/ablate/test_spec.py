@@ -2,7 +2,7 @@
 
 import pytest
 
-from tttd.ablate.spec import FULL, build_spec, difference, open_spec, parse_variant, run_config, run_path
+from tttd.ablate.spec import FULL, build_spec, difference, load_spec, open_spec, parse_variant, run_config, run_path
 from tttd.config import ConfigError
 from tttd.task import get_task
 
@@ -57,6 +57,7 @@ def test_changed_arguments_are_refused_and_nothing_is_written(tmp_path):
     with pytest.raises(ConfigError, match="steps 5"):
         open_spec(root, spec(steps=5), write=True)
     assert (root / "ablation.json").read_bytes() == before
+    assert list(load_spec(root).variants)[:2] == ["full", "constant-beta"]  # not the file's sorted order
     assert "base groups" in difference(spec(), spec(base={"groups": 3}))
     other = tmp_path / "other"
     other.mkdir()

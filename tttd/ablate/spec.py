@@ -57,8 +57,13 @@ class AblationSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AblationSpec":
-        return cls(**{k: data[k] for k in ("task", "seeds", "steps", "variants", "base", "threshold", "version")
+        spec = cls(**{k: data[k] for k in ("task", "seeds", "steps", "variants", "base", "threshold", "version")
                       if k in data})
+        # ablation.json is written with sorted keys: the built-in variants go back to their order
+        # (full first), extra variants follow by name
+        names = [v for v in VARIANTS if v in spec.variants] + sorted(v for v in spec.variants if v not in VARIANTS)
+        spec.variants = {v: spec.variants[v] for v in names}
+        return spec
 
 
 def run_path(root: str | Path, variant: str, seed: int) -> Path:
