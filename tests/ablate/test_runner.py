@@ -46,3 +46,25 @@ def test_progress_line_eta_from_the_step_rate():
     line.show(force=True)
     assert "1/4 runs done" in out.getvalue() and "step 30/100" in out.getvalue() and "ETA 3m" in out.getvalue()
     assert clock(3725) == "1h02m" and clock(59) == "59s"
+
+
+def test_a_crashing_worker_is_reported_and_nothing_is_silently_skipped(tmp_path, monkeypatch):
+    """A worker that dies on its first run: that run and every run never started are errors."""
+    import sys
+
+    from tttd.ablate import runner
+    from tttd.config import RunConfig
+
+    fake = tmp_path / "fake_worker.py"
+    fake.write_text("import json, os, sys\n"
+                    "print(json.dumps({'event': 'ready'}), flush=True)\n"
+                    "sys.stdin.readline()\n"
+                    "os._exit(3)\n")
+    monkeypatch.setattr(runner, "_worker_command", lambda: [sys.executable, str(fake)])
+    spec = build_spec("demo", 2, 4, ["full", "mean"], None, {}, None)
+    plan = Plan.read(spec, tmp_path)
+    configs = {rid: RunConfig(seed=rid[1]) for rid in spec.run_ids()}
+    errors = runner.execute(plan, configs, jobs=1, quiet=True)
+    assert set(errors) == set(spec.run_ids())
+    assert "worker ended (exit 3)" in errors[("full", 0)]
+    assert all("not started" in errors[r] for r in spec.run_ids()[1:])

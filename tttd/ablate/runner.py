@@ -237,14 +237,20 @@ def execute(plan: Plan, configs: dict[tuple[str, int], Any], jobs: int, quiet: b
 
     def dispatch(w: int) -> None:
         if not queue:
-            workers[w].stdin.close()
+            try:
+                workers[w].stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
             return
         rid = queue.pop(0)
         busy[w] = rid
         cfg = configs[rid]
         job = {"run": list(rid), "path": str(run_path(plan.root, *rid)), "config": cfg.to_dict()}
-        workers[w].stdin.write(json.dumps(job) + "\n")
-        workers[w].stdin.flush()
+        try:
+            workers[w].stdin.write(json.dumps(job) + "\n")
+            workers[w].stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):  # the worker died: its reader reports it
+            pass
         progress.running = len(busy)
 
     progress.show(force=True)
@@ -281,6 +287,8 @@ def execute(plan: Plan, configs: dict[tuple[str, int], Any], jobs: int, quiet: b
                 progress.running = len(busy)
                 dispatch(w)
                 progress.show(force=True)
+        for rid in queue:  # every worker ended early (crashes): say so, never a silent gap
+            errors[rid] = f"not started: every worker ended; see {logs}"
     finally:
         for proc in workers:
             if proc.poll() is None:
