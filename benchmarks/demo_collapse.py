@@ -50,7 +50,8 @@ def main(paths: list[str]) -> None:
         steps = per_step(Path(p))
         print(f"\n{p}\nstep  valid  digits  at-limit  beta  max-advantage")
         for s in steps:
-            print(f"{s['step']:4d}  {s['valid']:.2f}  {s['digits']:6.1f}  {s['at_limit']:8.2f}  {s['beta']:5.1f}  {s['max_adv']:6.1f}")
+            print(f"{s['step']:4d}  {s['valid']:.2f}  {s['digits']:6.1f}  {s['at_limit']:8.2f}  "
+                  f"{s['beta']:5.1f}  {s['max_adv']:6.1f}")
         for a, b in zip(steps, steps[1:]):
             key = "beta >= 15" if a["beta"] >= 15 else ("beta < 5" if a["beta"] < 5 else "5 <= beta < 15")
             after[key].append(b["digits"] - a["digits"])

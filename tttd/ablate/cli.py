@@ -27,7 +27,8 @@ def add_ablate_parser(sub) -> None:
     a.add_argument("task", help="registered task name or path/to/task.py[:name]")
     a.add_argument("--seeds", type=int, default=8, help="seeds per variant (default 8): seeds 0..N-1")
     a.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
-    a.add_argument("--variants", nargs="+", metavar="NAME", help=f"built-in variants to run (default: all; {', '.join(DEFAULT_VARIANTS)})")
+    a.add_argument("--variants", nargs="+", metavar="NAME",
+                   help=f"built-in variants to run (default: all; {', '.join(DEFAULT_VARIANTS)})")
     a.add_argument("--variant", action="append", metavar="NAME:KEY=VALUE[,KEY=VALUE]", dest="extra",
                    help="an extra variant: full with these settings changed (e.g. per-rollout:visit_counting=rollout)")
     a.add_argument("--jobs", "-j", type=int, help="runs at the same time (default: one per core, as memory allows)")
@@ -84,7 +85,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
     given = build_spec(task_spec, args.seeds, steps, args.variants, args.extra, base, args.threshold)
-    root = Path(args.out or Path("ablations") / (Path(task_spec).stem if task_spec.endswith(".py") else Path(task_spec.rstrip("/")).name))
+    name = Path(task_spec).stem if task_spec.endswith(".py") else Path(task_spec.rstrip("/")).name
+    root = Path(args.out or Path("ablations") / name)
     configs = {rid: run_config(given, root, *rid, task.presets, preset) for rid in given.run_ids()}
     for cfg in {json.dumps(c.to_dict(), sort_keys=True): c for c in configs.values()}.values():
         check_run_config(cfg)  # every run's options, before anything is written

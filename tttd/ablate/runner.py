@@ -134,7 +134,8 @@ def _measured_step_seconds(plan: Plan) -> dict[str, float]:
     for (variant, seed), (st, _) in plan.status.items():
         if st != "finished":
             continue
-        secs = [float(m.get("spend", {}).get("seconds", 0.0)) for m in read_jsonl(run_path(plan.root, variant, seed) / "metrics.jsonl")]
+        metrics = read_jsonl(run_path(plan.root, variant, seed) / "metrics.jsonl")
+        secs = [float(m.get("spend", {}).get("seconds", 0.0)) for m in metrics]
         if len(secs) >= 2:
             per.setdefault(variant, []).append((secs[-1] - secs[0]) / (len(secs) - 1))
     return {v: sum(x) / len(x) for v, x in per.items() if x}

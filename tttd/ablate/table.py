@@ -34,21 +34,25 @@ def markdown(result: dict[str, Any]) -> str:
     thr = result.get("threshold")
     for name, row in result["variants"].items():
         reach = row.get("to_threshold")
-        reach_text = "-" if not reach else (
-            f"{reach['reached']}/{reach['of']}" + (f" ({reach['median_samples']:.0f})" if reach["median_samples"] is not None else ""))
+        reach_text = "-"
+        if reach:
+            median = reach["median_samples"]
+            reach_text = f"{reach['reached']}/{reach['of']}" + ("" if median is None else f" ({median:.0f})")
         lines.append(f"| {name} | {len(row['seeds_finished'])} | {_ci(row['final'])} | "
                      + " | ".join(_ci(row["at_samples"][m]) for m in marks)
                      + f" | {_ci(row['valid_rate'], 2)} | {reach_text} |")
     if thr is not None:
         lines += ["", f"threshold: {thr:.4f} ({result['threshold_rule']})"]
     lines += ["", "paired with `full` (same seed = same initial states; difference > 0: the variant is better)", "",
-              "| variant | pairs | variant better on seeds | full better on seeds | ties | mean difference | sign test p | Wilcoxon p |",
+              "| variant | pairs | variant better on seeds | full better on seeds | ties | mean difference "
+              "| sign test p | Wilcoxon p |",
               "|---|---|---|---|---|---|---|---|"]
     for name, row in result["variants"].items():
         vs = row.get("vs_full")
         if not vs:
             continue
-        lines.append(f"| {name} | {vs['pairs']} | {_seeds(vs['variant_better_seeds'])} | {_seeds(vs['full_better_seeds'])} | "
+        lines.append(f"| {name} | {vs['pairs']} | {_seeds(vs['variant_better_seeds'])} | "
+                     f"{_seeds(vs['full_better_seeds'])} | "
                      f"{_seeds(vs['tied_seeds'])} | {_ci(vs['mean_difference'])} | {_p(vs['sign_test_p'])} | "
                      f"{_p(vs['wilcoxon_p'])} |")
     return "\n".join(lines)
