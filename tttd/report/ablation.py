@@ -26,10 +26,9 @@ th { background: #f4f4f4; } img { max-width: 100%; } .note { color: #666; font-s
 <h1>{{ title }}</h1>
 <p class="note">Generated {{ generated }} from {{ root }} alone. {{ finished }} of {{ total }} runs finished;
 the table uses finished runs only. Mean over seeds with a 95% bootstrap interval; pairs share a seed (same initial states).</p>
-{% for t in tables %}<table><tr>{% for c in t[0] %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for row in t[1:] %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
-{% endfor %}
-{% for line in notes %}<p class="note">{{ line }}</p>{% endfor %}
+{% for kind, block in blocks %}{% if kind == "table" %}<table><tr>{% for c in block[0] %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in block[1:] %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% else %}<p>{{ block }}</p>{% endif %}{% endfor %}
 <h2>Best so far against samples</h2>
 <img alt="best-so-far curves per variant, mean and 95% bootstrap band" src="data:image/png;base64,{{ curves }}">
 <h2>Final best per seed</h2>
@@ -38,10 +37,9 @@ the table uses finished runs only. Mean over seeds with a 95% bootstrap interval
 """
 
 
-def _tables(markdown: str) -> tuple[list[list[list[str]]], list[str]]:
-    """The Markdown tables of :func:`tttd.ablate.table.markdown` as rows of cells, and the prose lines."""
-    tables: list[list[list[str]]] = []
-    notes: list[str] = []
+def _blocks(markdown: str) -> list[tuple[str, Any]]:
+    """The output of :func:`tttd.ablate.table.markdown`, in order: ("p", line) and ("table", rows of cells)."""
+    blocks: list[tuple[str, Any]] = []
     current: list[list[str]] | None = None
     for line in markdown.splitlines():
         if line.startswith("|"):
@@ -50,13 +48,13 @@ def _tables(markdown: str) -> tuple[list[list[list[str]]], list[str]]:
                 continue
             if current is None:
                 current = []
-                tables.append(current)
+                blocks.append(("table", current))
             current.append([c.replace("`", "") for c in cells])
         else:
             current = None
             if line.strip():
-                notes.append(line.replace("`", ""))
-    return tables, notes
+                blocks.append(("p", line.replace("`", "")))
+    return blocks
 
 
 def _png(fig, out: Path, name: str) -> str:
@@ -118,11 +116,11 @@ def build_ablation_report(root: str | Path, out: str | Path | None = None) -> Pa
     result = analyse(spec, root)
     out = Path(out) if out else root / "report"
     out.mkdir(parents=True, exist_ok=True)
-    tables, notes = _tables(markdown(result))
+    blocks = _blocks(markdown(result))
     html = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(TEMPLATE).render(
         title=f"tttd ablation: {safe(str(result['task']))}", generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         root=safe(str(root)), finished=result["runs_finished"], total=result["runs_total"],
-        tables=tables, notes=notes, curves=_png(curves_figure(result), out, "ablation-curves"),
+        blocks=blocks, curves=_png(curves_figure(result), out, "ablation-curves"),
         seeds=_png(seeds_figure(result), out, "ablation-seeds"))
     target = out / "index.html"
     target.write_text(html, encoding="utf-8")
