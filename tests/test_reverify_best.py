@@ -25,6 +25,7 @@ PROBLEMS = sorted(str(p) for p in (ROOT / "tests" / "evolve_problems").iterdir()
 ANSWERS = {
     **{name: "```python\n" + code + "```" for name, code in GOOD.items()},
     "demo": "4545454545454545",
+    "maxcut": "00011100101111001001",
     "spread-points": "```python\ndef solve():\n    return [[(i % 4) / 3, (i // 4) / 2] for i in range(12)]\n```",
     "tsp-50": "```python\ndef solve(cities):\n    return list(range(len(cities)))\n```",
     "oe_guess": "```python\ndef guess():\n    return 6.0\n```",
@@ -83,7 +84,7 @@ def test_every_builtin_task_has_a_scripted_answer():
     assert not missing, f"add a valid scripted answer for the built-in task(s) {missing} to ANSWERS"
 
 
-@pytest.mark.parametrize("task", [n for n in ANSWERS if n in GOOD or n == "demo"] + EXAMPLES + PROBLEMS)
+@pytest.mark.parametrize("task", [n for n in ANSWERS if n in GOOD or n in ("demo", "maxcut")] + EXAMPLES + PROBLEMS)
 def test_best_json_verify_command_works(task, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the command is pasted from another directory than the run's
     name = _name_of(task)

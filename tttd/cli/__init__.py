@@ -15,6 +15,7 @@ module              what it holds
 ``prompt``          ``tttd prompt TASK`` (the dry run without the estimate)
 ``new_task``        ``tttd new-task NAME``: a commented task template and its check
 ``report``          ``tttd report RUN...`` (its body: :mod:`tttd.report.cli`)
+``ablate``          ``tttd ablate TASK`` (its body: :mod:`tttd.ablate.cli`)
 ==================  ==========================================================================
 
 The engine (``tttd.loop``, ``archive``, ``objective``, ``puct``, ``losses``, ``rundir``, ``ledger``,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tttd.cli import demo, new_task, prompt, report, resume, run, runs, show, tasks, verify
+from tttd.cli import ablate, demo, new_task, prompt, report, resume, run, runs, show, tasks, verify
 from tttd.cli.common import OneLineParser, handle_errors
 
 DESCRIPTION = """\
@@ -27,13 +27,14 @@ Start here:
   tttd run path/to/problem_dir   an OpenEvolve or ShinkaEvolve problem folder
   tttd show runs/<run>           how a run is doing; tttd resume runs/<run> continues it
   tttd report runs/<run>         an offline HTML report; tttd runs lists runs
+  tttd ablate demo               the paper's ablations over 8 seeds, as a table and a report
   tttd run TASK --dry-run        the prompt, a verifier check and the run's size and cost
   tttd verify erdos FILE         re-verify a construction or a program
 """
 
 #: The commands, in the order of ``tttd --help``. A new command: a module with ``add_parser(sub)``,
-#: listed here (e.g. ``ablate`` from issue 21 goes after ``prompt``).
-COMMANDS = (demo, run, resume, show, tasks, verify, new_task, report, runs, prompt)
+#: listed here.
+COMMANDS = (demo, run, resume, show, tasks, verify, new_task, report, runs, prompt, ablate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,13 @@ from pathlib import Path
 def cmd_report(args: argparse.Namespace) -> int:
     from tttd.rundir import RunDir
 
+    from tttd.ablate.spec import is_ablation_dir  # issue 21: an ablation directory gets its own report
+
+    if len(args.runs) == 1 and is_ablation_dir(args.runs[0]):
+        from tttd.report.ablation import build_ablation_report
+
+        print(f"report: {build_ablation_report(args.runs[0], args.out)}  (the ablation's table and curves)")
+        return 0
     for p in args.runs:
         RunDir(p).check()  # one-line error before anything is written
     try:
@@ -47,6 +54,6 @@ def add_report_parser(sub) -> None:
     rp = sub.add_parser("report", help="an offline HTML report (plots, lineage, best solution) of runs",
                         description="Write one self-contained HTML file (images embedded) and PNGs from "
                                     "run directories alone; several runs are overlaid and tabulated.")
-    rp.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    rp.add_argument("runs", nargs="+", metavar="RUN", help="run directories, or one ablation directory (tttd ablate)")
     rp.add_argument("--out", help="output folder (default RUN/report, or reports/compare-<time> for several)")
     rp.set_defaults(func=cmd_report)

@@ -17,6 +17,7 @@ BUILTINS: dict[str, str] = {
     "demo": "tttd.tasks.demo",
     "denoising": "tttd.tasks.denoising.task",
     "erdos": "tttd.tasks.erdos",
+    "maxcut": "tttd.tasks.maxcut",
     "mla_decode": "tttd.tasks.speed.mla_decode",
     "trimul": "tttd.tasks.speed.trimul",
 }

@@ -1,0 +1,109 @@
+"""One ablation worker: a process that runs the runs it is handed, one after the other, in-process.
+
+Why a long-lived process rather than one ``tttd run`` per run: importing torch and transformers
+costs seconds (tens of seconds on a loaded machine), more than a whole toy run; a worker pays it
+once. Each run is still an ordinary run directory, started as ``tttd run`` starts one and
+continued as ``tttd resume`` continues one (:func:`run_one`), so a kill at any moment loses at
+most the step in flight.
+
+Protocol (JSON lines): the parent writes ``{"run": ID, "path": DIR, "config": {...}}`` to the
+worker's stdin; the worker answers on its stdout with ``{"run": ID, "event": "step", "step": k,
+"seconds": s}`` per step and one ``{"run": ID, "event": "done" | "error", ...}`` per run. The
+worker's own stdout (fd 1) is pointed at stderr so that library output cannot corrupt the
+protocol. On Linux the worker dies with its parent (``PR_SET_PDEATHSIG``): a ``kill -9`` of
+``tttd ablate`` leaves no orphan training in the background.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run_one(path: str, config: dict[str, Any], on_step: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Start the run at ``path`` (``tttd run`` semantics), continue it (``tttd resume``), or, when it
+    has finished, return its summary without touching it."""
+    from tttd.cli.resume import finished_message
+    from tttd.config import config_from_dict
+    from tttd.loop import Discovery
+    from tttd.cli.preflight import check_run_config
+    from tttd.rundir import RunDir
+    from tttd.sandbox.report import check_isolation
+
+    rd = RunDir(path)
+    if rd.config.is_file():
+        cfg = config_from_dict({k: v for k, v in rd.read_config().items() if not k.startswith("_")})
+        run = Discovery(cfg, path, on_step=on_step)
+        if finished_message(path, cfg.steps) is not None:
+            run.restore()  # reads the checkpoint only; nothing is written for a finished run
+            return run.summary()
+        check_run_config(cfg)
+        check_isolation(cfg.require_isolation)
+        run.restore()
+    else:
+        if rd.path.exists():  # killed before config.json was written: nothing of it was committed
+            shutil.rmtree(rd.path)
+        cfg = config_from_dict(config)
+        check_run_config(cfg)
+        check_isolation(cfg.require_isolation)
+        run = Discovery(cfg, path, on_step=on_step)
+        run.start()
+    return run.run()
+
+
+def main() -> int:
+    _die_with_parent()
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # library prints go to the log, never into the protocol
+    sys.stdout = sys.stderr
+    threads = int(os.environ.get("TTTD_ABLATE_THREADS", "0") or 0)
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    def send(obj: dict[str, Any]) -> None:
+        proto.write(json.dumps(obj) + "\n")
+        proto.flush()
+
+    send({"event": "ready", "pid": os.getpid()})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        rid, t0 = job["run"], time.perf_counter()
+
+        def on_step(m: dict[str, Any], rid=rid) -> None:
+            send({"run": rid, "event": "step", "step": m["step"], "seconds": time.perf_counter() - t0})
+
+        try:
+            summary = run_one(job["path"], job["config"], on_step)
+            send({"run": rid, "event": "done", "summary": summary, "seconds": time.perf_counter() - t0})
+        except Exception as exc:  # one failed run must not stop the others; the parent reports it
+            import traceback
+
+            traceback.print_exc()
+            send({"run": rid, "event": "error", "message": f"{type(exc).__name__}: {exc}"[:500]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
