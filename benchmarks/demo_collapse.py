@@ -1,6 +1,7 @@
 """Why the demo's valid fraction falls and recovers: per-step figures from run directories.
 
 Usage: python benchmarks/demo_collapse.py RUN [RUN ...]   (runs of the `demo` task, any length)
+       python benchmarks/demo_collapse.py --smoke         (a synthetic two-step run: checks the script runs)
 
 For each step it prints the valid fraction, the mean number of digits per completion, the share of
 completions cut at the token limit, the mean adaptive beta and the largest advantage; then, over all
@@ -64,7 +65,27 @@ def main(paths: list[str]) -> None:
             print(f"  {key:>15}: {np.mean(d):+.2f} digits (n = {len(d)} steps; fell in {np.mean(np.array(d) < 0):.0%})")
 
 
+def smoke_run(folder: Path) -> Path:
+    """A synthetic two-step run directory with the fields this script reads (not a measurement)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "metrics.jsonl", "w") as f:
+        for step, (valid, beta) in enumerate([(0.5, 20.0), (0.25, 1.0)]):
+            f.write(json.dumps({"step": step, "valid_fraction": valid, "beta_mean": beta}) + "\n")
+    with open(folder / "rollouts.jsonl", "w") as f:
+        for step in range(2):
+            for j in range(4):
+                f.write(json.dumps({"step": step, "advantage": float(j - 1.5), "completion": "12345 x" * (2 - step),
+                                    "stop_reason": "length" if j == 0 else "stop"}) + "\n")
+    return folder
+
+
 if __name__ == "__main__":
+    if "--smoke" in sys.argv[1:]:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            main([str(smoke_run(Path(tmp) / "run"))])
+        sys.exit(0)
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     main(sys.argv[1:])

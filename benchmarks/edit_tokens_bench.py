@@ -75,7 +75,10 @@ def main() -> None:
     ap.add_argument("--edits", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tokenizer", help="folder holding tokenizer.json (default: tttd's tiny model)")
+    ap.add_argument("--smoke", action="store_true", help="one edit of each root: checks that the command runs; not a measurement")
     args = ap.parse_args()
+    if args.smoke:
+        args.edits = 1
 
     from tttd.executor import LocalExecutor
     from tttd.registry import get_task

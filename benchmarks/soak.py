@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-kill", action="store_true", help="no jail is killed from outside")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="40 evaluations: checks that the command runs; not a measurement")
     a = ap.parse_args(argv)
+    if a.smoke:
+        a.evaluations = 40
     out = soak(a.evaluations, a.workers, kill=not a.no_kill, quiet=a.json)
     if a.json:
         print(json.dumps(out))

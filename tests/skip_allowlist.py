@@ -25,8 +25,10 @@ ALLOWED: tuple[tuple[str, str], ...] = (
     (r"needs TINKER_API_KEY",
      "live Tinker service: needs a paid API key, which CI does not hold (tests/policy/test_tinker.py "
      "runs the same client against fakes and test_tinker_skyrl.py against SkyRL's open server)"),
-    (r"needs a CUDA GPU",
+    (r"needs a CUDA (or ROCm )?GPU",
      "GPU-only tests: CI machines have no GPU; benchmarks/gpu_checks.sh runs them on one"),
+    (r"^needs a GPU \(run by benchmarks/gpu_checks\.sh on a GPU machine\)$",
+     "documented GPU benchmark commands: CI machines have no GPU; benchmarks/gpu_checks.sh runs them on one"),
     (r"^the CPU path$",
      "on a GPU machine the CPU variant of a test is replaced by its GPU variant"),
     (r"the GPL MAGIC baseline is an optional extra",
