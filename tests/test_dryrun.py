@@ -134,3 +134,25 @@ def test_settings_lines_by_backend_and_defaults():
     lines = paper_settings(resolve_config(flag_values={"task": "denoising"}), den)
     assert lines["reward"].startswith("1 / MSE (raw MSE; 0 for a failure)")
     assert "reported value clip(MSE_norm)" in lines["reward"]
+
+
+def test_has_gpu_sees_a_rocm_gpu(tmp_path):
+    import shutil
+
+    from tttd.cli.dryrun import has_gpu
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("nvidia-smi is present")
+    dev, nodes = tmp_path / "dev", tmp_path / "sys/class/kfd/kfd/topology/nodes"
+    dev.mkdir()
+    (nodes / "0").mkdir(parents=True)
+    (nodes / "0/properties").write_text("simd_count 0\n")  # a CPU node only
+    (dev / "kfd").write_text("")
+    assert not has_gpu(str(dev), str(tmp_path / "sys"))
+    (nodes / "1").mkdir()
+    (nodes / "1/properties").write_text("simd_count 1216\ndrm_render_minor 128\n")
+    assert has_gpu(str(dev), str(tmp_path / "sys"))
+    (dev / "kfd").unlink()
+    assert not has_gpu(str(dev), str(tmp_path / "sys"))
+    (dev / "nvidia0").write_text("")
+    assert has_gpu(str(dev), str(tmp_path / "sys"))

@@ -116,3 +116,27 @@ def test_ray_requests_gpu_resources():
     finally:
         ex.close()
         assert not ray.is_initialized()
+
+
+def test_visible_gpus_finds_amd_gpus(monkeypatch):
+    import glob
+
+    from tttd.sandbox import gpu
+
+    if glob.glob("/dev/nvidia[0-9]*"):
+        pytest.skip("an NVIDIA GPU is present")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("ROCR_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("HIP_VISIBLE_DEVICES", raising=False)
+    fake = [gpu.GpuInfo(index=i, minor=128 + i, uuid=None, bus="", vendor="amd") for i in range(3)]
+    monkeypatch.setattr(gpu, "amd_gpus", lambda sys_root="/sys": fake)
+    assert visible_gpus() == [0, 1, 2]
+    monkeypatch.setenv("HIP_VISIBLE_DEVICES", "1")
+    assert visible_gpus() == [1]
+    monkeypatch.setenv("ROCR_VISIBLE_DEVICES", "2,0")  # read before HIP's
+    assert visible_gpus() == [2, 0]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # still wins, as before
+    assert visible_gpus() == []
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.setattr(gpu, "amd_gpus", lambda sys_root="/sys": [])
+    assert visible_gpus() == []  # ROCR_VISIBLE_DEVICES alone is no GPU

@@ -48,20 +48,37 @@ def _safe_run(program: Program, cpus: Any = None, devices: tuple[int, ...] = ())
 def visible_gpus() -> list[int]:
     """GPU indices this process may hand out, without importing torch: ``CUDA_VISIBLE_DEVICES``
     when set (its integer entries; UUID entries count by position), else the ``/dev/nvidiaN``
-    device nodes. Empty when there is no NVIDIA GPU."""
+    device nodes; without an NVIDIA GPU, the AMD (ROCm) GPUs: ``ROCR_VISIBLE_DEVICES`` or else
+    ``HIP_VISIBLE_DEVICES`` when set (read the same way), else the GPU nodes of the KFD topology
+    (see :mod:`tttd.sandbox.gpu`). Empty when there is no GPU."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
-        items = [x.strip() for x in env.split(",") if x.strip()]
-        if all(x.lstrip("-").isdigit() for x in items):
-            out = []
-            for x in items:
-                if int(x) < 0:  # CUDA stops at the first invalid index
-                    break
-                out.append(int(x))
-            return out
-        return list(range(len(items)))
+        return _parse_visible(env)
     nodes = (re.fullmatch(r"/dev/nvidia(\d+)", p) for p in glob.glob("/dev/nvidia[0-9]*"))
-    return sorted(int(m.group(1)) for m in nodes if m)
+    found = sorted(int(m.group(1)) for m in nodes if m)
+    if found:
+        return found
+    from tttd.sandbox.gpu import amd_gpus
+
+    amd = amd_gpus()
+    if not amd:
+        return []
+    for var in ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"):
+        if os.environ.get(var) is not None:
+            return _parse_visible(os.environ[var])
+    return [g.index for g in amd]
+
+
+def _parse_visible(env: str) -> list[int]:
+    items = [x.strip() for x in env.split(",") if x.strip()]
+    if all(x.lstrip("-").isdigit() for x in items):
+        out = []
+        for x in items:
+            if int(x) < 0:  # CUDA stops at the first invalid index
+                break
+            out.append(int(x))
+        return out
+    return list(range(len(items)))
 
 
 class GpuSlots:

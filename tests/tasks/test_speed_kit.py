@@ -236,3 +236,26 @@ def test_the_example_with_the_tiny_model(tiny_model_dir, tmp_path):
     run.start()
     summary = run.run()
     assert summary["steps"] == 1 and summary["samples"] == 2
+
+
+def test_gpu_name_from_nvidia_smi_else_rocm_smi():
+    from types import SimpleNamespace
+
+    from tttd.tasks.speed.hardware import gpu_name
+
+    rocm = ("============ ROCm System Management Interface ============\n"
+            "GPU[0]\t\t: Card Series: \t\tAMD Instinct MI300X OAM\nGPU[0]\t\t: Card Model: \t\t0x74a1\n"
+            "GPU[1]\t\t: Card Series: \t\tAMD Instinct MI300X OAM\n")
+
+    def fake(outputs):
+        def run(cmd, **kw):
+            if cmd[0] not in outputs:
+                raise FileNotFoundError(cmd[0])
+            return SimpleNamespace(stdout=outputs[cmd[0]])
+        return run
+
+    assert gpu_name(fake({"nvidia-smi": "NVIDIA H200\nNVIDIA H200\n", "rocm-smi": rocm})) == "NVIDIA H200"
+    assert gpu_name(fake({"rocm-smi": rocm})) == "AMD Instinct MI300X OAM"
+    assert gpu_name(fake({"nvidia-smi": "", "rocm-smi": rocm})) == "AMD Instinct MI300X OAM"
+    assert gpu_name(fake({"rocm-smi": "GPU[0]\t\t: Card Model: \t\t0x74a1\n"})) is None
+    assert gpu_name(fake({})) is None

@@ -87,8 +87,14 @@ def try_example(task: Task, root: State) -> dict[str, Any]:
     return out
 
 
-def has_gpu() -> bool:
-    return bool(shutil.which("nvidia-smi")) or Path("/dev/nvidia0").exists()
+def has_gpu(dev_root: str = "/dev", sys_root: str = "/sys") -> bool:
+    """An NVIDIA GPU (``nvidia-smi`` or ``/dev/nvidia0``) or an AMD ROCm one (``/dev/kfd`` and a GPU
+    node in the KFD topology)."""
+    from tttd.sandbox.gpu import amd_gpus
+
+    if shutil.which("nvidia-smi") or Path(dev_root, "nvidia0").exists():
+        return True
+    return Path(dev_root, "kfd").exists() and bool(amd_gpus(sys_root))
 
 
 def model_context(model: str) -> int | None:

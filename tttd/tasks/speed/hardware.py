@@ -4,8 +4,9 @@ from __future__ import annotations
 
 
 def gpu_and_triton(default_gpu: str, default_triton: str) -> tuple[str, str]:
-    """(GPU name, Triton version): the first GPU ``nvidia-smi`` lists and the installed Triton, or the
-    given defaults (the paper's hardware) when either is unknown. Never imports torch."""
+    """(GPU name, Triton version): the first GPU ``nvidia-smi`` (or, on AMD, ``rocm-smi``) lists and
+    the installed Triton, or the given defaults (the paper's hardware) when either is unknown.
+    Never imports torch."""
     gpu, triton = default_gpu, default_triton
     try:
         from importlib.metadata import version
@@ -13,16 +14,32 @@ def gpu_and_triton(default_gpu: str, default_triton: str) -> tuple[str, str]:
         triton = version("triton")
     except Exception:
         pass
-    try:
-        import subprocess
+    return gpu_name() or gpu, triton
 
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10).stdout.strip().splitlines()
-        if out:
-            gpu = out[0].strip()
+
+def gpu_name(run=None) -> str | None:
+    """The first GPU's name from ``nvidia-smi``, else from ``rocm-smi --showproductname`` (its
+    "Card Series" line, e.g. "AMD Instinct MI300X"); None when neither answers."""
+    import subprocess
+
+    run = run or subprocess.run
+    try:
+        out = run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                  capture_output=True, text=True, timeout=10).stdout.strip().splitlines()
+        if out and out[0].strip():
+            return out[0].strip()
     except Exception:
         pass
-    return gpu, triton
+    try:
+        out = run(["rocm-smi", "--showproductname"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            key = "card series:"
+            at = line.lower().find(key)
+            if at >= 0 and line[at + len(key):].strip():
+                return line[at + len(key):].strip()
+    except Exception:
+        pass
+    return None
 
 
 def bool_option(name: str, value: object) -> bool:
