@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from tttd.registry import register_task
+from tttd.tasks.digits import digit_prompt, parse_digits
 from tttd.task import Objective, Task, artifact_key
 from tttd.types import Candidate, Evaluation, Message, State
 
@@ -65,19 +66,11 @@ class DigitOverlapTask(Task):
         return roots
 
     def prompt(self, state: State, parent: State | None = None) -> list[Message]:
-        lines = ["Write a step function as a string of digits 0-9 (8 to 48 digits)."]
-        if state.value is not None:
-            lines.append(f"Current: {state.artifact.get('digits', '')} overlap {state.value:.4f}.")
-        if parent is not None and parent.value is not None:
-            lines.append(f"Before: overlap {parent.value:.4f}.")
-        lines.append("Lower overlap is better. Answer with digits only.")
-        return [{"role": "user", "content": "\n".join(lines)}]
+        return digit_prompt("Write a step function as a string of digits 0-9 (8 to 48 digits).",
+                            state, parent, "overlap", "Lower overlap is better.")
 
     def parse(self, completion: str, state: State) -> Candidate:
-        digits = "".join(ch for ch in completion if "0" <= ch <= "9")[:MAX_DIGITS]
-        if len(digits) < MIN_DIGITS:
-            return Candidate(text=completion, error=f"need at least {MIN_DIGITS} digits, got {len(digits)}")
-        return Candidate(text=completion, data=digits)
+        return parse_digits(completion, MIN_DIGITS, MAX_DIGITS)
 
     def example_answer(self, state: State) -> str | None:
         return state.artifact.get("digits") or "5555555555"

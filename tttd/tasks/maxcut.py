@@ -33,6 +33,7 @@ import hashlib
 import numpy as np
 
 from tttd.registry import register_task
+from tttd.tasks.digits import digit_prompt, parse_digits
 from tttd.task import Objective, Task, artifact_key
 from tttd.types import Candidate, Evaluation, Message, State
 
@@ -99,19 +100,11 @@ class MaxCutTask(Task):
         return roots
 
     def prompt(self, state: State, parent: State | None = None) -> list[Message]:
-        lines = [f"Split {NODES} nodes in two: write {NODES} digits, even = one side, odd = the other."]
-        if state.value is not None:
-            lines.append(f"Current: {state.artifact.get('digits', '')} cut {state.value:.4f}.")
-        if parent is not None and parent.value is not None:
-            lines.append(f"Before: cut {parent.value:.4f}.")
-        lines.append("Higher cut is better. Answer with digits only.")
-        return [{"role": "user", "content": "\n".join(lines)}]
+        return digit_prompt(f"Split {NODES} nodes in two: write {NODES} digits, even = one side, odd = the other.",
+                            state, parent, "cut", "Higher cut is better.")
 
     def parse(self, completion: str, state: State) -> Candidate:
-        digits = "".join(ch for ch in completion if "0" <= ch <= "9")[:NODES]
-        if len(digits) < NODES:
-            return Candidate(text=completion, error=f"need {NODES} digits, got {len(digits)}")
-        return Candidate(text=completion, data=digits)
+        return parse_digits(completion, NODES, NODES)
 
     def example_answer(self, state: State) -> str | None:
         return state.artifact.get("digits") or "01" * (NODES // 2)
