@@ -75,6 +75,9 @@ def test_verify_and_run_refuse_without_full_isolation(files):
                   "--no-train", "--backend-option", "base_url=http://127.0.0.1:9/v1"], work)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done
     assert "isolation" in done.stderr or "sandbox" in done.stderr
+    # the default (tiny) model: the refusal comes before the preset note and the toy-model warning
+    done = _tttd(["run", str(src / "task.py"), "--steps", "1", "--out", str(run)], work)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done
     assert os.listdir(work) == []  # nothing written
     # a construction file runs nothing: unaffected
     (src / "c.json").write_text("3")

@@ -169,13 +169,19 @@ def kl_warning(kl: float | None) -> str:
 # ------------------------------------------------------------------------------- running the loop
 
 
+def check_run_isolation(cfg: RunConfig) -> None:
+    """Before anything is written or said about the run: refuse (exit 2, one line) or warn once
+    (issue 19: no weak mode by accident)."""
+    from tttd.sandbox.report import check_isolation, task_runs_code
+
+    check_isolation(cfg.require_isolation, allow_weak=cfg.allow_weak_isolation, runs_code=task_runs_code(cfg.task))
+
+
 def execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = False,
              accept_task_change: bool = False, after_restore=None, then=None) -> dict[str, Any]:
     from tttd.loop import Discovery
-    from tttd.sandbox.report import check_isolation, task_runs_code
 
-    # before anything is written: refuse (exit 2) or warn once (issue 19: no weak mode by accident)
-    check_isolation(cfg.require_isolation, allow_weak=cfg.allow_weak_isolation, runs_code=task_runs_code(cfg.task))
+    check_run_isolation(cfg)
 
     from tttd import signals
 

@@ -107,6 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # A problem folder's own config (e.g. OpenEvolve's llm.temperature) counts as a config file's (#22).
     file_values = {**getattr(task, "run_defaults", {}), **file_values}
     cfg = resolve_config(task.presets, preset=preset, file_values=file_values, flag_values=flags)
+    if not args.dry_run:
+        common.check_run_isolation(cfg)  # a refusal is the only line (issue 19)
     if preset is not None and cfg.preset == preset and not args.quiet and not args.preset:
         print(describe_preset(cfg), file=sys.stderr)
     if args.dry_run:  # nothing sampled, nothing written
