@@ -21,14 +21,15 @@ from typing import Any
 from tttd.config import RunConfig, resolve_config
 from tttd.text import safe
 
-#: Measured on 2 idle CPU cores with empty caches (benchmarks/first_command.sh, 2026-11-30): model
-#: build 39 s, trained phase 41 s, frozen phase 20 s for the 48-step demo (0.85 and 0.42 s a step).
+#: Measured on 2 idle CPU cores with empty caches (benchmarks/first_command.sh, 2026-12-01, 0.3):
+#: model build 33 s, trained phase 25 s, frozen phase 12 s for the 48-step demo (0.52 and 0.25 s a
+#: step; 0.2 measured 39 s, 41 s and 20 s).
 #: A busy machine is much slower: the same demo took 20 min 47 s on a 2-core machine shared with
 #: other jobs; under a load average of 15-20 on 2 cores the model build alone took 1951 s.
-IDLE_BUILD_S = 40.0
-IDLE_STEP_S = 0.65
+IDLE_BUILD_S = 33.0
+IDLE_STEP_S = 0.32
 IDLE_PHASE_S = 3.0  # loading the policy, starting the evaluation workers
-#: A frozen step costs about half a trained one (no train step): 0.42 / 0.85 s measured above.
+#: A frozen step costs about half a trained one (no train step): 0.25 / 0.52 s measured above.
 FROZEN_STEP_RATIO = 0.5
 
 
