@@ -31,9 +31,9 @@ from tttd import sandbox
 rep = sandbox.isolation_report()
 src = textwrap.dedent("""
     import os, sys, numpy
-    def main():
+    def main(big):
         out = {"venv_seen": os.path.exists(PREFIX + "/pyvenv.cfg"), "numpy": numpy.__version__,
-               "tmp": sorted(os.listdir("/tmp"))}
+               "tmp": sorted(os.listdir("/tmp")), "big": len(big)}
         for label, path in (("venv", PREFIX + "/pyvenv.cfg"), ("secret", SECRET)):
             try:
                 open(path, "a").close()
@@ -46,7 +46,9 @@ src = textwrap.dedent("""
             out["secret_read"] = e.strerror
         return out
     """)
-r = sandbox.run_program(src, inject={"PREFIX": sys.prefix, "SECRET": sys.argv[1]})
+# an argument over the inline limit travels through the read-only input directory (/.tttd/in),
+# which a fresh uid must be able to reach also when the venv is staged under /.tttd/b
+r = sandbox.run_program(src, args={"big": "x" * (2 << 20)}, inject={"PREFIX": sys.prefix, "SECRET": sys.argv[1]})
 print(json.dumps({"full": rep["full"], "missing": rep["missing"], "notes": rep["notes"], "status": r.status,
                   "message": r.message, "value": r.value}))
 '''
@@ -105,8 +107,12 @@ def test_jail_with_the_venv_in(kind, tmp_path):
         assert out["full"] and out["status"] == "ok", out
         v = out["value"]
         assert v["venv_seen"] and v["numpy"], v  # the venv is visible at its own path, its packages load
+        assert v["big"] == 2 << 20, v
         assert v["venv"] != "written" and v["secret"] != "written" and v["secret_read"] != "SECRET", v
-        on_the_way = {Path(venv).parts[2]} if str(venv).startswith("/tmp/") else set()
+        # the way to the venv under test, and to this interpreter's packages it chains to (the
+        # running venv itself may live under /tmp)
+        ways = [str(venv), sys.prefix, os.path.realpath(sys.prefix)]
+        on_the_way = {Path(w).parts[2] for w in ways if w.startswith("/tmp/")}
         assert set(v["tmp"]) <= on_the_way, v  # the jail's /tmp is private: only the way to the venv
     finally:
         shutil.rmtree(top, ignore_errors=True)

@@ -232,7 +232,7 @@ def bwrap_argv(plat: Platform, rundir: str, limits: Limits, harness: str, info_f
     made: set[str] = set()
     for i, (p, staged) in enumerate(staging(needed)):
         if staged:  # the capped /tmp (or /dev/shm) will cover it: the harness binds it back
-            argv += ["--ro-bind", p, staged]
+            argv += _parents(staged, made) + ["--ro-bind", p, staged]  # /.tttd traversable by a fresh uid
         else:
             argv += _parents(p, made) + ["--ro-bind", p, p]
     bound += needed
