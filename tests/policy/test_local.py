@@ -23,21 +23,6 @@ PROMPTS = [
 ]
 
 
-@pytest.fixture
-def make_policy(tiny_model_dir):
-    made = []
-
-    def make(**kwargs):
-        kwargs.setdefault("lora_rank", 8)
-        policy = LocalPolicy(tiny_model_dir, device="cpu", **kwargs)
-        made.append(policy)
-        return policy
-
-    yield make
-    for policy in made:
-        policy.close()
-
-
 @pytest.fixture(scope="module")
 def shared(tiny_model_dir):
     """A policy that tests only sample from (never train)."""

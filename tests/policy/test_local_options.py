@@ -21,28 +21,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 from tttd.policy import SamplingParams, TrainConfig  # noqa: E402
-from tttd.policy.local import LocalPolicy  # noqa: E402
 from tttd.types import TrainDatum  # noqa: E402
 
 PROMPTS = [
     [{"role": "user", "content": "Write a list of numbers."}],
     [{"role": "user", "content": "Improve the solution: x = [3, 1, 4]"}],
 ]
-
-
-@pytest.fixture
-def make_policy(tiny_model_dir):
-    made = []
-
-    def make(**kwargs):
-        kwargs.setdefault("lora_rank", 8)
-        policy = LocalPolicy(tiny_model_dir, device="cpu", **kwargs)
-        made.append(policy)
-        return policy
-
-    yield make
-    for policy in made:
-        policy.close()
 
 
 def _batch(samples):
