@@ -35,7 +35,7 @@ def run_rows(root: str | Path) -> list[dict]:
             "train": bool(info.config.get("train", True)),
             "steps_done": info.steps_done, "steps": info.steps,
             "best_value": info.best.get("value"), "best_step": shown_step(info.best.get("step")),
-            "samples": ledger.samples, "usd": ledger.usd, "hours": round(ledger.seconds / 3600, 4),
+            "samples": ledger.samples, "usd": ledger.usd, "backend": info.config.get("backend"), "hours": round(ledger.seconds / 3600, 4),
             "age_s": round(info.age_s, 1),
         })
     return rows
@@ -59,7 +59,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             table.append([safe(r["run"]), "-", safe(r["status"]), "", "", "", "", ""])
             continue
         best = "-" if r["best_value"] is None else f"{r['best_value']:.6g} (step {r['best_step']})"
-        usd = "$?" if r["usd"] is None else f"${r['usd']:.2f}"  # best_step: already as shown
+        usd = "-" if r.get("backend") == "local" and not r["usd"] else (  # no $0 price for a local run
+            "$?" if r["usd"] is None else f"${r['usd']:.2f}")  # best_step: already as shown
         table.append([safe(r["run"]), safe(str(r["task"])) + ("" if r["train"] else " (frozen)"),
                       r["status"], f"{r['steps_done']}/{r['steps']}", best, str(r["samples"]),
                       f"{usd} {r['hours']:.2f}h", human_age(r["age_s"])])
