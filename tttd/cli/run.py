@@ -51,7 +51,10 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--max-tokens", type=int, help="token budget per sample")
     r.add_argument("--kl-coef", type=float, help="KL-to-base penalty lambda (paper: 0.1)")
     r.add_argument("--no-train", action="store_true", help="ablation: frozen policy (best-of-N with reuse)")
-    r.add_argument("--reuse", choices=["puct", "greedy", "none"], help="ablation: how start states are picked")
+    r.add_argument("--reuse", choices=["puct", "greedy", "none", "pareto"],
+                   help="how start states are picked (pareto: the front of several objectives first)")
+    r.add_argument("--rule", help="several objectives: primary (default), metric:NAME, "
+                                  "weighted:A=1,B=0.5@LO..HI, constrained:A,B<=X (docs/own-problem.md)")
     r.add_argument("--objective", choices=["entropic", "entropic-fixed", "mean"], help="ablation: advantages")
     r.add_argument("--visit-counting", choices=["group", "rollout"],
                    help="PUCT visits per group (default) or per rollout (the authors' code; paper preset)")
@@ -88,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     flags = dict(
         task=args.task, backend=args.backend, model=args.model, preset=args.preset, steps=args.steps,
         groups=args.groups, group_size=args.group_size, out=args.out, seed=args.seed,
-        reuse=args.reuse, objective=args.objective, learning_rate=args.lr, max_tokens=args.max_tokens,
+        reuse=args.reuse, rule=args.rule, objective=args.objective, learning_rate=args.lr, max_tokens=args.max_tokens,
         kl_coef=args.kl_coef, executor=args.executor, workers=args.workers, temperature=args.temperature,
         train=False if args.no_train else None,
         max_usd=args.max_usd, max_samples=args.max_samples, max_hours=args.max_hours, log=args.log,
