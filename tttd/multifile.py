@@ -187,6 +187,8 @@ def apply_files_answer(completion: str, parent: Mapping[str, str], readonly: tup
     pieces = _sections(completion) or _fenced_paths(completion)
     if not pieces:
         return FilesAnswer(None, error="no '### File: PATH' block in the answer: name each file you change")
+    if len(pieces) > caps.max_files:  # refused before any piece is looked at
+        return FilesAnswer(None, error=f"{len(pieces)} file blocks, more than the {caps.max_files} allowed")
     files = dict(parent)
     changed: list[str] = []
     notes: list[str] = []
