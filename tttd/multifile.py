@@ -177,7 +177,8 @@ def _fenced_paths(text: str) -> list[tuple[str, str]]:
     for m in _FENCE.finditer(text):
         info = m.group("info").strip().replace(":", " ").split()
         if len(info) >= 2 and ("/" in info[1] or "." in info[1]):
-            out.append((info[1], m.group("body")))
+            body = m.group("body")
+            out.append((info[1], "```\n" + body + ("" if body.endswith("\n") else "\n") + "```\n"))
     return out
 
 

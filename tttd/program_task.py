@@ -217,6 +217,10 @@ class ProgramTask(Task):
         return Program(source=LAUNCHER, entry="_tttd_run", args=dict(self.args), limits=self.limits,
                        inject={"_tttd_files": dict(files), "_tttd_main": self.main, "_tttd_entry": self.entry})
 
+    def use_rule(self, text: str) -> None:
+        super().use_rule(text)
+        self._root_eval = None  # the initial program's value follows the rule too
+
     def _root_evaluation(self) -> Evaluation | None:
         """The initial program, run once in the sandbox and scored (None when there is none)."""
         if not self.initial_program.strip() and not self.files:

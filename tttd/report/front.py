@@ -34,7 +34,8 @@ def front_figure(front: dict[str, Any]):
     from tttd.report.plots import _fig
 
     names = list(front["directions"])[:2]
-    fig, ax = _fig(1, 1, w=6.5, h=4.6)
+    fig, axes = _fig(1, 1, w=6.5, h=4.6)
+    ax = axes[0][0]
     on = set(front["front"])
     xs, ys, fx, fy = [], [], [], []
     for sid, _, _, obj in front["points"]:
@@ -50,7 +51,6 @@ def front_figure(front: dict[str, Any]):
     ax.set_ylabel(f"{names[1]} ({'higher' if d[names[1]] == 'maximize' else 'lower'} is better)")
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
