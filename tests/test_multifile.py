@@ -199,3 +199,45 @@ def test_the_example_prompt_lists_its_files_and_metrics():
     text = task.prompt(root)[0]["content"]
     assert "### File: tsp/improve.py\n```python" in text and "### File: tsp/geometry.py (read-only)" in text
     assert "- length = " in text and "- wall_s = " in text and "Read-only files: tsp/geometry.py." in text
+
+
+def test_an_openevolve_folder_whose_program_is_a_directory_runs_unchanged():
+    """tests/evolve_problems/oe_multi: initial_program/ holds main.py and helper.py (main imports
+    helper); the evaluator imports its own sibling module scoring.py and returns two metrics,
+    declared with --task-option metrics (the folder is not changed)."""
+    from tttd.registry import get_task
+    from tttd.sandbox import run
+
+    folder = str(ROOT / "tests" / "evolve_problems" / "oe_multi")
+    task = get_task(folder, metrics="accuracy,cost:minimize")
+    assert task.layout.directory and task.program_name == "evolved_program/main.py"
+    root = task.initial_states(1, np.random.default_rng(0))[0]
+    assert root.value == pytest.approx(0.2) and root.metrics["objectives"] == {"accuracy": 0.2, "cost": 1.0}
+    assert set(root.artifact["files"]) == {"main.py", "helper.py"}
+    cand = task.parse("### File: helper.py\n```python\nGUESS = 7\nEFFORT = 5\n```\n", root)
+    assert cand.files["helper.py"].startswith("# EVOLVE-BLOCK-START\nGUESS = 7")  # the block spliced in
+    ev = task.evaluate(cand, run(cand.program), root)
+    assert ev.valid and ev.value == 1.0 and ev.metrics["objectives"] == {"accuracy": 1.0, "cost": 5.0}
+    task.use_rule("constrained:accuracy,cost<=3")
+    ev = task.evaluate(cand, run(cand.program), root)
+    assert not ev.valid and "constraint cost<=3 broken" in ev.message
+    with pytest.raises(Exception, match="two or more"):
+        get_task(folder, metrics="accuracy")
+    assert get_task(folder).metric_directions() is None  # without the option: one objective, as before
+
+
+def test_new_task_files_writes_a_multi_file_template_that_checks_and_verifies(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from tttd.cli import main
+
+    assert main(["new-task", "my-solver", "--files", "--dir", str(tmp_path)]) == 0
+    assert (tmp_path / "my_solver_program" / "main.py").is_file()
+    done = subprocess.run([sys.executable, str(tmp_path / "check_my_solver.py")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "all checks passed" in done.stdout, done.stdout + done.stderr
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path / "my_solver.py"), str(tmp_path / "my_solver_program"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["value"] == pytest.approx(0.1)
+    assert main(["new-task", "my-solver", "--files", "--dir", str(tmp_path)]) == 2  # never overwrites

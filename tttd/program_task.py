@@ -343,6 +343,9 @@ class ProgramTask(Task):
             made = apply_files_answer(completion, parent, self.readonly, self.caps)
             if made.files is None:
                 return Candidate(text=completion, error=made.error)
+            for path in made.changed:  # evolve blocks hold per file, as in a single-file program
+                if path in parent and split_evolve_block(parent[path]) is not None:
+                    made.files[path] = splice_evolve_block(parent[path], made.files[path])
             return Candidate(text=completion, files=made.files, program=self.program_from_files(made.files, state),
                              notes=made.notes)
         parent_code = (state.artifact.get("code") or "") if state is not None else ""
