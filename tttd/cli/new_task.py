@@ -169,7 +169,10 @@ def write_template(name: str, directory: str | Path = ".", files: bool = False) 
         from tttd.cli.new_task_files import write_files_template
 
         folder.mkdir(parents=True, exist_ok=True)
-        return write_files_template(name, stem, folder)
+        try:
+            return write_files_template(name, stem, folder)
+        except FileExistsError as exc:
+            raise NewTaskError(str(exc)) from None
     task_path, test_path = folder / f"{stem}.py", folder / f"check_{stem}.py"
     for p in (task_path, test_path):
         if p.exists():

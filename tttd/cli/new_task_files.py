@@ -117,14 +117,13 @@ if __name__ == "__main__":
 
 
 def write_files_template(name: str, stem: str, folder: Path) -> tuple[Path, Path]:
-    """Write the task, its program directory and its check; returns (task, check) paths."""
-    from tttd.cli.new_task import NewTaskError
-
+    """Write the task, its program directory and its check; returns (task, check) paths
+    (FileExistsError, before anything is written, when one exists)."""
     task_path, test_path = folder / f"{stem}.py", folder / f"check_{stem}.py"
     program_dir = folder / f"{stem}_program"
     for p in (task_path, test_path, program_dir):
         if p.exists():
-            raise NewTaskError(f"{p} already exists; not overwriting it")
+            raise FileExistsError(f"{p} already exists; not overwriting it")
     program_dir.mkdir(parents=True)
     fields = dict(name=name, file=str(task_path), test_file=str(test_path), file_name=task_path.name,
                   entry="solve", program_dir=program_dir.name)
