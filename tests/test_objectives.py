@@ -194,3 +194,19 @@ def test_program_task_with_several_metrics_and_wall_time(tmp_path):
     bad = task.verify([1.0, float("nan")])
     assert not bad.valid and "b=nan" in bad.message
     assert get_task("two-metrics").metric_directions()["sum"] == "minimize"
+
+
+def test_the_cli_refuses_a_rule_in_one_line_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from tttd import cli
+
+    monkeypatch.chdir(tmp_path)
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "tsp_files.py")
+    for argv, fragment in ((["run", example, "--dry-run", "--rule", "metric:nope"], "unknown metric 'nope'"),
+                           (["run", "demo", "--rule", "weighted:x"], "is not NAME=WEIGHT"),
+                           (["run", "demo", "--rule", "metric:x"], "declares no named metrics")):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and "\n" not in err, err
+    assert list(tmp_path.iterdir()) == []

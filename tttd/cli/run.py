@@ -110,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # A problem folder's own config (e.g. OpenEvolve's llm.temperature) counts as a config file's (#22).
     file_values = {**getattr(task, "run_defaults", {}), **file_values}
     cfg = resolve_config(task.presets, preset=preset, file_values=file_values, flag_values=flags)
+    task.use_rule(cfg.rule)  # issue 37: a rule that does not fit the task's metrics is one line, now
     if not args.dry_run:
         common.check_run_isolation(cfg)  # a refusal is the only line (issue 19)
     if preset is not None and cfg.preset == preset and not args.quiet and not args.preset:
@@ -118,7 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from tttd.cli.dryrun import dry_run_main
         from tttd.loop import build_task
 
-        return dry_run_main(build_task(cfg), cfg, args.json)
+        dry_task = build_task(cfg)
+        dry_task.use_rule(cfg.rule)
+        return dry_run_main(dry_task, cfg, args.json)
     cfg.out = cfg.out or default_out(args.task)
     check_run_config(cfg)  # every option checked before anything is written
     from tttd.cli.dryrun import toy_model_warning
