@@ -241,3 +241,16 @@ def test_new_task_files_writes_a_multi_file_template_that_checks_and_verifies(tm
     assert main(["verify", str(tmp_path / "my_solver.py"), str(tmp_path / "my_solver_program"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["value"] == pytest.approx(0.1)
     assert main(["new-task", "my-solver", "--files", "--dir", str(tmp_path)]) == 2  # never overwrites
+
+
+def test_a_shinka_folder_whose_program_is_a_directory_runs_unchanged():
+    from tttd.registry import get_task
+    from tttd.sandbox import run
+
+    task = get_task(str(ROOT / "tests" / "evolve_problems" / "shinka_multi"), metrics="combined_score,effort:minimize")
+    assert task.layout.directory and task.program_name == "evolved_program/main.py"
+    root = task.initial_states(1, np.random.default_rng(0))[0]
+    assert root.value == 6.0 and root.metrics["objectives"] == {"combined_score": 6.0, "effort": 1.0}
+    cand = task.parse("### File: guesses.py\n```python\nGUESS = 7.0\nEFFORT = 3.0\n```\n", root)
+    ev = task.evaluate(cand, run(cand.program), root)
+    assert ev.valid and ev.value == 10.0 and ev.metrics["objectives"] == {"combined_score": 10.0, "effort": 3.0}

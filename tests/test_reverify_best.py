@@ -33,6 +33,7 @@ ANSWERS = {
     "oe_metrics": "```python\ndef width():\n    return 4\n```",
     "tsp-files": "### File: tsp/improve.py\n```python\ndef two_opt(cities, tour, rounds=1):\n    return tour\n```",
     "oe_multi": "### File: helper.py\n```python\nGUESS = 6\nEFFORT = 2\n```",
+    "shinka_multi": "### File: guesses.py\n```python\nGUESS = 6.0\nEFFORT = 2.0\n```",
     "oe_cascade": "```python\ndef guess():\n    return 6.0\n```",
     "oe_noisy": "```python\ndef level():\n    return 2.0\n```",
     "oe_cpp": "```cpp\ndouble guess() { return 6.5; }\n```",
