@@ -54,12 +54,12 @@ def test_rules_bind_to_the_task_metrics():
 
 def test_front_mask_keeps_exactly_the_non_dominated_rows():
     rng = np.random.default_rng(0)
-    pts = rng.random((300, 3))
-    pts[5] = np.nan
-    mask = front_mask(pts)
-    for i in range(len(pts)):
-        dominated = any(np.all(pts[j] >= pts[i]) and np.any(pts[j] > pts[i]) for j in range(len(pts)) if j != i)
-        assert mask[i] == (not dominated and not np.isnan(pts[i]).any()), i
+    for pts in (rng.random((300, 3)), rng.integers(0, 4, (200, 3)).astype(float), rng.random((100, 1))):
+        pts[5] = np.nan  # ties, equal rows and one metric too
+        mask = front_mask(pts)
+        for i in range(len(pts)):
+            dominated = any(np.all(pts[j] >= pts[i]) and np.any(pts[j] > pts[i]) for j in range(len(pts)) if j != i)
+            assert mask[i] == (not dominated and not np.isnan(pts[i]).any()), i
     m = oriented_matrix([{"a": 1, "b": 5}, {"a": 2, "b": 9}, None, {"a": 1}], {"a": "maximize", "b": "minimize"})
     assert m[0].tolist() == [1, -5] and np.isnan(m[2]).all() and np.isnan(m[3][1])
     assert front_mask(m).tolist() == [True, True, False, False]

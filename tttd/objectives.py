@@ -272,18 +272,25 @@ def oriented_matrix(objectives: list[Mapping[str, Any] | None], directions: Mapp
 
 def front_mask(points: np.ndarray) -> np.ndarray:
     """True for the rows no other row dominates (>= in every column, > in one; higher = better).
-    Rows with a NaN are never on the front. Equal rows are all kept. O(n^2 m) in numpy."""
+    Rows with a NaN are never on the front; equal rows are all kept.
+
+    The rows are walked in descending lexicographic order: the first remaining row is never
+    dominated (a row dominating it would come before it, and was either kept without removing
+    it or removed as dominated by a kept row, which would then dominate it too), so it joins the
+    front and every row it dominates is dropped. Cost O(n m |front|), a few milliseconds at
+    1,000 states."""
     n = len(points)
-    ok = ~np.isnan(points).any(axis=1) if n else np.zeros(0, bool)
-    mask = ok.copy()
-    if n == 0 or points.shape[1] == 0:
-        return np.zeros(n, bool)
-    idx = np.flatnonzero(ok)
-    p = points[idx]
-    for lo in range(0, len(p), 256):  # blocks bound the memory (256 x n x m booleans)
-        blk = p[lo:lo + 256]
-        ge = (p[None, :, :] >= blk[:, None, :]).all(axis=2)
-        gt = (p[None, :, :] > blk[:, None, :]).any(axis=2)
-        dominated = (ge & gt).any(axis=1)
-        mask[idx[lo:lo + 256][dominated]] = False
+    mask = np.zeros(n, bool)
+    if n == 0 or points.ndim != 2 or points.shape[1] == 0:
+        return mask
+    ok = np.flatnonzero(~np.isnan(points).any(axis=1))
+    order = ok[np.lexsort(points[ok].T[::-1])[::-1]]  # first column primary, descending
+    rest = order
+    while rest.size:
+        top = points[rest[0]]
+        block = points[rest]
+        le = (block <= top).all(axis=1)
+        equal = (block == top).all(axis=1)
+        mask[rest[equal]] = True
+        rest = rest[~le]  # dominated by top (or equal to it, kept above)
     return mask
