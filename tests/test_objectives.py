@@ -210,3 +210,16 @@ def test_the_cli_refuses_a_rule_in_one_line_before_anything_is_written(tmp_path,
         err = capsys.readouterr().err.strip()
         assert fragment in err and "\n" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rule_never_judges_the_primary_value_by_the_rule_objective():
+    """metric:t (minimised: reward 1/t) must not turn a primary value q = 0 into 1/0."""
+    from tttd import ProgramTask
+    from tttd.types import Candidate
+
+    task = ProgramTask(statement="s", returns="r", score=lambda d: {"q": d[0], "t": d[1]},
+                       metrics={"q": ("maximize", (0, 10)), "t": ("minimize", (0, 10))})
+    task.use_rule("metric:t")
+    assert task.primary_objective.maximize and not task.objective.maximize
+    ev = task.evaluate(Candidate(text="", data=[0.0, 2.0]), None)
+    assert ev.valid and ev.value == 2.0 and ev.reward == 0.5

@@ -401,7 +401,7 @@ class ProgramTask(Task):
         if not math.isfinite(value):
             return self.invalid(f"score() returned {value!r}")
         try:
-            reward = self.objective.reward(value)
+            reward = self.primary_objective.reward(value)
         except ValueError as exc:
             return self.invalid(str(exc))
         artifact: dict[str, Any] = {}

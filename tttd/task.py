@@ -237,15 +237,22 @@ class Task:
             return None
         return {s.name: s.direction for s in self.metric_specs}
 
+    @property
+    def primary_objective(self) -> Objective:
+        """The task's own objective (of its primary value), also when a rule replaced
+        :attr:`objective`: a verifier checks and rewards the primary value with it."""
+        return self.__dict__.get("_primary_objective", self.objective)
+
     def use_rule(self, text: str) -> None:
         """Make each sample's value (and reward) by the rule ``text`` (:mod:`tttd.objectives`);
-        ``primary`` leaves the task as it is. ValueError (one line) for a rule that does not fit
-        the task's metrics (TaskOptionError, one line)."""
+        ``primary`` leaves the task as it is. TaskOptionError (one line) for a rule that does
+        not fit the task's metrics."""
         try:
             bound = bind_rule(text, tuple(self.metric_specs))
         except ValueError as exc:
             raise TaskOptionError(f"task {self.name or '?'}: {exc}") from None
         if bound is not None:
+            self.__dict__.setdefault("_primary_objective", self.objective)
             self.rule = bound
             self.objective = Objective(*bound.objective)
 

@@ -234,7 +234,7 @@ class EvaluatorTask(ProgramTask):
             verdict = judge_openevolve(data, self.metric, self.settings.feature_dimensions)
         else:
             verdict = judge_shinka(data, self.metric)
-        lo = self.objective.bounds[0]
+        lo = self.primary_objective.bounds[0]
         if verdict.error is not None or verdict.value is None:
             ev = self.invalid(verdict.error or "no value")
         elif lo is not None and verdict.value < lo:
@@ -242,7 +242,7 @@ class EvaluatorTask(ProgramTask):
                               "score and the failure reward: set --task-option min_score=... for negative scores)")
         else:
             try:
-                reward = self.objective.reward(verdict.value)
+                reward = self.primary_objective.reward(verdict.value)
             except ValueError as exc:
                 ev = self.invalid(str(exc))
             else:
