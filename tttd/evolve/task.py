@@ -182,8 +182,9 @@ class EvaluatorTask(ProgramTask):
     def parse(self, completion: str, state: State) -> Candidate:
         cand = super().parse(completion, state)
         limit = self.settings.max_code_length
-        if cand.code is not None and limit and len(cand.code) > limit:
-            return Candidate(text=completion, error=f"the program has {len(cand.code)} characters, more than "
+        size = len(cand.code) if cand.code is not None else sum(map(len, (cand.files or {}).values()))
+        if limit and size > limit:  # a program of several files: all its files together
+            return Candidate(text=completion, error=f"the program has {size} characters, more than "
                                                     f"max_code_length {limit} (config)")
         return cand
 
