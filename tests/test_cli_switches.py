@@ -33,6 +33,9 @@ def executed(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("tttd.cli.common.execute", fake_execute)
     monkeypatch.setattr("tttd.policy.tiny.build_tiny_model", lambda *a, **k: None)
+    # demo has one metric, so any --rule but primary is refused; how a rule is checked against a
+    # task is tests/test_objectives.py's: here only that the value arrives
+    monkeypatch.setattr("tttd.task.Task.use_rule", lambda self, text: None)
     return calls
 
 
@@ -48,6 +51,7 @@ RUN_FLAGS = {  # flag: (value on the command line, RunConfig field, value in the
     "--max-tokens": ("17", "max_tokens", 17),
     "--kl-coef": ("0.25", "kl_coef", 0.25),
     "--reuse": ("greedy", "reuse", "greedy"),
+    "--rule": ("metric:quality", "rule", "metric:quality"),
     "--objective": ("mean", "objective", "mean"),
     "--executor": ("ray", "executor", "ray"),
     "--workers": ("2", "workers", 2),
@@ -87,7 +91,7 @@ def test_every_config_file_key_reaches_the_config(executed, tmp_path):
         backend="local", model="m", backend_options={"device": "cpu"}, chat_template_kwargs={"k": "v"},
         steps=4, groups=3, group_size=7, learning_rate=0.02, lora_rank=4, full_finetune=True,
         temperature=0.9, max_tokens=99, objective="entropic-fixed", beta=3.0, kl_coef=0.5, clip=0.2,
-        train=False, reuse="none", puct_c=2.5, topk_children=3, archive_size=50, visit_counting="rollout",
+        train=False, reuse="none", rule="weighted:a=1@0..1", puct_c=2.5, topk_children=3, archive_size=50, visit_counting="rollout",
         executor="ray", workers=3, cpus_per_eval=2, eval_timeout_s=12.0, eval_memory_mb=512,
         sample_chunk_groups=1, seed=8, out="o", preset="demo", max_usd=1.0, max_samples=40, max_hours=2.0,
         prices={"local:m": {"sampled": 1.0}}, log="tensorboard", engine="hf", require_isolation=True,

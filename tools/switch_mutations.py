@@ -398,4 +398,31 @@ NEW_SWITCHES = [
       "mla_decode ignores fixed_seeds"),
 ]
 
-MUTATIONS: list[M] = LOOP + COMPONENTS + TRAINER + TINKER + ENTRY + NEW_SWITCHES
+OBJ = "tests/test_objectives.py::"
+MF = "tests/test_multifile.py::"
+# issue 37: several objectives (--rule, --reuse pareto, metrics) and programs of several files
+MULTI = [
+    M("rule (loop)", "tttd/loop.py", "self.task.use_rule(cfg.rule)", "pass",
+      (OBJ + "test_a_rule_makes_the_reward_and_the_run_keeps_the_front",), "the run ignores --rule"),
+    M("rule (flag)", "tttd/cli/run.py", "reuse=args.reuse, rule=args.rule,", "reuse=args.reuse,",
+      (CS + "test_every_run_flag_reaches_the_config",), "--rule never reaches the config"),
+    M("rule (task)", "tttd/task.py", "        if ev.valid and self.rule is not None:\n",
+      "        if False:\n", (OBJ + "test_a_constraint_makes_breaking_samples_invalid",), "samples keep the primary value"),
+    M("reuse=pareto", "tttd/archive.py", '((~self._front(),) if self.reuse == "pareto" else ())', "()",
+      (OBJ + "test_pareto_reuse_draws_from_the_front_first",), "pareto reuse walks by PUCT only"),
+    M("front kept by flush", "tttd/archive.py", "        keep |= on_front\n", "\n",
+      (OBJ + "test_archive_keeps_the_front_beyond_top_k_and_persists_it",), "the front is evicted by top-k"),
+    M("directions (loop)", "tttd/loop.py", "directions=self.task.metric_directions(),", "directions=None,",
+      (OBJ + "test_a_rule_makes_the_reward_and_the_run_keeps_the_front",), "the run keeps no front"),
+    M("metrics (folder)", "tttd/evolve/task.py", "self.metric_specs = folder_metrics(metrics, self.metric)",
+      "self.metric_specs = ()", (MF + "test_an_openevolve_folder_whose_program_is_a_directory_runs_unchanged",),
+      "metrics=... of a folder ignored"),
+    M("readonly", "tttd/multifile.py", "        if path in readonly:\n", "        if False:\n",
+      ("tests/sandbox/test_multifile_hostile.py::test_a_hostile_answer_is_an_invalid_sample_and_writes_nothing",),
+      "read-only files may change"),
+    M("new-task --files", "tttd/cli/new_task.py", "    if files:\n        from tttd.cli.new_task_files",
+      "    if False:\n        from tttd.cli.new_task_files",
+      (MF + "test_new_task_files_writes_a_multi_file_template_that_checks_and_verifies",), "--files writes one file"),
+]
+
+MUTATIONS: list[M] = LOOP + COMPONENTS + TRAINER + TINKER + ENTRY + NEW_SWITCHES + MULTI

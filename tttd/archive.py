@@ -25,6 +25,13 @@ Where and why tttd differs from the paper's code:
   rng is persisted with the archive but the default selection rules do not consume it.
 - Q is the best *direct* child's value (as the reference; not back-propagated to ancestors).
 - The size cap keeps every root even if the roots alone exceed ``max_size``.
+
+Several objectives (:mod:`tttd.objectives`): with ``directions`` (metric name -> direction), the
+archive also keeps the **Pareto front**, the states no other state dominates on the metrics in
+``State.metrics["objectives"]``: :meth:`flush` and :meth:`prune_children` never drop a front
+state for the top-k rule, and the size cap keeps front states before the rest. ``reuse="pareto"``
+walks the front first (by PUCT score, lineage blocking as usual), then the others. The front is
+derived from the states, so persistence and resume need nothing more than ``directions``.
 """
 
 from __future__ import annotations
@@ -39,12 +46,13 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from tttd.atomic import atomic_write_text
+from tttd.objectives import front_mask, oriented_matrix
 from tttd.puct import puct_scores, rank_prior, value_scale
 from tttd.types import State
 
 __all__ = ["Archive", "puct_scores", "rank_prior", "value_scale", "REUSE_MODES"]
 
-REUSE_MODES = ("puct", "greedy", "none")
+REUSE_MODES = ("puct", "greedy", "none", "pareto")
 VISIT_COUNTING = ("group", "rollout")
 FORMAT_VERSION = 1
 
@@ -76,6 +84,7 @@ class Archive:
         max_size: int = 1000,
         visit_counting: str = "group",
         seed: int = 0,
+        directions: dict[str, str] | None = None,
     ) -> None:
         if reuse not in REUSE_MODES:
             raise ValueError(f"reuse must be one of {list(REUSE_MODES)}, got {reuse!r}")
@@ -89,7 +98,13 @@ class Archive:
             raise ValueError(f"topk_children must be >= 1 or None, got {topk_children!r}")
         if int(max_size) < 1:
             raise ValueError(f"max_size must be >= 1, got {max_size!r}")
+        if directions is not None and (not isinstance(directions, dict) or len(directions) < 2 or any(
+                d not in ("maximize", "minimize") for d in directions.values())):
+            raise ValueError(f"directions must map two or more metrics to maximize/minimize, got {directions!r}")
+        if reuse == "pareto" and directions is None:
+            raise ValueError("reuse 'pareto' needs a task with several declared metrics (a Pareto front)")
         self.maximize = bool(maximize)
+        self.directions = None if directions is None else dict(sorted(directions.items()))
         self.reuse = reuse
         self.c = float(c)
         self.topk_children = None if topk_children is None else int(topk_children)
@@ -170,6 +185,16 @@ class Archive:
             return None
         return self._list[int(np.nanargmax(v))]
 
+    def _front(self) -> np.ndarray:
+        """Boolean mask (insertion order) of the Pareto front; all False without ``directions``."""
+        if self.directions is None:
+            return np.zeros(len(self._list), bool)
+        return front_mask(oriented_matrix([s.metrics.get("objectives") for s in self._list], self.directions))
+
+    def front(self) -> list[State]:
+        """The non-dominated states (insertion order); empty for a single objective."""
+        return [self._list[i] for i in np.flatnonzero(self._front()).tolist()]
+
     def stats(self) -> dict[str, Any]:
         b = self.best()
         return {
@@ -180,6 +205,7 @@ class Archive:
             "best_id": None if b is None else b.id,
             "max_visits": max(self._n, default=0),
             "max_depth": max((len(s.ancestors) for s in self._list), default=0),
+            **({"front": int(self._front().sum())} if self.directions is not None else {}),
             **self._totals,
         }
 
@@ -313,7 +339,10 @@ class Archive:
             return
         worst = math.inf
         ranked = sorted(kids, key=lambda i: (-self._val[i] if not math.isnan(self._val[i]) else worst, i))
-        drop = set(ranked[self.topk_children:])
+        on_front = self._front()
+        drop = {i for i in ranked[self.topk_children:] if not on_front[i]}
+        if not drop:
+            return
         old = self._list, self._n, self._m, self._fail
         keys = self._keys
         self._totals["evicted"] += len(drop)
@@ -354,10 +383,12 @@ class Archive:
             rank_in_group = np.arange(n) - group_start
             keep[order[rank_in_group < self.topk_children]] = True
             keep |= roots
+        on_front = self._front()
+        keep |= on_front
         if int(keep.sum()) > self.max_size:
             room = max(self.max_size - int(roots.sum()), 0)
             cand = np.flatnonzero(keep & ~roots)
-            best = cand[np.lexsort((cand, neg[cand]))][:room]
+            best = cand[np.lexsort((cand, neg[cand], ~on_front[cand]))][:room]  # the front first
             keep = roots.copy()
             keep[best] = True
         if keep.all():
@@ -408,7 +439,8 @@ class Archive:
             picks = [self._list[int(i)] for i in order[:k]]
         else:
             sc = puct_scores(v, m, n, r, self.total, self.c)
-            order = np.lexsort((-vkey, -sc, empty))  # last key is primary; lexsort is stable
+            keys = (-vkey, -sc, empty) + ((~self._front(),) if self.reuse == "pareto" else ())
+            order = np.lexsort(keys)  # last key is primary; lexsort is stable
             picks = self._walk_blocked(order, k)
         return [picks[i % len(picks)] for i in range(k)]
 
@@ -449,6 +481,7 @@ class Archive:
                 "max_size": self.max_size,
                 "visit_counting": self.visit_counting,
                 "seed": self.seed,
+                **({"directions": dict(self.directions)} if self.directions is not None else {}),
             },
             "T": self.total,
             "counter": self._counter,
@@ -525,7 +558,7 @@ class ChildFilter:
                 return [index]
             self.seen.add(key)
         k = self.archive.topk_children
-        if k is None:
+        if k is None or self.archive.directions is not None:  # a child off the top k may be on the front
             return []
         heapq.heappush(self.top, (self.archive._orient(value), -index))
         if len(self.top) > k:

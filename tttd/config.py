@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 OBJECTIVES = ("entropic", "entropic-fixed", "mean")
-REUSE = ("puct", "greedy", "none")
+REUSE = ("puct", "greedy", "none", "pareto")
 BACKENDS = ("local", "tinker", "api")
 EXECUTORS = ("local", "ray")
 
@@ -42,7 +42,8 @@ class RunConfig:
     kl_coef: float = 0.1
     clip: float | None = None  # PPO clip epsilon; None = plain importance sampling (paper)
     train: bool = True  # False = frozen policy (best-of-N with reuse), the no-train ablation
-    reuse: str = "puct"  # puct | greedy | none
+    reuse: str = "puct"  # puct | greedy | none | pareto (the front first: several objectives)
+    rule: str = "primary"  # several objectives: how one reward is made of the metrics (tttd.objectives)
     puct_c: float = 1.0
     topk_children: int = 2
     archive_size: int = 1000
@@ -83,6 +84,12 @@ class RunConfig:
         need(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         need(self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         need(self.reuse in REUSE, f"reuse must be one of {REUSE}, got {self.reuse!r}")
+        try:
+            from tttd.objectives import parse_rule
+
+            parse_rule(self.rule)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         need(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
         need(self.executor in EXECUTORS, f"executor must be one of {EXECUTORS}, got {self.executor!r}")
         need(self.visit_counting in ("group", "rollout"), f"visit_counting must be group or rollout, got {self.visit_counting!r}")

@@ -173,6 +173,7 @@ class Discovery:
         self.cfg = cfg
         self.dir = RunDir(run_dir)
         self.task = task or build_task(cfg)
+        self.task.use_rule(cfg.rule)  # issue 37: several objectives (sets the objective the archive ranks by)
         preflight = getattr(self.task, "preflight", None)  # e.g. a GPU task where no GPU is visible
         if callable(preflight):
             preflight()
@@ -182,7 +183,7 @@ class Discovery:
         self.archive = Archive(
             maximize=self.task.objective.maximize, reuse=cfg.reuse, c=cfg.puct_c,
             topk_children=cfg.topk_children, max_size=cfg.archive_size,
-            visit_counting=cfg.visit_counting, seed=cfg.seed,
+            visit_counting=cfg.visit_counting, seed=cfg.seed, directions=self.task.metric_directions(),
         )
         self.step = 0  # next step to run
         self.ledger = Ledger()
@@ -653,8 +654,15 @@ class Discovery:
             solution = d / ("solution" + self.task.program_suffixes[0])  # .py, .cpp, ...
             atomic_write_text(solution, b.artifact["code"] + "\n")
             target = target or solution
+        if isinstance(b.artifact.get("files"), dict):  # issue 37: a multi-file program, re-verified as a directory
+            from tttd.multifile import write_tree
+
+            write_tree(d / "files", b.artifact["files"])
+            target = d / "files"
         opts = "".join(f" --task-option {shlex.quote(f'{k}={v if isinstance(v, str) else json.dumps(v)}')}"
                        for k, v in sorted(self.cfg.task_options.items()))  # as the run built its task
+        if self.cfg.rule != "primary":  # issue 37: the value is the run's rule of several metrics
+            opts += f" --rule {shlex.quote(self.cfg.rule)}"
         command = verify_command(self.cfg.task, target, opts) if target else None
         atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
                                             "message": b.message, "artifact": b.artifact,

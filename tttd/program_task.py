@@ -40,6 +40,8 @@ from typing import Any, Callable
 import numpy as np
 
 from tttd.edits import FORMAT_RULE, apply_answer
+from tttd.multifile import FILES_RULE, LAUNCHER, Caps, apply_files_answer, files_sections, initial_files
+from tttd.objectives import MEASURED, metric_specs
 from tttd.task import Objective, Task, artifact_key, code_and_output_sections, extract_code_block
 from tttd.types import Candidate, Evaluation, Limits, Message, Program, State
 
@@ -136,6 +138,13 @@ class ProgramTask(Task):
         presets: dict[str, dict[str, Any]] | None = None,
         edits: str = "whole",
         language: str = "python",
+        metrics: Any = None,
+        primary: str | None = None,
+        files: dict[str, str] | None = None,
+        main: str | None = None,
+        readonly: tuple[str, ...] | list[str] = (),
+        caps: Caps | None = None,
+        prompt_chars: int = 16_000,
     ) -> None:
         if not isinstance(statement, str) or not statement.strip():
             raise ValueError("statement must be a non-empty string: the problem as the model reads it")
@@ -147,6 +156,21 @@ class ProgramTask(Task):
             raise ValueError("initial_program must be the program's source code (a string)")
         if edits not in EDIT_FORMATS:
             raise ValueError(f"edits must be one of {', '.join(EDIT_FORMATS)}, got {edits!r}")
+        self.metric_specs = metric_specs(metrics)
+        self.primary_metric = None
+        if self.metric_specs:  # several objectives: score() returns {name: number}
+            by_name = {m.name: m for m in self.metric_specs}
+            primary = primary or next(m.name for m in self.metric_specs if m.name not in MEASURED)
+            if primary not in by_name or primary in MEASURED:
+                raise ValueError(f"primary must be one of the metrics score() returns "
+                                 f"({', '.join(n for n in by_name if n not in MEASURED)}), got {primary!r}")
+            direction = by_name[primary].direction
+            if by_name[primary].bounds != (None, None):
+                bounds = by_name[primary].bounds
+            self.primary_metric = primary
+            value_label = primary if value_label == "score" else value_label
+        elif primary is not None:
+            raise ValueError("primary names one of the declared metrics=...; none are declared")
         if transform is None:  # paper style: 1/value for minimised positive values
             lo = bounds[0]
             transform = "identity" if direction == "maximize" else (
@@ -156,6 +180,11 @@ class ProgramTask(Task):
         self.score = score
         self.returns = returns.strip()
         self.initial_program = initial_program.strip("\n") + ("\n" if initial_program.strip() else "")
+        #: several files (tttd.multifile): path -> text of the initial program, its main file (the
+        #: one defining ``entry``), the files the model may not change, the caps, the prompt budget
+        self.caps = caps or Caps()
+        self.files, self.main, self.readonly = initial_files(files, main, readonly, initial_program, self.caps)
+        self.prompt_chars = int(prompt_chars)
         self.entry = entry
         self.args = dict(args or {})
         self.limits = limits or Limits(wall_s=float(timeout_s), memory_mb=int(memory_mb))
@@ -182,16 +211,27 @@ class ProgramTask(Task):
         """The sandboxed program for a complete candidate program ``code``."""
         return Program(source=code, entry=self.entry, args=dict(self.args), limits=self.limits)
 
+    def program_from_files(self, files: dict[str, str], state: State | None = None) -> Program:
+        """The sandboxed program for a multi-file candidate: :data:`tttd.multifile.LAUNCHER` writes
+        the files below the jail's working directory and calls ``entry`` in the main file."""
+        return Program(source=LAUNCHER, entry="_tttd_run", args=dict(self.args), limits=self.limits,
+                       inject={"_tttd_files": dict(files), "_tttd_main": self.main, "_tttd_entry": self.entry})
+
+    def use_rule(self, text: str) -> None:
+        super().use_rule(text)
+        self._root_eval = None  # the initial program's value follows the rule too
+
     def _root_evaluation(self) -> Evaluation | None:
         """The initial program, run once in the sandbox and scored (None when there is none)."""
-        if not self.initial_program.strip():
+        if not self.initial_program.strip() and not self.files:
             return None
         if self._root_eval is None:
             from tttd.sandbox import run
 
             code = self.initial_program
-            result = run(self.program_from_code(code))
-            ev = self.evaluate(Candidate(text="", code=code, program=self.program_from_code(code)), result)
+            cand = Candidate(text="", files=dict(self.files), program=self.program_from_files(self.files)) \
+                if self.files else Candidate(text="", code=code, program=self.program_from_code(code))
+            ev = self.evaluate(cand, run(cand.program))
             if not ev.valid:  # one line naming the file and line (tttd.task_errors)
                 from tttd.task_errors import TaskFileError
 
@@ -228,7 +268,12 @@ class ProgramTask(Task):
                          f"code below: {_fmt(before)} -> {_fmt(state.value)}")
         else:
             parts.append(f"The current {self.value_label} ({better} is better): {_fmt(state.value)}")
-        parts += code_and_output_sections(code, state.output_tail, self.output_tail_chars, self.code_language)
+        files = state.artifact.get("files")
+        if self.files and isinstance(files, dict):
+            parts += files_sections(files, self.readonly, self.prompt_chars, self.fence_of)
+            parts += code_and_output_sections(None, state.output_tail, self.output_tail_chars)[1:]
+        else:
+            parts += code_and_output_sections(code, state.output_tail, self.output_tail_chars, self.code_language)
         parts += self.feedback_sections(state)
         call = ", ".join(f"{k}={_short(v)}" for k, v in self.args.items())
         rules = [self.contract or f"- tttd calls `{self.entry}({call})` and scores its return value: {self.returns}"]
@@ -237,15 +282,29 @@ class ProgramTask(Task):
                          "the rest of the program is kept as it is.")
         rules += [
             f"- {self.limits_rule()}",
+            FILES_RULE.format(lang=self.code_language) if self.files else
             FORMAT_RULE.format(lang=self.code_language) if self.edits == "diff" and code else
             f"- Answer with one ```{self.code_language} code block containing the complete program.",
         ]
+        if self.files:
+            rules.insert(1, f"- The main file is {self.main} (it defines `{self.entry}`); its directory is on the "
+                            "import path, so the files import each other as modules."
+                            + (f" Read-only files: {', '.join(self.readonly)}." if self.readonly else ""))
         if self.contract is None:
             rules.insert(-1, "- Any score your program reports about itself is ignored: tttd recomputes it.")
         parts.append("## Rules\n" + "\n".join(rules))
         return [{"role": "user", "content": "\n\n".join(parts) + "\n"}]
 
+    def fence_of(self, path: str) -> str:
+        from tttd.evolve.folder import LANGUAGES
+
+        return LANGUAGES.get("." + path.rsplit(".", 1)[-1].lower(), "") if "." in path else ""
+
     def example_answer(self, state: State) -> str | None:
+        files = (state.artifact or {}).get("files")
+        if self.files and isinstance(files, dict):
+            return "\n\n".join(f"### File: {p}\n```{self.fence_of(p)}\n{t}```" for p, t in files.items()
+                               if p not in self.readonly) or None
         code = (state.artifact or {}).get("code")
         return f"```{self.code_language}\n{code}\n```" if code else None
 
@@ -255,10 +314,22 @@ class ProgramTask(Task):
     def feedback_sections(self, state: State) -> list[str]:
         """Prompt sections after the code and its output; the default shows what went wrong with
         the edit that made ``state`` (SEARCH/REPLACE blocks that did not apply)."""
+        out = self.metrics_sections(state)
         notes = (state.metrics or {}).get("edit_notes")
-        if not notes:
+        if notes:
+            out.append("## Note on the edit that made this program\n" + "\n".join(f"- {n}" for n in notes))
+        return out
+
+    def metrics_sections(self, state: State) -> list[str]:
+        """Several objectives: every metric of ``state`` with its direction, and the rule."""
+        got = (state.metrics or {}).get("objectives")
+        if not self.metric_specs or not isinstance(got, dict):
             return []
-        return ["## Note on the edit that made this program\n" + "\n".join(f"- {n}" for n in notes)]
+        lines = [f"- {m.name} = {_fmt(got.get(m.name))} ({'higher' if m.maximize else 'lower'} is better)"
+                 + (" (measured by tttd: the program's run time)" if m.name in MEASURED else "")
+                 for m in self.metric_specs]
+        rule = f"the rule {self.rule.rule.text!r}" if self.rule else f"{self.primary_metric} (the primary metric)"
+        return ["## Metrics of this program\n" + "\n".join(lines) + f"\nThe score above is {rule}."]
 
     def fences(self) -> tuple[str, ...]:
         """The code-fence languages accepted for a whole program."""
@@ -267,6 +338,16 @@ class ProgramTask(Task):
                 "rust": ("rust", "rs")}.get(lang, (lang,))
 
     def parse(self, completion: str, state: State) -> Candidate:
+        if self.files:
+            parent = (state.artifact.get("files") if state is not None else None) or self.files
+            made = apply_files_answer(completion, parent, self.readonly, self.caps)
+            if made.files is None:
+                return Candidate(text=completion, error=made.error)
+            for path in made.changed:  # evolve blocks hold per file, as in a single-file program
+                if path in parent and split_evolve_block(parent[path]) is not None:
+                    made.files[path] = splice_evolve_block(parent[path], made.files[path])
+            return Candidate(text=completion, files=made.files, program=self.program_from_files(made.files, state),
+                             notes=made.notes)
         parent_code = (state.artifact.get("code") or "") if state is not None else ""
         notes: list[str] = []
         if self.edits == "diff" and parent_code:
@@ -308,13 +389,19 @@ class ProgramTask(Task):
                               + " (a bug in the task's scorer)", status=SCORER_ERROR)
             ev.metrics["where"] = loc
             return ev
+        objectives = None
+        if self.metric_specs:
+            objectives, why = self._objectives(value)
+            if why is not None:
+                return self.invalid(why)
+            value = objectives[self.primary_metric]
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             return self.invalid(f"score() must return a number, got {type(value).__name__}")
         value = float(value)
         if not math.isfinite(value):
             return self.invalid(f"score() returned {value!r}")
         try:
-            reward = self.objective.reward(value)
+            reward = self.primary_objective.reward(value)
         except ValueError as exc:
             return self.invalid(str(exc))
         artifact: dict[str, Any] = {}
@@ -327,12 +414,33 @@ class ProgramTask(Task):
         if size is not None and size <= self.keep_result_chars:
             artifact["result"] = plain
             key = artifact_key(plain)
-        return Evaluation(valid=True, value=value, reward=reward, message=f"{self.value_label} {value:.10g}",
-                          artifact=artifact, key=key)
+        ev = Evaluation(valid=True, value=value, reward=reward, message=f"{self.value_label} {value:.10g}",
+                        artifact=artifact, key=key)
+        if objectives is not None:
+            ev.metrics["objectives"] = objectives
+        return ev
+
+    def _objectives(self, got: Any) -> tuple[dict[str, float], str | None]:
+        """score()'s dict of the declared metrics (tttd's own measurements excluded), checked."""
+        if not isinstance(got, dict):
+            return {}, f"score() must return a dict of the metrics {self._named()}, got {type(got).__name__}"
+        out = {}
+        for spec in self.metric_specs:
+            if spec.name in MEASURED:
+                continue
+            v = got.get(spec.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(float(v)):
+                return {}, f"score() returned {spec.name}={v!r}, not a finite number"
+            out[spec.name] = float(v)
+        return out, None
+
+    def _named(self) -> str:
+        return ", ".join(m.name for m in self.metric_specs if m.name not in MEASURED)
 
     def load_construction(self, obj: Any) -> Any:
         """A run's ``best/artifact.json`` holds ``{"result": data}`` (numpy arrays tagged, restored
         here as arrays); a bare value is data too."""
-        if isinstance(obj, dict) and set(obj) == {"result"}:
-            obj = obj["result"]
+        if isinstance(obj, dict) and "result" in obj and set(obj) <= {"result", "files"}:
+            obj = obj["result"]  # a multi-file program's artifact also holds its files
         return _unplain(obj)

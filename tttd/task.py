@@ -19,6 +19,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
+from tttd.objectives import MEASURED, BoundRule, MetricSpec, bind_rule
 from tttd.task_errors import INVALID_ANSWER, TaskOptionError  # noqa: F401 (TaskOptionError: part of the protocol)
 from tttd.types import Candidate, Evaluation, Message, SandboxResult, State
 
@@ -224,6 +225,49 @@ class Task:
     #: whether candidates are programs run in the sandbox (False: data only, e.g. the demo's
     #: digits; such a task runs without full isolation and without --allow-weak-isolation)
     runs_code: bool = True
+    #: several objectives (:mod:`tttd.objectives`): the named metrics :meth:`verify` returns in
+    #: ``Evaluation.metrics["objectives"]``, each with its direction; empty = one objective
+    metric_specs: tuple[MetricSpec, ...] = ()
+    #: the run's rule (``--rule``) once :meth:`use_rule` bound one other than ``primary``
+    rule: BoundRule | None = None
+
+    def metric_directions(self) -> dict[str, str] | None:
+        """Name -> direction of the metrics the archive's Pareto front is over (None: one objective)."""
+        if len(self.metric_specs) < 2:
+            return None
+        return {s.name: s.direction for s in self.metric_specs}
+
+    @property
+    def primary_objective(self) -> Objective:
+        """The task's own objective (of its primary value), also when a rule replaced
+        :attr:`objective`: a verifier checks and rewards the primary value with it."""
+        return self.__dict__.get("_primary_objective", self.objective)
+
+    def use_rule(self, text: str) -> None:
+        """Make each sample's value (and reward) by the rule ``text`` (:mod:`tttd.objectives`);
+        ``primary`` leaves the task as it is. TaskOptionError (one line) for a rule that does
+        not fit the task's metrics."""
+        try:
+            bound = bind_rule(text, tuple(self.metric_specs))
+        except ValueError as exc:
+            raise TaskOptionError(f"task {self.name or '?'}: {exc}") from None
+        if bound is not None:
+            self.__dict__.setdefault("_primary_objective", self.objective)
+            self.rule = bound
+            self.objective = Objective(*bound.objective)
+
+    def _by_rule(self, ev: Evaluation, out_tail: str) -> Evaluation:
+        """A valid evaluation's value and reward made by the run's rule (invalid when a metric is
+        missing or a constraint is broken; its metrics are kept for the next prompt)."""
+        assert self.rule is not None
+        value, why = self.rule.value(ev.metrics.get("objectives") or {})
+        if why is not None:
+            bad = self.invalid(why, output_tail=out_tail)
+            bad.metrics = dict(ev.metrics)
+            return bad
+        ev.value, ev.reward = value, self.objective.reward(value)
+        ev.message = f"{self.rule.label} {value:.6g} ({ev.message})" if ev.message else f"{self.rule.label} {value:.6g}"
+        return ev
 
     def initial_states(self, n: int, rng: np.random.Generator) -> list[State]:
         raise NotImplementedError
@@ -311,6 +355,10 @@ class Task:
         except INVALID_ANSWER as exc:  # a verdict on hostile data; anything else: scorer_error
             ev = self.invalid(f"verifier rejected the result: {exc}")
         ev.output_tail = out_tail
+        if ev.valid and result is not None and any(m.name in MEASURED for m in self.metric_specs):
+            ev.metrics.setdefault("objectives", {})["wall_s"] = round(float(getattr(result, "wall_s", 0.0)), 6)
+        if ev.valid and self.rule is not None:
+            ev = self._by_rule(ev, out_tail)
         if ev.valid and ev.value is not None and not self.objective.in_bounds(ev.value):
             return self.invalid(
                 f"value {ev.value!r} lies outside the objective's declared bounds "
@@ -318,6 +366,8 @@ class Task:
                 status="invalid", output_tail=out_tail)
         if candidate.code is not None:
             ev.artifact.setdefault("code", candidate.code)
+        if candidate.files is not None:  # a multi-file program: every state keeps all its files
+            ev.artifact.setdefault("files", dict(candidate.files))
         if ev.valid and ev.key is None:
-            ev.key = artifact_key(ev.artifact.get("construction", ev.artifact.get("code")))
+            ev.key = artifact_key(ev.artifact.get("construction", ev.artifact.get("code", ev.artifact.get("files"))))
         return ev

@@ -152,6 +152,7 @@ class Candidate:
     data: Any = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)  # e.g. edits that did not apply (tttd.edits)
+    files: dict[str, str] | None = None  # a multi-file program: path -> text (tttd.multifile)
 
 
 @dataclass

@@ -73,7 +73,8 @@ def try_example(task: Task, root: State) -> dict[str, Any]:
         from tttd.executor import LocalExecutor
 
         p = cand.program
-        out["program"] = {"entry": p.entry, "args": p.args, "inject": _describe_inject(p.inject),
+        entry = f"{task.main}:{task.entry}" if p.entry == "_tttd_run" and getattr(task, "main", None) else p.entry  # issue 37: the launcher runs main:entry
+        out["program"] = {"entry": entry, "args": p.args, "inject": _describe_inject(p.inject),
                           "limits": {"wall_s": p.limits.wall_s, "memory_mb": p.limits.memory_mb,
                                      "threads": p.limits.threads}}
         with LocalExecutor() as pool:  # task.launch may run several programs (compile, cases)

@@ -158,12 +158,21 @@ class NewTaskError(ValueError):
     pass
 
 
-def write_template(name: str, directory: str | Path = ".") -> tuple[Path, Path]:
-    """Write ``<name>.py`` and ``check_<name>.py`` into ``directory``; returns their paths."""
+def write_template(name: str, directory: str | Path = ".", files: bool = False) -> tuple[Path, Path]:
+    """Write ``<name>.py`` and ``check_<name>.py`` into ``directory``; returns their paths.
+    ``files``: a program of several files (``<name>_program/``) and two metrics (issue 37)."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
         raise NewTaskError(f"bad task name {name!r}: start with a letter; letters, digits, '_', '-'")
     stem = name.replace("-", "_")
     folder = Path(directory)
+    if files:
+        from tttd.cli.new_task_files import write_files_template
+
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return write_files_template(name, stem, folder)
+        except FileExistsError as exc:
+            raise NewTaskError(str(exc)) from None
     task_path, test_path = folder / f"{stem}.py", folder / f"check_{stem}.py"
     for p in (task_path, test_path):
         if p.exists():
@@ -176,9 +185,9 @@ def write_template(name: str, directory: str | Path = ".") -> tuple[Path, Path]:
     return task_path, test_path
 
 
-def new_task_main(name: str, directory: str = ".") -> int:
+def new_task_main(name: str, directory: str = ".", files: bool = False) -> int:
     try:
-        task_path, test_path = write_template(name, directory)
+        task_path, test_path = write_template(name, directory, files)
     except NewTaskError as exc:
         print(f"tttd: error: {exc}", file=sys.stderr)
         return 2
@@ -194,8 +203,10 @@ def add_parser(sub) -> None:
     nt = sub.add_parser("new-task", help="write a commented, runnable task file and a check of its contract")
     nt.add_argument("name", help="task name (the files are NAME.py and check_NAME.py)")
     nt.add_argument("--dir", default=".", help="where to write them (default: here)")
+    nt.add_argument("--files", action="store_true",
+                    help="a program of several files (NAME_program/) scored on two metrics")
     nt.set_defaults(func=cmd_new_task)
 
 
 def cmd_new_task(args: argparse.Namespace) -> int:
-    return new_task_main(args.name, args.dir)
+    return new_task_main(args.name, args.dir, getattr(args, "files", False))

@@ -51,7 +51,10 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--max-tokens", type=int, help="token budget per sample")
     r.add_argument("--kl-coef", type=float, help="KL-to-base penalty lambda (paper: 0.1)")
     r.add_argument("--no-train", action="store_true", help="ablation: frozen policy (best-of-N with reuse)")
-    r.add_argument("--reuse", choices=["puct", "greedy", "none"], help="ablation: how start states are picked")
+    r.add_argument("--reuse", choices=["puct", "greedy", "none", "pareto"],
+                   help="how start states are picked (pareto: the front of several objectives first)")
+    r.add_argument("--rule", help="several objectives: primary (default), metric:NAME, "
+                                  "weighted:A=1,B=0.5@LO..HI, constrained:A,B<=X (docs/own-problem.md)")
     r.add_argument("--objective", choices=["entropic", "entropic-fixed", "mean"], help="ablation: advantages")
     r.add_argument("--visit-counting", choices=["group", "rollout"],
                    help="PUCT visits per group (default) or per rollout (the authors' code; paper preset)")
@@ -88,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     flags = dict(
         task=args.task, backend=args.backend, model=args.model, preset=args.preset, steps=args.steps,
         groups=args.groups, group_size=args.group_size, out=args.out, seed=args.seed,
-        reuse=args.reuse, objective=args.objective, learning_rate=args.lr, max_tokens=args.max_tokens,
+        reuse=args.reuse, rule=args.rule, objective=args.objective, learning_rate=args.lr, max_tokens=args.max_tokens,
         kl_coef=args.kl_coef, executor=args.executor, workers=args.workers, temperature=args.temperature,
         train=False if args.no_train else None,
         max_usd=args.max_usd, max_samples=args.max_samples, max_hours=args.max_hours, log=args.log,
@@ -107,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # A problem folder's own config (e.g. OpenEvolve's llm.temperature) counts as a config file's (#22).
     file_values = {**getattr(task, "run_defaults", {}), **file_values}
     cfg = resolve_config(task.presets, preset=preset, file_values=file_values, flag_values=flags)
+    task.use_rule(cfg.rule)  # issue 37: a rule that does not fit the task's metrics is one line, now
     if not args.dry_run:
         common.check_run_isolation(cfg)  # a refusal is the only line (issue 19)
     if preset is not None and cfg.preset == preset and not args.quiet and not args.preset:
@@ -115,7 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from tttd.cli.dryrun import dry_run_main
         from tttd.loop import build_task
 
-        return dry_run_main(build_task(cfg), cfg, args.json)
+        dry_task = build_task(cfg)
+        dry_task.use_rule(cfg.rule)
+        return dry_run_main(dry_task, cfg, args.json)
     cfg.out = cfg.out or default_out(args.task)
     check_run_config(cfg)  # every option checked before anything is written
     from tttd.cli.dryrun import toy_model_warning

@@ -47,6 +47,9 @@ def show_main(run: str, as_json: bool) -> int:
         "budget": {k: cfg.get(k) for k in ("max_usd", "max_samples", "max_hours")},
         "stopped": info.stop_reason, "last_step": last, "files": existing,
     }
+    front = pareto_front(rd.archive)
+    if front is not None:
+        data["front"] = front
     if as_json:
         print(json.dumps(data, sort_keys=True))
         return 0
@@ -56,6 +59,11 @@ def show_main(run: str, as_json: bool) -> int:
         print("best value: none yet (no step completed)" if info.loop is None else "best value: none yet")
     else:
         print(f"best value: {best['value']:.10g} ({step_text(best.get('step'))})")
+    if front is not None:
+        print(f"Pareto front ({len(front)} states, metrics {', '.join(f'{n} ({d[:3]})' for n, d in front_directions(rd.archive).items())}):")
+        for row in front:
+            shown = ", ".join(f"{k}={v:.6g}" for k, v in row["objectives"].items())
+            print(safe(f"  {row['id']} (step {shown_step(row['step'])}): value {row['value']:.6g}; {shown}"))
     best_json = rd.best / "best.json"
     if best_json.exists():
         verify = json.loads(best_json.read_text()).get("verify")
@@ -75,3 +83,25 @@ def show_main(run: str, as_json: bool) -> int:
     elif info.status != "finished":
         print(f"continue: tttd resume {rd.path}")
     return 0
+
+
+def front_directions(path: Any) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())["config"].get("directions") or {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def pareto_front(path: Any) -> list[dict[str, Any]] | None:
+    """The archive's Pareto front (issue 37): id, step, value and metrics of each state on it;
+    None when the run has one objective or no archive yet."""
+    from tttd.archive import Archive
+
+    if not front_directions(path):
+        return None
+    try:
+        arch = Archive.load(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [{"id": s.id, "step": s.step, "value": s.value, "objectives": dict(s.metrics.get("objectives") or {})}
+            for s in arch.front()]

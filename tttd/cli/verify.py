@@ -94,7 +94,26 @@ def verify_program(task: Task, code: str, state: State | None = None) -> Evaluat
                             status=SCORER_ERROR)
 
 
+def verify_files(task: Task, folder: Path) -> Evaluation:
+    """A multi-file program (a directory, e.g. a run's ``best/files``) run under the task's contract."""
+    from tttd.multifile import FileError, read_tree
+
+    if not getattr(task, "files", None) or not hasattr(task, "program_from_files"):
+        raise UsageError(f"{folder} is a directory, but {task.name} programs are single files")
+    try:
+        files = read_tree(folder, task.caps)
+    except FileError as exc:
+        raise UsageError(f"{folder}: {exc}") from None
+    candidate = Candidate(text="", files=files, program=task.program_from_files(files))
+    try:
+        return task.evaluate(candidate, run_sandbox(candidate.program))
+    except Exception as exc:  # a verdict, never a traceback
+        return task.invalid(f"verifier error: {type(exc).__name__}: {str(exc)[:300]}", status=SCORER_ERROR)
+
+
 def _load(task: Task, path: Path) -> Evaluation:
+    if path.is_dir():
+        return verify_files(task, path)
     if not path.is_file():
         raise UsageError(f"file not found: {path}")
     try:
@@ -153,6 +172,7 @@ def verify_main(
     out: TextIO | None = None,
     err: TextIO | None = None,
     task_options: dict[str, Any] | None = None,
+    rule: str = "primary",
 ) -> int:
     """Verify FILE for TASK and print the verdict. Returns 0 valid, 1 invalid, 2 usage error.
     ``options`` are the task's constructor options (``--task-option KEY=VALUE``)."""
@@ -161,6 +181,7 @@ def verify_main(
     try:
         try:
             task = get_task(task_name, **(task_options or {}))
+            task.use_rule(rule)
             getattr(task, "prepare", lambda: None)()
         except (UnknownTaskError, ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
@@ -184,6 +205,7 @@ def add_parser(sub: Any) -> None:
     v.add_argument("file", help="construction (.json) or program (.py, or .cpp for the AHC tasks)")
     v.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task (e.g. cases=0-9)")
     v.add_argument("--json", action="store_true", help='print {"valid", "value", "reward", "message"}')
+    v.add_argument("--rule", default="primary", help="several objectives: the run's rule (its best.json's command says it)")
     weak_flag(v)
     v.set_defaults(func=cmd_verify)
 
@@ -196,7 +218,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         check_isolation(False, allow_weak=args.allow_weak_isolation)
 
     return verify_main(args.task, args.file, args.json,
-                       task_options=parse_kv(getattr(args, "task_option", None), "--task-option"))
+                       task_options=parse_kv(getattr(args, "task_option", None), "--task-option"),
+                       rule=getattr(args, "rule", "primary"))
 
 
 if __name__ == "__main__":  # manual testing: python -m tttd.cli.verify TASK FILE [--json]

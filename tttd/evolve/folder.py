@@ -28,12 +28,17 @@ MAX_TOTAL_BYTES = 32 * 2**20
 @dataclass(frozen=True)
 class Layout:
     framework: str  # "openevolve" | "shinka"
-    initial: str  # the initial program's file name
+    initial: str  # the initial program's file name (a directory's name for a multi-file program)
     evaluator: str  # the evaluator's file name
+    entry: str = ""  # a multi-file program: its main file, relative to the directory (issue 37)
+
+    @property
+    def directory(self) -> bool:
+        return bool(self.entry)
 
     @property
     def suffix(self) -> str:
-        return Path(self.initial).suffix
+        return Path(self.entry or self.initial).suffix
 
     @property
     def language(self) -> str:
@@ -52,10 +57,27 @@ def detect_layout(folder: Path) -> Layout | None:
         found = sorted(p.name for p in folder.glob(stem + ".*")
                        if p.is_file() and p.suffix.lower() in LANGUAGES)
         if not found:
+            entry = directory_entry(folder / stem, stem)
+            if entry is not None:  # the program is a directory of files (issue 37)
+                return Layout(framework, stem, evaluator, entry)
             continue
         initial = stem + ".py" if stem + ".py" in found else found[0]
         return Layout(framework, initial, evaluator)
     return None
+
+
+def directory_entry(path: Path, stem: str) -> str | None:
+    """The main file of a program directory: ``main.<ext>``, else ``<stem>.<ext>``, else its only
+    source file at the top (Python first); None when ``path`` is no such directory."""
+    if not path.is_dir() or path.is_symlink():
+        return None
+    top = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() in LANGUAGES)
+    for name in ("main", stem):
+        named = [f for f in top if Path(f).stem == name]
+        if named:
+            return name + ".py" if name + ".py" in named else named[0]
+    py = [f for f in top if f.endswith(".py")]
+    return (py or top)[0] if len(py or top) == 1 else None
 
 
 def expected_layouts() -> str:
@@ -63,8 +85,10 @@ def expected_layouts() -> str:
 
 
 def folder_files(folder: Path) -> dict[str, str]:
-    """The folder's files (base64) for the sandbox: the evaluator's data and helper modules.
-    Hidden files, ``__pycache__`` and files over 4 MiB are left out; over 32 MiB in all is refused."""
+    """The folder's files (base64) for the sandbox: the evaluator's data and helper modules (an
+    evaluator importing sibling modules runs unchanged: the driver writes them beside it and puts
+    that directory on ``sys.path``). Hidden files, ``__pycache__`` and files over 4 MiB are left
+    out; over 32 MiB in all is refused."""
     out, total = {}, 0
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder)

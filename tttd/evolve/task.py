@@ -56,6 +56,26 @@ def readme_opening(folder: Path, cap: int = 1500) -> str | None:
     return clean(text, cap) if text else None
 
 
+def folder_metrics(text: Any, metric: str | None) -> tuple:
+    """``--task-option metrics=a,b:minimize,...``: the evaluator's metrics that make the Pareto
+    front and the rule's names (OpenEvolve and ShinkaEvolve metrics are maximised unless marked
+    ``:minimize``); empty: one objective, the folder's value."""
+    from tttd.objectives import MetricSpec
+
+    if text is None or text == "":
+        return ()
+    items = [x.strip() for x in str(text).split(",") if x.strip()]
+    specs = []
+    for it in items:
+        name, _, direction = it.partition(":")
+        specs.append(MetricSpec(name.strip(), (direction or "maximize").strip()))
+    if len(specs) < 2:
+        raise ValueError(f"metrics names two or more of the evaluator's metrics (name or name:minimize), got {text!r}")
+    if len({s.name for s in specs}) != len(specs):
+        raise ValueError(f"metrics {text!r} names a metric twice")
+    return tuple(specs)
+
+
 def _bool(v: Any, name: str) -> bool:
     if isinstance(v, bool):
         return v
@@ -71,7 +91,7 @@ class EvaluatorTask(ProgramTask):
                  statement_file: str | None = None, timeout_s: float | None = None, memory_mb: int = 4096,
                  min_score: float = 0.0, metric: str | None = None, config: str | None = None,
                  edits: str | None = None, cascade: Any = None, rescore: int = 1, rescore_top: int = 4,
-                 toolchain: str | None = None) -> None:
+                 toolchain: str | None = None, metrics: str | None = None) -> None:
         self.folder, self.layout = folder, layout
         self.settings: Settings = read_settings(folder, layout.framework, config)
         s = self.settings
@@ -106,11 +126,21 @@ class EvaluatorTask(ProgramTask):
         self._files = folder_files(folder)
         self._driver, self._shims = _jail_sources()
         self.program_name = PROGRAM_STEM + layout.suffix
+        files = None
+        if layout.directory:  # a program of several files (issue 37): evolved_program/<entry>
+            from tttd.multifile import FileError, read_tree
+
+            try:
+                files = read_tree(folder / layout.initial)
+            except FileError as exc:
+                raise ValueError(f"{layout.initial}/: {exc}") from None
+            self.program_name = f"{PROGRAM_STEM}/{layout.entry}"
         language = s.language or layout.language
         label = self.metric or "combined_score"
         super().__init__(
             statement=statement or s.statement or generic,
-            initial_program=(folder / layout.initial).read_text(encoding="utf-8"),
+            initial_program="" if files else (folder / layout.initial).read_text(encoding="utf-8"),
+            files=files, main=layout.entry or None,
             entry="_tttd_evaluate", returns="", score=lambda data: 0.0,  # verify() is overridden
             direction="maximize", bounds=(float(min_score), None), failure_reward=float(min_score),
             limits=Limits(wall_s=self.per_stage_s * max(1, len(self.stages)), memory_mb=int(memory_mb),
@@ -119,6 +149,7 @@ class EvaluatorTask(ProgramTask):
             summary=f"{layout.title} problem {folder.name}", edits=edits, language=language,
         )
         self.statement_generic = not (statement or s.statement)
+        self.metric_specs = folder_metrics(metrics, self.metric)
         self._defined_at = None  # errors name the folder, not the Python line that imported it
         self.program_suffixes = (layout.suffix,)
         self.contract = (f"- The program is scored by the problem's own evaluator ({layout.evaluator}), "
@@ -134,17 +165,26 @@ class EvaluatorTask(ProgramTask):
     def program_from_code(self, code: str, state: State | None = None) -> Program:
         path = [os.path.join(p, "bin") if os.path.isdir(os.path.join(p, "bin")) else p for p in self.toolchain]
         inject = {"_tttd_files": self._files, "_tttd_shims": self._shims, "_tttd_candidate": code,
+                  "_tttd_candidate_files": None,
                   "_tttd_program_name": self.program_name, "_tttd_evaluator": self.layout.evaluator,
                   "_tttd_framework": self.layout.framework,
                   "_tttd_thresholds": list(self.settings.thresholds) if self.stages else None,
                   "_tttd_path": path}
         return Program(source=self._driver, entry="_tttd_evaluate", inject=inject, limits=self.limits)
 
+    def program_from_files(self, files: dict[str, str], state: State | None = None) -> Program:
+        """A multi-file program: the driver writes it as ``evolved_program/`` and hands the
+        evaluator the path of its main file (issue 37)."""
+        prog = self.program_from_code("", state)
+        prog.inject["_tttd_candidate_files"] = dict(files)
+        return prog
+
     def parse(self, completion: str, state: State) -> Candidate:
         cand = super().parse(completion, state)
         limit = self.settings.max_code_length
-        if cand.code is not None and limit and len(cand.code) > limit:
-            return Candidate(text=completion, error=f"the program has {len(cand.code)} characters, more than "
+        size = len(cand.code) if cand.code is not None else sum(map(len, (cand.files or {}).values()))
+        if limit and size > limit:  # a program of several files: all its files together
+            return Candidate(text=completion, error=f"the program has {size} characters, more than "
                                                     f"max_code_length {limit} (config)")
         return cand
 
@@ -178,7 +218,8 @@ class EvaluatorTask(ProgramTask):
         from tttd.executor import LocalExecutor
 
         code = self.initial_program
-        cand = Candidate(text="", code=code, program=self.program_from_code(code))
+        cand = Candidate(text="", files=dict(self.files), program=self.program_from_files(self.files)) if self.files \
+            else Candidate(text="", code=code, program=self.program_from_code(code))
         with LocalExecutor(workers=1) as pool:
             result = self.launch(cand, pool.submit, None).result()
         ev = self.evaluate(cand, result)
@@ -194,7 +235,7 @@ class EvaluatorTask(ProgramTask):
             verdict = judge_openevolve(data, self.metric, self.settings.feature_dimensions)
         else:
             verdict = judge_shinka(data, self.metric)
-        lo = self.objective.bounds[0]
+        lo = self.primary_objective.bounds[0]
         if verdict.error is not None or verdict.value is None:
             ev = self.invalid(verdict.error or "no value")
         elif lo is not None and verdict.value < lo:
@@ -202,7 +243,7 @@ class EvaluatorTask(ProgramTask):
                               "score and the failure reward: set --task-option min_score=... for negative scores)")
         else:
             try:
-                reward = self.objective.reward(verdict.value)
+                reward = self.primary_objective.reward(verdict.value)
             except ValueError as exc:
                 ev = self.invalid(str(exc))
             else:
@@ -212,6 +253,24 @@ class EvaluatorTask(ProgramTask):
                 ev = Evaluation(valid=True, value=verdict.value, reward=reward,
                                 message=f"{label} {verdict.value:.10g}")
         ev.metrics = {"evaluator": verdict.feedback} if verdict.feedback else {}
+        if ev.valid and self.metric_specs:
+            ev = self._with_objectives(ev, verdict)
+        return ev
+
+    def _with_objectives(self, ev: Evaluation, verdict: Any) -> Evaluation:
+        """Several objectives (``--task-option metrics=...``): the declared metrics the evaluator
+        returned (the chosen value under its own name when it is one of them)."""
+        shown = dict((verdict.feedback or {}).get("metrics") or {})
+        shown.setdefault(self.metric or "combined_score", verdict.value)
+        objectives = {}
+        for spec in self.metric_specs:
+            v = shown.get(spec.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                bad = self.invalid(f"the evaluator returned no numeric metric {spec.name!r} (--task-option metrics)")
+                bad.metrics = ev.metrics
+                return bad
+            objectives[spec.name] = float(v)
+        ev.metrics["objectives"] = objectives
         return ev
 
     def evaluate(self, candidate: Candidate, result: Any, state: State | None = None) -> Evaluation:
@@ -282,6 +341,12 @@ class EvaluatorTask(ProgramTask):
             else:
                 notes.append("cascade: off" + (" (the evaluator defines no evaluate_stage1: evaluate() is called)"
                                                if self.cascade else ""))
+        if lay.directory:
+            notes.append(f"program: the directory {lay.initial}/ ({len(self.files)} files, main file {lay.entry}); "
+                         f"the evaluator gets {self.program_name}")
+        if self.metric_specs:
+            notes.append("several objectives: " + ", ".join(f"{m.name} ({m.direction})" for m in self.metric_specs)
+                         + " (--task-option metrics; pick the reward with --rule)")
         notes.append(f"time limit: {self.per_stage_s:g} s per evaluation" + (" stage" if self.stages else "")
                      + f"; memory {self.limits.memory_mb} MB")
         notes.append(f"answers: {'SEARCH/REPLACE diffs (whole programs accepted too)' if self.edits == 'diff' else 'whole programs'}"

@@ -137,7 +137,18 @@ def _run_section(run: RunData, images: _Images, slug: str) -> dict[str, Any]:
         "messages": messages, "best": best, "drawing": drawing, "drawing_note": note, "code": code,
         "construction": construction, "construction_cut": cut,
         "config": safe(json.dumps(run.info.config, indent=1, sort_keys=True)),
+        **_extra_sections(run, images, slug),
     }
+
+
+def _extra_sections(run: RunData, images: _Images, slug: str) -> dict[str, Any]:
+    """Issue 37: the Pareto front of several objectives, and the files each state changed."""
+    from tttd.report.diffs import state_diffs
+    from tttd.report.front import front_section
+    from tttd.rundir import RunDir
+
+    rd = RunDir(run.info.path)
+    return {"front": front_section(rd.archive, images, slug), "diffs": state_diffs(run.states)}
 
 
 def _examples(run: RunData) -> list[dict[str, Any]]:

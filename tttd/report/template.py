@@ -47,6 +47,17 @@ Images are embedded; PNG copies sit next to this file.</p>
 {% for f in ex.failures %}<p><b class="{{ 'warn' if f.status == 'scorer_error' else '' }}">{{ f.status }}</b> ({{ f.count }} in this step{% if f.status == 'scorer_error' %}: a bug in the task's scorer, not the candidate{% endif %}): {{ f.message }}</p><pre>{{ f.text }}</pre>{% endfor %}
 </details>{% endfor %}
 {% else %}<p class="note">No completed step yet.</p>{% endif %}
+{% if r.front %}<h3>Pareto front</h3>
+<p class="note">{{ r.front.size }} archived state{{ 's' if r.front.size != 1 else '' }} that no other state beats on every one of the {{ r.front.metrics }} metrics
+(the value column is the run's rule).</p>
+{% if r.front.image %}<img alt="Pareto front" src="data:image/png;base64,{{ r.front.image }}">{% endif %}
+<table><tr>{% for h in r.front.header %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in r.front.rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% endif %}
+{% if r.diffs %}<h3>Files changed per state</h3>
+<p class="note">Each archived state of a multi-file program: the files it changed against its parent (unified diff).</p>
+{% for d in r.diffs %}<details class="ex"><summary>{{ d.id }} (step {{ d.step }}, value {{ d.value }}): {{ d.summary }}</summary><pre>{{ d.diff }}</pre></details>{% endfor %}
+{% endif %}
 <h3>Best solution</h3>
 {% if r.best %}
 <table class="kv"><tr><td>value</td><td>{{ r.best.value }}</td></tr><tr><td>found in step</td><td>{{ r.best.step }}{% if r.best.step == 0 %} (an initial state){% endif %}</td></tr>

@@ -9,7 +9,8 @@ OpenEvolve's cascade (``evaluate_stage1/2/3``) follows ``openevolve.evaluator._c
 a stage whose score (``combined_score``, else the mean of the numeric metrics other than
 ``error``) is below its threshold ends the evaluation with the metrics so far; later stages'
 numeric metrics are merged over earlier ones. Injected globals: ``_tttd_files``,
-``_tttd_shims``, ``_tttd_candidate``, ``_tttd_program_name``, ``_tttd_evaluator``,
+``_tttd_shims``, ``_tttd_candidate``, ``_tttd_candidate_files`` (a multi-file program, else None; its
+main file is then ``evolved_program/<_tttd_program_name>``), ``_tttd_program_name``, ``_tttd_evaluator``,
 ``_tttd_framework``, ``_tttd_thresholds`` (None: no cascade), ``_tttd_path``.
 """
 import base64
@@ -140,8 +141,17 @@ def _tttd_evaluate():
         _write(rel, base64.b64decode(b64))
     for rel, text in _tttd_shims.items():  # noqa: F821
         _write(os.path.join("_tttd_shims", rel), text.encode())
-    _write(_tttd_program_name, _tttd_candidate.encode())  # noqa: F821
     here = os.getcwd()
+    if _tttd_candidate_files is not None:  # noqa: F821  a program of several files (issue 37)
+        base = os.path.join(here, "evolved_program")
+        for rel, text in _tttd_candidate_files.items():  # noqa: F821  (paths checked by tttd)
+            path = os.path.normpath(os.path.join(base, rel))
+            if not path.startswith(base + os.sep):
+                raise ValueError("file path outside the program directory: %r" % rel)
+            _write(path, text.encode())
+        sys.path.insert(0, base)  # the program's files import each other
+    else:
+        _write(_tttd_program_name, _tttd_candidate.encode())  # noqa: F821
     sys.path.insert(0, here)
     sys.path.append(os.path.join(here, "_tttd_shims"))
     if _tttd_path:  # noqa: F821  (toolchain bin directories)

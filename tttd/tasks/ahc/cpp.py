@@ -202,6 +202,25 @@ def compile_program(source: str, cxx: str | None = None, timeout_s: float = COMP
     return Program(command=cmd, files=files, limits=limits)
 
 
+CPP_UNITS = (".cpp", ".cc", ".cxx")
+
+
+def compile_files(files: dict[str, str], cxx: str | None = None, timeout_s: float = COMPILE_TIMEOUT_S) -> Program:
+    """The jailed compile of a multi-file program (issue 37): every translation unit (``.cpp``,
+    ``.cc``, ``.cxx``) with the contest's flags, headers beside them; the paths were checked by
+    :func:`tttd.multifile.check_files` (the sandbox checks them again). ValueError when there is
+    no translation unit."""
+    units = sorted(p for p in files if p.lower().endswith(CPP_UNITS))
+    if not units:
+        raise ValueError("the program has no C++ translation unit (.cpp, .cc, .cxx)")
+    prog = compile_program("", cxx, timeout_s)
+    assert prog.command is not None
+    cut = prog.command.index("Main.cpp")
+    prog.command[cut:cut + 1] = units
+    prog.files = dict(files)
+    return prog
+
+
 def case_program(binary: bytes, input_text: str, cxx: str | None = None) -> Program:
     """One case: the binary reads ``input_text`` on stdin, under the contest's limits."""
     cmd = [sys.executable, "-I", "-S", "-c", _RUN_WRAPPER.replace("@CAP@", str(MAX_OUTPUT_BYTES))]

@@ -1,0 +1,2 @@
+GUESS = 3.0
+EFFORT = 1.0

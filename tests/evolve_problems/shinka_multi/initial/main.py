@@ -1,0 +1,5 @@
+from guesses import GUESS, EFFORT
+
+
+def run_experiment():
+    return [GUESS, EFFORT]
