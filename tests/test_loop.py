@@ -7,7 +7,8 @@ import pytest
 
 from tests.fakes import FakeDigitPolicy
 from tttd.config import resolve_config
-from tttd.loop import Discovery, FaultInjected
+from tttd.faults import FaultInjected
+from tttd.loop import Discovery
 from tttd.rundir import read_jsonl
 
 TIMING = ("seconds", "spend")

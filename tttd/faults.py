@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import shutil
 import threading
 from concurrent.futures import Future
@@ -210,3 +211,23 @@ def infrastructure_error(messages: list[str], step: int, run_dir: str | Path, re
         f"{len(messages)} evaluation(s) of step {step} failed for reasons outside the candidate "
         f"{retries + 1} times ({first}); the step was not committed (nothing was scored or trained "
         f"on). Check the executor (workers, nodes, memory), then `tttd resume {run_dir}` continues exactly")
+
+
+class FaultInjected(RuntimeError):
+    pass
+
+
+def fault_point(point: str, step: int) -> None:
+    """Fault injection for the crash-recovery tests; a no-op unless ``TTTD_FAULT`` is set.
+
+    ``TTTD_FAULT=POINT:STEP`` sends SIGKILL to this process when the loop reaches POINT (sample,
+    evaluate, train, checkpoint, commit) in STEP; ``POINT:STEP:raise`` raises FaultInjected.
+    """
+    spec = os.environ.get("TTTD_FAULT")
+    if not spec:
+        return
+    where, at, *mode = spec.split(":")
+    if where == point and int(at) == step:
+        if mode == ["raise"]:
+            raise FaultInjected(f"fault injected at {point} of step {step}")
+        os.kill(os.getpid(), signal.SIGKILL)

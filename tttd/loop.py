@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shlex
-import signal
 import time
 from collections import Counter
 from concurrent.futures import Future
@@ -34,44 +31,12 @@ from tttd.archive import Archive
 from tttd.config import RunConfig
 from tttd.ledger import Ledger, budget_stop, check_budget, price_for
 from tttd.objective import group_advantages
-from tttd.policy import Policy, SamplingParams, TrainConfig, backend_class
-from tttd.policy.backends import backend_spec
+from tttd.build import _sandbox_report, build_executor, build_policy, build_task, package_versions, write_best
+from tttd.faults import FaultInjected, fault_point  # noqa: F401 - FaultInjected: re-exported
+from tttd.policy import Policy, SamplingParams, TrainConfig
 from tttd.rundir import NotARunError, RunDir, append_jsonl, atomic_write_json, atomic_write_text
-from tttd.registry import get_task
 from tttd.task import Task
 from tttd.types import Evaluation, SandboxResult, State, TrainDatum
-
-
-def _sandbox_report() -> dict[str, Any]:
-    """Which sandbox protections this machine provides (recorded in config.json)."""
-    from tttd.sandbox import isolation_report
-
-    rep = isolation_report()
-    return {"full": rep["full"], "active": rep["active"], "missing": rep["missing"], "notes": rep["notes"]}
-
-
-class FaultInjected(RuntimeError):
-    pass
-
-
-class PolicyLoadError(RuntimeError):
-    """The configured model or service could not be loaded (the CLI prints it as one line)."""
-
-
-def fault_point(point: str, step: int) -> None:
-    """Fault injection for the crash-recovery tests; a no-op unless ``TTTD_FAULT`` is set.
-
-    ``TTTD_FAULT=POINT:STEP`` sends SIGKILL to this process when the loop reaches POINT (sample,
-    evaluate, train, checkpoint, commit) in STEP; ``POINT:STEP:raise`` raises FaultInjected.
-    """
-    spec = os.environ.get("TTTD_FAULT")
-    if not spec:
-        return
-    where, at, *mode = spec.split(":")
-    if where == point and int(at) == step:
-        if mode == ["raise"]:
-            raise FaultInjected(f"fault injected at {point} of step {step}")
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def derive_seed(*parts: int) -> int:
@@ -87,74 +52,6 @@ class Best:
     step: int | None = None
     artifact: dict[str, Any] = field(default_factory=dict)
     message: str = ""
-
-
-def build_policy(cfg: RunConfig) -> Policy:
-    """The configured backend, given the run's settings that its declaration lists
-    (:mod:`tttd.policy.backends`) and then the user's backend options."""
-    try:
-        cls = backend_class(cfg.backend)
-    except ImportError as exc:
-        raise PolicyLoadError(str(exc)) from exc
-    offered = dict(
-        model=cfg.model, lora_rank=cfg.lora_rank, full_finetune=cfg.full_finetune, seed=cfg.seed,
-        learning_rate=cfg.learning_rate, total_steps=cfg.steps, engine=cfg.engine,
-        chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,
-    )
-    declared = backend_spec(cfg.backend).names()
-    kwargs = {k: v for k, v in offered.items() if k in declared}
-    kwargs.update(cfg.backend_options)
-    try:
-        policy = cls(**kwargs)
-        check = getattr(policy, "check_reachable", None)  # remote endpoints: fail before writing
-        if check is not None:
-            check()
-        return policy
-    except (ValueError, OSError, ImportError, RuntimeError, TimeoutError) as exc:
-        raise PolicyLoadError(f"cannot load the {cfg.backend} policy {cfg.model!r}: {exc}") from exc
-
-
-def package_versions(names=("torch", "transformers", "peft", "tokenizers", "accelerate", "tinker", "openai",
-                                 "ray", "vllm")) -> dict[str, str]:
-    """Installed versions of the packages a run may use (read from metadata, nothing imported)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return found
-
-
-def verify_command(task: str, target: Path, options: str = "") -> str:
-    """The shell command that re-verifies ``target``: a task given as a file path (or a problem
-    folder) is named by its absolute path, so the command works from any directory."""
-    import shlex
-
-    from tttd.registry import absolute_task_spec
-
-    name = absolute_task_spec(task)
-    return f"tttd verify {shlex.quote(name)}{options} {shlex.quote(str(Path(target).resolve()))}"
-
-
-def build_task(cfg: RunConfig) -> Task:
-    """The configured task; the run's evaluation limits reach it when its factory takes them."""
-    from tttd.registry import declared_options, task_factory
-
-    offered = dict(eval_timeout_s=cfg.eval_timeout_s, cpus_per_eval=cfg.cpus_per_eval,
-                   eval_memory_mb=cfg.eval_memory_mb)
-    declared = declared_options(task_factory(cfg.task)) or []
-    options = {k: v for k, v in offered.items() if k in declared and v is not None}  # None: task default
-    options.update(cfg.task_options)
-    return get_task(cfg.task, **options)
-
-
-def build_executor(cfg: RunConfig):
-    from tttd.executor import make_executor
-
-    return make_executor(cfg.executor, workers=cfg.workers, cpus_per_eval=cfg.cpus_per_eval)
 
 
 class Discovery:
@@ -637,28 +534,7 @@ class Discovery:
             self._best_dirty = False
 
     def write_best(self) -> None:
-        """best/: the artifact (artifact.json, solution.py/.cpp if code), its value, and the command
-        that re-verifies it (best.json)."""
-        b = self.best
-        if b.value is None:
-            return
-        d = self.dir.best
-        d.mkdir(exist_ok=True)
-        data = {k: v for k, v in b.artifact.items() if k != "code"}
-        target = None
-        if data:
-            atomic_write_json(d / "artifact.json", data)
-            target = d / "artifact.json"
-        if b.artifact.get("code"):
-            solution = d / ("solution" + self.task.program_suffixes[0])  # .py, .cpp, ...
-            atomic_write_text(solution, b.artifact["code"] + "\n")
-            target = target or solution
-        opts = "".join(f" --task-option {shlex.quote(f'{k}={v if isinstance(v, str) else json.dumps(v)}')}"
-                       for k, v in sorted(self.cfg.task_options.items()))  # as the run built its task
-        command = verify_command(self.cfg.task, target, opts) if target else None
-        atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
-                                            "message": b.message, "artifact": b.artifact,
-                                            "verify": command})
+        write_best(self.dir, self.best, self.task, self.cfg)
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -1,6 +1,6 @@
 """Each backend's options, declared once: what ``--backend-option`` accepts (checked by
 :mod:`tttd.cli.preflight` before anything is written), what the loop hands the policy's constructor
-(:func:`tttd.loop.build_policy`), and the defaults ``tttd run --dry-run`` shows.
+(:func:`tttd.build.build_policy`), and the defaults ``tttd run --dry-run`` shows.
 
 Plain data, no imports of the backends themselves (torch, tinker, httpx load only when a policy is
 built). tests/policy/test_backends.py checks each declaration against its class's constructor.
