@@ -30,7 +30,7 @@ def test_first_signal_stops_after_the_step_in_flight(tmp_path, reference, sig):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
     line = one_line(err)
-    assert line == f"tttd: stopped by {sig.name} after step 2 (committed); continue with: tttd resume {out}"
+    assert line == f"tttd: stopped by {sig.name} after step 3 (committed); continue with: tttd resume {out}"
     assert [m["step"] for m in metrics(out)] == [0, 1, 2]  # the step in flight finished and committed
     resumed = cli("resume", str(out), "--quiet", "--json")
     assert resumed.returncode == 0, resumed.stderr

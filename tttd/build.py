@@ -122,3 +122,43 @@ def write_best(run_dir: RunDir, b: Any, task: Task, cfg: RunConfig) -> None:
     atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
                                         "message": b.message, "artifact": b.artifact,
                                         "verify": command})
+
+
+def describe_run(cfg: RunConfig, task: Task, policy: Any, fingerprint: str) -> dict[str, Any]:
+    """``config.json``: the resolved configuration with the versions, the task, the sampling
+    engine and the sandbox this run used."""
+    import platform
+
+    import numpy as np
+
+    import tttd
+
+    return {
+        **cfg.to_dict(),
+        "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__,
+                      **package_versions()},
+        "_task": {"name": task.name, "direction": task.objective.direction,
+                  "transform": task.objective.transform, "fingerprint": fingerprint},
+        **({"_engine": policy.engine_info()} if hasattr(policy, "engine_info") else {}),
+        "_sandbox": _sandbox_report(),
+    }
+
+
+def check_task_unchanged(run_dir: RunDir, cfg: RunConfig, fingerprint: str, accept: bool) -> None:
+    """A task whose source or options changed since the run started is refused on resume
+    (:class:`~tttd.rundir.NotARunError`) unless ``accept``."""
+    from tttd.rundir import NotARunError
+
+    stored = run_dir.read_config().get("_task", {}).get("fingerprint")
+    if stored is not None and not accept and stored != fingerprint:
+        raise NotARunError(
+            f"the task {cfg.task!r} changed since this run started (its source or options "
+            "differ); resuming would mix two scoring functions. Pass --accept-task-change to "
+            "continue anyway")
+
+
+def record_task_fingerprint(run_dir: RunDir, fingerprint: str) -> None:
+    """Keep the task's new fingerprint (a resume that accepted a changed task, once restored)."""
+    full = run_dir.read_config()
+    full.setdefault("_task", {})["fingerprint"] = fingerprint
+    atomic_write_json(run_dir.config, full)

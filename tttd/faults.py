@@ -161,8 +161,10 @@ class RetryingSubmit:
     is an infrastructure failure (at most ``retries`` times). A result still lost after that is
     returned as it is and remembered in :attr:`exhausted`; the loop then stops the step."""
 
-    def __init__(self, submit: Callable[[Any], Future], retries: int = INFRA_RETRIES):
+    def __init__(self, submit: Callable[[Any], Future], retries: int = INFRA_RETRIES,
+                 on_result: Callable[[Any, Any], None] | None = None):
         self._submit = submit
+        self._on_result = on_result  # (result, program): every attempt, for the spend ledger
         self.retries = int(retries)
         self.retried = 0
         self.exhausted: list[str] = []
@@ -184,6 +186,8 @@ class RetryingSubmit:
         inner.add_done_callback(lambda f: self._done(program, out, attempt, f.result()))
 
     def _done(self, program: Any, out: Future, attempt: int, result: Any) -> None:
+        if self._on_result is not None:
+            self._on_result(result, program)
         if is_infrastructure(result):
             if attempt < self.retries:
                 with self._lock:
