@@ -219,3 +219,31 @@ def test_resume_stepping_back_keeps_the_better_best(tmp_path):
     summary = again.run()
     assert summary["best_value"] == bests[2]
     assert json.loads((out / "best" / "best.json").read_text())["value"] == bests[2]
+
+
+def test_rollouts_mark_which_children_stayed_in_the_archive(tmp_path):
+    """Issue 32: prune_children evicts some children right after they join; the rollouts say
+    which stayed (``child_kept``), matching the archive the step committed."""
+    cfg, out = _cfg(tmp_path, "k", steps=2, topk_children=1)
+    _run(cfg, out)
+    ids = {e["state"]["id"] for e in _archive(out)["states"]}
+    last = [r for r in read_jsonl(out / "rollouts.jsonl") if r["step"] == 1 and r["child"] is not None]
+    assert last and any(not r["child_kept"] for r in last)  # the test needs an evicted child
+    assert all(r["child_kept"] == (r["child"] in ids) for r in last)
+
+
+def test_the_mismatch_metric_reads_what_the_backend_returns(tmp_path):
+    """Issue 32: tinker returns kl_sample_train_v1/_v2 (the local backend kl_sample_train); the
+    metric and its warning read either."""
+
+    class TinkerLike(FakeDigitPolicy):
+        def train_step(self, batch, config):
+            got = super().train_step(batch, config)
+            return {**got, "kl_sample_train_v1": 0.25, "kl_sample_train_v2": 0.125}
+
+    cfg, out = _cfg(tmp_path, "m", steps=1)
+    run = Discovery(cfg, out, policy=TinkerLike())
+    run.start()
+    run.run()
+    (row,) = read_jsonl(out / "metrics.jsonl")
+    assert row["trained"] and (row["kl_sample_train"], row["kl_sample_train_v2"]) == (0.25, 0.125)
