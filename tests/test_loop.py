@@ -222,9 +222,9 @@ def test_resume_stepping_back_keeps_the_better_best(tmp_path):
 
 
 def test_rollouts_mark_which_children_stayed_in_the_archive(tmp_path):
-    """Issue 32: prune_children evicts some children right after they join; the rollouts say
+    """Issue 32: prune_children and the size cap evict children right after they join; the rollouts say
     which stayed (``child_kept``), matching the archive the step committed."""
-    cfg, out = _cfg(tmp_path, "k", steps=2, topk_children=1)
+    cfg, out = _cfg(tmp_path, "k", steps=2, archive_size=4)  # 3 roots: room for one child
     _run(cfg, out)
     ids = {e["state"]["id"] for e in _archive(out)["states"]}
     last = [r for r in read_jsonl(out / "rollouts.jsonl") if r["step"] == 1 and r["child"] is not None]

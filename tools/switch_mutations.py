@@ -36,7 +36,7 @@ RUN_FLAGS_TEST = (CS + "test_every_run_flag_reaches_the_config",)
 LOOP = [
     M("objective", "tttd/loop.py", "estimator=cfg.objective", 'estimator="entropic"',
       (SW + "test_objective_and_beta_set_the_logged_advantages",), "loop always uses the entropic estimator"),
-    M("beta", "tttd/loop.py", "beta=cfg.beta)", "beta=2.0)",
+    M("beta", "tttd/loop.py", "beta=cfg.beta,", "beta=2.0,",
       (SW + "test_objective_and_beta_set_the_logged_advantages",), "loop ignores the fixed beta"),
     M("clip", "tttd/loop.py", "clip=cfg.clip))", "clip=None))",
       (SW + "test_training_options_reach_the_trainer",), "loop drops config.clip"),
@@ -53,7 +53,7 @@ LOOP = [
     M("group_size", "tttd/loop.py", "self.policy.sample(part, cfg.group_size, params)",
       "self.policy.sample(part, 8, params)", (SW + "test_sampling_options_reach_the_sampler",),
       "loop samples 8 per group"),
-    M("groups", "tttd/loop.py", "starts = archive.select(cfg.groups)", "starts = archive.select(2)",
+    M("groups", "tttd/loop.py", "starts = self.archive.select(cfg.groups)", "starts = self.archive.select(2)",
       (SW + "test_sampling_options_reach_the_sampler",), "loop selects 2 groups"),
     M("sample_chunk_groups", "tttd/loop.py", "chunk = cfg.sample_chunk_groups or len(starts)",
       "chunk = len(starts)", (SW + "test_sampling_options_reach_the_sampler",), "one sampling call per step"),
@@ -117,7 +117,7 @@ LOOP = [
       (SW + "test_evaluation_limits_and_task_options_reach_the_task",), "task options dropped"),
     M("steps", "tttd/loop.py", "while self.step < self.cfg.steps:", "while self.step < 1:",
       ("tests/test_loop.py::test_run_writes_metrics_archive_and_best",), "the run stops after one step"),
-    M("checkpointing (policy state)", "tttd/loop.py", 'self.policy.save(str(tmp / "policy"))', "pass",
+    M("checkpointing (policy state)", "tttd/runstate.py", 'policy.save(str(tmp / "policy"))', "pass",
       (SW + "test_checkpoints_hold_the_policy_state",), "checkpoints without the policy"),
     M("budgets (all caps)", "tttd/loop.py", "self.stopped = budget_stop(self.ledger, self.cfg)", "self.stopped = None",
       (BUDGET + "test_max_samples_stops_before_crossing_and_resume_continues_exactly",), "caps never checked"),
@@ -143,7 +143,7 @@ COMPONENTS = [
     M("objective=entropic (adaptive beta)", "tttd/objective.py",
       'b = _adaptive_beta(r) if estimator == "entropic" else float(beta)', "b = float(beta)",
       (SW + "test_objective_and_beta_set_the_logged_advantages",), "adaptive beta replaced by the fixed one"),
-    M("objective=mean", "tttd/objective.py", 'if estimator == "mean":\n            advs', "if False:\n            advs",
+    M("objective=mean", "tttd/objective.py", 'if estimator == "mean":\n            a, b', "if False:\n            a, b",
       (SW + "test_objective_and_beta_set_the_logged_advantages",), "mean baseline ignored"),
     M("reuse=none", "tttd/archive.py", 'if self.reuse == "none":', "if False:",
       (SW + "test_reuse_mode_and_puct_c_pick_the_start_states",), "best-of-N selects by PUCT"),
@@ -398,4 +398,36 @@ NEW_SWITCHES = [
       "mla_decode ignores fixed_seeds"),
 ]
 
-MUTATIONS: list[M] = LOOP + COMPONENTS + TRAINER + TINKER + ENTRY + NEW_SWITCHES
+RS = "tests/test_runstate.py::"
+SP = "tests/test_spend.py::"
+ISSUE32 = [
+    # issue 32: scorer errors carry no signal; spend is the backends' own usage; one run state
+    M("scorer-error removal (loop)", "tttd/loop.py", "exclude=scorer_errors(evaluations))", "exclude=None)",
+      ("tests/test_first_hour_cli.py::test_a_scorer_error_in_a_constant_group_trains_nothing",),
+      "scorer errors stay in their group's advantages"),
+    M("scorer-error removal (objective)", "tttd/objective.py", "keep = [i for i in range(len(rewards)) if i not in excluded[g]]",
+      "keep = list(range(len(rewards)))", ("tests/test_first_hour_cli.py::test_scorer_error_samples_carry_no_signal",),
+      "exclude is ignored when the advantages are computed"),
+    M("scorer-error removal (batch)", "tttd/loop.py", "if s.tokens and adv.in_batch(g, i)", "if s.tokens",
+      ("tests/test_first_hour_cli.py::test_a_scorer_error_in_a_constant_group_trains_nothing",),
+      "excluded samples still go into the batch"),
+    M("usage-based spend (tokens)", "tttd/loop.py", "used, self._usage_mark = usage_delta(self._usage_mark or {}, now), now",
+      "used, self._usage_mark = usage_delta(now, now), now",
+      (SP + "test_the_ledger_is_the_backends_usage", SP + "test_max_usd_stops_an_api_run"),
+      "the ledger never reads the backend's usage"),
+    M("usage-based spend (evaluation time)", "tttd/faults.py", "            self._on_result(result, program)\n",
+      "            pass\n", ("tests/tasks/ahc/test_loop.py::test_scripted_cpp_answers_through_the_loop",),
+      "evaluation CPU-seconds never measured"),
+    M("usage-based spend (api tokens counted)", "tttd/policy/api.py",
+      'if "prompt_tokens" not in counts or "completion_tokens" not in counts:',
+      "if False:", (SP + "test_max_usd_stops_an_api_run",), "a server without usage is counted as 0 tokens"),
+    M("run state: the newest record", "tttd/runstate.py", "kept = RunState.from_loop(fresh_archive(), record)",
+      "kept = RunState(fresh_archive())",
+      (RS + "test_stepping_back_keeps_every_paid_step",
+       RS + "test_best_and_spend_survive_a_restart_before_the_first_complete_policy_state"),
+      "a resume that steps back forgets paid steps and the best"),
+    M("run state: scorer-guard counter", "tttd/loop.py", "guard.count = self.state.scorer_errors",
+      "guard.count = 0", (RS + "test_the_scorer_guard_counter_survives_resume",), "the counter restarts on resume"),
+]
+
+MUTATIONS: list[M] = LOOP + COMPONENTS + TRAINER + TINKER + ENTRY + NEW_SWITCHES + ISSUE32

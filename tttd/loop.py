@@ -30,11 +30,12 @@ import numpy as np
 
 from tttd import faults, runlock, signals
 from tttd.archive import Archive
-from tttd.build import (build_executor, build_policy, build_task, check_task_unchanged, describe_run,
+from tttd.build import (build_policy, build_task, check_task_unchanged, describe_run,
                         record_task_fingerprint, write_best)
 from tttd.config import RunConfig
 from tttd.faults import FaultInjected, fault_point  # noqa: F401 - FaultInjected: re-exported
-from tttd.ledger import EvalMeter, budget_stop, check_budget, price_for, usage_delta
+from tttd.evaluator import Evaluator
+from tttd.ledger import budget_stop, check_budget, price_for, usage_delta
 from tttd.metric_log import check_loggers, open_loggers
 from tttd.objective import GroupAdvantages, group_advantages
 from tttd.policy import Policy, SamplingParams, TrainConfig
@@ -67,11 +68,8 @@ class Discovery:
         self._policy = policy
         self.state = RunState(archive=self._new_archive())
         self._best_dirty = False
-        self._executor = None
-        self._retrying: faults.RetryingSubmit | None = None
-        self._meter = EvalMeter()  # evaluation CPU/GPU-seconds of every program run
+        self.evaluator = Evaluator(cfg, self.dir.path, self.on_event)
         self._usage_mark: dict[str, int] | None = None  # the policy's usage at the last step's end
-        self._protections: set[str] | None = None
         self.stopped: str | None = None  # why a budget cap stopped the run
         self._committed: int | None = None  # the last step this process committed
         self._loggers = None
@@ -202,32 +200,12 @@ class Discovery:
                 if not interrupted:
                     raise
             self._loggers = None
-        if self._executor is not None:
-            close = self._executor.close
-            try:  # a stopped step's queued evaluations are dropped, not waited for
-                close(cancel_pending=True) if interrupted else close()
-            except TypeError:
-                close()
-            self._executor = None
+        self.evaluator.close(interrupted)
         runlock.release(self.dir.path)
 
     def submit(self, program) -> Future:
-        """Run a program in the sandbox on the executor (started on first use); evaluations lost
-        to the infrastructure are started again (bounded, see :class:`tttd.faults.RetryingSubmit`);
-        every attempt's measured time goes to the spend ledger."""
-        if self._executor is None:
-            try:
-                self._executor = build_executor(self.cfg)
-            except (ValueError, ImportError):
-                raise
-            except Exception as exc:  # e.g. a Ray cluster that cannot be reached
-                raise faults.InfrastructureError(
-                    f"the {self.cfg.executor} executor could not start ({type(exc).__name__}: "
-                    f"{str(exc)[:200]}); nothing of step {self.step} was kept. Fix it, then "
-                    f"`tttd resume {self.dir.path}` continues exactly") from None
-            self._retrying = faults.RetryingSubmit(
-                self._executor.submit, on_result=lambda res, prog: self._meter.add(res, prog.limits))
-        return self._retrying(program)
+        """Run a program in the sandbox (:class:`tttd.evaluator.Evaluator`): tasks launch with it."""
+        return self.evaluator.submit(program, self.step)
 
     def run_step(self, step: int) -> dict[str, Any]:
         """select -> sample/launch -> evaluate/archive -> advantages -> train -> commit."""
@@ -247,8 +225,7 @@ class Discovery:
         train_metrics, skipped = self._train(samples, adv, len(starts))
         t["train"] = time.perf_counter()
         fault_point("train", step)
-        metrics = self._record(step, starts, prompts, samples, evaluations, adv, child_ids, train_metrics, t)
-        metrics["train_skipped"] = skipped
+        metrics = self._record(step, starts, prompts, samples, evaluations, adv, child_ids, train_metrics, t, skipped)
         self._commit(step)
         metrics["seconds_checkpoint"] = round(time.perf_counter() - t["train"], 4)
         return metrics
@@ -297,7 +274,7 @@ class Discovery:
             for i in range(len(parsed)):
                 cand, fut = parsed[i]
                 parsed[i] = None  # the sandbox result is freed once evaluated
-                ev = verdict(task, cand, self._result(fut), starts[g])
+                ev = verdict(task, cand, self.evaluator.result(fut), starts[g])
                 del cand, fut
                 evs.append(ev)
                 if ev.valid:
@@ -306,7 +283,7 @@ class Discovery:
                 for j in (keep.offer(i, ev.value, ev.key) if joins else [i]):
                     evs[j].artifact = {}  # cannot join the archive: not kept (the best has its own)
             del parsed
-            self._check_infrastructure(step)  # before the archive changes (issue 24)
+            self.evaluator.check_infrastructure(step)  # before the archive changes (issue 24)
             getattr(task, "note_attempts", lambda s, e: None)(starts[g], evs)  # AHC: a compile error for the next prompt
             archive.update(starts[g].id, [child_state(ev) for ev in evs], step)
             child_ids.append(list(archive.last_added))
@@ -314,7 +291,7 @@ class Discovery:
                 ev.artifact = {}  # the archive (and the best) hold the artifacts that are kept
             archive.prune_children(starts[g].id)
             evaluations.append(evs)
-        self._check_infrastructure(step)
+        self.evaluator.check_infrastructure(step)
         fault_point("evaluate", step)
         guard = ScorerGuard()
         guard.count = self.state.scorer_errors  # the counter survives resume (issue 32)
@@ -322,15 +299,6 @@ class Discovery:
         self.state.scorer_errors = guard.count
         archive.flush()
         return evaluations, child_ids
-
-    def _result(self, fut: Future | None) -> Any:
-        if fut is None:
-            return None
-        result = fut.result()
-        prot = getattr(result, "protections", None)  # protections active in this step (a task's
-        if prot is not None and not faults.is_infrastructure(result):  # own future may return other things)
-            self._protections = set(prot) if self._protections is None else self._protections & set(prot)
-        return result
 
     def _train(self, samples, adv: GroupAdvantages, n_groups: int) -> tuple[dict[str, float], str | None]:
         """One importance-sampling policy-gradient step on the samples that carry a signal."""
@@ -349,12 +317,12 @@ class Discovery:
                                                            n_groups, len(batch))
         return train_metrics, skipped
 
-    def _record(self, step, starts, prompts, samples, evaluations, adv, child_ids, train_metrics, t):
+    def _record(self, step, starts, prompts, samples, evaluations, adv, child_ids, train_metrics, t, skipped):
         """The step's spend into the ledger (the backend's own usage, the executor's measured
         time), then its logs: rollouts and metrics are appended before the commit."""
         now = self.policy.usage().to_dict()
         used, self._usage_mark = usage_delta(self._usage_mark or {}, now), now
-        cpu, gpu = self._meter.take()
+        cpu, gpu = self.evaluator.meter.take()
         self.ledger.eval_cpu_seconds += cpu
         self.ledger.eval_gpu_seconds += gpu
         flat = [ev for evs in evaluations for ev in evs]
@@ -371,21 +339,11 @@ class Discovery:
         metrics = metrics_row(step, evaluations, adv, train_metrics, t, used, self.task.objective.oriented,
                               self.best, len(self.archive))
         metrics["spend"] = self.ledger.to_dict()
-        metrics["sandbox_protections"] = sorted(self._protections or []) or None
-        self._protections = None
+        metrics["sandbox_protections"] = self.evaluator.take_protections()
+        metrics["train_skipped"] = skipped
         append_jsonl(self.dir.rollouts, rows)
         append_jsonl(self.dir.metrics, [metrics])
         return metrics
-
-    def _check_infrastructure(self, step: int) -> None:
-        """Issue 24: evaluations still lost after their retries stop the step (never scored)."""
-        retrying = self._retrying
-        lost = retrying.take_exhausted() if retrying is not None else []
-        retried = retrying.take_retried() if retrying is not None else 0
-        if retried and not lost:
-            self.on_event(f"step {step}: {retried} evaluation(s) lost to the infrastructure were started again")
-        if lost:
-            raise faults.infrastructure_error(lost, step, self.dir.path, retrying.retries)
 
     def _track_best(self, value, reward, step, artifact, message) -> None:
         if value is None:
