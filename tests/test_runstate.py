@@ -170,3 +170,18 @@ def test_restore_refuses_a_damaged_newest_record(tmp_path):
     (latest / "loop.json").write_text('{"step": 2}')
     with pytest.raises(NotARunError, match="damaged"):
         restore(RunDir(out), lambda: None)
+
+
+def test_resume_with_fewer_steps_than_done_says_so(tmp_path):
+    """Issue 32: ``tttd resume RUN --steps 1`` on a finished 3-step run said "already finished
+    its 1 steps"; it says what was done."""
+    from tttd.cli.resume import finished_message
+
+    out = tmp_path / "r"
+    run = Discovery(_cfg(steps=3), out, policy=FakeDigitPolicy())
+    run.start()
+    run.run()
+    msg = finished_message(out, 1)
+    assert "already done 3 steps, more than the 1 asked" in msg and "--steps N (N > 3)" in msg
+    assert "already finished its 3 steps" in finished_message(out, 3)
+    assert finished_message(out, 4) is None

@@ -4,6 +4,7 @@ step), not what the loop guesses from the sampled text; ``--max-usd`` stops an a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,28 @@ def test_a_dropped_api_parameter_is_one_event_and_shown(tmp_path, capsys):
     assert len(said) == 1, err
     assert main(["show", str(out)]) == 0
     assert "refused n (HTTP 400)" in capsys.readouterr().out
+
+
+def test_a_local_run_records_the_local_policys_own_counts(tmp_path, tiny_model_dir, capsys):
+    """The local backend: trained tokens are whole sequences (prompt + completion; before issue 32
+    the run recorded the completions only), and ``tttd show`` prints the policy's own counts."""
+    from tttd.policy.local import LocalPolicy
+
+    pol = LocalPolicy(tiny_model_dir, device="cpu", lora_rank=4, seed=0)
+    try:
+        cfg = _cfg(steps=1, groups=1, group_size=4, max_tokens=12, backend="local", model=str(tiny_model_dir),
+                   task=str(Path(__file__).parent / "digit_fraction_task.py"))
+        run = Discovery(cfg, tmp_path / "r", policy=pol)  # digit fraction: every step trains
+        run.start()
+        run.run()
+        used, led = pol.usage(), run.ledger
+    finally:
+        pol.close()
+    assert (led.prompt_tokens, led.sampled_tokens, led.trained_tokens) == (
+        used.prompt_tokens, used.sampled_tokens, used.trained_tokens)
+    completions = sum(r["tokens"] for r in read_jsonl(tmp_path / "r" / "rollouts.jsonl"))
+    assert run.summary()["steps"] == 1 and list(read_jsonl(tmp_path / "r" / "metrics.jsonl"))[0]["trained"]
+    assert led.trained_tokens > completions  # whole sequences: the prompts are trained on too
+    assert main(["show", str(tmp_path / "r")]) == 0
+    assert f"{used.prompt_tokens} prompt, {used.sampled_tokens} sampled, {used.trained_tokens} trained" \
+        in capsys.readouterr().out
