@@ -152,6 +152,30 @@ def test_a_scorer_error_in_a_constant_group_trains_nothing(tmp_path):
     assert pol.steps == 0
     assert [m["trained"] for m in read_jsonl(tmp_path / "r" / "metrics.jsonl")] == [False]
 
+    # a group with a signal: the scorer error is left out of the batch (KL term included)
+    class Recorder(FakeDigitPolicy):
+        def train_step(self, batch, config):
+            self.batch = batch
+            return super().train_step(batch, config)
+
+    calls.clear()
+
+    def varied(cand, result, start):
+        calls.append(1)
+        if len(calls) == 8:
+            raise RuntimeError("a bug in the scorer")
+        return Evaluation(valid=True, value=float(len(calls)), reward=0.1 * len(calls), artifact={"n": len(calls)})
+
+    task.evaluate = varied
+    rec = Recorder()
+    run = Discovery(resolve_config(flag_values=dict(task="demo", steps=1, groups=1, group_size=8, workers=1,
+                                                    seed=1, kl_coef=0.1)), tmp_path / "r2", task=task, policy=rec)
+    run.start()
+    run.run()
+    assert len(rec.batch) == 7
+    rows = list(read_jsonl(tmp_path / "r2" / "rollouts.jsonl"))
+    assert [r["advantage"] is None for r in rows] == [False] * 7 + [True]
+
 
 # ------------------------------------------------------------------ 1 and 2: a served model
 
