@@ -247,3 +247,19 @@ def test_the_mismatch_metric_reads_what_the_backend_returns(tmp_path):
     run.run()
     (row,) = read_jsonl(out / "metrics.jsonl")
     assert row["trained"] and (row["kl_sample_train"], row["kl_sample_train_v2"]) == (0.25, 0.125)
+
+
+def test_a_metric_the_backend_does_not_report_is_logged_as_null(tmp_path):
+    """A service whose forward_backward reports no loss (SkyRL: the tinker backend returns NaN)
+    must not stop the run at the strict JSON log (found by the live SkyRL loop check, issue 32)."""
+
+    class NoLoss(FakeDigitPolicy):
+        def train_step(self, batch, config):
+            return {**super().train_step(batch, config), "loss": float("nan")}
+
+    cfg, out = _cfg(tmp_path, "n", steps=1)
+    run = Discovery(cfg, out, policy=NoLoss())
+    run.start()
+    run.run()
+    (row,) = read_jsonl(out / "metrics.jsonl")
+    assert row["trained"] and row["loss"] is None

@@ -5,6 +5,7 @@ seeds, the trusted verdict on one candidate, the child state it makes, and the s
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
 from typing import Any
 
@@ -92,7 +93,9 @@ def metrics_row(step: int, evaluations, adv: GroupAdvantages, train_metrics: dic
     rewards = np.array([ev.reward for ev in flat], dtype=float)
     values = np.array([ev.value for ev in flat if ev.valid], dtype=float)
     betas = [b for b in adv.betas if b is not None]
-    tm = train_metrics
+    # a service may not report a value (SkyRL's forward_backward has no loss: NaN): None, never a
+    # NaN that the strict JSON logs refuse
+    tm = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in train_metrics.items()}
     return {
         "step": step,
         "reward_mean": float(rewards.mean()),
