@@ -43,6 +43,8 @@ class FakeDigitPolicy:
                 group.append(Sample(prompt_tokens=ptoks, tokens=toks, logprobs=[float(logp[t]) for t in toks],
                                     text="".join(map(str, toks)), stop_reason="stop"))
                 self._usage.sampled_tokens += len(toks)
+            self._usage.prompt_tokens += len(ptoks)  # one request per prompt (n samples)
+            self._usage.requests += 1
             out.append(group)
         return out
 
@@ -61,7 +63,8 @@ class FakeDigitPolicy:
         self.logits = self.logits + config.learning_rate * grad
         self.steps += 1
         n = sum(len(d.tokens) for d in batch)
-        self._usage.trained_tokens += n
+        self._usage.trained_tokens += sum(len(d.prompt_tokens) + len(d.tokens) for d in batch)  # whole sequences
+        self._usage.requests += 1
         return {"loss": float(loss), "tokens": n}
 
     def save(self, path: str) -> None:
@@ -76,7 +79,7 @@ class FakeDigitPolicy:
         self.steps = data["steps"]
 
     def usage(self) -> TokenUsage:
-        return self._usage
+        return TokenUsage(**self._usage.to_dict())
 
     def close(self) -> None:
         pass

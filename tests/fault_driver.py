@@ -49,6 +49,14 @@ def main() -> int:
     from tttd import policy
 
     policy.BACKENDS["local"] = "tests.fault_driver:SlowDigitPolicy"
+    import tttd.ablate.runner
+
+    # tttd ablate's workers: this driver too (the fake policy), as ``--ablate-worker``
+    tttd.ablate.runner._worker_command = lambda: [sys.executable, "-m", "tests.fault_driver", "--ablate-worker"]
+    if sys.argv[1:] == ["--ablate-worker"]:
+        from tttd.ablate.worker import main as worker_main
+
+        return worker_main()
     if os.environ.get("TTTD_TEST_EXECUTOR_FAILS"):
         import tttd.executor
 

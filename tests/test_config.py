@@ -69,7 +69,7 @@ def test_round_trip_through_dict():
 
 def test_paper_preset_keeps_the_math_tasks_memory_default():
     """Issue 15: the run's eval_memory_mb is None unless set, so the math tasks keep 4096 MB."""
-    from tttd.loop import build_task
+    from tttd.build import build_task
 
     cfg = resolve_config(preset="paper", flag_values={"task": "erdos"})
     assert cfg.eval_memory_mb is None
@@ -83,7 +83,7 @@ def test_paper_preset_keeps_the_math_tasks_memory_default():
 def test_chat_template_options_config_key_flag_and_policy(monkeypatch):
     """Issue 15: chat-template options are a config key (the paper preset asks gpt-oss for high
     reasoning), a repeatable CLI flag, and reach the backend's constructor (backend_options win)."""
-    import tttd.loop as loop
+    import tttd.build as loop
     from tttd.cli import build_parser
     from tttd.cli.common import parse_kv
 

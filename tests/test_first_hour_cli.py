@@ -101,18 +101,80 @@ def test_scorer_bug_is_scorer_error_and_a_bad_answer_is_invalid(tmp_path):
     assert f"{task_file}:{_line_of(task_file, 'undefined_name')}" in bug.message
 
 
-def test_scorer_error_samples_carry_no_gradient():
-    import numpy as np
-
-    from tttd.task_errors import mask_scorer_errors
+def test_scorer_error_samples_carry_no_signal():
+    """Issue 32: a scorer error is removed before the advantages are computed: seven equal rewards
+    plus one scorer error are a constant group (dropped); in a mixed group it moves nothing."""
+    from tttd.objective import group_advantages
+    from tttd.task_errors import scorer_errors
     from tttd.types import Evaluation
 
-    def ev(status):
-        return Evaluation(valid=status == "ok", value=1.0 if status == "ok" else None, reward=0.0, status=status)
+    def ev(status, reward=0.5):
+        return Evaluation(valid=status == "ok", value=reward if status == "ok" else None, reward=reward, status=status)
 
-    adv = [np.array([1.0, -0.5, 0.25]), None]
-    mask_scorer_errors(adv, [[ev("ok"), ev("scorer_error"), ev("invalid")], [ev("scorer_error")]])
-    assert adv[0].tolist() == [1.0, 0.0, 0.25] and adv[1] is None
+    evs = [[ev("ok")] * 7 + [ev("scorer_error", 0.0)], [ev("ok", 1.0), ev("scorer_error", 0.0), ev("ok", 0.2)]]
+    assert scorer_errors(evs) == [[7], [1]]
+    adv = group_advantages([[e.reward for e in g] for g in evs], exclude=scorer_errors(evs))
+    assert adv.advantages[0] is None and adv.dropped == [0] and adv.kept == 1
+    alone = group_advantages([[1.0, 0.2]])
+    assert adv.advantages[1].tolist() == [alone.advantages[0][0], 0.0, alone.advantages[0][1]]
+    assert adv.betas[1] == alone.betas[0]
+    assert not adv.in_batch(1, 1) and adv.in_batch(1, 0) and not adv.in_batch(0, 0)
+
+
+def test_a_scorer_error_in_a_constant_group_trains_nothing(tmp_path):
+    """Seven equal rewards and one scorer error: nothing trains (today's code gave the seven
+    +0.167 each and trained on them), and the rollouts carry no advantage."""
+    from tests.fakes import FakeDigitPolicy
+    from tttd.build import build_task
+    from tttd.config import resolve_config
+    from tttd.loop import Discovery
+    from tttd.rundir import read_jsonl
+    from tttd.types import Evaluation
+
+    cfg = resolve_config(flag_values=dict(task="demo", steps=1, groups=1, group_size=8, workers=1, seed=1))
+    task = build_task(cfg)
+    calls = []
+
+    def evaluate(cand, result, start):
+        calls.append(1)
+        if len(calls) == 8:
+            raise RuntimeError("a bug in the scorer")
+        return Evaluation(valid=True, value=2.0, reward=0.5, artifact={"text": "same"})
+
+    task.evaluate = evaluate
+    pol = FakeDigitPolicy()
+    run = Discovery(cfg, tmp_path / "r", task=task, policy=pol)
+    run.start()
+    run.run()
+    rows = list(read_jsonl(tmp_path / "r" / "rollouts.jsonl"))
+    assert [r["status"] for r in rows].count("scorer_error") == 1
+    assert all(r["advantage"] is None for r in rows)
+    assert pol.steps == 0
+    assert [m["trained"] for m in read_jsonl(tmp_path / "r" / "metrics.jsonl")] == [False]
+
+    # a group with a signal: the scorer error is left out of the batch (KL term included)
+    class Recorder(FakeDigitPolicy):
+        def train_step(self, batch, config):
+            self.batch = batch
+            return super().train_step(batch, config)
+
+    calls.clear()
+
+    def varied(cand, result, start):
+        calls.append(1)
+        if len(calls) == 8:
+            raise RuntimeError("a bug in the scorer")
+        return Evaluation(valid=True, value=float(len(calls)), reward=0.1 * len(calls), artifact={"n": len(calls)})
+
+    task.evaluate = varied
+    rec = Recorder()
+    run = Discovery(resolve_config(flag_values=dict(task="demo", steps=1, groups=1, group_size=8, workers=1,
+                                                    seed=1, kl_coef=0.1)), tmp_path / "r2", task=task, policy=rec)
+    run.start()
+    run.run()
+    assert len(rec.batch) == 7
+    rows = list(read_jsonl(tmp_path / "r2" / "rollouts.jsonl"))
+    assert [r["advantage"] is None for r in rows] == [False] * 7 + [True]
 
 
 # ------------------------------------------------------------------ 1 and 2: a served model

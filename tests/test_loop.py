@@ -7,7 +7,8 @@ import pytest
 
 from tests.fakes import FakeDigitPolicy
 from tttd.config import resolve_config
-from tttd.loop import Discovery, FaultInjected
+from tttd.faults import FaultInjected
+from tttd.loop import Discovery
 from tttd.rundir import read_jsonl
 
 TIMING = ("seconds", "spend")
@@ -218,3 +219,47 @@ def test_resume_stepping_back_keeps_the_better_best(tmp_path):
     summary = again.run()
     assert summary["best_value"] == bests[2]
     assert json.loads((out / "best" / "best.json").read_text())["value"] == bests[2]
+
+
+def test_rollouts_mark_which_children_stayed_in_the_archive(tmp_path):
+    """Issue 32: prune_children and the size cap evict children right after they join; the rollouts say
+    which stayed (``child_kept``), matching the archive the step committed."""
+    cfg, out = _cfg(tmp_path, "k", steps=2, archive_size=4)  # 3 roots: room for one child
+    _run(cfg, out)
+    ids = {e["state"]["id"] for e in _archive(out)["states"]}
+    last = [r for r in read_jsonl(out / "rollouts.jsonl") if r["step"] == 1 and r["child"] is not None]
+    assert last and any(not r["child_kept"] for r in last)  # the test needs an evicted child
+    assert all(r["child_kept"] == (r["child"] in ids) for r in last)
+
+
+def test_the_mismatch_metric_reads_what_the_backend_returns(tmp_path):
+    """Issue 32: tinker returns kl_sample_train_v1/_v2 (the local backend kl_sample_train); the
+    metric and its warning read either."""
+
+    class TinkerLike(FakeDigitPolicy):
+        def train_step(self, batch, config):
+            got = super().train_step(batch, config)
+            return {**got, "kl_sample_train_v1": 0.25, "kl_sample_train_v2": 0.125}
+
+    cfg, out = _cfg(tmp_path, "m", steps=1)
+    run = Discovery(cfg, out, policy=TinkerLike())
+    run.start()
+    run.run()
+    (row,) = read_jsonl(out / "metrics.jsonl")
+    assert row["trained"] and (row["kl_sample_train"], row["kl_sample_train_v2"]) == (0.25, 0.125)
+
+
+def test_a_metric_the_backend_does_not_report_is_logged_as_null(tmp_path):
+    """A service whose forward_backward reports no loss (SkyRL: the tinker backend returns NaN)
+    must not stop the run at the strict JSON log (found by the live SkyRL loop check, issue 32)."""
+
+    class NoLoss(FakeDigitPolicy):
+        def train_step(self, batch, config):
+            return {**super().train_step(batch, config), "loss": float("nan")}
+
+    cfg, out = _cfg(tmp_path, "n", steps=1)
+    run = Discovery(cfg, out, policy=NoLoss())
+    run.start()
+    run.run()
+    (row,) = read_jsonl(out / "metrics.jsonl")
+    assert row["trained"] and row["loss"] is None

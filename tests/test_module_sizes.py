@@ -12,7 +12,6 @@ LIMIT = 500
 #: module path -> why it is longer than LIMIT (one line each). Shorten or split, then remove.
 LONGER = {
     "tttd/archive.py": "Archive (selection, statistics, persistence) is one unit; ChildFilter (30 lines) could move out",
-    "tttd/loop.py": "the step loop; issue 24 (faults) edits it in parallel, split after that merges",
     "tttd/policy/tinker.py": "Tinker backend; issue 24 (flaky services) edits it in parallel, split after that merges",
     "tttd/sandbox/harness.py": "runs inside the jail as one stdlib-only file (sent as the program's source), like the speed harness",
     "tttd/tasks/speed/harness.py": "runs inside the jail as one self-contained file (sent as the program's source)",

@@ -23,7 +23,8 @@ from scipy.optimize import brentq
 
 from tests.fakes import FakeDigitPolicy
 from tttd.config import resolve_config
-from tttd.loop import Discovery, build_executor, build_policy, build_task
+from tttd.build import build_executor, build_policy, build_task
+from tttd.loop import Discovery
 from tttd.rundir import read_jsonl
 
 
@@ -317,7 +318,7 @@ def test_policy_options_reach_the_backend(monkeypatch):
         def __init__(self, **kwargs):
             seen.update(kwargs)
 
-    monkeypatch.setattr("tttd.loop.backend_class", lambda name: seen.setdefault("backend", name) and Backend)
+    monkeypatch.setattr("tttd.build.backend_class", lambda name: seen.setdefault("backend", name) and Backend)
     cfg = resolve_config(flag_values=dict(
         task="demo", backend="local", model="some/model", lora_rank=5, full_finetune=True, seed=9,
         learning_rate=0.01, steps=7, engine="hf", chat_template_kwargs={"reasoning_effort": "low"},

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import shutil
 import threading
 from concurrent.futures import Future
@@ -160,8 +161,10 @@ class RetryingSubmit:
     is an infrastructure failure (at most ``retries`` times). A result still lost after that is
     returned as it is and remembered in :attr:`exhausted`; the loop then stops the step."""
 
-    def __init__(self, submit: Callable[[Any], Future], retries: int = INFRA_RETRIES):
+    def __init__(self, submit: Callable[[Any], Future], retries: int = INFRA_RETRIES,
+                 on_result: Callable[[Any, Any], None] | None = None):
         self._submit = submit
+        self._on_result = on_result  # (result, program): every attempt, for the spend ledger
         self.retries = int(retries)
         self.retried = 0
         self.exhausted: list[str] = []
@@ -183,6 +186,8 @@ class RetryingSubmit:
         inner.add_done_callback(lambda f: self._done(program, out, attempt, f.result()))
 
     def _done(self, program: Any, out: Future, attempt: int, result: Any) -> None:
+        if self._on_result is not None:
+            self._on_result(result, program)
         if is_infrastructure(result):
             if attempt < self.retries:
                 with self._lock:
@@ -210,3 +215,23 @@ def infrastructure_error(messages: list[str], step: int, run_dir: str | Path, re
         f"{len(messages)} evaluation(s) of step {step} failed for reasons outside the candidate "
         f"{retries + 1} times ({first}); the step was not committed (nothing was scored or trained "
         f"on). Check the executor (workers, nodes, memory), then `tttd resume {run_dir}` continues exactly")
+
+
+class FaultInjected(RuntimeError):
+    pass
+
+
+def fault_point(point: str, step: int) -> None:
+    """Fault injection for the crash-recovery tests; a no-op unless ``TTTD_FAULT`` is set.
+
+    ``TTTD_FAULT=POINT:STEP`` sends SIGKILL to this process when the loop reaches POINT (sample,
+    evaluate, train, checkpoint, commit) in STEP; ``POINT:STEP:raise`` raises FaultInjected.
+    """
+    spec = os.environ.get("TTTD_FAULT")
+    if not spec:
+        return
+    where, at, *mode = spec.split(":")
+    if where == point and int(at) == step:
+        if mode == ["raise"]:
+            raise FaultInjected(f"fault injected at {point} of step {step}")
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -4,6 +4,14 @@ The :class:`Ledger` counts tokens (prompt, sampled, trained), samples, evaluatio
 CPU/GPU-seconds and wall time, and money from a price table. It is checkpointed with every step
 (``loop.json``), so it carries across resumes.
 
+Where the counts come from (issue 32): tokens and requests are what the backend itself counted,
+the change in ``policy.usage()`` over the step, so requests the loop never sees (the forced
+answer's second phase, the KL term's base-model log-probs, retried requests) are paid for, and
+prompt tokens are counted as the backend sends them (per request, not per sample). Trained tokens
+are whole trained sequences (prompt and completion) as the backend counts them. Evaluation
+CPU/GPU-seconds are measured on every sandboxed program the executor ran (:class:`EvalMeter`),
+whatever the task kind (an AHC candidate is a compile plus one program per case).
+
 Prices are USD per million tokens, per backend and model, with an optional ``hour`` rate for
 wall time (e.g. a rented GPU). The table below holds only what tttd knows for sure (your own
 machine's tokens cost nothing); extend it in a config file::
@@ -23,6 +31,7 @@ samples of a step are known exactly: groups x group size). The stopped run is re
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +53,7 @@ class Ledger:
     prompt_tokens: int = 0
     sampled_tokens: int = 0
     trained_tokens: int = 0
+    requests: int = 0  # requests the backend sent (sampling, forced answers, KL reference, retries)
     seconds: float = 0.0  # wall time of the completed steps
     evaluations: int = 0
     valid: int = 0
@@ -60,7 +70,7 @@ class Ledger:
 
     def record_step(self, *, samples: int, prompt_tokens: int, sampled_tokens: int,
                     trained_tokens: int, valid: int, seconds: float,
-                    price: dict[str, float] | None) -> None:
+                    price: dict[str, float] | None, requests: int = 0) -> None:
         """Add one completed step's counts; remember them as the estimate of the next step."""
         usd = None if price is None else (
             (prompt_tokens * price.get("prompt", 0.0) + sampled_tokens * price.get("sampled", 0.0)
@@ -71,6 +81,7 @@ class Ledger:
         self.prompt_tokens += prompt_tokens
         self.sampled_tokens += sampled_tokens
         self.trained_tokens += trained_tokens
+        self.requests += requests
         self.seconds += seconds
         self.usd = None if usd is None or self.usd is None else self.usd + usd
         self.last_step = {"samples": samples, "seconds": seconds, "usd": usd}
@@ -82,6 +93,34 @@ class Ledger:
     def from_dict(cls, data: dict[str, Any]) -> "Ledger":
         names = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+USAGE_KEYS = ("prompt_tokens", "sampled_tokens", "trained_tokens", "requests")
+
+
+def usage_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """What a backend's usage counters (``TokenUsage.to_dict()``) grew by over one step."""
+    return {k: int(after.get(k, 0)) - int(before.get(k, 0)) for k in USAGE_KEYS}
+
+
+class EvalMeter:
+    """Evaluation CPU/GPU-seconds of every sandboxed program the executor ran (retries included),
+    added from the executor's threads and taken into the ledger once per step."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._acc = Ledger()
+
+    def add(self, result: Any, limits: Any) -> None:
+        with self._lock:
+            self._acc.add_evaluation(result, limits)
+
+    def take(self) -> tuple[float, float]:
+        """(CPU-seconds, GPU-seconds) since the last take."""
+        with self._lock:
+            got = (self._acc.eval_cpu_seconds, self._acc.eval_gpu_seconds)
+            self._acc = Ledger()
+        return got
 
 
 def price_for(cfg: RunConfig) -> dict[str, float] | None:
@@ -141,7 +180,7 @@ def spend_lines(ledger: Ledger, cfg: RunConfig) -> list[str]:
         f"spend: {ledger.samples} samples, {ledger.evaluations} evaluations ({ledger.valid} valid), "
         f"{ledger.seconds / 3600:.3f} h wall",
         f"tokens: {ledger.prompt_tokens} prompt, {ledger.sampled_tokens} sampled, "
-        f"{ledger.trained_tokens} trained; evaluation {ledger.eval_cpu_seconds:.1f} CPU-s, "
+        f"{ledger.trained_tokens} trained ({ledger.requests} requests); evaluation {ledger.eval_cpu_seconds:.1f} CPU-s, "
         f"{ledger.eval_gpu_seconds:.1f} GPU-s; cost {usd}",
     ]
     left = remaining(ledger, cfg)

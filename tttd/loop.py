@@ -12,164 +12,51 @@ updated weights: the loop stays fully on-policy, as the paper's synchronous mode
 Determinism: the sampling seed of every group is derived from (run seed, step, group), and the
 archive's RNG is checkpointed, so a resumed run repeats an uninterrupted one (up to the backend's
 own sampling nondeterminism; exact on the CPU local backend).
+
+The run's state (archive, best, ledger, scorer-guard counter, step) is one
+:class:`~tttd.runstate.RunState`, committed and restored as a whole (issue 32); how the run is
+built from its configuration is :mod:`tttd.build`, the stateless parts of a step
+:mod:`tttd.step_parts`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shlex
-import signal
 import time
-from collections import Counter
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from tttd import faults, runlock, signals
 from tttd.archive import Archive
+from tttd.build import (build_policy, build_task, check_task_unchanged, describe_run,
+                        record_task_fingerprint, write_best)
 from tttd.config import RunConfig
-from tttd.ledger import Ledger, budget_stop, check_budget, price_for
-from tttd.objective import group_advantages
-from tttd.policy import Policy, SamplingParams, TrainConfig, backend_class
-from tttd.policy.backends import backend_spec
-from tttd.rundir import NotARunError, RunDir, append_jsonl, atomic_write_json, atomic_write_text
-from tttd.registry import get_task
+from tttd.faults import FaultInjected, fault_point  # noqa: F401 - FaultInjected: re-exported
+from tttd.evaluator import Evaluator
+from tttd.ledger import budget_stop, check_budget, price_for, usage_delta
+from tttd.metric_log import check_loggers, open_loggers
+from tttd.objective import GroupAdvantages, group_advantages
+from tttd.policy import Policy, SamplingParams, TrainConfig
+from tttd.progress import why_no_train
+from tttd.registry import task_fingerprint
+from tttd.rundir import RunDir, append_jsonl, atomic_write_text
+from tttd.runstate import Best, RunState, commit, restore
+from tttd.step_parts import (child_state, derive_seed, metrics_row, parent_of, prompt_hash, rollout_rows,  # noqa: F401
+                             verdict)
 from tttd.task import Task
-from tttd.types import Evaluation, SandboxResult, State, TrainDatum
-
-
-def _sandbox_report() -> dict[str, Any]:
-    """Which sandbox protections this machine provides (recorded in config.json)."""
-    from tttd.sandbox import isolation_report
-
-    rep = isolation_report()
-    return {"full": rep["full"], "active": rep["active"], "missing": rep["missing"], "notes": rep["notes"]}
-
-
-class FaultInjected(RuntimeError):
-    pass
-
-
-class PolicyLoadError(RuntimeError):
-    """The configured model or service could not be loaded (the CLI prints it as one line)."""
-
-
-def fault_point(point: str, step: int) -> None:
-    """Fault injection for the crash-recovery tests; a no-op unless ``TTTD_FAULT`` is set.
-
-    ``TTTD_FAULT=POINT:STEP`` sends SIGKILL to this process when the loop reaches POINT (sample,
-    evaluate, train, checkpoint, commit) in STEP; ``POINT:STEP:raise`` raises FaultInjected.
-    """
-    spec = os.environ.get("TTTD_FAULT")
-    if not spec:
-        return
-    where, at, *mode = spec.split(":")
-    if where == point and int(at) == step:
-        if mode == ["raise"]:
-            raise FaultInjected(f"fault injected at {point} of step {step}")
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def derive_seed(*parts: int) -> int:
-    """A 31-bit seed from integers (stable across processes and Python versions)."""
-    h = hashlib.sha256(",".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
-
-
-@dataclass
-class Best:
-    value: float | None = None
-    reward: float | None = None
-    step: int | None = None
-    artifact: dict[str, Any] = field(default_factory=dict)
-    message: str = ""
-
-
-def build_policy(cfg: RunConfig) -> Policy:
-    """The configured backend, given the run's settings that its declaration lists
-    (:mod:`tttd.policy.backends`) and then the user's backend options."""
-    try:
-        cls = backend_class(cfg.backend)
-    except ImportError as exc:
-        raise PolicyLoadError(str(exc)) from exc
-    offered = dict(
-        model=cfg.model, lora_rank=cfg.lora_rank, full_finetune=cfg.full_finetune, seed=cfg.seed,
-        learning_rate=cfg.learning_rate, total_steps=cfg.steps, engine=cfg.engine,
-        chat_template_kwargs=dict(cfg.chat_template_kwargs) or None,
-    )
-    declared = backend_spec(cfg.backend).names()
-    kwargs = {k: v for k, v in offered.items() if k in declared}
-    kwargs.update(cfg.backend_options)
-    try:
-        policy = cls(**kwargs)
-        check = getattr(policy, "check_reachable", None)  # remote endpoints: fail before writing
-        if check is not None:
-            check()
-        return policy
-    except (ValueError, OSError, ImportError, RuntimeError, TimeoutError) as exc:
-        raise PolicyLoadError(f"cannot load the {cfg.backend} policy {cfg.model!r}: {exc}") from exc
-
-
-def package_versions(names=("torch", "transformers", "peft", "tokenizers", "accelerate", "tinker", "openai",
-                                 "ray", "vllm")) -> dict[str, str]:
-    """Installed versions of the packages a run may use (read from metadata, nothing imported)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return found
-
-
-def verify_command(task: str, target: Path, options: str = "") -> str:
-    """The shell command that re-verifies ``target``: a task given as a file path (or a problem
-    folder) is named by its absolute path, so the command works from any directory."""
-    import shlex
-
-    from tttd.registry import absolute_task_spec
-
-    name = absolute_task_spec(task)
-    return f"tttd verify {shlex.quote(name)}{options} {shlex.quote(str(Path(target).resolve()))}"
-
-
-def build_task(cfg: RunConfig) -> Task:
-    """The configured task; the run's evaluation limits reach it when its factory takes them."""
-    from tttd.registry import declared_options, task_factory
-
-    offered = dict(eval_timeout_s=cfg.eval_timeout_s, cpus_per_eval=cfg.cpus_per_eval,
-                   eval_memory_mb=cfg.eval_memory_mb)
-    declared = declared_options(task_factory(cfg.task)) or []
-    options = {k: v for k, v in offered.items() if k in declared and v is not None}  # None: task default
-    options.update(cfg.task_options)
-    return get_task(cfg.task, **options)
-
-
-def build_executor(cfg: RunConfig):
-    from tttd.executor import make_executor
-
-    return make_executor(cfg.executor, workers=cfg.workers, cpus_per_eval=cfg.cpus_per_eval)
+from tttd.task_errors import ScorerGuard, checked_roots, scorer_errors
+from tttd.types import Evaluation, State, TrainDatum
+from tttd.wording import raise_cap_command, step_text
 
 
 class Discovery:
-    """A run: the task, policy, archive and executor, and the step that ties them together."""
+    """A run: the task, policy, executor and :class:`RunState`, and the step that ties them."""
 
-    def __init__(
-        self,
-        cfg: RunConfig,
-        run_dir: str | Path,
-        *,
-        task: Task | None = None,
-        policy: Policy | None = None,
-        on_step: Callable[[dict[str, Any]], None] | None = None,
-        on_event: Callable[[str], None] | None = None,
-    ):
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, *, task: Task | None = None,
+                 policy: Policy | None = None, on_step: Callable[[dict[str, Any]], None] | None = None,
+                 on_event: Callable[[str], None] | None = None):
         self.cfg = cfg
         self.dir = RunDir(run_dir)
         self.task = task or build_task(cfg)
@@ -180,22 +67,26 @@ class Discovery:
         self.on_step = on_step or (lambda m: None)
         self.on_event = on_event or (lambda s: None)
         self._policy = policy
-        self.archive = Archive(
-            maximize=self.task.objective.maximize, reuse=cfg.reuse, c=cfg.puct_c,
-            topk_children=cfg.topk_children, max_size=cfg.archive_size,
-            visit_counting=cfg.visit_counting, seed=cfg.seed, directions=self.task.metric_directions(),
-        )
-        self.step = 0  # next step to run
-        self.ledger = Ledger()
-        self.best = Best()
+        self.state = RunState(archive=self._new_archive())
         self._best_dirty = False
-        self._executor = None
+        self.evaluator = Evaluator(cfg, self.dir.path, self.on_event)
+        self._usage_mark: dict[str, int] | None = None  # the policy's usage at the last step's end
         self.stopped: str | None = None  # why a budget cap stopped the run
         self._committed: int | None = None  # the last step this process committed
         self._loggers = None
-        from tttd.task_errors import ScorerGuard
 
-        self._scorer_guard = ScorerGuard()
+    def _new_archive(self) -> Archive:
+        cfg = self.cfg
+        return Archive(maximize=self.task.objective.maximize, reuse=cfg.reuse, c=cfg.puct_c,
+                       topk_children=cfg.topk_children, max_size=cfg.archive_size,
+                       visit_counting=cfg.visit_counting, seed=cfg.seed,
+                       directions=self.task.metric_directions())
+
+    # the run state's fields, as the callers have always read them
+    archive = property(lambda self: self.state.archive, lambda self, v: setattr(self.state, "archive", v))
+    step = property(lambda self: self.state.step, lambda self, v: setattr(self.state, "step", v))
+    ledger = property(lambda self: self.state.ledger, lambda self, v: setattr(self.state, "ledger", v))
+    best = property(lambda self: self.state.best, lambda self, v: setattr(self.state, "best", v))
 
     # ------------------------------------------------------------------ setup and resume
     @property
@@ -211,15 +102,11 @@ class Discovery:
         getattr(self.task, "prepare", lambda: None)()  # the task's data, also before anything is written
         roots = self._roots()  # a task mistake is one line before a model loads or a file is written
         _ = self.policy
-        from tttd import runlock
-
         runlock.acquire(self.dir.path)  # issue 24: one process per run directory
         self.dir.create(self.describe())
         self._add_roots(roots)
 
     def _roots(self) -> list[State]:
-        from tttd.task_errors import checked_roots
-
         return checked_roots(self.task, self.cfg.groups, np.random.default_rng(self.cfg.seed))
 
     def _add_roots(self, roots: list[State] | None = None) -> None:
@@ -230,109 +117,47 @@ class Discovery:
             self._track_best(s.value, s.reward, -1, s.artifact, "initial state" + (f": {note}" if note else ""))
 
     def restore(self, accept_task_change: bool = False) -> None:
-        """Continue after the last committed step; logs of uncommitted steps are dropped.
-
-        Everything is checked before anything is changed: a damaged checkpoint (missing
-        pointer, truncated archive or loop state) or a changed task (its fingerprint, see
-        :func:`tttd.task.task_fingerprint`, unless ``accept_task_change``) raises
+        """Continue after the last committed step (:func:`tttd.runstate.restore`); logs of
+        uncommitted steps are dropped. Everything is checked before anything is changed: a
+        damaged checkpoint or a changed task (unless ``accept_task_change``) raises
         :class:`~tttd.rundir.NotARunError` and leaves every file as it was."""
         self._check_options()
-        from tttd import runlock
-
         self.dir.check()
         runlock.acquire(self.dir.path)  # issue 24: before anything is read for writing
-        ckpt = self.dir.latest_resumable_step_dir()  # newest step with a complete policy state
-        loaded = self.dir.read_checkpoint(ckpt) if ckpt is not None else None
-        self._check_task_unchanged(accept_task_change)
-        if loaded is None:  # died before the first (complete) commit: start the steps over
+        found = restore(self.dir, self._new_archive)
+        check_task_unchanged(self.dir, self.cfg, self.task_fingerprint(), accept_task_change)
+        if found is None:  # died before the first commit: start the steps over
             self.dir.repair_logs(-1)
             self._add_roots()
             return
-        archive_text, state = loaded
-        try:
-            archive = Archive.from_dict(json.loads(archive_text))
-            ledger, best = Ledger.from_dict(state["ledger"]), Best(**state["best"])
-            step = int(state["step"]) + 1
-        except (KeyError, TypeError, ValueError) as exc:
-            raise NotARunError(f"{ckpt} is damaged ({type(exc).__name__}: {str(exc)[:120]}); "
-                               "refusing to resume") from None
-        self.archive, self.ledger, self.best, self.step = archive, ledger, best, step
-        self._keep_dropped_best(ckpt)
+        self.state = found.state
+        if accept_task_change:
+            self.state.scorer_errors = 0  # the errors counted were the old scorer's
         if self.step >= self.cfg.steps:
             return  # finished: nothing to load or repair
-        if (ckpt / "policy").exists():
-            self.policy.load(str(ckpt / "policy"))
-        self.dir.repair_logs(state["step"])
+        if found.policy_dir is not None:
+            self.policy.load(str(found.policy_dir))
+        self.dir.repair_logs(found.repair_through)
+        if len(self.archive) == 0:  # no complete policy state yet: from the roots, the record kept
+            self._add_roots()
         self.archive.save(self.dir.archive)  # readers' copies may predate a crash after commit
         self.write_best()
         if accept_task_change:
-            self._record_task_fingerprint()
-
-    def _keep_dropped_best(self, ckpt: Path) -> None:
-        """A resume that steps back to the last complete policy state (``ckpt``, older than the
-        last committed step) repeats the steps after it: keep the best of the dropped steps when
-        it is better (issue 20). The newest step's checkpoint is read as any other; if it cannot
-        be read, the resumable step's best stands."""
-        latest = self.dir.latest_step_dir()
-        if latest is None or latest == ckpt:
-            return
-        try:
-            other = Best(**self.dir.read_checkpoint(latest)[1]["best"])
-        except (NotARunError, TypeError):
-            return
-        if other.value is not None and (self.best.value is None
-                                        or self.task.objective.better(other.value, self.best.value)):
-            self.best = other
+            record_task_fingerprint(self.dir, self.task_fingerprint())
 
     def task_fingerprint(self) -> str:
-        from tttd.registry import task_fingerprint
-
         return task_fingerprint(self.cfg.task, self.task, self.cfg.task_options)
-
-    def _check_task_unchanged(self, accept: bool) -> None:
-        stored = self.dir.read_config().get("_task", {}).get("fingerprint")
-        if stored is None or accept:
-            return
-        if stored != self.task_fingerprint():
-            raise NotARunError(
-                f"the task {self.cfg.task!r} changed since this run started (its source or options "
-                "differ); resuming would mix two scoring functions. Pass --accept-task-change to "
-                "continue anyway")
-
-    def _record_task_fingerprint(self) -> None:
-        full = self.dir.read_config()
-        full.setdefault("_task", {})["fingerprint"] = self.task_fingerprint()
-        atomic_write_json(self.dir.config, full)
 
     def _check_options(self) -> None:
         """Budget caps and metric logs that cannot work fail here, before anything is written."""
-        from tttd.metric_log import check_loggers
-
         check_budget(self.cfg)
         check_loggers(self.cfg.log)
 
     def describe(self) -> dict[str, Any]:
-        import platform
-
-        import tttd
-
-        return {
-            **self.cfg.to_dict(),
-            "_versions": {"tttd": tttd.__version__, "python": platform.python_version(), "numpy": np.__version__,
-                          **package_versions()},
-            "_task": {"name": self.task.name, "direction": self.task.objective.direction,
-                      "transform": self.task.objective.transform,
-                      "fingerprint": self.task_fingerprint()},
-            **({"_engine": self.policy.engine_info()} if hasattr(self.policy, "engine_info") else {}),
-            "_sandbox": _sandbox_report(),
-        }
+        return describe_run(self.cfg, self.task, self.policy, self.task_fingerprint())
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, Any]:
-        from tttd.metric_log import open_loggers
-
-        from tttd import faults, runlock, signals
-
         interrupted = False
         try:
             with signals.handling(), signals.steps():
@@ -342,75 +167,75 @@ class Discovery:
                         raise signals.Stopped(signals.stop_message(sig, self.step, str(self.dir.path)), sig)
                     self.stopped = budget_stop(self.ledger, self.cfg)  # at a step boundary, before it
                     if self.stopped:
-                        from tttd.wording import raise_cap_command, step_text
-
                         self.on_event(f"stopped before {step_text(self.step)} of {self.cfg.steps}: {self.stopped}; "
                                       f"to go on: {raise_cap_command(self.dir.path, self.stopped, self.ledger, self.cfg, self.step)}")
                         break
-                    try:
-                        metrics = self.run_step(self.step)
-                        self.on_step(metrics)
-                        self._loggers = self._loggers or open_loggers(self.cfg.log, self.dir.path)
-                        self._loggers.log(metrics)
-                    except faults.RunFault:
-                        raise
-                    except Exception as exc:  # issue 24: a full / read-only / vanished run directory
-                        fault = faults.disk_fault(exc, self.dir.path, self.step, self._committed == self.step)
-                        if fault is None:
-                            raise
-                        faults.discard_uncommitted(self.dir.path, self.step)
-                        raise fault from None
+                    self._one_step()
                     self.step += 1
         except BaseException:
             interrupted = True
             raise
         finally:
-            if self._loggers is not None:
-                try:
-                    self._loggers.close()
-                except Exception:  # noqa: BLE001 - e.g. a full disk: the run's own error wins
-                    if not interrupted:
-                        raise
-                self._loggers = None
-            if self._executor is not None:
-                close = self._executor.close
-                try:  # a stopped step's queued evaluations are dropped, not waited for
-                    close(cancel_pending=True) if interrupted else close()
-                except TypeError:
-                    close()
-                self._executor = None
-            runlock.release(self.dir.path)
+            self._close(interrupted)
         return self.summary()
 
-    def submit(self, program) -> Future:
-        """Run a program in the sandbox on the executor (started on first use); evaluations lost
-        to the infrastructure are started again (bounded, see :class:`tttd.faults.RetryingSubmit`)."""
-        if self._executor is None:
-            from tttd.faults import InfrastructureError, RetryingSubmit
-
-            try:
-                self._executor = build_executor(self.cfg)
-            except (ValueError, ImportError):
+    def _one_step(self) -> None:
+        try:
+            metrics = self.run_step(self.step)
+            self.on_step(metrics)
+            self._loggers = self._loggers or open_loggers(self.cfg.log, self.dir.path)
+            self._loggers.log(metrics)
+        except faults.RunFault:
+            raise
+        except Exception as exc:  # issue 24: a full / read-only / vanished run directory
+            fault = faults.disk_fault(exc, self.dir.path, self.step, self._committed == self.step)
+            if fault is None:
                 raise
-            except Exception as exc:  # e.g. a Ray cluster that cannot be reached
-                raise InfrastructureError(
-                    f"the {self.cfg.executor} executor could not start ({type(exc).__name__}: "
-                    f"{str(exc)[:200]}); nothing of step {self.step} was kept. Fix it, then "
-                    f"`tttd resume {self.dir.path}` continues exactly") from None
-            self._retrying = RetryingSubmit(self._executor.submit)
-        return self._retrying(program)
+            faults.discard_uncommitted(self.dir.path, self.step)
+            raise fault from None
+
+    def _close(self, interrupted: bool) -> None:
+        if self._loggers is not None:
+            try:
+                self._loggers.close()
+            except Exception:  # noqa: BLE001 - e.g. a full disk: the run's own error wins
+                if not interrupted:
+                    raise
+            self._loggers = None
+        self.evaluator.close(interrupted)
+        runlock.release(self.dir.path)
+
+    def submit(self, program) -> Future:
+        """Run a program in the sandbox (:class:`tttd.evaluator.Evaluator`): tasks launch with it."""
+        return self.evaluator.submit(program, self.step)
 
     def run_step(self, step: int) -> dict[str, Any]:
-        cfg, task, archive = self.cfg, self.task, self.archive
+        """select -> sample/launch -> evaluate/archive -> advantages -> train -> commit."""
+        cfg = self.cfg
         t = {"start": time.perf_counter()}
-
-        # 1. select start states; 2. prompt
-        starts = archive.select(cfg.groups)
-        prompts = [task.prompt(s, self._parent_of(s)) for s in starts]
+        if self._usage_mark is None:
+            self._usage_mark = self.policy.usage().to_dict()
+        starts = self.archive.select(cfg.groups)
+        prompts = [self.task.prompt(s, parent_of(self.archive, s)) for s in starts]
         t["select"] = time.perf_counter()
+        samples, pending, sample_s = self._sample_and_launch(step, starts, prompts)
+        t["sample"] = t["select"] + sample_s
+        evaluations, child_ids = self._evaluate_and_archive(step, starts, pending)
+        t["evaluate"] = time.perf_counter()
+        adv = group_advantages([[ev.reward for ev in evs] for evs in evaluations], estimator=cfg.objective,
+                               beta=cfg.beta, exclude=scorer_errors(evaluations))  # scorer errors: no signal
+        train_metrics, skipped = self._train(samples, adv, len(starts))
+        t["train"] = time.perf_counter()
+        fault_point("train", step)
+        metrics = self._record(step, starts, prompts, samples, evaluations, adv, child_ids, train_metrics, t, skipped)
+        self._commit(step)
+        metrics["seconds_checkpoint"] = round(time.perf_counter() - t["train"], 4)
+        return metrics
 
-        # 3. sample (chunks of groups) and 4. evaluate, overlapped: a chunk's programs run
-        # while the next chunk samples.
+    def _sample_and_launch(self, step, starts, prompts):
+        """Sample in chunks of groups; each chunk's programs go to the executor as soon as it is
+        sampled, so they run while the next chunk samples."""
+        cfg, task = self.cfg, self.task
         chunk = cfg.sample_chunk_groups or len(starts)
         samples: list[list] = []
         pending: list[list[tuple[Any, Future | None]]] = []
@@ -434,12 +259,14 @@ class Discovery:
                     parsed.append((cand, fut))
                 pending.append(parsed)
         fault_point("sample", step)
-        t["sample"] = t["select"] + sample_s
-        # 5. archive, group by group as soon as it is evaluated: valid children join under their
-        # parent; visit statistics update. Sandbox results are dropped once evaluated, and an
-        # artifact is dropped as soon as it can no longer join the archive (Archive.child_filter),
-        # so beyond the archive and the best the parent holds at most topk_children artifacts
-        # (bounded memory, whatever the group size).
+        return samples, pending, sample_s
+
+    def _evaluate_and_archive(self, step, starts, pending):
+        """Group by group as soon as it is evaluated: valid children join under their parent and
+        visit statistics update. Sandbox results are dropped once evaluated, and an artifact as
+        soon as it can no longer join the archive (Archive.child_filter): beyond the archive and
+        the best, the parent holds at most topk_children artifacts (bounded memory)."""
+        task, archive = self.task, self.archive
         evaluations: list[list[Evaluation]] = []
         child_ids: list[list[str | None]] = []
         for g in range(len(pending)):
@@ -449,112 +276,76 @@ class Discovery:
             for i in range(len(parsed)):
                 cand, fut = parsed[i]
                 parsed[i] = None  # the sandbox result is freed once evaluated
-                ev = self._evaluate(task, cand, fut, starts[g])
+                ev = verdict(task, cand, self.evaluator.result(fut), starts[g])
                 del cand, fut
                 evs.append(ev)
                 if ev.valid:
                     self._track_best(ev.value, ev.reward, step, ev.artifact, ev.message)
                 joins = ev.valid and ev.metrics.get("archivable", True) is not False
                 for j in (keep.offer(i, ev.value, ev.key) if joins else [i]):
-                    evs[j].artifact = {}  # cannot join the archive: not kept (self.best has its own)
+                    evs[j].artifact = {}  # cannot join the archive: not kept (the best has its own)
             del parsed
-            self._check_infrastructure(step)  # before the archive changes (issue 24)
+            self.evaluator.check_infrastructure(step)  # before the archive changes (issue 24)
             getattr(task, "note_attempts", lambda s, e: None)(starts[g], evs)  # AHC: a compile error for the next prompt
-            archive.update(starts[g].id, [self._child(ev) for ev in evs], step)
+            archive.update(starts[g].id, [child_state(ev) for ev in evs], step)
             child_ids.append(list(archive.last_added))
             for ev in evs:
-                ev.artifact = {}  # the archive (and self.best) hold the artifacts that are kept
+                ev.artifact = {}  # the archive (and the best) hold the artifacts that are kept
             archive.prune_children(starts[g].id)
             evaluations.append(evs)
-        t["evaluate"] = time.perf_counter()
-        self._check_infrastructure(step)
+        self.evaluator.check_infrastructure(step)
         fault_point("evaluate", step)
-        self._scorer_guard.check(evaluations, self.dir.path, self.on_event)  # a task bug: stop, never train on it
+        guard = ScorerGuard()
+        guard.count = self.state.scorer_errors  # the counter survives resume (issue 32)
+        guard.check(evaluations, self.dir.path, self.on_event)  # a task bug: stop, never train on it
+        self.state.scorer_errors = guard.count
         archive.flush()
+        return evaluations, child_ids
 
-        # 6. advantages per group (constant groups dropped); a scorer error carries no gradient
-        rewards = [[ev.reward for ev in evs] for evs in evaluations]
-        adv = group_advantages(rewards, estimator=cfg.objective, beta=cfg.beta)
-        from tttd.task_errors import mask_scorer_errors
-
-        mask_scorer_errors(adv.advantages, evaluations)
-
-        # 7. train: one importance-sampling policy-gradient step
+    def _train(self, samples, adv: GroupAdvantages, n_groups: int) -> tuple[dict[str, float], str | None]:
+        """One importance-sampling policy-gradient step on the samples that carry a signal."""
+        cfg = self.cfg
         batch = [
             TrainDatum.from_sample(s, a)  # appended (forced-answer) tokens: advantage 0, mask 0
-            for group, a_group in zip(samples, adv.advantages) if a_group is not None
-            for s, a in zip(group, a_group) if s.tokens
+            for g, (group, a_group) in enumerate(zip(samples, adv.advantages))
+            for i, (s, a) in enumerate(zip(group, a_group if a_group is not None else []))
+            if s.tokens and adv.in_batch(g, i)
         ]
         train_metrics: dict[str, float] = {}
         if cfg.train and self.policy.trainable and batch:
             train_metrics = self.policy.train_step(
                 batch, TrainConfig(learning_rate=cfg.learning_rate, kl_coef=cfg.kl_coef, clip=cfg.clip))
-        from tttd.progress import why_no_train
-
         skipped = None if train_metrics else why_no_train(cfg.train, self.policy.trainable, adv.kept,
-                                                           len(starts), len(batch))
-        t["train"] = time.perf_counter()
-        fault_point("train", step)
+                                                           n_groups, len(batch))
+        return train_metrics, skipped
 
-        # 8. checkpoint: logs first, then the atomic commit
-        rollouts = self._rollout_rows(step, starts, prompts, samples, evaluations, adv, child_ids)
-        metrics = self._metrics(step, samples, evaluations, adv, train_metrics, t)
+    def _record(self, step, starts, prompts, samples, evaluations, adv, child_ids, train_metrics, t, skipped):
+        """The step's spend into the ledger (the backend's own usage, the executor's measured
+        time), then its logs: rollouts and metrics are appended before the commit."""
+        now = self.policy.usage().to_dict()
+        used, self._usage_mark = usage_delta(self._usage_mark or {}, now), now
+        cpu, gpu = self.evaluator.meter.take()
+        self.ledger.eval_cpu_seconds += cpu
+        self.ledger.eval_gpu_seconds += gpu
+        flat = [ev for evs in evaluations for ev in evs]
+        self.ledger.record_step(samples=len(flat), valid=sum(ev.valid for ev in flat),
+                                seconds=time.perf_counter() - t["start"], price=price_for(self.cfg), **used)
+        for note in getattr(self.policy, "take_notes", lambda: [])():  # e.g. a dropped api parameter
+            self.on_event(note)
+            self.state.notes.append(note)
+        files = []
+        for prompt in prompts:
+            phash = prompt_hash(prompt)
+            files.append((phash, self.dir.save_prompt(phash, prompt)))
+        rows = rollout_rows(step, starts, files, samples, evaluations, adv, child_ids, self.archive)
+        metrics = metrics_row(step, evaluations, adv, train_metrics, t, used, self.task.objective.oriented,
+                              self.best, len(self.archive))
+        metrics["spend"] = self.ledger.to_dict()
+        metrics["sandbox_protections"] = self.evaluator.take_protections()
         metrics["train_skipped"] = skipped
-        append_jsonl(self.dir.rollouts, rollouts)
+        append_jsonl(self.dir.rollouts, rows)
         append_jsonl(self.dir.metrics, [metrics])
-        self._commit(step)
-        metrics["seconds_checkpoint"] = round(time.perf_counter() - t["train"], 4)
         return metrics
-
-    # ------------------------------------------------------------------ helpers
-    def _parent_of(self, s: State) -> State | None:
-        if s.parent_id is None:
-            return None
-        try:
-            return self.archive.get(s.parent_id)
-        except KeyError:  # evicted by the cap: a stand-in with its recorded value
-            value = s.parent_values[0] if s.parent_values else None
-            return State(id=s.parent_id, value=value)
-
-    def _check_infrastructure(self, step: int) -> None:
-        """Issue 24: evaluations still lost after their retries stop the step (never scored)."""
-        retrying = getattr(self, "_retrying", None)
-        lost = retrying.take_exhausted() if retrying is not None else []
-        retried = retrying.take_retried() if retrying is not None else 0
-        if retried and not lost:
-            self.on_event(f"step {step}: {retried} evaluation(s) lost to the infrastructure were started again")
-        if lost:
-            from tttd.faults import infrastructure_error
-
-            raise infrastructure_error(lost, step, self.dir.path, retrying.retries)
-
-    def _evaluate(self, task: Task, cand, fut: Future | None, start: State) -> Evaluation:
-        result: SandboxResult | None = None
-        if fut is not None:
-            result = fut.result()
-            from tttd.faults import is_infrastructure
-
-            if is_infrastructure(result):  # lost after its retries: the step stops (see above)
-                return task.invalid(f"infrastructure failure: {result.message}", status="lost")
-            self.ledger.add_evaluation(result, cand.program.limits)
-            prot = getattr(result, "protections", None)  # protections active in this step (a task's
-            if prot is not None:  # own future may return something else than a SandboxResult)
-                seen = getattr(self, "_protections_seen", None)
-                self._protections_seen = set(prot) if seen is None else seen & set(prot)
-        try:
-            return task.evaluate(cand, result, start)
-        except Exception as exc:  # a verifier bug must not kill the run; it shows in the logs
-            from tttd.task_errors import SCORER_ERROR, where
-
-            loc = where(exc)
-            return task.invalid(f"the task's verifier raised {type(exc).__name__}: {exc}"
-                                + (f" at {loc}" if loc else ""), status=SCORER_ERROR)
-
-    def _child(self, ev: Evaluation) -> State | None:
-        if not ev.valid:  # valid but unarchivable children still update statistics (archive)
-            return None
-        return State(id="", value=ev.value, artifact=ev.artifact, key=ev.key, reward=ev.reward,
-                     output_tail=ev.output_tail, metrics=ev.metrics)
 
     def _track_best(self, value, reward, step, artifact, message) -> None:
         if value is None:
@@ -564,71 +355,10 @@ class Discovery:
                              step=step, artifact=artifact, message=message)
             self._best_dirty = True
 
-    def _rollout_rows(self, step, starts, prompts, samples, evaluations, adv, child_ids):
-        rows = []
-        for g, (start, prompt, group, evs) in enumerate(zip(starts, prompts, samples, evaluations)):
-            phash = hashlib.sha256(repr(prompt).encode()).hexdigest()[:16]
-            prompt_file = self.dir.save_prompt(phash, prompt)
-            a_group = adv.advantages[g]
-            for i, (smp, ev) in enumerate(zip(group, evs)):
-                rows.append({
-                    "step": step, "group": g, "index": i, "parent": start.id, "prompt_hash": phash,
-                    "completion": smp.text, "stop_reason": smp.stop_reason, "tokens": len(smp.tokens),
-                    "valid": ev.valid, "status": ev.status, "value": ev.value, "reward": ev.reward,
-                    "advantage": None if a_group is None else float(a_group[i]),
-                    "message": ev.message[:500], "child": child_ids[g][i], "prompt_file": prompt_file,
-                })
-        return rows
-
-    def _metrics(self, step, samples, evaluations, adv, train_metrics, t) -> dict[str, Any]:
-        flat = [ev for evs in evaluations for ev in evs]
-        rewards = np.array([ev.reward for ev in flat], dtype=float)
-        values = np.array([ev.value for ev in flat if ev.valid], dtype=float)
-        n_tokens = sum(len(s.tokens) for g in samples for s in g)
-        n_prompt = sum(len(s.prompt_tokens) for g in samples for s in g)
-        self.ledger.record_step(samples=len(flat), prompt_tokens=n_prompt, sampled_tokens=n_tokens,
-                                trained_tokens=int(train_metrics.get("tokens", 0)), valid=len(values),
-                                seconds=time.perf_counter() - t["start"], price=price_for(self.cfg))
-        orient = self.task.objective.oriented
-        betas = [b for b in adv.betas if b is not None]
-        return {
-            "step": step,
-            "reward_mean": float(rewards.mean()),
-            "reward_max": float(rewards.max()),
-            "value_mean": float(values.mean()) if len(values) else None,
-            "value_best_step": (float(max(values, key=orient)) if len(values) else None),
-            "best_value": self.best.value,
-            "best_reward": self.best.reward,
-            "valid_fraction": float(len(values) / max(1, len(flat))),
-            "beta_mean": float(np.mean(betas)) if betas else None,
-            "groups_kept": int(adv.kept),
-            "trained": bool(train_metrics),
-            "loss": train_metrics.get("loss"),
-            "kl_policy_base": train_metrics.get("kl_policy_base"),
-            "kl_sample_train": train_metrics.get("kl_sample_train"),
-            "archive_size": len(self.archive),
-            "status_counts": dict(sorted(Counter(ev.status for ev in flat if not ev.valid).items())),
-            "samples": len(flat),
-            "sampled_tokens": n_tokens,
-            "prompt_tokens": n_prompt,
-            "seconds_select": round(t["select"] - t["start"], 4),
-            "seconds_sample": round(t["sample"] - t["select"], 4),
-            "seconds_evaluate": round(t["evaluate"] - t["sample"], 4),
-            "seconds_train": round(t["train"] - t["evaluate"], 4),
-            "spend": dict(self.ledger.__dict__),
-            "sandbox_protections": sorted(self.__dict__.pop("_protections_seen", None) or []) or None,
-        }
-
     def _commit(self, step: int) -> None:
-        tmp = self.dir.begin_step(step)
-        archive_json = self.archive.dumps()  # serialised once: checkpoint and readers' copy
-        atomic_write_text(tmp / "archive.json", archive_json)
-        fault_point("checkpoint", step)
-        if self.cfg.train and self.policy.trainable:
-            self.policy.save(str(tmp / "policy"))
-        atomic_write_json(tmp / "loop.json", {"step": step, "ledger": self.ledger.__dict__,
-                                              "best": self.best.__dict__})
-        self.dir.commit_step(step, tmp)
+        """The whole run state, one atomic commit (:func:`tttd.runstate.commit`)."""
+        saved = self.policy if (self.cfg.train and self.policy.trainable) else None
+        archive_json = commit(self.dir, self.state, step, saved, lambda point: fault_point(point, step))
         self._committed = step
         fault_point("commit", step)
         # Readers' copies, after the commit (they are rebuilt from the checkpoint on resume).
@@ -638,35 +368,7 @@ class Discovery:
             self._best_dirty = False
 
     def write_best(self) -> None:
-        """best/: the artifact (artifact.json, solution.py/.cpp if code), its value, and the command
-        that re-verifies it (best.json)."""
-        b = self.best
-        if b.value is None:
-            return
-        d = self.dir.best
-        d.mkdir(exist_ok=True)
-        data = {k: v for k, v in b.artifact.items() if k != "code"}
-        target = None
-        if data:
-            atomic_write_json(d / "artifact.json", data)
-            target = d / "artifact.json"
-        if b.artifact.get("code"):
-            solution = d / ("solution" + self.task.program_suffixes[0])  # .py, .cpp, ...
-            atomic_write_text(solution, b.artifact["code"] + "\n")
-            target = target or solution
-        if isinstance(b.artifact.get("files"), dict):  # issue 37: a multi-file program, re-verified as a directory
-            from tttd.multifile import write_tree
-
-            write_tree(d / "files", b.artifact["files"])
-            target = d / "files"
-        opts = "".join(f" --task-option {shlex.quote(f'{k}={v if isinstance(v, str) else json.dumps(v)}')}"
-                       for k, v in sorted(self.cfg.task_options.items()))  # as the run built its task
-        if self.cfg.rule != "primary":  # issue 37: the value is the run's rule of several metrics
-            opts += f" --rule {shlex.quote(self.cfg.rule)}"
-        command = verify_command(self.cfg.task, target, opts) if target else None
-        atomic_write_json(d / "best.json", {"value": b.value, "reward": b.reward, "step": b.step,
-                                            "message": b.message, "artifact": b.artifact,
-                                            "verify": command})
+        write_best(self.dir, self.best, self.task, self.cfg)
 
     def summary(self) -> dict[str, Any]:
         return {

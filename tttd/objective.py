@@ -212,6 +212,13 @@ class GroupAdvantages:
     betas: list[float | None]
     kept: int
     dropped: list[int] = field(default_factory=list)
+    #: per group, the indices left out before the advantages were computed (scorer errors): they
+    #: carry no signal, have advantage 0 here, and the caller leaves them out of the batch
+    excluded: list[frozenset[int]] = field(default_factory=list)
+
+    def in_batch(self, g: int, i: int) -> bool:
+        """Whether sample ``i`` of group ``g`` trains (its group kept, the sample not excluded)."""
+        return self.advantages[g] is not None and not (g < len(self.excluded) and i in self.excluded[g])
 
     @property
     def skip_step(self) -> bool:
@@ -222,8 +229,13 @@ def group_advantages(
     groups: Sequence[Sequence[float]],
     estimator: str = "entropic",
     beta: float = 2.0,
+    exclude: Sequence[Sequence[int]] | None = None,
 ) -> GroupAdvantages:
     """Advantages for every group of a step, applying the constant-group rule.
+
+    ``exclude[g]``: indices of group g that are removed *before* its advantages are computed
+    (samples whose scorer raised, issue 32): they move neither beta nor the others' leave-one-out
+    baselines, and a group left constant (or empty) by the removal is dropped.
 
     ``estimator``: ``"entropic"`` (adaptive beta, the paper), ``"entropic-fixed"`` (fixed
     ``beta``) or ``"mean"`` (r - mean r). Groups whose rewards are all equal (including
@@ -239,23 +251,28 @@ def group_advantages(
     advs: list[np.ndarray | None] = []
     betas: list[float | None] = []
     dropped: list[int] = []
+    excluded = [frozenset(int(i) for i in (exclude[g] if exclude is not None and g < len(exclude) else ()))
+                for g in range(len(groups))]
     for g, rewards in enumerate(groups):
+        keep = [i for i in range(len(rewards)) if i not in excluded[g]]
         try:
-            r = _check_rewards(rewards)
+            r = _check_rewards([rewards[i] for i in keep]) if keep or not len(rewards) else []
         except ValueError as exc:
             raise ValueError(f"group {g}: {exc}") from None
-        if all(x == r[0] for x in r):
+        if not r or all(x == r[0] for x in r):
             advs.append(None)
             betas.append(None)
             dropped.append(g)
             continue
         if estimator == "mean":
-            advs.append(mean_baseline_advantages(r))
-            betas.append(None)
+            a, b = mean_baseline_advantages(r), None
         else:
             b = _adaptive_beta(r) if estimator == "entropic" else float(beta)
-            advs.append(_entropic(r, b))
-            betas.append(b)
+            a = _entropic(r, b)
+        full = np.zeros(len(rewards), dtype=np.float64)
+        full[keep] = a
+        advs.append(full)
+        betas.append(b)
     return GroupAdvantages(
-        advantages=advs, betas=betas, kept=len(groups) - len(dropped), dropped=dropped
+        advantages=advs, betas=betas, kept=len(groups) - len(dropped), dropped=dropped, excluded=excluded
     )

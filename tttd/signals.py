@@ -109,7 +109,9 @@ def requested() -> int | None:
 
 def stop_message(signum: int, next_step: int, run_dir: str) -> str:
     name = signal.Signals(signum).name
-    return f"stopped by {name} after step {next_step - 1} (committed); continue with: tttd resume {run_dir}"
+    # next_step (0-based) is the number of committed steps: the person-facing number of the last
+    # one, as the progress line counts (issue 32: it said one less)
+    return f"stopped by {name} after step {next_step} (committed); continue with: tttd resume {run_dir}"
 
 
 def stopped_at_once(exc: BaseException, run_dir: str) -> Stopped:

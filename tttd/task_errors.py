@@ -35,7 +35,7 @@ INVALID_ANSWER: tuple[type[BaseException], ...] = (
 )
 
 #: Scorer errors tolerated in one run (one process) before it stops. Samples with a scorer error
-#: never carry a gradient (their advantage is zeroed), but a task that keeps raising is broken.
+#: never carry a signal (removed before the advantages), but a task that keeps raising is broken.
 SCORER_ERROR_LIMIT = 3
 
 _TTTD_DIR = str(Path(__file__).resolve().parent)
@@ -129,15 +129,12 @@ class ScorerGuard:
                 f"after {self.limit}")
 
 
-def mask_scorer_errors(advantages: list, evaluations: list[list[Any]]) -> None:
-    """Zero the advantage of every sample whose scorer raised (no gradient from a task bug)."""
-    for g, evs in enumerate(evaluations):
-        a = advantages[g] if g < len(advantages) else None
-        if a is None:
-            continue
-        for i, ev in enumerate(evs):
-            if getattr(ev, "status", None) == SCORER_ERROR:
-                a[i] = 0.0
+def scorer_errors(evaluations: list[list[Any]]) -> list[list[int]]:
+    """Per group, the indices of samples whose scorer raised: they carry no signal at all, so the
+    loop removes them before computing advantages (:func:`tttd.objective.group_advantages`'s
+    ``exclude``) and leaves them out of the batch (issue 32: zeroing their advantage afterwards
+    left their failure reward in the group, moving beta and the others' baselines)."""
+    return [[i for i, ev in enumerate(evs) if getattr(ev, "status", None) == SCORER_ERROR] for evs in evaluations]
 
 
 def example_hint(name: str) -> str:

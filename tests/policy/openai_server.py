@@ -8,8 +8,9 @@ Faults for robustness tests: ``server.faults`` is a list consumed one per reques
 ``"500"``, ``"429"``, ``"sleep:<seconds>"`` (then answer normally), ``"badjson"``,
 ``"nochoices"``, ``"400"``, or ``None`` (answer normally). ``supports_n=False`` answers ``n > 1``
 with HTTP 400; ``ignores_n=True`` silently returns one choice; ``supports_logprobs=False``
-answers ``logprobs: true`` with HTTP 400. ``stats`` counts requests and the peak number in
-flight; ``bodies`` keeps every request's JSON.
+answers ``logprobs: true`` with HTTP 400. ``reports_usage=False`` leaves the ``usage`` field out
+(servers that do). ``stats`` counts requests, the peak number in flight and the token usage
+reported (``prompt_tokens``, ``completion_tokens``); ``bodies`` keeps every request's JSON.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ class OpenAIServer:
         ignores_n: bool = False,
         supports_logprobs: bool = True,
         token_str: Callable[[int], str] | None = None,
+        reports_usage: bool = True,
     ) -> None:
+        self.reports_usage = reports_usage
         self.generate = generate
         self.model = model
         self.supports_n = supports_n
@@ -96,7 +99,7 @@ class OpenAIServer:
         self.token_str = token_str or (lambda i: f"<{i}>")
         self.faults: list[str | None] = []
         self.bodies: list[dict] = []
-        self.stats = {"requests": 0, "in_flight": 0, "max_in_flight": 0}
+        self.stats = {"requests": 0, "in_flight": 0, "max_in_flight": 0, "prompt_tokens": 0, "completion_tokens": 0}
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -221,6 +224,10 @@ class OpenAIServer:
         prompt_tokens = completions[0].prompt_tokens if completions else 0
         if not prompt_tokens:
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+        completion_tokens = sum(len(c.tokens) for c in completions)
+        with self._lock:
+            self.stats["prompt_tokens"] += prompt_tokens
+            self.stats["completion_tokens"] += completion_tokens
         payload = {
             "id": f"chatcmpl-{self.stats['requests']}",
             "object": "chat.completion",
@@ -233,4 +240,6 @@ class OpenAIServer:
                 "total_tokens": prompt_tokens + sum(len(c.tokens) for c in completions),
             },
         }
+        if not self.reports_usage:
+            del payload["usage"]
         self._send(h, 200, json.dumps(payload).encode())

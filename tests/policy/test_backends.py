@@ -44,7 +44,7 @@ def test_unknown_backend_option_is_one_line_listing_the_declared_options():
 
 
 def test_build_policy_hands_over_only_declared_run_settings(monkeypatch):
-    import tttd.loop as loop
+    import tttd.build as loop
 
     got = {}
 

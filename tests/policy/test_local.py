@@ -241,6 +241,26 @@ def test_save_load_full_finetune(make_policy, tmp_path):
         make_policy().load(tmp_path / "full")
 
 
+def test_full_finetune_kl_reference_is_the_initial_weights_after_a_resume(make_policy, tmp_path):
+    """Issue 32: with full fine-tuning and a KL term, a resumed policy measures its distance to
+    the initial weights, as an uninterrupted one (it used to copy the trained weights it had just
+    loaded: KL 0 after every resume)."""
+    cfg = TrainConfig(learning_rate=2e-2, kl_coef=0.1)
+    params = SamplingParams(max_tokens=12, seed=5)
+    a = make_policy(full_finetune=True)
+    a.train_step(datums(a.sample(PROMPTS, 2, params)), cfg)
+    a.save(tmp_path / "full")
+    batch = datums(a.sample(PROMPTS, 2, params))
+    b = make_policy(full_finetune=True)
+    b.load(tmp_path / "full")
+    m_a, m_b = a.train_step(batch, cfg), b.train_step(batch, cfg)
+    assert abs(m_a["kl_policy_base"]) > 1e-4  # the trained weights moved away from the initial ones
+    assert m_b["kl_policy_base"] == pytest.approx(m_a["kl_policy_base"], rel=1e-5, abs=1e-7)
+    assert m_b["loss"] == pytest.approx(m_a["loss"], rel=1e-5, abs=1e-7)
+    for x, y in zip(a.params, b.params):
+        assert torch.allclose(x, y, atol=1e-6)
+
+
 def test_usage_counts_tokens(make_policy):
     policy = make_policy()
     out = policy.sample(PROMPTS, 2, SamplingParams(max_tokens=6, seed=1))

@@ -354,6 +354,9 @@ def test_train_step_flow_with_kl(tokenizer):
     assert m["kl_sample_train_v1"] == pytest.approx(np.mean([0.3, 0.1, -2.5]))
     assert pol._sampler is not first_sampler  # sampling refreshed after the step
     assert pol.usage().trained_tokens == (3 + 2 - 1) + (2 + 1 - 1)
+    # issue 32: the base-model log-probs of the KL term are requests with whole sequences as their
+    # prompts (prefill): paid for, 2 of them, plus forward_backward and optim_step
+    assert pol.usage().prompt_tokens == (3 + 2) + (2 + 1) and pol.usage().requests == 2 + 2
     # order: forward_backward, then optim_step
     names = [c[0] for c in svc.calls]
     assert names.index("forward_backward") < names.index("optim_step")

@@ -68,4 +68,8 @@ def test_tinker_backend_against_skyrl_server():
     assert out["fa_phase1_same"] and out["fa_layout_ok"], out
     assert out["fa_phase2_logprob_gap"] < 1e-3  # phase 2 continued the same sequence
     assert out["fa_kl_finite"] and out["fa_train_tokens"] > 0
+    # issue 32: a loop run's ledger is the backend's own usage (KL-reference requests included)
+    assert out["loop_ledger"] == out["loop_usage"]
+    trained = out["loop_trained_steps"]  # a trained step: 1 sampling + 4 KL-reference + fwd + optim requests
+    assert out["loop_ledger"]["requests"] >= 2 + trained * 6 and out["loop_ledger"]["sampled_tokens"] > 0, out
 

@@ -6,7 +6,8 @@ import pytest
 
 from tests.fakes import FakeDigitPolicy
 from tttd.config import resolve_config
-from tttd.loop import Discovery, FaultInjected
+from tttd.faults import FaultInjected
+from tttd.loop import Discovery
 
 
 def fake_run(path, fault: str | None = None, monkeypatch=None, **kw):

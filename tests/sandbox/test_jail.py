@@ -387,7 +387,7 @@ def test_item10_protections_recorded_and_required(tmp_path, monkeypatch):
     monkeypatch.setenv(runner.WEAK_ENV, "0")  # restored afterwards: check_isolation's opt-in sets it
     r = prog("def main():\n    return 1\n")
     assert set(sandbox.FULL_ISOLATION) <= set(r.protections)
-    from tttd.loop import _sandbox_report
+    from tttd.build import _sandbox_report
 
     assert _sandbox_report()["full"] is True
     # without bubblewrap: a loud warning, and --require-isolation refuses: exit 2, one line, nothing written

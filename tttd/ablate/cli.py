@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import os
 import sys
 from pathlib import Path
@@ -113,6 +114,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
         print(markdown(result))
         print(f"\nresults: {root / RESULTS}, table: {root / TABLE}; report: tttd report {root}")
+    if plan.stopped_by is not None:  # Ctrl-C / SIGTERM: each worker committed its step in flight
+        after = runner.Plan.read(spec, root)
+        left = [f"{v} seed {s} ({done}/{spec.steps} steps)" for (v, s), (st, done) in sorted(after.status.items())
+                if st != "finished"]
+        name = signal.Signals(plan.stopped_by).name
+        print(f"tttd ablate: stopped by {name}; {len(left)} run(s) unfinished"
+              + (f": {', '.join(left)}" if left else "") + "; run the same command again to continue them",
+              file=sys.stderr)
+        return 128 + plan.stopped_by
     if errors:
         print(f"tttd ablate: {len(errors)} run(s) failed (see {root}/logs); run the same command again "
               "to retry them", file=sys.stderr)

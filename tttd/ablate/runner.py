@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Queue
+from queue import Empty, Queue
 from typing import Any, Callable
 
 from tttd.ablate.spec import AblationSpec, run_path
@@ -105,6 +106,9 @@ class Plan:
 
     def steps_left(self) -> int:
         return sum(self.spec.steps - done for st, done in self.status.values() if st != "finished")
+
+    #: the signal (SIGINT/SIGTERM) that stopped :func:`execute`, or None
+    stopped_by: int | None = None
 
     def count(self, what: str) -> int:
         return sum(1 for st, _ in self.status.values() if st == what)
@@ -225,8 +229,10 @@ def execute(plan: Plan, configs: dict[tuple[str, int], Any], jobs: int, quiet: b
     workers = []
     for w in range(min(jobs, len(todo))):
         log = open(logs / f"worker{w}.log", "ab")
+        # own session: a terminal's Ctrl-C reaches this process only, which forwards it once
+        # (a second signal would make a worker abandon its step in flight)
         proc = subprocess.Popen(_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=log, env=env, text=True, bufsize=1)
+                                stderr=log, env=env, text=True, bufsize=1, start_new_session=True)
         log.close()
         (logs / f"worker{w}.pid").write_text(f"{proc.pid}\n")
         workers.append(proc)
@@ -236,8 +242,19 @@ def execute(plan: Plan, configs: dict[tuple[str, int], Any], jobs: int, quiet: b
     last_step: dict[tuple[str, int], int] = {rid: plan.status[rid][1] for rid in todo}
     alive = set(range(len(workers)))
 
+    def on_signal(signum: int, _frame) -> None:  # forward to every worker once; dispatch no more
+        if plan.stopped_by is None:
+            plan.stopped_by = signum
+            for proc in workers:
+                if proc.poll() is None:
+                    proc.send_signal(signum)
+
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        saved = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
     def dispatch(w: int) -> None:
-        if not queue:
+        if not queue or plan.stopped_by is not None:
             try:
                 workers[w].stdin.close()
             except (BrokenPipeError, OSError):
@@ -257,7 +274,10 @@ def execute(plan: Plan, configs: dict[tuple[str, int], Any], jobs: int, quiet: b
     progress.show(force=True)
     try:
         while alive:
-            w, msg = events.get()
+            try:
+                w, msg = events.get(timeout=0.2)  # a signal handler runs between two waits
+            except Empty:
+                continue
             if msg is None:  # the worker's stdout closed: it ended
                 alive.discard(w)
                 rid = busy.pop(w, None)
@@ -273,6 +293,11 @@ def execute(plan: Plan, configs: dict[tuple[str, int], Any], jobs: int, quiet: b
                 progress.steps_done += max(0, msg["step"] + 1 - last_step.get(rid, 0))
                 last_step[rid] = msg["step"] + 1
                 progress.show()
+            elif event == "stopped":  # committed its step in flight, then stopped (Ctrl-C)
+                busy.pop(w, None)
+                progress.running = len(busy)
+                progress.say(f"ablate: {msg['run'][0]} seed {msg['run'][1]} stopped: {msg.get('message', '')}")
+                dispatch(w)
             elif event in ("done", "error"):
                 rid = tuple(msg["run"])
                 busy.pop(w, None)
@@ -288,9 +313,11 @@ def execute(plan: Plan, configs: dict[tuple[str, int], Any], jobs: int, quiet: b
                 progress.running = len(busy)
                 dispatch(w)
                 progress.show(force=True)
-        for rid in queue:  # every worker ended early (crashes): say so, never a silent gap
-            errors[rid] = f"not started: every worker ended; see {logs}"
+        for rid in queue if plan.stopped_by is None else []:  # every worker ended early (crashes):
+            errors[rid] = f"not started: every worker ended; see {logs}"  # say so, never a silent gap
     finally:
+        for s, old in saved.items():
+            signal.signal(s, old)
         for proc in workers:
             if proc.poll() is None:
                 try:

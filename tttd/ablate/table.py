@@ -38,7 +38,9 @@ def markdown(result: dict[str, Any]) -> str:
         if reach:
             median = reach["median_samples"]
             reach_text = f"{reach['reached']}/{reach['of']}" + ("" if median is None else f" ({median:.0f})")
-        lines.append(f"| {name} | {len(row['seeds_finished'])} | {_ci(row['final'])} | "
+        unfinished = len(result.get("seeds") or []) - len(row["seeds_finished"])  # e.g. stopped by Ctrl-C
+        seeds = f"{len(row['seeds_finished'])}" + (f" ({unfinished} unfinished)" if unfinished > 0 else "")
+        lines.append(f"| {name} | {seeds} | {_ci(row['final'])} | "
                      + " | ".join(_ci(row["at_samples"][m]) for m in marks)
                      + f" | {_ci(row['valid_rate'], 2)} | {reach_text} |")
     if thr is not None:

@@ -12,6 +12,10 @@ worker's stdin; the worker answers on its stdout with ``{"run": ID, "event": "st
 worker's own stdout (fd 1) is pointed at stderr so that library output cannot corrupt the
 protocol. On Linux the worker dies with its parent (``PR_SET_PDEATHSIG``): a ``kill -9`` of
 ``tttd ablate`` leaves no orphan training in the background.
+
+Ctrl-C (issue 32): the parent forwards SIGINT/SIGTERM to every worker once. A worker in a run's
+steps commits the step in flight and answers ``{"event": "stopped"}`` (as ``tttd run`` stops); one
+loading a run stops before its steps; either way it takes no further run and exits.
 """
 
 from __future__ import annotations
@@ -36,6 +40,14 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+class _Signalled:
+    signum: int | None = None
+
+
+def _remember(signum: int, _frame) -> None:  # outside a run's steps (loading, idle): stop after
+    _Signalled.signum = signum
 
 
 def run_one(path: str, config: dict[str, Any], on_step: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -66,6 +78,10 @@ def run_one(path: str, config: dict[str, Any], on_step: Callable[[dict[str, Any]
         check_isolation(cfg.require_isolation)
         run = Discovery(cfg, path, on_step=on_step)
         run.start()
+    if _Signalled.signum is not None:  # signalled while loading: no step was in flight
+        from tttd.signals import Stopped
+
+        raise Stopped(f"stopped by {signal.Signals(_Signalled.signum).name} before its first step here", _Signalled.signum)
     return run.run()
 
 
@@ -84,8 +100,12 @@ def main() -> int:
         proto.write(json.dumps(obj) + "\n")
         proto.flush()
 
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _remember)
     send({"event": "ready", "pid": os.getpid()})
     for line in sys.stdin:
+        if _Signalled.signum is not None:
+            break
         if not line.strip():
             continue
         job = json.loads(line)
@@ -94,15 +114,21 @@ def main() -> int:
         def on_step(m: dict[str, Any], rid=rid) -> None:
             send({"run": rid, "event": "step", "step": m["step"], "seconds": time.perf_counter() - t0})
 
+        from tttd.signals import HardStop, Stopped
+
         try:
             summary = run_one(job["path"], job["config"], on_step)
             send({"run": rid, "event": "done", "summary": summary, "seconds": time.perf_counter() - t0})
+        except (Stopped, HardStop) as exc:  # Ctrl-C: the step in flight committed (Stopped)
+            _Signalled.signum = getattr(exc, "signum", None) or exc.exit_code - 128
+            send({"run": rid, "event": "stopped", "message": str(exc)[:300]})
+            break
         except Exception as exc:  # one failed run must not stop the others; the parent reports it
             import traceback
 
             traceback.print_exc()
             send({"run": rid, "event": "error", "message": f"{type(exc).__name__}: {exc}"[:500]})
-    return 0
+    return 0 if _Signalled.signum is None else 128 + _Signalled.signum
 
 
 if __name__ == "__main__":

@@ -219,7 +219,7 @@ def print_summary(summary: dict[str, Any], as_json: bool, extra: dict[str, Any] 
 
 def handle_errors(fn: Callable[[], int]) -> int:
     """Run one command: the errors a user can cause end as one line ``tttd: error: ...`` and exit 2."""
-    from tttd.loop import PolicyLoadError
+    from tttd.build import PolicyLoadError
     from tttd.rundir import NotARunError
     from tttd.sandbox.report import IsolationError
     from tttd.faults import RunFault

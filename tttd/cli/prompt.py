@@ -22,7 +22,7 @@ def add_parser(sub: Any) -> None:
 
 def cmd_prompt(args: argparse.Namespace) -> int:
     from tttd.cli.dryrun import dry_run_main
-    from tttd.loop import build_task
+    from tttd.build import build_task
     from tttd.registry import get_task
 
     options = parse_kv(args.task_option, "--task-option")

@@ -38,6 +38,9 @@ def finished_message(run_dir: str | Path, steps: int) -> str | None:
     if done < steps:
         return None
     best = loop.get("best", {}).get("value")
+    if done > steps:  # --steps below what is done (issue 32): say what was done, not the request
+        return (f"{run_dir} has already done {done} steps, more than the {steps} asked (best value "
+                f"{best}); nothing to resume. To continue it: tttd resume {run_dir} --steps N (N > {done})")
     return (f"{run_dir} already finished its {steps} steps (best value {best}); nothing to resume. "
             f"To continue it: tttd resume {run_dir} --steps N (N > {steps})")
 

@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(describe_preset(cfg), file=sys.stderr)
     if args.dry_run:  # nothing sampled, nothing written
         from tttd.cli.dryrun import dry_run_main
-        from tttd.loop import build_task
+        from tttd.build import build_task
 
         dry_task = build_task(cfg)
         dry_task.use_rule(cfg.rule)

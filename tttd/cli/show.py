@@ -46,6 +46,7 @@ def show_main(run: str, as_json: bool) -> int:
         "samples": info.ledger.samples, "spend": (info.loop or {}).get("ledger"),
         "budget": {k: cfg.get(k) for k in ("max_usd", "max_samples", "max_hours")},
         "stopped": info.stop_reason, "last_step": last, "files": existing,
+        "notes": (info.loop or {}).get("notes") or [],
     }
     front = pareto_front(rd.archive)
     if front is not None:
@@ -75,6 +76,8 @@ def show_main(run: str, as_json: bool) -> int:
     if info.loop is not None and cfg_obj is not None:
         for line in spend_lines(info.ledger, cfg_obj):
             print(line)
+    for note in data["notes"]:  # said once during the run (a dropped api parameter, how tokens are counted)
+        print(safe(f"note: {note}"))
     if info.stop_reason and cfg_obj is not None:
         from tttd.wording import raise_cap_command
 

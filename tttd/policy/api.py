@@ -20,6 +20,13 @@ What comes back, and what does not:
 - ``prompt_tokens``: always an empty list; the prompt's token *count* (``usage.prompt_tokens``)
   goes to :meth:`usage`.
 
+Spend (issue 32): :meth:`usage` adds up the server's ``usage`` fields of every answered request.
+A server that omits them gets its tokens counted here, with the model's tokenizer (the
+``tokenizer`` option, else the model's own if installed); with none, completion tokens are the
+log-probs returned and prompt tokens 4 characters each (an estimate). Which one was used is said
+once (:meth:`take_notes`: the loop shows it and keeps it for ``tttd show``), as is every request
+feature dropped after a 400/422 (``n``, ``logprobs``, ``chat_template_kwargs``).
+
 Robustness: each request is retried with exponential backoff (``backoff_s * 2**attempt``, or the
 server's ``Retry-After``/``Retry-After-Ms`` when larger, capped at 30 s) on HTTP 5xx and 429
 (``openai.APIStatusError``), timeouts (``openai.APITimeoutError``), connection errors
@@ -151,6 +158,7 @@ class ApiPolicy:
         logprobs: bool = True,
         extra_body: dict[str, Any] | None = None,
         chat_template_kwargs: dict[str, Any] | None = None,
+        tokenizer: str | None = None,
     ) -> None:
         if not model:
             raise ValueError("model is required")
@@ -190,6 +198,10 @@ class ApiPolicy:
         self._n_supported = True  # set False when the server rejects or ignores n > 1
         self._usage = TokenUsage()
         self._lock = threading.Lock()
+        self._notes: list[str] = []  # said once each (take_notes)
+        self._said: set[str] = set()
+        self._tokenizer_name = tokenizer
+        self._counter: Any = None  # how tokens are counted when the server reports no usage
         self._client = openai.OpenAI(
             base_url=self.base_url,
             api_key=key,
@@ -302,22 +314,57 @@ class ApiPolicy:
                 rejected = isinstance(cause, _Rejected) and cause.status in (400, 422)
                 if rejected and want_n > 1:
                     self._n_supported = False
+                    self._note(f"n (HTTP {cause.status}): one request per sample from now on")
                     continue
                 if rejected and self._want_logprobs:
                     self._want_logprobs = False
+                    self._note(f"logprobs (HTTP {cause.status}): samples carry no log-probs from now on")
                     continue
                 if rejected and self._send_template_kwargs and "chat_template_kwargs" in self.extra_body:
                     self._send_template_kwargs = False  # hosted APIs refuse the field: the template's defaults
+                    self._note(f"chat_template_kwargs {self.chat_template_kwargs} (HTTP {cause.status}): "
+                               "the chat template's defaults from now on")
                     continue
                 raise
             if want_n > 1 and len(choices) < want_n:
                 self._n_supported = False  # the server ignores n: top up with single requests
+            if "prompt_tokens" not in counts or "completion_tokens" not in counts:
+                counts = {**self._count_tokens(messages, choices), **counts}
             with self._lock:
-                self._usage.prompt_tokens += counts.get("prompt_tokens", 0)
-                self._usage.sampled_tokens += counts.get(
-                    "completion_tokens", sum(len(c.logprobs) for c in choices)
-                )
+                self._usage.prompt_tokens += counts["prompt_tokens"]
+                self._usage.sampled_tokens += counts["completion_tokens"]
             return choices[:want_n]
+
+    def _note(self, what: str) -> None:
+        """Say once that a request feature was dropped (concurrent requests may all be refused)."""
+        with self._lock:
+            key = what.split(" ", 1)[0]
+            if key not in self._said:
+                self._said.add(key)
+                self._notes.append(f"api backend: {self.endpoint} refused {what}")
+
+    def take_notes(self) -> list[str]:
+        """Lines said once: request features dropped, how tokens are counted (the loop shows
+        them as events and keeps them in the run's state for ``tttd show``)."""
+        with self._lock:
+            got, self._notes = self._notes, []
+        return got
+
+    def _count_tokens(self, messages: list[Message], choices: list[_Choice]) -> dict[str, int]:
+        """Token counts of one answered request whose server reported no ``usage``."""
+        with self._lock:
+            if self._counter is None:
+                self._counter = _load_counter(self._tokenizer_name or self.model)
+                how = ("with the tokenizer " + (self._tokenizer_name or self.model) if self._counter
+                       else "as completion log-probs and 4 prompt characters a token (an estimate; "
+                            "pass --backend-option tokenizer=PATH to count them)")
+                self._notes.append(f"api backend: {self.endpoint} reports no token usage; tokens are counted {how}")
+        if self._counter:
+            prompt = self._counter([m.get("content") or "" for m in messages])
+            return {"prompt_tokens": prompt, "completion_tokens": self._counter([c.text for c in choices])}
+        chars = sum(len(str(m.get("content") or "")) for m in messages)
+        return {"prompt_tokens": math.ceil(chars / 4),
+                "completion_tokens": sum(len(c.logprobs) or math.ceil(len(c.text) / 4) for c in choices)}
 
     # -- Policy protocol
 
@@ -410,6 +457,17 @@ class ApiPolicy:
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
+
+
+def _load_counter(name: str) -> Any:
+    """``texts -> token count`` with a tokenizer installed on this machine, or False (none)."""
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not installed, not a tokenizer: the estimate is used
+        return False
+    return lambda texts: sum(len(tok.encode(t, add_special_tokens=False)) for t in texts)
 
 
 def _body_text(exc: openai.APIStatusError) -> str:

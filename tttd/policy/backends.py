@@ -1,6 +1,6 @@
 """Each backend's options, declared once: what ``--backend-option`` accepts (checked by
 :mod:`tttd.cli.preflight` before anything is written), what the loop hands the policy's constructor
-(:func:`tttd.loop.build_policy`), and the defaults ``tttd run --dry-run`` shows.
+(:func:`tttd.build.build_policy`), and the defaults ``tttd run --dry-run`` shows.
 
 Plain data, no imports of the backends themselves (torch, tinker, httpx load only when a policy is
 built). tests/policy/test_backends.py checks each declaration against its class's constructor.
@@ -106,6 +106,8 @@ API = Backend("api", "tttd.policy.api:ApiPolicy", False, (
     _o("mode", "str", "chat", "protocol: chat (/chat/completions)"),
     _o("logprobs", "bool", True, "ask for per-token log-probs"),
     _o("extra_body", "dict | None", None, "extra JSON fields for every request"),
+    _o("tokenizer", "str | None", None,
+       "counts tokens when the server reports no usage (default: the model's, if installed)"),
     _CHAT,
 ))
 

@@ -36,6 +36,7 @@ layer, which peft's ``all-linear`` leaves out. ``chat_template_kwargs`` reach th
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from transformers import AutoModelForCausalLM
 from transformers.utils import logging as hf_logging
 
 # Library chatter that says nothing to a tttd user: per-shard progress bars on every load/save,
@@ -354,12 +356,21 @@ class LocalPolicy:
         """Completion-token log-probs under the base model (adapter off / initial weights)."""
         if self.full_finetune:
             if self._ref_model is None:
-                import copy
-
-                self._ref_model = copy.deepcopy(self.model).requires_grad_(False)
+                self._ref_model = self._initial_weights()
             return torch.cat([self._token_logprobs(self._ref_model, batch, c) for c in chunks])
         with self.model.disable_adapter():
             return torch.cat([self._token_logprobs(self.causal_lm(), batch, c) for c in chunks])
+
+    def _initial_weights(self):
+        """The KL reference of full fine-tuning: the initial weights, frozen. Before any step they
+        are the current ones (a copy); after a resume (issue 32: it used to copy the trained
+        weights) they are read again from the model's files, as at the start."""
+        if self.step == 0:
+            return copy.deepcopy(self.model).requires_grad_(False)
+        path, local_only = resolve_model(self.model_name)
+        ref = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype, local_files_only=local_only)
+        no_dropout(ref)
+        return ref.to(self.device).eval().requires_grad_(False)
 
     def logprobs(self, batch: Sequence[TrainDatum]) -> list[list[float]]:
         """Current policy log-probs of each datum's completion tokens (no gradient)."""

@@ -11,17 +11,17 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from tttd.policy import TokenUsage
 
-if TYPE_CHECKING:  # pragma: no cover
-    from tttd.policy.local import LocalPolicy
+# The policy is typed ``Any`` here: naming LocalPolicy would import tttd.policy.local, which
+# imports this module (an import circle, removed in issue 32).
 
 
-def save_checkpoint(policy: "LocalPolicy", path: str | os.PathLike) -> None:
+def save_checkpoint(policy: Any, path: str | os.PathLike) -> None:
     """Write weights (adapter or full), optimizer, RNG states and counters into ``path``
     atomically (a temporary sibling folder, then a rename)."""
     final = Path(path)
@@ -63,7 +63,7 @@ def save_checkpoint(policy: "LocalPolicy", path: str | os.PathLike) -> None:
         os.rename(tmp, final)
 
 
-def load_checkpoint(policy: "LocalPolicy", path: str | os.PathLike) -> None:
+def load_checkpoint(policy: Any, path: str | os.PathLike) -> None:
     """Restore what :meth:`save` wrote (same model, same LoRA shape) into this policy."""
     src = Path(path)
     state_file = src / "state.json"

@@ -230,6 +230,8 @@ class TinkerPolicy:
         pending = [first]
 
         def attempt() -> Any:
+            if not pending:  # a retry is a request too (issue 32: spend)
+                self._usage.requests += 1
             fut = pending.pop() if pending else again()
             if isinstance(fut, BaseException):
                 raise fut
@@ -484,6 +486,7 @@ class TinkerPolicy:
                 raise RuntimeError("the tinker service returned incomplete base-model logprobs")
             out.append([float(x) for x in tail])
             self._usage.requests += 1
+            self._usage.prompt_tokens += len(d.prompt_tokens) + len(d.tokens)  # a prefill: paid as prompt
         return out
 
     def train_step(self, batch: list[TrainDatum], config: TrainConfig) -> dict[str, float]:

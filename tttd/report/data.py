@@ -45,7 +45,7 @@ def _short(message: str) -> str:
 def load_task(config: dict[str, Any]):
     """The run's task (for drawing), or (None, why not)."""
     from tttd.config import ConfigError, config_from_dict
-    from tttd.loop import build_task
+    from tttd.build import build_task
 
     try:
         cfg = config_from_dict({k: v for k, v in config.items() if not k.startswith("_")})

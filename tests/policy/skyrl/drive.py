@@ -111,6 +111,28 @@ def forced_answer_checks(model_dir: Path, work: Path, common: dict) -> dict:
     return res
 
 
+def loop_spend_checks(model_dir: Path, work: Path, common: dict) -> dict:
+    """Issue 32: a 2-step loop run through the server (KL on; the digit-fraction task's rewards vary,
+    so steps train): the run's ledger is the backend's own usage, KL-reference requests included."""
+    from tttd.config import resolve_config
+    from tttd.loop import Discovery
+    from tttd.policy import tinker as tp
+
+    task = str(HERE.parents[1] / "digit_fraction_task.py")
+    cfg = resolve_config(flag_values=dict(task=task, steps=2, groups=1, group_size=4, max_tokens=12, kl_coef=0.1,
+                                          learning_rate=0.02, seed=3, backend="tinker", model=str(model_dir)))
+    pol = tp.TinkerPolicy(str(model_dir), **common)
+    run = Discovery(cfg, work / "loop-run", policy=pol)
+    run.start()
+    run.run()
+    led, used = run.ledger, pol.usage()
+    pol.close()
+    keys = ("prompt_tokens", "sampled_tokens", "trained_tokens", "requests")
+    return {"loop_ledger": {k: getattr(led, k) for k in keys}, "loop_usage": {k: getattr(used, k) for k in keys},
+            "loop_trained_steps": sum(1 for line in (work / "loop-run" / "metrics.jsonl").read_text().splitlines()
+                                      if json.loads(line)["trained"])}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -220,6 +242,7 @@ def main() -> None:
         except ValueError:
             out["incomplete_load_refused"] = True
         out.update(forced_answer_checks(model_dir, work, common))
+        out.update(loop_spend_checks(model_dir, work, common))
         pol.close()
         pol2.close()
     finally:

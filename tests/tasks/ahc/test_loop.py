@@ -54,6 +54,8 @@ def test_scripted_cpp_answers_through_the_loop(tmp_path, monkeypatch):
     assert rows[0]["reward"] == pytest.approx(rows[0]["value"] / 3e6)
     assert all(r["reward"] == 0 for r in rows[1:])
     assert summary["valid"] == 1
+    # issue 32: the executor's measured time of every program (compile + cases), as for any task
+    assert run.ledger.eval_cpu_seconds > 0
     archive = json.loads((tmp_path / "run" / "archive.json").read_text())
     kept = [e["state"] for e in archive["states"] if e["state"]["value"] is not None]
     assert len(kept) == 1 and len(kept[0]["metrics"]["case_scores"]) == 3  # what racing compares to

@@ -152,7 +152,7 @@ def test_the_functions_shown_in_the_prompt_compute_the_scores():
 
 def test_paper_preset_trains_on_pancreas_with_the_papers_limits():
     from tttd.config import resolve_config
-    from tttd.loop import build_task
+    from tttd.build import build_task
 
     cfg = resolve_config(get_task("denoising").presets, preset="paper", flag_values={"task": "denoising"})
     assert cfg.task_options == {"dataset": "pancreas", "split_seed": 42, "reward": "inverse_mse"}
