@@ -144,8 +144,11 @@ def test_verify_killed_leaves_no_jail(tmp_path, source, sig):
     _assert_all_gone(jail)
 
 
-@pytest.mark.parametrize("source", ["system", "bundled"])
-def test_run_killed_mid_step_with_4_evaluations_in_flight_leaves_no_jail(tmp_path, source):
+@pytest.mark.parametrize("source,sig", [("system", signal.SIGKILL), ("bundled", signal.SIGKILL),
+                                        ("system", signal.SIGTERM)])
+def test_run_killed_mid_step_with_4_evaluations_in_flight_leaves_no_jail(tmp_path, source, sig):
+    """SIGTERM: the first one asks for a stop after the step in flight (issue 24), the second
+    stops at once; either way no jail outlives the run."""
     env = {**_bwrap_env(source), "TTTD_TEST_EVAL_SLEEP": "120"}
     task = REPO / "tests" / "sandboxed_digits_task.py"
     proc = subprocess.Popen([sys.executable, "-m", "tests.fault_driver", "run", str(task), "--model", "fake",
@@ -153,7 +156,10 @@ def test_run_killed_mid_step_with_4_evaluations_in_flight_leaves_no_jail(tmp_pat
                              "--out", str(tmp_path / "run"), "--quiet"], cwd=str(REPO), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     jail = _wait_for_jail(proc, 4 * 3)  # 4 x (bwrap, init, candidate)
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(sig)
+    if sig == signal.SIGTERM:
+        time.sleep(0.5)
+        proc.send_signal(sig)
     proc.wait(timeout=30)
     _assert_all_gone(jail)
 

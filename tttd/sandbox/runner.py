@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from tttd.sandbox import gpu, jail, seccomp
+from tttd.sandbox import alive, gpu, jail, seccomp
 from tttd.sandbox import results as data
 from tttd.sandbox.jail import Platform
 from tttd.sandbox.processes import (TreePopen, _kill_tree, _scan_procs, _signal_of, _signame, _sweep,
@@ -33,6 +33,7 @@ LANDLOCK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "landlock.py
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
 _EXIT_MEMORY, _EXIT_BAD_OUTPUT, _EXIT_SETUP = 3, 4, 5
+PROC_READ = ("/proc/self", "/proc/thread-self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat")  # weak mode
 SCRATCH_PREFIX = "tttd-sbx-"  # + the pid of the tttd process that made it + "-" + random
 INLINE_BYTES = 1 << 20  # inputs up to this size go inline in the harness's stdin (no files, no mount)
 _MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
@@ -189,7 +190,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         os.set_blocking(res_r, False)
         # only this process holds alive_w: the jail's init exits when it reads end of file, i.e.
         # when this process is gone however it died (SIGKILL included), which ends the namespace
-        alive_r, alive_w = os.pipe()
+        alive_r, alive_w = alive.open_pipe()
         out_r, out_w = os.pipe()  # stdout/stderr: pipes, never a file on the host disk
         err_r, err_w = os.pipe()
         for fd in (out_r, err_r):
@@ -211,10 +212,13 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
                    in_dir=jail.IN_DIR_IN_JAIL if plat.bwrap else in_dir, inline=inline,
                    copy=cfg.get("copy", sorted(files)),
                    drop_caps=bool(plat.bwrap) and not plat.root, init=bool(plat.bwrap),
-                   seccomp=seccomp.build_filter(extra=extra).hex() if plat.seccomp else None,
+                   seccomp=seccomp.build_filter(extra=extra, sockets=plat.seccomp_sockets(limits)).hex()
+                   if plat.seccomp else None,
                    landlock={"module": LANDLOCK, "network": bool(limits.network), "write": [workdir],
-                             "read": ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/proc", "/sys",
-                                      in_dir, *needed]} if plat.landlock and not plat.bwrap else None,
+                             # /proc: the candidate's own process only (resolved by the harness), never
+                             # the command lines of the host's other processes
+                             "read": ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", *PROC_READ,
+                                      "/sys", in_dir, *needed]} if plat.landlock and not plat.bwrap else None,
                    jail={"tmpfs": jail.TMPFS_IN_JAIL, "bytes": limits.disk_mb * 2**20, "inodes": limits.inodes,
                          "shm": None if plat.memory_capped(bool(devices)) else _shm_limits(limits),
                          "rebind": [[st, p] for p, st in jail.staging(needed) if st]}
@@ -262,6 +266,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         # Kill what is left: under bwrap the namespace's init kills and reaps everything once the
         # alive pipe closes (else it is killed: the kernel empties the namespace before that pidfd
         # reports the exit); otherwise the group, then a sweep.
+        alive.release(alive_w)
         _end_namespace(ns_init, alive_w)
         alive_w = None
         _kill_tree(proc, bool(plat.bwrap))
@@ -316,6 +321,7 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
             _sweep(proc.pid, uid, token)
         if group is not None and not group.remove():
             print("tttd.sandbox: warning: could not remove a run cgroup", file=sys.stderr)
+        alive.release(alive_w)
         for fd in (ns_init, res_r, res_w, out_r, err_r, out_w, err_w, alive_r, alive_w):
             if fd is not None:
                 os.close(fd)
