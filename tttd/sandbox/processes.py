@@ -32,7 +32,23 @@ class TreePopen(subprocess.Popen):
             return self.pid, 0
 
     def _internal_poll(self, _deadstate=None, **_):
-        return super()._internal_poll(_deadstate=_deadstate, _waitpid=self._wait4)
+        # Popen.poll's logic (its private signature differs between Python versions), reaping
+        # through _try_wait, i.e. wait4
+        if self.returncode is None:
+            if not self._waitpid_lock.acquire(False):
+                return None  # another thread is waiting: it will set returncode
+            try:
+                if self.returncode is not None:
+                    return self.returncode
+                pid, sts = self._try_wait(os.WNOHANG)
+                if pid == self.pid:
+                    self._handle_exitstatus(sts)
+            except OSError:
+                if _deadstate is not None:
+                    self.returncode = _deadstate
+            finally:
+                self._waitpid_lock.release()
+        return self.returncode
 
     @property
     def cpu_s(self) -> float | None:
