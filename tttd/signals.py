@@ -51,9 +51,20 @@ class _State:
     notice = False  # print a notice at the first signal
 
 
+#: called (in the main thread, from the handler) before :class:`HardStop` is raised: work still
+#: running in other threads must end now, or the process would wait for it before exiting (the
+#: sandbox registers :func:`tttd.sandbox.alive.end_all_runs`, issue 31)
+HARD_STOP_HOOKS: list = []
+
+
 def _handler(signum: int, _frame) -> None:
     if _State.requested is not None or not _State.in_steps:
         _State.requested = signum
+        for hook in list(HARD_STOP_HOOKS):
+            try:
+                hook()
+            except Exception:
+                pass
         raise HardStop(signum)
     _State.requested = signum
     if _State.notice:  # os.write: a handler must not re-enter a buffered stream being written

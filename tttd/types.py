@@ -131,6 +131,9 @@ class SandboxResult:
     returncode: int | None = None
     message: str = ""
     protections: list[str] = field(default_factory=list)
+    #: CPU seconds (user+sys) of every process of the jail, counted by the kernel (children the
+    #: candidate never waited for included); None where not measured (the weak mode)
+    cpu_s: float | None = None
 
     @property
     def ok(self) -> bool:

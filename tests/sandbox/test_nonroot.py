@@ -1,5 +1,6 @@
-"""The hostile jail suites (test_jail.py, test_hostile_v3.py, test_weak.py) again as an unprivileged user, with secrets planted in
-that user's home and a run directory of that user that must stay unreadable.
+"""The hostile jail suites (test_jail.py, test_hostile_v3.py, test_weak.py, test_orphans.py) again
+as an unprivileged user, with secrets planted in that user's home and a run directory of that user
+that must stay unreadable.
 
 CI runs as root: this test creates (or reuses) the user ``tttdjail`` and runs pytest as that user
 with ``setpriv``. The interpreter and the checkout may live under a directory that user cannot
@@ -97,7 +98,7 @@ def test_hostile_suite_as_an_unprivileged_user():
     cmd = outer_argv(bwrap, needed) + [
         setpriv, f"--reuid={u.pw_uid}", f"--regid={u.pw_gid}", "--clear-groups", "--",
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-rs",
-        *(str(REPO / "tests" / "sandbox" / f) for f in ("test_jail.py", "test_hostile_v3.py", "test_weak.py"))]
+        *(str(REPO / "tests" / "sandbox" / f) for f in ("test_jail.py", "test_hostile_v3.py", "test_weak.py", "test_orphans.py"))]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO), timeout=540)
     out = done.stdout[-4000:] + done.stderr[-2000:]
     assert done.returncode == 0, out

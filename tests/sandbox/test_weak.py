@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -119,6 +121,15 @@ def test_weak_mode_runs_unprivileged_when_opted_in(weak_platform, files, monkeyp
     abstract_name = "\0tttd-weak-" + secrets.token_hex(6)
     abstract.bind(abstract_name)
     abstract.listen(4)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # issue 31: a loopback datagram service
+    udp.bind(("127.0.0.1", 0))
+    sock_dir = tempfile.mkdtemp(prefix="tttd-weak-unix-")  # a path-name unix socket any uid may reach
+    os.chmod(sock_dir, 0o755)
+    unix_path = os.path.join(sock_dir, "agent.sock")
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(unix_path)
+    os.chmod(unix_path, 0o777)
+    unix.listen(4)
     os.environ["TTTD_TEST_PARENT_SECRET"] = "parent-secret-1234"
     try:
         r = sandbox.run_program(textwrap.dedent("""
@@ -160,13 +171,21 @@ def test_weak_mode_runs_unprivileged_when_opted_in(weak_platform, files, monkeyp
                     "repo_write": attempt(lambda: open(os.path.join(REPO, ".tttd-weak-probe"), "w")),
                     "tcp": attempt(lambda: socket.create_connection(("127.0.0.1", PORT), timeout=2)),
                     "abstract": attempt(lambda: socket.socket(socket.AF_UNIX).connect("\\0" + ABSTRACT)),
+                    "unix_path": attempt(lambda: socket.socket(socket.AF_UNIX).connect(UNIX_PATH)),
+                    "udp": attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", UDP))),
+                    "socketpair": attempt(lambda: socket.socketpair()),
+                    "proc_parent": attempt(lambda: open("/proc/%d/cmdline" % ppid, "rb").read()),
+                    "proc_init": attempt(lambda: open("/proc/1/cmdline", "rb").read()),
+                    "proc_self": attempt(lambda: open("/proc/self/cmdline", "rb").read()),
                 }
             """), inject={"HOME": str(home), "SITE": site_dir, "REPO": str(REPO), "PORT": tcp.getsockname()[1],
-                          "ABSTRACT": abstract_name[1:]}, limits=Limits(wall_s=20, memory_mb=512))
+                          "ABSTRACT": abstract_name[1:], "UNIX_PATH": unix_path, "UDP": udp.getsockname()[1]},
+            limits=Limits(wall_s=20, memory_mb=512))
     finally:
         del os.environ["TTTD_TEST_PARENT_SECRET"]
-        for srv in (tcp, abstract):
+        for srv in (tcp, abstract, udp, unix):
             srv.close()
+        shutil.rmtree(sock_dir, ignore_errors=True)
     assert r.status == "ok", (r.message, r.stderr[-1500:])
     v = r.value
     assert v["uid"] != 0 and v["cap_eff"] == v["cap_prm"] == "0000000000000000", v
@@ -184,6 +203,11 @@ def test_weak_mode_runs_unprivileged_when_opted_in(weak_platform, files, monkeyp
         assert v["tcp"] != "ok", v
     if "landlock_scope" in r.protections:
         assert v["abstract"] != "ok", v
+    # issue 31: no path-name unix sockets, no datagrams, /proc of its own process only
+    assert {"no_unix_sockets", "no_datagram_sockets"} <= set(r.protections), r.protections
+    assert v["unix_path"] == v["udp"] == os.strerror(1) and v["socketpair"] == "ok", v
+    if "proc_self_only" in r.protections:
+        assert v["proc_parent"] != "ok" and v["proc_init"] != "ok" and v["proc_self"] == "ok", v
     for p in (site_dir, str(REPO), str(home)):
         assert not os.path.exists(os.path.join(p, ".tttd-weak-probe"))
     assert not (home / ".tttd-weak-probe").exists()

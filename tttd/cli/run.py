@@ -124,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return dry_run_main(dry_task, cfg, args.json)
     cfg.out = cfg.out or default_out(args.task)
     check_run_config(cfg)  # every option checked before anything is written
+    add_run_secrets(task, cfg)
     from tttd.cli.dryrun import toy_model_warning
 
     if toy_model_warning(cfg, task.name):  # said up front, also with --quiet
@@ -131,3 +132,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = common.execute(cfg, cfg.out, task.name, args.quiet)
     print_summary(summary, args.json)
     return 0
+
+
+def add_run_secrets(task, cfg) -> None:
+    """Issue 31: options a task wants drawn fresh for each run and kept from the candidate (the
+    denoising task's held-out split): a random value unless given, recorded in the run's config
+    (resume and the best program's verify command use it), never in a prompt. A task lists them
+    in ``secret_options``; ``public_alternatives`` names options that choose a public value instead."""
+    import secrets
+
+    for name in getattr(type(task), "secret_options", ()):
+        public = getattr(type(task), "public_alternatives", {}).get(name, ())
+        if cfg.task_options.get(name) is None and not any(cfg.task_options.get(k) is not None for k in public):
+            cfg.task_options = {**cfg.task_options, name: secrets.token_hex(16)}

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tttd.evolve.safe_yaml import MAX_TEXT, load_yaml, read_capped
+from tttd.task_errors import TaskFileError
+
 OE_TIMEOUT_S = 300.0
 OE_THRESHOLDS = [0.5, 0.75, 0.9]
 OE_FEATURES = ["complexity", "diversity"]
@@ -63,20 +66,16 @@ class Settings:
 
     def use(self, key: str, value: Any, meaning: str) -> None:
         shown = repr(value) if not isinstance(value, str) or len(value) < 60 else f"<{len(value)} characters>"
+        shown = shown if len(shown) <= 200 else shown[:200] + f"... ({len(shown)} characters)"
         self.used.append(f"{key} = {shown}: {meaning}")
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except Exception as exc:
-        raise ValueError(f"cannot read {path.name}: {str(exc).splitlines()[0][:200]}") from None
+    data = load_yaml(path)  # bounded: size, aliases refused, depth, nodes (tttd.evolve.safe_yaml)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path.name} is not a YAML mapping")
+        raise TaskFileError(f"{path.name} is not a YAML mapping")
     return data
 
 
@@ -203,7 +202,9 @@ class _Module:
             return self.strings.get(node.id)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             a, b = self.string(node.left), self.string(node.right)
-            return None if a is None or b is None else a + b
+            if a is None or b is None or len(a) + len(b) > MAX_TEXT:  # x = y + y + ... doubles per line
+                return None
+            return a + b
         return None
 
     def literal(self, node: ast.AST) -> Any:
@@ -273,8 +274,8 @@ def shinka_settings(folder: Path, config: str | None = None) -> Settings:
     default_yaml = None
     if script.is_file():
         try:
-            mod = _Module(script.read_text(encoding="utf-8"))
-        except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+            mod = _Module(read_capped(script))
+        except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
             s.ignored.append(f"run_evo.py: not parsed ({type(exc).__name__})")
             mod = None
         if mod is not None:

@@ -15,9 +15,10 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from tttd.evolve.folder import Layout, folder_files
+from tttd.evolve.folder import MAX_FILE_BYTES, Layout, folder_files
 from tttd.evolve.outcome import judge_openevolve, judge_shinka, render_feedback
 from tttd.evolve.rescore import Repeated, Rescorer, spread
+from tttd.evolve.safe_yaml import read_capped
 from tttd.evolve.settings import Settings, read_settings
 from tttd.program_task import EDIT_FORMATS, ProgramTask
 from tttd.types import Candidate, Evaluation, Limits, Program, State
@@ -36,8 +37,8 @@ def _jail_sources() -> tuple[str, dict[str, str]]:
 def evaluator_functions(path: Path) -> set[str]:
     """Top-level function names of the evaluator (read with ast, not imported)."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (SyntaxError, ValueError, UnicodeDecodeError):
+        tree = ast.parse(read_capped(path, MAX_FILE_BYTES))
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
         return set()
     return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
@@ -50,8 +51,9 @@ def readme_opening(folder: Path, cap: int = 1500) -> str | None:
     if not p.is_file():
         return None
     try:
-        text = p.read_text(encoding="utf-8").split("```")[0].strip()
-    except (OSError, UnicodeDecodeError):
+        with open(p, "rb") as f:  # only its opening is used: never the whole of a huge file
+            text = f.read(64 * 1024).decode("utf-8", "replace").split("```")[0].strip()
+    except OSError:
         return None
     return clean(text, cap) if text else None
 
@@ -139,7 +141,7 @@ class EvaluatorTask(ProgramTask):
         label = self.metric or "combined_score"
         super().__init__(
             statement=statement or s.statement or generic,
-            initial_program="" if files else (folder / layout.initial).read_text(encoding="utf-8"),
+            initial_program="" if files else read_capped(folder / layout.initial, MAX_FILE_BYTES),
             files=files, main=layout.entry or None,
             entry="_tttd_evaluate", returns="", score=lambda data: 0.0,  # verify() is overridden
             direction="maximize", bounds=(float(min_score), None), failure_reward=float(min_score),

@@ -86,9 +86,12 @@ What is NOT protected:
   run without RLIMIT_AS and without the cgroup memory cap (the CUDA driver reserves huge virtual
   ranges); GPU memory is not capped (one evaluation per device is the executor's job);
 - the weak mode: without Landlock the candidate sees the host filesystem as its uid does (as the
-  same user: that user's files, its other processes' /proc entries) and may write where its uid
-  may; the network (and with Landlock ABI < 4 everything, < 6 abstract sockets), host unix
-  sockets; the workdir is on the host disk, capped per file only;
+  same user: that user's files, every process's /proc entries) and may write where its uid may;
+  with Landlock ABI < 4 TCP, < 6 signals to the user's processes; forked processes may outlive a
+  tttd killed with SIGKILL, and their CPU time is not counted; the workdir is on the host disk,
+  capped per file only. Denied there by seccomp (issue 31): unix sockets (``socketpair`` allowed)
+  and, unless ``limits.network``, every socket but TCP (no UDP/raw/netlink); with Landlock /proc
+  shows only the candidate's own process (docs/sandbox.md lists what stays allowed);
 - forged results: a candidate can always make the parent receive data of its choice (returning it
   is enough); the trusted verifier recomputes the score from that data, so this gains nothing.
 

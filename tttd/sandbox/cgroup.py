@@ -124,7 +124,8 @@ def detect() -> tuple[Hierarchy | None, str]:
 
 
 def _sweep_stale(h: Hierarchy) -> None:
-    """Remove empty run cgroups left by tttd processes that died (SIGKILL) before removing them."""
+    """Remove the run cgroups of tttd processes that died (SIGKILL) before removing them, killing
+    whatever is still inside (a jail left by an older tttd)."""
     import re
 
     for base in filter(None, (h.memory, h.pids)):
@@ -135,10 +136,7 @@ def _sweep_stale(h: Hierarchy) -> None:
         for n in names:
             m = re.fullmatch(r"run-(\d+)-[0-9a-f]{8}", n)
             if m and not os.path.exists(f"/proc/{m.group(1)}"):
-                try:
-                    os.rmdir(os.path.join(base, n))
-                except OSError:
-                    pass
+                RunCgroup(h, [os.path.join(base, n)]).remove()
 
 
 def _try(h: Hierarchy) -> bool:

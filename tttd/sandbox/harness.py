@@ -59,6 +59,7 @@ def _fail(code, msg):
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MNT_DETACH = 1, 2, 4, 8, 32, 4096, 16384, 2
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PR_CAP_AMBIENT = 38, 22, 2, 47
 PR_SET_DUMPABLE = 4
+PR_SET_PDEATHSIG, SIGKILL = 1, 9
 PR_CAPBSET_DROP, PR_SET_SECUREBITS = 24, 28
 SECUREBITS = 0x01 | 0x02 | 0x20 | 0x40 | 0x80  # NOROOT(+LOCKED), KEEP_CAPS_LOCKED, NO_CAP_AMBIENT_RAISE(+LOCKED)
 
@@ -179,8 +180,14 @@ def _init(cfg):
     (128+N for signal N). When this init exits the kernel kills everything left in the namespace."""
     pid = os.fork()
     if pid == 0:
+        if cfg.get("alive_fd") is not None:
+            os.close(cfg["alive_fd"])
         return
     os.close(cfg["result_fd"])
+    if cfg.get("alive_fd") is not None:  # the trusted parent died (even SIGKILL): end the namespace
+        import _thread
+
+        _thread.start_new_thread(_watch_parent, (cfg["alive_fd"],))
     code = None
     while True:
         try:
@@ -192,7 +199,51 @@ def _init(cfg):
         if wpid == pid:
             code = os.waitstatus_to_exitcode(status)
             break
+    _end_all()
     os._exit(EXIT_SETUP if code is None else code if code >= 0 else 128 - code)
+
+
+def _end_all():
+    """Kill every other process of the namespace and reap them all before this init exits: the
+    CPU time of what it reaps is added to its own children's total, which bubblewrap and then
+    the trusted parent receive (``wait4``). Left to the kernel's teardown, processes the
+    candidate never waited for would take their CPU time with them (issue 31: AHC's CPU limit)."""
+    import time
+
+    while True:
+        try:
+            os.kill(-1, SIGKILL)  # every process of the namespace this init may signal, not itself
+        except OSError:
+            pass
+        reaped = False
+        while True:
+            try:
+                wpid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            except InterruptedError:
+                continue
+            if wpid == 0:
+                break
+            reaped = True
+        if not reaped:
+            time.sleep(0.001)
+
+
+def _watch_parent(fd):
+    """Block on the read end of a pipe whose only write end the trusted parent holds: end of file
+    means that process is gone, however it died, or that it closed the pipe to end the run (wall
+    time limit). Kill and reap everything, exit: as the jail's init this ends the pid namespace."""
+    while True:
+        try:
+            if not os.read(fd, 64):
+                break
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+    _end_all()
+    os._exit(128 + SIGKILL)
 
 
 def _setup(cfg):
@@ -200,7 +251,8 @@ def _setup(cfg):
     import resource
 
     ctypes = libc = check = None
-    if cfg.get("jail") or cfg.get("seccomp") or cfg.get("drop_caps") or cfg.get("landlock") or cfg.get("init"):
+    if cfg.get("jail") or cfg.get("seccomp") or cfg.get("drop_caps") or cfg.get("landlock") or cfg.get("init") \
+            or cfg.get("alive_fd") is not None:
         ctypes, libc, check = _libc()
     if cfg.get("jail"):
         _mount_jail(cfg, libc, check)
@@ -217,6 +269,12 @@ def _setup(cfg):
         check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
         if cfg.get("init"):  # the jail's pid 1: no process of the candidate may read or trace it
             check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
+        # the uid change cleared the parent-death signal bwrap (--die-with-parent) or the runner set
+        check(libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "parent-death signal")
+        if cfg.get("parent_pid") is not None and os.getppid() != cfg["parent_pid"]:
+            _fail(EXIT_SETUP, "the parent died before the candidate started")
+    if cfg.get("alive_fd") is not None and not cfg.get("init"):
+        os.close(cfg["alive_fd"])  # only the jail's init watches it
     if cfg.get("landlock"):
         _landlock(cfg)
     if cfg.get("seccomp"):

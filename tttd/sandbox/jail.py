@@ -84,6 +84,13 @@ class Platform:
             extra += seccomp.HOST_IPC
         return extra
 
+    def seccomp_sockets(self, limits: Limits) -> str | None:
+        """The weak mode's socket policy (:func:`tttd.sandbox.seccomp.build_filter`): it shares the
+        host's network and unix sockets, so no AF_UNIX and, without ``limits.network``, TCP only."""
+        if self.bwrap:
+            return None
+        return "no_unix" if limits.network else "tcp_only"
+
     def memory_capped(self, gpu: bool = False) -> bool:
         return self.cgroup is not None and not gpu
 
@@ -308,6 +315,11 @@ def protections(plat: Platform, limits: Limits, cpus=None, gpu: bool = False) ->
             p.append("no_memfd")
         if "shmget" in extra:
             p.append("no_host_ipc")
+        sockets = plat.seccomp_sockets(limits)
+        if sockets:
+            p.append("no_unix_sockets")
+            if sockets == "tcp_only":
+                p.append("no_datagram_sockets")
     if plat.memory_capped(gpu):
         p.append("memory_cgroup")
     if plat.cgroup is not None:
@@ -324,7 +336,7 @@ def protections(plat: Platform, limits: Limits, cpus=None, gpu: bool = False) ->
     else:
         p.append("no_caps")  # a fresh uid (root parent) or the user's own uid, never root
         if plat.landlock:
-            p.append("landlock_fs")
+            p += ["landlock_fs", "proc_self_only"]
             if plat.landlock >= 4 and not limits.network:
                 p.append("landlock_net")
             if plat.landlock >= 6:

@@ -5,7 +5,9 @@ process it starts, to a set of file hierarchies, without root and without user n
 is what many containers lack. The weak mode (no bubblewrap) uses it, when the kernel has it, to
 confine the candidate's view:
 
-- files: read/execute only the system directories, /etc, /proc, /sys, /dev's harmless nodes, the
+- files: read/execute only the system directories, /etc, the candidate's own /proc entries
+  (``/proc/self``, resolved when the rules are made, plus cpuinfo/meminfo/stat: never other
+  processes' command lines), /sys, /dev's harmless nodes, the
   interpreter and package directories and ``limits.toolchain``; read-write only its own working
   directory (protection ``landlock_fs``); nothing else can be read, written, created or removed;
 - ABI >= 4: no TCP bind or connect (``landlock_net``) unless ``limits.network``;

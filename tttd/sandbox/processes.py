@@ -10,6 +10,51 @@ import subprocess
 import time
 
 
+class TreePopen(subprocess.Popen):
+    """A Popen that keeps the kernel's resource usage of its child when it reaps it (``wait4``):
+    the CPU time of that process *and of every descendant it or they reaped*. Under bwrap the
+    jail's init is reaped by bwrap, and the init reaps whatever the kernel kills when the pid
+    namespace ends, so ``cpu_s`` covers every process of the jail, children the candidate never
+    waited for included; the candidate cannot hide from it."""
+
+    rusage = None
+
+    def _wait4(self, pid, flags):
+        got, status, ru = os.wait4(pid, flags)
+        if got == self.pid and got != 0:
+            self.rusage = ru
+        return got, status
+
+    def _try_wait(self, wait_flags):
+        try:
+            return self._wait4(self.pid, wait_flags)
+        except ChildProcessError:
+            return self.pid, 0
+
+    def _internal_poll(self, _deadstate=None, **_):
+        # Popen.poll's logic (its private signature differs between Python versions), reaping
+        # through _try_wait, i.e. wait4
+        if self.returncode is None:
+            if not self._waitpid_lock.acquire(False):
+                return None  # another thread is waiting: it will set returncode
+            try:
+                if self.returncode is not None:
+                    return self.returncode
+                pid, sts = self._try_wait(os.WNOHANG)
+                if pid == self.pid:
+                    self._handle_exitstatus(sts)
+            except OSError:
+                if _deadstate is not None:
+                    self.returncode = _deadstate
+            finally:
+                self._waitpid_lock.release()
+        return self.returncode
+
+    @property
+    def cpu_s(self) -> float | None:
+        return None if self.rusage is None else self.rusage.ru_utime + self.rusage.ru_stime
+
+
 def _scan_procs(pred):
     """Yield (pid, info) for live processes matching ``pred(info)``; info has uid, ppid, sid, pgid."""
     try:
@@ -90,6 +135,31 @@ def _sweep(root_pid: int, uid: int | None, token: str) -> int:
         found += len(alive)
         time.sleep(0.01)
     return found
+
+
+def sweep_stale_scratch(prefix: str) -> int:
+    """Remove this user's run directories (``<tmp>/<prefix><pid>-*``) whose tttd process is gone:
+    a run killed with SIGKILL cannot clean up after itself. Returns how many were removed."""
+    import re
+    import tempfile
+
+    base, n = tempfile.gettempdir(), 0
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return 0
+    for name in names:
+        m = re.fullmatch(re.escape(prefix) + r"(\d+)-[A-Za-z0-9_]+", name)
+        if not m or os.path.exists(f"/proc/{m.group(1)}"):
+            continue
+        path = os.path.join(base, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if st.st_uid == os.geteuid() and not os.path.islink(path) and remove_tree(path):
+            n += 1
+    return n
 
 
 def _signal_of(rc: int, bwrap: bool) -> int | None:

@@ -32,6 +32,13 @@ def task_runs_code(task_spec: str) -> bool:
         return True
 
 
+#: what the weak mode still allows (docs/sandbox.md lists the same, one line each)
+WEAK_ALLOWS = ("without Landlock they read and write what that uid can and see every process's "
+               "command line; without Landlock ABI 4 TCP is open, without ABI 6 they can signal this "
+               "user's processes; processes they fork can outlive a killed tttd (unix sockets and "
+               "UDP are denied)")
+
+
 def check_isolation(require: bool, warn: Callable[[str], None] | None = None, allow_weak: bool = False,
                     runs_code: bool = True) -> dict:
     """Detect the sandbox (cached) and return its report; refuse or warn as described above."""
@@ -60,7 +67,7 @@ def check_isolation(require: bool, warn: Callable[[str], None] | None = None, al
     os.environ[WEAK_ENV] = "1"  # the runner (and worker processes) may now run the weak mode
     if not _warned:
         _warned = True
-        msg = (f"WARNING: weak sandbox isolation ({cause}): candidates may read files and reach the "
-               f"network this user can; fix: {fix} ({DOC_HINT})")
+        msg = (f"WARNING: weak sandbox isolation ({cause}): candidates run as this user (or a fresh uid) in the "
+               f"host's namespaces: {WEAK_ALLOWS}; fix: {fix} ({DOC_HINT})")
         (warn or (lambda m: print("tttd: " + m, file=sys.stderr)))(msg)
     return rep

@@ -16,10 +16,11 @@ import threading
 import time
 from typing import Any
 
-from tttd.sandbox import gpu, jail, seccomp
+from tttd.sandbox import alive, gpu, jail, seccomp
 from tttd.sandbox import results as data
 from tttd.sandbox.jail import Platform
-from tttd.sandbox.processes import _kill_tree, _scan_procs, _signal_of, _signame, _sweep, remove_tree
+from tttd.sandbox.processes import (TreePopen, _kill_tree, _scan_procs, _signal_of, _signame, _sweep,
+                                    remove_tree, sweep_stale_scratch)
 from tttd.sandbox.results import BadData
 from tttd.sandbox.streams import _drain, _end_namespace, _move_into, _ns_init_pidfd, _Tail, _wait_and_read
 from tttd.types import Limits, Program, SandboxResult
@@ -32,6 +33,8 @@ LANDLOCK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "landlock.py
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
 _EXIT_MEMORY, _EXIT_BAD_OUTPUT, _EXIT_SETUP = 3, 4, 5
+PROC_READ = ("/proc/self", "/proc/thread-self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat")  # weak mode
+SCRATCH_PREFIX = "tttd-sbx-"  # + the pid of the tttd process that made it + "-" + random
 INLINE_BYTES = 1 << 20  # inputs up to this size go inline in the harness's stdin (no files, no mount)
 _MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 
@@ -49,6 +52,7 @@ def platform_info(refresh: bool = False) -> Platform:
             from tttd.sandbox.detect import detect
 
             _platform = detect(_execute)
+            sweep_stale_scratch(SCRATCH_PREFIX)  # once per process: what runs killed with -9 left
         return _platform
 
 
@@ -90,8 +94,9 @@ def _rlimits(limits: Limits, nproc_base: int, gpu: bool = False, init: bool = Fa
         "RLIMIT_CPU": [cpu, cpu + 1],
         "RLIMIT_FSIZE": [limits.file_size_mb * mb] * 2,
         "RLIMIT_NOFILE": [limits.open_files] * 2,
-        # + the harness in command mode, + the jail's init (the harness as pid 1) under bwrap
-        "RLIMIT_NPROC": [nproc_base + limits.processes + 1 + int(init)] * 2,
+        # + the harness in command mode, + the jail's init (the harness as pid 1) under bwrap and
+        # its thread watching the parent (tttd.sandbox.harness._watch_parent)
+        "RLIMIT_NPROC": [nproc_base + limits.processes + 1 + 2 * int(init)] * 2,
         "RLIMIT_CORE": [0, 0],
     }
 
@@ -157,13 +162,13 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
     gpu_argv, gpu_env = [], {}
     if devices:
         gpu_argv, gpu_env = gpu.device_binds(devices) if plat.bwrap else ([], gpu.device_binds(devices)[1])
-    rundir = tempfile.mkdtemp(prefix="tttd-sbx-")
+    rundir = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")  # the pid: see sweep_stale_scratch
     uid = 2**30 + secrets.randbelow(2**30) if plat.separate_uid else None
     token = secrets.token_hex(8)
     ns_init = None
     proc = None
     group = None
-    res_r = res_w = out_r = err_r = out_w = err_w = None
+    res_r = res_w = out_r = err_r = out_w = err_w = alive_r = alive_w = None
     try:
         in_dir = os.path.join(rundir, "in")
         inline = None
@@ -183,6 +188,9 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         nproc_base = 0 if uid is not None else _count_uid_processes(os.getuid())
         res_r, res_w = os.pipe()
         os.set_blocking(res_r, False)
+        # only this process holds alive_w: the jail's init exits when it reads end of file, i.e.
+        # when this process is gone however it died (SIGKILL included), which ends the namespace
+        alive_r, alive_w = alive.open_pipe()
         out_r, out_w = os.pipe()  # stdout/stderr: pipes, never a file on the host disk
         err_r, err_w = os.pipe()
         for fd in (out_r, err_r):
@@ -200,13 +208,17 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         extra = plat.seccomp_extra(limits, bool(devices))
         cfg = dict(cfg, workdir=workdir, uid=uid, gid=uid, cpus=list(cpus) if cpus else None,
                    rlimits=_rlimits(limits, nproc_base, gpu=bool(devices), init=bool(plat.bwrap)), result_fd=res_w, token=cfg.get("token") or secrets.token_hex(8),
+                   alive_fd=alive_r, parent_pid=None if plat.bwrap else os.getpid(),
                    in_dir=jail.IN_DIR_IN_JAIL if plat.bwrap else in_dir, inline=inline,
                    copy=cfg.get("copy", sorted(files)),
                    drop_caps=bool(plat.bwrap) and not plat.root, init=bool(plat.bwrap),
-                   seccomp=seccomp.build_filter(extra=extra).hex() if plat.seccomp else None,
+                   seccomp=seccomp.build_filter(extra=extra, sockets=plat.seccomp_sockets(limits)).hex()
+                   if plat.seccomp else None,
                    landlock={"module": LANDLOCK, "network": bool(limits.network), "write": [workdir],
-                             "read": ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/proc", "/sys",
-                                      in_dir, *needed]} if plat.landlock and not plat.bwrap else None,
+                             # /proc: the candidate's own process only (resolved by the harness), never
+                             # the command lines of the host's other processes
+                             "read": ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", *PROC_READ,
+                                      "/sys", in_dir, *needed]} if plat.landlock and not plat.bwrap else None,
                    jail={"tmpfs": jail.TMPFS_IN_JAIL, "bytes": limits.disk_mb * 2**20, "inodes": limits.inodes,
                          "shm": None if plat.memory_capped(bool(devices)) else _shm_limits(limits),
                          "rebind": [[st, p] for p, st in jail.staging(needed) if st]}
@@ -224,14 +236,14 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
                 raise
         t0 = time.perf_counter()
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out_w, stderr=err_w,
+            proc = TreePopen(argv, stdin=subprocess.PIPE, stdout=out_w, stderr=err_w,
                                     cwd=rundir if plat.bwrap else workdir,
                                     env=_env(limits, workdir, plat, token, gpu_env), start_new_session=True,
-                                    close_fds=True, pass_fds=(res_w,) + ((info_w,) if info_w is not None else ()))
+                                    close_fds=True, pass_fds=(res_w, alive_r) + ((info_w,) if info_w is not None else ()))
         finally:
-            for fd in (res_w, out_w, err_w):
+            for fd in (res_w, out_w, err_w, alive_r):
                 os.close(fd)
-            res_w = out_w = err_w = None
+            res_w = out_w = err_w = alive_r = None
             if info_w is not None:
                 os.close(info_w)
         init_pid: list[int] = []
@@ -251,9 +263,12 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         exited, over = _wait_and_read(proc, limits.wall_s, res_r, frame, cap, tails)
         timed_out = not exited and not over
         wall = time.perf_counter() - t0
-        # Kill what is left: under bwrap the namespace init (the kernel empties the namespace
-        # before that pidfd reports the exit); otherwise the group, then a sweep.
-        _end_namespace(ns_init)
+        # Kill what is left: under bwrap the namespace's init kills and reaps everything once the
+        # alive pipe closes (else it is killed: the kernel empties the namespace before that pidfd
+        # reports the exit); otherwise the group, then a sweep.
+        alive.release(alive_w)
+        _end_namespace(ns_init, alive_w)
+        alive_w = None
         _kill_tree(proc, bool(plat.bwrap))
         if group is not None:
             group.kill()
@@ -266,7 +281,8 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
         stdout, cut_out = tails[out_r].text()
         stderr, cut_err = tails[err_r].text()
         res = SandboxResult(status="ok", stdout=stdout, stderr=stderr, wall_s=wall, returncode=rc,
-                            protections=_protections(plat, limits, cpus, devices))
+                            protections=_protections(plat, limits, cpus, devices),
+                            cpu_s=proc.cpu_s if plat.bwrap else None)
         sig = _signal_of(rc, bool(plat.bwrap))
         oom = group is not None and group.oom_killed()
         if over:
@@ -305,7 +321,8 @@ def _execute(cfg: dict, limits: Limits, files: dict[str, bytes], cpus: Any, coll
             _sweep(proc.pid, uid, token)
         if group is not None and not group.remove():
             print("tttd.sandbox: warning: could not remove a run cgroup", file=sys.stderr)
-        for fd in (ns_init, res_r, res_w, out_r, err_r, out_w, err_w):
+        alive.release(alive_w)
+        for fd in (ns_init, res_r, res_w, out_r, err_r, out_w, err_w, alive_r, alive_w):
             if fd is not None:
                 os.close(fd)
         if not remove_tree(rundir):

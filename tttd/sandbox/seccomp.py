@@ -28,13 +28,17 @@ _LD_W_ABS = 0x20
 _JEQ_K = 0x15
 _JGE_K = 0x35
 _JSET_K = 0x45
+_AND_K = 0x54
 _RET_K = 0x06
 RET_ALLOW = 0x7FFF0000
 RET_KILL_PROCESS = 0x80000000
 RET_ERRNO = 0x00050000
 
 # offsets in struct seccomp_data
-_NR, _ARCH, _ARG0, _ARG1 = 0, 4, 16, 24
+_NR, _ARCH, _ARG0, _ARG1, _ARG2 = 0, 4, 16, 24, 32
+AF_UNIX, AF_INET, AF_INET6, SOCK_STREAM, IPPROTO_TCP = 1, 2, 10, 1, 6
+#: ``sockets=`` policies of :func:`build_filter` (the weak mode's; the jail has its own namespaces)
+SOCKETS = ("no_unix", "tcp_only")
 
 CLONE_NS_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000
                   | 0x40000000 | 0x00000080)  # NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
@@ -64,7 +68,7 @@ ARCHES = {
         "init_module": 175, "finit_module": 313, "delete_module": 176, "swapon": 167, "swapoff": 168,
         "reboot": 169, "acct": 163, "quotactl": 179, "ptrace": 101, "process_vm_readv": 310,
         "process_vm_writev": 311, "kcmp": 312, "ioctl": 16, "memfd_create": 319, "shmget": 29,
-        "msgget": 68, "semget": 64, "mq_open": 240, **_GENERIC_NEW}),
+        "msgget": 68, "semget": 64, "mq_open": 240, "socket": 41, **_GENERIC_NEW}),
     "aarch64": (0xC00000B7, {
         "clone": 220, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41,
         "chroot": 51, "keyctl": 219, "add_key": 217, "request_key": 218, "bpf": 280,
@@ -72,7 +76,7 @@ ARCHES = {
         "init_module": 105, "finit_module": 273, "delete_module": 106, "swapon": 224, "swapoff": 225,
         "reboot": 142, "acct": 89, "quotactl": 60, "ptrace": 117, "process_vm_readv": 270,
         "process_vm_writev": 271, "kcmp": 272, "ioctl": 29, "memfd_create": 279, "shmget": 194,
-        "msgget": 186, "semget": 190, "mq_open": 180, **_GENERIC_NEW}),
+        "msgget": 186, "semget": 190, "mq_open": 180, "socket": 198, **_GENERIC_NEW}),
 }
 _X32_BIT = 0x40000000
 
@@ -81,10 +85,15 @@ def supported(machine: str | None = None) -> bool:
     return (machine or platform.machine()) in ARCHES
 
 
-def build_filter(machine: str | None = None, extra: tuple[str, ...] = ()) -> bytes:
+def build_filter(machine: str | None = None, extra: tuple[str, ...] = (), sockets: str | None = None) -> bytes:
     """The filter for ``machine`` (default: this one) as raw ``struct sock_filter`` bytes, denying
-    ``extra`` calls too (names from :data:`MEMFD`, :data:`HOST_IPC`). Raises ValueError for an
-    architecture without a table or an unknown name."""
+    ``extra`` calls too (names from :data:`MEMFD`, :data:`HOST_IPC`). ``sockets`` (the weak mode,
+    which shares the host's network and file system): ``"no_unix"`` denies ``socket(AF_UNIX, ...)``
+    (a path-name socket of the user's session bus, ssh-agent or docker would be an escape;
+    ``socketpair`` stays allowed), ``"tcp_only"`` also denies every socket but TCP over IPv4/IPv6
+    (no UDP, raw, packet or netlink sockets: no datagrams to local resolvers or loopback
+    services; Landlock denies TCP connect/bind). Raises ValueError for an architecture without a
+    table, an unknown name or policy."""
     machine = machine or platform.machine()
     if machine not in ARCHES:
         raise ValueError(f"no seccomp syscall table for {machine}")
@@ -92,6 +101,8 @@ def build_filter(machine: str | None = None, extra: tuple[str, ...] = ()) -> byt
     unknown = [n for n in extra if n not in nrs]
     if unknown:
         raise ValueError(f"no syscall number for {unknown}")
+    if sockets is not None and sockets not in SOCKETS:
+        raise ValueError(f"sockets must be one of {SOCKETS} or None, got {sockets!r}")
     prog: list[tuple] = []  # (code, jt_label|0, jf_label|0, k) ; labels resolved below
 
     def ins(code, k=0, jt=0, jf=0):
@@ -105,6 +116,8 @@ def build_filter(machine: str | None = None, extra: tuple[str, ...] = ()) -> byt
     ins(_JEQ_K, nrs["clone"], jt="clone", jf=0)
     ins(_JEQ_K, nrs["clone3"], jt="enosys", jf=0)
     ins(_JEQ_K, nrs["ioctl"], jt="ioctl", jf=0)
+    if sockets:
+        ins(_JEQ_K, nrs["socket"], jt="socket", jf=0)
     for name in tuple(dict.fromkeys(_DENIED_NAMES + tuple(extra))):
         ins(_JEQ_K, nrs[name], jt="eperm", jf=0)
     ins(_RET_K, RET_ALLOW)
@@ -117,6 +130,23 @@ def build_filter(machine: str | None = None, extra: tuple[str, ...] = ()) -> byt
     ins(_JEQ_K, TIOCSTI, jt="eperm", jf=0)
     ins(_JEQ_K, TIOCLINUX, jt="eperm", jf=0)
     ins(_RET_K, RET_ALLOW)
+    if sockets:
+        labels["socket"] = len(prog)
+        ins(_LD_W_ABS, _ARG0)  # the address family
+        ins(_JEQ_K, AF_UNIX, jt="eperm", jf=0)
+        if sockets == "no_unix":
+            ins(_RET_K, RET_ALLOW)
+        else:
+            ins(_JEQ_K, AF_INET, jt=1, jf=0)
+            ins(_JEQ_K, AF_INET6, jt=0, jf="eperm")
+            ins(_LD_W_ABS, _ARG1)  # the type, without SOCK_NONBLOCK / SOCK_CLOEXEC
+            ins(_AND_K, 0xF)
+            ins(_JEQ_K, SOCK_STREAM, jt=0, jf="eperm")
+            ins(_LD_W_ABS, _ARG2)  # the protocol: default (0) or TCP, never SCTP & co
+            ins(_JEQ_K, 0, jt="allow", jf=0)
+            ins(_JEQ_K, IPPROTO_TCP, jt="allow", jf="eperm")
+            labels["allow"] = len(prog)
+            ins(_RET_K, RET_ALLOW)
     labels["eperm"] = len(prog)
     ins(_RET_K, RET_ERRNO | errno.EPERM)
     labels["enosys"] = len(prog)
@@ -142,6 +172,9 @@ def run_filter(prog: bytes, nr: int, arch: int, args: tuple[int, ...] = ()) -> i
         code, jt, jf, k = ins[pc]
         if code == _LD_W_ABS:
             acc = struct.unpack_from("=I", data, k)[0]
+            pc += 1
+        elif code == _AND_K:
+            acc &= k
             pc += 1
         elif code == _RET_K:
             return k

@@ -153,15 +153,24 @@ def _ns_init_pidfd(info_r: int, out: list | None = None) -> int | None:
         os.close(info_r)
 
 
-def _end_namespace(pidfd: int | None) -> None:
-    """SIGKILL the pid namespace's init and wait until it has exited, i.e. until the kernel has
-    killed and reaped every process in the namespace (daemons included)."""
+def _end_namespace(pidfd: int | None, alive_w: int | None = None, grace_s: float = 1.0) -> None:
+    """End the jail: close ``alive_w`` (the jail's init then kills and reaps every process in the
+    namespace itself, so their CPU time is accounted, and exits), wait at most ``grace_s`` for
+    that; then SIGKILL the init and wait until it has exited, i.e. until the kernel has killed
+    every process in the namespace (daemons included)."""
+    if alive_w is not None:
+        try:
+            os.close(alive_w)
+        except OSError:
+            pass
     if pidfd is None:
+        return
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    if alive_w is not None and poller.poll(grace_s * 1000):
         return
     try:
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
     poller.poll(10_000)

@@ -25,10 +25,13 @@ Measuring a case
 Inside each case jail a second wrapper makes ``input.txt`` the binary's stdin and ``out.txt``
 its stdout, ``wait4``-s it and writes ``result.json`` with its exit status, CPU time (user+sys),
 wall time and peak RSS, then copies the output to its own stdout (where the sandbox captures it).
-The report is written after the candidate has exited, and ``Limits.processes`` keeps it from
-leaving helpers behind to rewrite it; independently of the report, the sandbox's RLIMIT_CPU
-(3 s, as the contest's ``prlimit --cpu=3.1``), address-space limit (2 GiB, as the contest's) and
-wall kill bound every case. The verdict follows the contest (AHC.md 4): exit 0 and no signal,
+The report's CPU time is the binary's own (``wait4``): children it starts and never waits for
+are not in it. So the trusted side also takes the CPU time of the case's whole process tree from
+the kernel (``SandboxResult.cpu_s``: the jail's init kills and reaps every process before it
+exits, bubblewrap reaps the init, tttd reaps bubblewrap with ``wait4``); over the limit plus
+:data:`JAIL_CPU_ALLOWANCE_S` is TLE, whatever the report says (issue 31). Independently of the
+report, the sandbox's RLIMIT_CPU (3 s per process, as the contest's ``prlimit --cpu=3.1``),
+address-space limit (2 GiB, as the contest's) and wall kill bound every case. The verdict follows the contest (AHC.md 4): exit 0 and no signal,
 CPU <= 2.0 s, wall <= 2.5 s, peak RSS <= 1 GiB, then the trusted tester.
 """
 
@@ -57,6 +60,9 @@ MAX_OUTPUT_BYTES = 8 * 2**20
 COMPILE_TIMEOUT_S = 60.0
 CPU_LIMIT_S, WALL_LIMIT_S, RSS_LIMIT_KB = 2.0, 2.5, 1024 * 1024
 OUTER_WALL_S = 4.5  # the contest's outer `timeout 4.5`; the 2.5 s wall limit is judged from the report
+#: the jail's own CPU in a case's process tree (bwrap, the harness and the wrapper: about 0.06 s
+#: measured, 2 cores at load ~9); only this much CPU can go uncounted against the 2.0 s limit
+JAIL_CPU_ALLOWANCE_S = 0.3
 
 _COMPILE_WRAPPER = r"""
 import base64, json, os, subprocess, sys
@@ -279,6 +285,10 @@ _MEMORY_MARKERS = ("std::bad_alloc", "Cannot allocate memory", "out of memory")
 def read_case(res: SandboxResult) -> CaseRun:
     """Turn a case's sandbox result into a contest verdict (before the tester runs)."""
     err = res.stderr or ""
+    if res.cpu_s is not None and res.cpu_s > CPU_LIMIT_S + JAIL_CPU_ALLOWANCE_S:
+        return CaseRun("TLE", f"CPU time of all the case's processes {res.cpu_s:.2f} s exceeds {CPU_LIMIT_S:g} s "
+                       f"(+{JAIL_CPU_ALLOWANCE_S:g} s for the jail's own processes)", cpu_s=res.cpu_s,
+                       wall_s=res.wall_s, stderr=err)
     if res.status == "timeout":
         return CaseRun("TLE", f"time limit exceeded ({res.message})", wall_s=res.wall_s, stderr=err)
     rep = res.value if isinstance(res.value, dict) else None

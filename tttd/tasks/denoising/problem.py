@@ -25,7 +25,28 @@ GATE_POISSON_NORM = 0.97
 #: sharpening trick 1e-9*train**2 0.41; on 500 x 3000 synthetic data even the true expression
 #: rates score 0.11 (MSE) and 0.30 (hardened)), while a program that reads the source counts and
 #: subtracts the train counts scores 1.0.
+#:
+#: What it catches: a program that obtains the held-out counts and returns them (or nearly so).
+#: What it cannot catch (issue 31): a program that blends a leaked truth with its input to land
+#: under the ceiling (0.87 hardened / 0.76 paper on synthetic data rebuilt from public seeds,
+#: against about 0.3 for honest methods). The defence against that is that the truth cannot be
+#: rebuilt: in a run the split (and synthetic data) comes from a per-run secret
+#: (:func:`secret_seeds`, the ``split_secret`` task option), so the ceiling is a last line only.
 LEAK_CEILING = 0.9
+
+
+def secret_seeds(secret: str) -> tuple[tuple[int, ...], int]:
+    """(split seed, synthetic generator seed) derived from a per-run secret: 256 bits for the
+    split's RandomState (seeded by an array, init_by_array) and 128 bits for the generator, so
+    neither can be searched. The secret lives only in the trusted process and the run's config."""
+    import hashlib
+
+    if not isinstance(secret, str) or len(secret) < 16:
+        raise ValueError("split_secret must be a string of at least 16 characters")
+    split = hashlib.sha256(b"tttd-denoising-split\0" + secret.encode()).digest()
+    data = hashlib.sha256(b"tttd-denoising-data\0" + secret.encode()).digest()
+    words = tuple(int.from_bytes(split[i:i + 4], "little") for i in range(0, 32, 4))
+    return words, int.from_bytes(data[:16], "little")
 
 
 @dataclass(frozen=True)
@@ -58,12 +79,13 @@ class Scores:
 class Problem:
     """A count matrix split into train (given to the candidate) and test (kept here)."""
 
-    def __init__(self, counts: Counts, split_seed: int):
+    def __init__(self, counts: Counts, split_seed: int | tuple[int, ...]):
         self.counts_name = counts.name
         self.source = counts.source
         self.sha256 = counts.sha256
-        self.split_seed = int(split_seed)
-        train, test, _ = M.split_counts(counts.X, self.split_seed)
+        self.split_seed = split_seed if isinstance(split_seed, tuple) else int(split_seed)
+        seed = np.array(split_seed, dtype=np.uint32) if isinstance(split_seed, tuple) else self.split_seed
+        train, test, _ = M.split_counts(counts.X, seed)
         self.train = train.astype(np.float64)  # what the candidate receives
         self.test = test.astype(np.float64)
         self.test_norm = M.log_normalize(self.test)
@@ -139,10 +161,11 @@ def value_of(scores: Scores, metric: str) -> float:
 
 
 @lru_cache(maxsize=2)
-def _cached(dataset: str, split_seed: int, options: tuple) -> Problem:
+def _cached(dataset: str, split_seed: int | tuple[int, ...], options: tuple) -> Problem:
     return Problem(load(dataset, **dict(options)), split_seed)
 
 
-def get_problem(dataset: str, split_seed: int, **options: Any) -> Problem:
+def get_problem(dataset: str, split_seed: int | tuple[int, ...], **options: Any) -> Problem:
     """A problem, cached per (dataset, split seed, loader options) in this process."""
-    return _cached(dataset, int(split_seed), tuple(sorted(options.items())))
+    seed = tuple(int(x) for x in split_seed) if isinstance(split_seed, tuple) else int(split_seed)
+    return _cached(dataset, seed, tuple(sorted(options.items())))

@@ -43,7 +43,8 @@ from tttd.registry import register_task
 from tttd.task import Objective, Task, artifact_key, extract_code_block, tail
 from tttd.tasks._math import paper_preset
 from tttd.tasks.denoising.data import DataError
-from tttd.tasks.denoising.problem import GATE_POISSON_NORM, LEAK_CEILING, Problem, Scores, get_problem, value_of
+from tttd.tasks.denoising.problem import (GATE_POISSON_NORM, LEAK_CEILING, Problem, Scores, get_problem,
+                                          secret_seeds, value_of)
 from tttd.types import Candidate, Evaluation, Limits, Message, Program, State
 
 ROOT_SOURCE = (Path(__file__).with_name("root_program.py")).read_text(encoding="utf-8").strip() + "\n"
@@ -128,6 +129,9 @@ class DenoisingTask(Task):
     objective = Objective(direction="maximize", transform="identity", failure_reward=0.0)
     presets = {"paper": _PAPER_PRESET}
     entry = "magic_denoise"
+    #: a run draws a fresh split_secret (tttd.cli.run.add_run_secrets) unless split_seed is given
+    secret_options = ("split_secret",)
+    public_alternatives = {"split_secret": ("split_seed",)}
 
     def __init__(
         self,
@@ -143,6 +147,7 @@ class DenoisingTask(Task):
         cpus_per_eval: int | None = None,
         eval_memory_mb: int | None = None,
         reward: str = "value",
+        split_secret: str | None = None,
     ) -> None:
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
@@ -157,10 +162,17 @@ class DenoisingTask(Task):
             raise ValueError(f"unknown denoising dataset {dataset!r}; known: {', '.join(LOADERS)}")
         self.dataset = str(dataset)
         self.split_seed = int(split_seed if split_seed is not None else (42 if dataset == "pancreas" else 0))
+        self.secret = split_secret is not None
+        if split_secret is not None and split_seed is not None:
+            raise ValueError("split_seed and split_secret exclude each other (a public or a secret split)")
+        secret_split, secret_data = secret_seeds(split_secret) if split_secret is not None else ((), 0)
+        self._split: int | tuple[int, ...] = secret_split or self.split_seed
         self.metric = metric
         self.prompt_variant = prompt_variant
         options: dict[str, Any] = {}
         if self.dataset == "synthetic":
+            if self.secret and data_seed is None:  # the data itself must not be rebuildable either
+                data_seed = secret_data
             for key, val in (("n_cells", n_cells), ("n_genes", n_genes), ("seed", data_seed)):
                 if val is not None:
                     options[key] = int(val)
@@ -183,7 +195,7 @@ class DenoisingTask(Task):
     def problem(self) -> Problem:
         if self._problem is None:
             try:
-                self._problem = get_problem(self.dataset, self.split_seed, **self._options)
+                self._problem = get_problem(self.dataset, self._split, **self._options)
             except DataError as exc:
                 raise ConfigError(f"denoising dataset {self.dataset!r}: {exc}") from None
         return self._problem
@@ -344,12 +356,13 @@ class DenoisingTask(Task):
         metrics: dict[str, Any] = {
             "mse": s.mse, "poisson": s.poisson, "deviance": s.deviance, "scores": s.to_dict(),
             "baselines": {k: v.to_dict() for k, v in base.items()},
-            "dataset": self.dataset, "split_seed": self.split_seed, "metric": self.metric,
+            "dataset": self.dataset, "split_seed": "secret" if self.secret else self.split_seed, "metric": self.metric,
         }
         scores = (f"MSE {s.mse:.4f} (norm {s.mse_norm:.3f}), Poisson {s.poisson:.4f} (norm "
                   f"{s.poisson_norm:.3f}), paper mean {s.mean:.3f}; hardened deviance {s.deviance:.4f} "
                   f"(norm {s.deviance_norm:.3f})")
-        where = f"{self.dataset} {p.shape[0]}x{p.shape[1]}, split seed {self.split_seed}"
+        where = f"{self.dataset} {p.shape[0]}x{p.shape[1]}, " + (
+            "this run's secret split" if self.secret else f"split seed {self.split_seed}")
         if max(s.mse_norm, s.deviance_norm) > LEAK_CEILING:
             ev = self.invalid(f"rejected as a leak of the held-out split (normalised score above "
                               f"{LEAK_CEILING}; no method that sees only the train counts gets near it): "
