@@ -442,13 +442,13 @@ def test_valid_unarchivable_child_updates_statistics_and_is_not_a_failure():
 
 
 def test_loop_passes_unarchivable_children_to_the_archive():
-    from tttd.loop import Discovery
+    from tttd.step_parts import child_state
     from tttd.types import Evaluation
 
     ev = Evaluation(valid=True, value=3.0, reward=3.0, metrics={"archivable": False})
-    child = Discovery._child(None, ev)  # type: ignore[arg-type]
+    child = child_state(ev)
     assert child is not None and child.metrics["archivable"] is False
-    assert Discovery._child(None, Evaluation(valid=False, value=None, reward=0.0)) is None  # type: ignore[arg-type]
+    assert child_state(Evaluation(valid=False, value=None, reward=0.0)) is None
 
 
 # ------------------------------------------------------------------------------------------

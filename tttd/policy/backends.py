@@ -106,9 +106,9 @@ API = Backend("api", "tttd.policy.api:ApiPolicy", False, (
     _o("mode", "str", "chat", "protocol: chat (/chat/completions)"),
     _o("logprobs", "bool", True, "ask for per-token log-probs"),
     _o("extra_body", "dict | None", None, "extra JSON fields for every request"),
+    _CHAT,
     _o("tokenizer", "str | None", None,
        "counts tokens when the server reports no usage (default: the model's, if installed)"),
-    _CHAT,
 ))
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (LOCAL, TINKER, API)}
