@@ -109,6 +109,22 @@ def model_context(model: str) -> int | None:
     return None
 
 
+def clamp_to_context(cfg: RunConfig, source: str) -> str | None:
+    """``tttd run`` and ``--dry-run`` (issue 36): a token budget the local model's context cannot
+    hold (e.g. an OpenEvolve folder's ``llm.max_tokens: 16000`` on the 4,096-token tiny model) is
+    clamped to the context; the sampler then also leaves room for each prompt (as the paper's
+    dynamic max_tokens does). Returns the one line that says so (None: nothing changed). Clamped,
+    not refused: the run still does what was asked within what the model can hold, and the line
+    names the flag that chooses another budget."""
+    ctx = model_context(cfg.model) if cfg.backend == "local" else None
+    if ctx is None or cfg.max_tokens <= ctx:
+        return None
+    asked = cfg.max_tokens
+    cfg.max_tokens = ctx
+    return (f"max_tokens {asked:,} ({source}) exceeds the {cfg.model} model's {ctx:,}-token context: clamped to "
+            f"{ctx:,} less each prompt's length; --max-tokens N sets another budget")
+
+
 def estimate(cfg: RunConfig, prompt_chars: int, example: dict[str, Any]) -> dict[str, Any]:
     """The run's size; token counts are upper bounds (every sample at its token budget)."""
     samples = cfg.steps * cfg.groups * cfg.group_size
@@ -156,7 +172,7 @@ def warnings_for(cfg: RunConfig, task: Task, est: dict[str, Any], prompt_tokens:
     out = []
     gpu = has_gpu()
     ctx = model_context(cfg.model) if cfg.backend == "local" else None
-    if ctx is not None and prompt_tokens + cfg.max_tokens > ctx:
+    if ctx is not None and prompt_tokens + cfg.max_tokens > ctx and cfg.max_tokens < ctx:  # (== ctx: clamped)
         out.append(f"max_tokens {cfg.max_tokens} + a ~{prompt_tokens}-token prompt exceed the model's "
                    f"context of {ctx} tokens: lower --max-tokens")
     toy = toy_model_warning(cfg, task.name)
@@ -345,8 +361,11 @@ def print_report(info: dict[str, Any]) -> None:
     print("(dry run: nothing was sampled and no run directory was written)")
 
 
-def dry_run_main(task: Task, cfg: RunConfig, as_json: bool, with_estimate: bool = True) -> int:
+def dry_run_main(task: Task, cfg: RunConfig, as_json: bool, with_estimate: bool = True,
+                 notes: list[str] | None = None) -> int:
     info = inspect_run(task, cfg, with_estimate)
+    if with_estimate and notes:  # what `tttd run` changed before the run (the context clamp)
+        info["warnings"] = list(notes) + info["warnings"]
     if as_json:
         print(json.dumps(info, sort_keys=True, default=str))
     else:
