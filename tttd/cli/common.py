@@ -283,7 +283,9 @@ def print_summary(summary: dict[str, Any], as_json: bool, extra: dict[str, Any] 
         return
     print(f"best value {result['best_value']}  (reward {result['best_reward']}, "
           f"{step_text(summary.get('best_step'))})")
-    print(f"{result['steps']} steps, {result['samples']} samples, {result['seconds']:.1f} s; "
+    from tttd.wording import plural
+
+    print(f"{plural(result['steps'], 'step')}, {plural(result['samples'], 'sample')}, {result['seconds']:.1f} s; "
           f"run: {safe(result['run_dir'])}")
 
 

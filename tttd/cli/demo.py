@@ -89,7 +89,9 @@ def minutes(seconds: float) -> str:
 def verdict(runs: list[tuple[str, dict[str, Any]]], times: dict[str, float], best_digits: str | None) -> str:
     """The human-readable end of the demo (values rounded to 4 decimals, rates to whole percent)."""
     main = runs[0][1]
-    lines = [f"verdict ({main['steps']} steps, {main['samples']} samples per policy; lower overlap is better, "
+    from tttd.wording import plural
+
+    lines = [f"verdict ({plural(main['steps'], 'step')}, {plural(main['samples'], 'sample')} per policy; lower overlap is better, "
              f"a constant function scores 0.5):",
              f"  {'policy':<9}{'best overlap':>14}{'valid samples':>16}"]
     for name, s in runs:

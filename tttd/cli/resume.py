@@ -38,7 +38,9 @@ def finished_message(run_dir: str | Path, steps: int) -> str | None:
     if done < steps:
         return None
     best = loop.get("best", {}).get("value")
-    return (f"{run_dir} already finished its {steps} steps (best value {best}); nothing to resume. "
+    from tttd.wording import plural
+
+    return (f"{run_dir} already finished its {plural(steps, 'step')} (best value {best}); nothing to resume. "
             f"To continue it: tttd resume {run_dir} --steps N (N > {steps})")
 
 

@@ -25,12 +25,14 @@ def default_preset(model: str | None, backend: str | None) -> str | None:
     return None
 
 
-PRESET_NOTE = ("no --preset given: using 'demo' (sized for the tiny model on a CPU: {steps} steps of "
+PRESET_NOTE = ("no --preset given: using 'demo' (sized for the tiny model on a CPU: {steps} of "
                "{groups} x {group_size} samples, {max_tokens} tokens); --preset paper for the paper's settings")
 
 
 def describe_preset(cfg: Any) -> str:
-    return PRESET_NOTE.format(steps=cfg.steps, groups=cfg.groups, group_size=cfg.group_size,
+    from tttd.wording import plural
+
+    return PRESET_NOTE.format(steps=plural(cfg.steps, "step"), groups=cfg.groups, group_size=cfg.group_size,
                               max_tokens=cfg.max_tokens)
 
 
