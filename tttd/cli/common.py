@@ -132,6 +132,7 @@ class Progress:
                                     MofNCompleteColumn(), TimeElapsedColumn(),
                                     TextColumn("{task.fields[info]}"), console=self.console)
             self.task_id = self.bar.add_task(label, total=total, info="")
+        self.heartbeat_s = float(os.environ.get("TTTD_HEARTBEAT_S") or self.HEARTBEAT_S)  # tests: shorter
         self.done = 0  # steps finished (of this process's run)
         self._since = time.monotonic()
         self._stop = threading.Event()
@@ -142,10 +143,10 @@ class Progress:
     def _heartbeat(self) -> None:
         from tttd.progress import ACTIVITY, heartbeat_text
 
-        while not self._stop.wait(min(1.0, self.HEARTBEAT_S)):
+        while not self._stop.wait(min(1.0, self.heartbeat_s / 2)):
             with self._lock:
                 waited = time.monotonic() - self._since
-                if waited < self.HEARTBEAT_S * (1 + self._beats):
+                if waited < self.heartbeat_s * (1 + self._beats):
                     continue
                 self._beats += 1
                 text = heartbeat_text(self.done + 1, self.total, waited, ACTIVITY.tokens - self._tokens0)
