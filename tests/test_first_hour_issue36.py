@@ -79,6 +79,7 @@ def test_the_cwd_shadow_is_real_and_safepath_avoids_it(home):
     assert _worker_command()[1] == ("-P" if sys.version_info >= (3, 11) else "-c")
 
 
+@pytest.mark.slow
 def test_new_task_check_script_and_ablate_workers_from_a_dir_holding_tttd(home, tiny_model_dir):
     done = tttd("new-task", "spread", cwd=home)
     assert done.returncode == 0, done.stderr
@@ -96,6 +97,7 @@ def test_new_task_check_script_and_ablate_workers_from_a_dir_holding_tttd(home, 
 # ------------------------------------------------------------------ 3. context clamp and heartbeat
 
 
+@pytest.mark.slow
 def test_run_clamps_a_folder_budget_to_the_context_and_says_it_is_alive(home, tiny_model_dir):
     folder = home / "guess"
     shutil.copytree(ROOT / "tests" / "evolve_problems" / "oe_guess", folder)
@@ -126,6 +128,7 @@ def test_run_clamps_a_folder_budget_to_the_context_and_says_it_is_alive(home, ti
 # ------------------------------------------------------------------ 4, 7, 9: the demo
 
 
+@pytest.mark.slow
 def test_demo_writes_its_report_and_estimate_says_its_basis(home, tiny_model_dir):
     done = tttd("demo", "--steps", "1", "--out", "d", cwd=home, env=_cache_env(tiny_model_dir, home), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -205,3 +208,22 @@ def test_dry_run_cost_line_and_a_noisy_folder(home, tmp_path):
     noisy = tttd("prompt", ROOT / "tests" / "evolve_problems" / "oe_noisy", cwd=home)
     assert noisy.returncode == 0, noisy.stderr
     assert "the evaluator is noisy" in noisy.stdout and "--task-option rescore=K" in noisy.stdout, noisy.stdout
+
+
+def test_a_long_step_says_it_is_alive(monkeypatch, capsys):
+    """The heartbeat (10 s by default; 0.2 s here): the step, the time in it and the tokens
+    the engine has decoded so far; a finished step restarts the count."""
+    from tttd.cli.common import Progress
+    from tttd.progress import ACTIVITY
+
+    monkeypatch.setenv("TTTD_HEARTBEAT_S", "0.2")
+    with Progress(3, "demo") as progress:
+        ACTIVITY.add_tokens(640)
+        time.sleep(0.9)
+        progress.step({"step": 0, "best_value": 0.5, "reward_mean": 1.0, "reward_max": 2.0, "valid_fraction": 1.0,
+                       "archive_size": 3, "samples": 8, "status_counts": {}, "seconds_sample": 0.9})
+        time.sleep(0.5)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "in this step" in ln]
+    assert any(ln.startswith("demo step 1/3: ") and "<= 640 tokens so far" in ln for ln in lines), lines
+    assert any(ln.startswith("demo step 2/3: ") and "no tokens sampled yet" in ln for ln in lines), lines
+    assert len(lines) <= 8  # one per interval, not one per poll

@@ -73,6 +73,7 @@ def _stdlib() -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3000)  # two installs into fresh venvs: ~5 min on an idle machine with a warm pip cache
 def test_readme_commands_as_a_normal_user_with_an_externally_managed_python(tmp_path, tiny_model_dir):
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to an unprivileged user (CI runs as root)")
