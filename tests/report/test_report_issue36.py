@@ -116,3 +116,10 @@ def test_lineage_of_a_run_with_every_state_at_step_0_has_a_sane_axis():
     fig = lineage.lineage_figure(_states([-1, -1, -1], [0.5, 0.4, 0.3]), maximize=False)
     lo, hi = fig.axes[0].get_xlim()
     assert lo <= -0.5 and hi >= 1.0 and hi - lo >= 1.5, (lo, hi)
+
+
+def test_a_one_step_run_gets_whole_step_ticks(tmp_path):
+    data = load_run_data(fake_run(tmp_path / "r", steps=1))
+    for fig in (plots.spend(data), plots.progress([data], ["r"])):
+        ax = fig.axes[0]
+        assert ax.get_xlim() == (0.5, 1.5) and list(ax.get_xticks()) == [1.0], (ax.get_xlim(), ax.get_xticks())
