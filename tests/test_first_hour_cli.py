@@ -76,7 +76,7 @@ def test_initial_program_its_score_rejects_is_one_line_and_no_run_dir(tmp_path, 
     task.write_text(task.read_text().replace("for i in range(10)]", "for i in range(9)]", 1))
     capsys.readouterr()
     assert cli.main(["run", str(task), "--out", "r", "--steps", "1"]) == 2
-    err = [line for line in _err_lines(capsys) if not line.startswith(("warning:", "no --preset"))]
+    err = [line for line in _err_lines(capsys) if not line.startswith(("warning:", "no --preset", "isolation:"))]
     assert len(err) == 1, err
     where = f"{task}:{_line_of(task, 'expected 10 numbers')}"
     assert where in err[0] and "the initial program is not valid" in err[0]

@@ -176,6 +176,8 @@ def budget_stop(ledger: Ledger, cfg: RunConfig) -> str | None:
 def spend_lines(ledger: Ledger, cfg: RunConfig) -> list[str]:
     """Human lines: what was spent and what each cap leaves."""
     usd = "unknown (no price for this backend and model)" if ledger.usd is None else f"${ledger.usd:.4f}"
+    if getattr(cfg, "backend", None) == "local" and not ledger.usd:  # as `tttd runs` (issue 36): no $0 price
+        usd = "- (local backend)"
     lines = [
         f"spend: {ledger.samples} samples, {ledger.evaluations} evaluations ({ledger.valid} valid), "
         f"{ledger.seconds / 3600:.3f} h wall",

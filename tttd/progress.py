@@ -83,3 +83,25 @@ class Eta:
             return f"ETA {later}" if later else ""
         later = f" + {later}" if later else ""
         return f"ETA {duration_text(per_step * left)}{later}"
+
+
+class Activity:
+    """Work done inside a step, for the heartbeat line (issue 36): a long sampling call says it is
+    alive at least every 10 s. Engines bump :data:`ACTIVITY` as they decode (one count per row
+    and decoding position: an upper bound on the tokens sampled, rows that finished early count
+    until their batch ends)."""
+
+    def __init__(self) -> None:
+        self.tokens = 0
+
+    def add_tokens(self, n: int) -> None:
+        self.tokens += int(n)
+
+
+ACTIVITY = Activity()
+
+
+def heartbeat_text(step: int, total: int, seconds: float, tokens: int) -> str:
+    """``step 2/48: 20 s in this step, sampling (<= 1,234 tokens so far)``."""
+    what = f"sampling (<= {tokens:,} tokens so far)" if tokens else "working (no tokens sampled yet)"
+    return f"step {step}/{total}: {duration_text(seconds)} in this step, {what}"

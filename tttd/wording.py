@@ -53,3 +53,8 @@ def raise_cap_command(run_dir: Any, reason: str, ledger: Any, cfg: Any, steps_do
         spent = float(ledger.usd or 0.0)
         value = f"{max(float(cfg.max_usd) * 1.5, spent + per * left * 1.2):.2f}"
     return f"{head} {flag} {value}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 step``, ``2 steps`` (issue 36: "1 steps")."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"

@@ -142,4 +142,4 @@ def test_a_folder_named_like_the_task_does_not_shadow_it(tmp_path):
     dry = subprocess.run([sys.executable, "-m", "tttd.cli", "ablate", "demo", "--seeds", "1", "--steps", "2",
                           "--out", "abl", "--dry-run"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
-    assert "6 runs (6 variants x 1 seeds" in dry.stdout
+    assert "6 runs (6 variants x 1 seed:" in dry.stdout

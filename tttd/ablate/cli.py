@@ -101,8 +101,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     check_isolation(any(c.require_isolation for c in configs.values()))
     open_spec(root, given, write=True)
     if not args.quiet:
-        print(f"tttd ablate: {len(plan.status)} runs in {root} ({len(spec.variants)} variants x {len(spec.seeds)} "
-              f"seeds, {steps} steps of {configs[spec.run_ids()[0]].groups} x {configs[spec.run_ids()[0]].group_size} "
+        from tttd.wording import plural
+
+        print(f"tttd ablate: {plural(len(plan.status), 'run')} in {root} ({plural(len(spec.variants), 'variant')} x "
+              f"{plural(len(spec.seeds), 'seed')}, {plural(steps, 'step')} of {configs[spec.run_ids()[0]].groups} x {configs[spec.run_ids()[0]].group_size} "
               f"samples); {plan.count('finished')} finished, {plan.count('unfinished')} to resume; {jobs} jobs",
               file=sys.stderr)
     errors = runner.execute(plan, configs, jobs, quiet=args.quiet)
@@ -155,8 +157,10 @@ def _dry_run(plan, configs, jobs: int, root: Path, as_json: bool) -> int:
     if as_json:
         print(json.dumps(info, sort_keys=True))
         return 0
-    print(f"{info['runs']} runs ({len(plan.spec.variants)} variants x {info['seeds']} seeds: "
-          f"{', '.join(plan.spec.variants)}), {plan.spec.steps} steps of {first.groups} x {first.group_size} "
+    from tttd.wording import plural
+
+    print(f"{plural(info['runs'], 'run')} ({plural(len(plan.spec.variants), 'variant')} x {plural(info['seeds'], 'seed')}: "
+          f"{', '.join(plan.spec.variants)}), {plural(plan.spec.steps, 'step')} of {first.groups} x {first.group_size} "
           f"samples = {info['samples_per_run']} samples each")
     print(f"{info['finished']} finished, {info['unfinished']} to resume, {info['new']} to start; in {root}")
     print(f"estimate: about {clock(est)} with {jobs} jobs on {info['cores']} idle cores (the tiny model's "

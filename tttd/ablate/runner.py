@@ -208,7 +208,10 @@ class ProgressLine:
 
 
 def _worker_command() -> list[str]:
-    return [sys.executable, "-m", "tttd.ablate.worker"]
+    """Never from the current directory: a checkout named ``tttd`` there would shadow the package."""
+    from tttd.safepath import python_argv
+
+    return python_argv(module="tttd.ablate.worker")
 
 
 def execute(plan: Plan, configs: dict[tuple[str, int], Any], jobs: int, quiet: bool = False,

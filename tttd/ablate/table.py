@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tttd.wording import plural
+
 
 def _ci(b: dict[str, Any] | None, digits: int = 4) -> str:
     if not b or b.get("mean") is None:
@@ -23,7 +25,7 @@ def markdown(result: dict[str, Any]) -> str:
     marks = list(next(iter(result["variants"].values()), {}).get("at_samples", {}))
     word = "higher" if result["direction"] == "maximize" else "lower"
     lines = [
-        f"task `{result['task']}`, {result['steps']} steps, {budget} samples per run, "
+        f"task `{result['task']}`, {plural(result['steps'], 'step')}, {budget} samples per run, "
         f"{result['runs_finished']}/{result['runs_total']} runs finished; {word} is better; "
         "mean [95% bootstrap interval] over seeds",
         "",

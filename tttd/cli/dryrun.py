@@ -23,6 +23,7 @@ from tttd.ledger import check_budget, price_for
 from tttd.task import Task
 from tttd.text import safe
 from tttd.types import State
+from tttd.wording import plural
 
 CHARS_PER_TOKEN = 4  # a rough rule for English and code; the real tokenizer is not loaded
 TOY_MODELS = {"tiny": 4096, "small": 4096}  # tttd's locally built models and their context
@@ -110,6 +111,22 @@ def model_context(model: str) -> int | None:
     return None
 
 
+def clamp_to_context(cfg: RunConfig, source: str) -> str | None:
+    """``tttd run`` and ``--dry-run`` (issue 36): a token budget the local model's context cannot
+    hold (e.g. an OpenEvolve folder's ``llm.max_tokens: 16000`` on the 4,096-token tiny model) is
+    clamped to the context; the sampler then also leaves room for each prompt (as the paper's
+    dynamic max_tokens does). Returns the one line that says so (None: nothing changed). Clamped,
+    not refused: the run still does what was asked within what the model can hold, and the line
+    names the flag that chooses another budget."""
+    ctx = model_context(cfg.model) if cfg.backend == "local" else None
+    if ctx is None or cfg.max_tokens <= ctx:
+        return None
+    asked = cfg.max_tokens
+    cfg.max_tokens = ctx
+    return (f"max_tokens {asked:,} ({source}) exceeds the {cfg.model} model's {ctx:,}-token context: clamped to "
+            f"{ctx:,} less each prompt's length; --max-tokens N sets another budget")
+
+
 def estimate(cfg: RunConfig, prompt_chars: int, example: dict[str, Any]) -> dict[str, Any]:
     """The run's size; token counts are upper bounds (every sample at its token budget)."""
     samples = cfg.steps * cfg.groups * cfg.group_size
@@ -157,7 +174,7 @@ def warnings_for(cfg: RunConfig, task: Task, est: dict[str, Any], prompt_tokens:
     out = []
     gpu = has_gpu()
     ctx = model_context(cfg.model) if cfg.backend == "local" else None
-    if ctx is not None and prompt_tokens + cfg.max_tokens > ctx:
+    if ctx is not None and prompt_tokens + cfg.max_tokens > ctx and cfg.max_tokens < ctx:  # (== ctx: clamped)
         out.append(f"max_tokens {cfg.max_tokens} + a ~{prompt_tokens}-token prompt exceed the model's "
                    f"context of {ctx} tokens: lower --max-tokens")
     toy = toy_model_warning(cfg, task.name)
@@ -184,8 +201,29 @@ def warnings_for(cfg: RunConfig, task: Task, est: dict[str, Any], prompt_tokens:
                    f"file to see the cost (and to use --max-usd)")
     if est["steps_within_max_samples"] < cfg.steps:
         out.append(f"max_samples {cfg.max_samples} stops the run after {est['steps_within_max_samples']} "
-                   f"of {cfg.steps} steps")
+                   f"of {plural(cfg.steps, 'step')}")
     return out
+
+
+def noise_note(task: Task, root: State, example: dict[str, Any]) -> str | None:
+    """When the example answer is the root's own program and it scored differently from the root
+    (the same program, scored twice), the evaluator is noisy: say so, and for a task that can
+    re-score (a problem folder's ``rescore`` option) point to it (issue 36)."""
+    ev = example.get("evaluation") or {}
+    code = (root.artifact or {}).get("code")
+    if not (ev.get("valid") and root.value is not None and isinstance(code, str) and code.strip()
+            and code.strip() in (example.get("answer") or "")):
+        return None
+    a, b = float(root.value), float(ev["value"])
+    if abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b)):
+        return None
+    text = f"the same program scored {a:.6g} then {b:.6g}: the evaluator is noisy"
+    if hasattr(task, "rescorer"):
+        text += ("; --task-option rescore=K scores the top candidates K times and keeps the mean "
+                 "(docs/coming-from-openevolve.md)")
+    else:
+        text += "; a value found once may not repeat: score() should be deterministic"
+    return text
 
 
 def inspect_run(task: Task, cfg: RunConfig, with_estimate: bool) -> dict[str, Any]:
@@ -200,6 +238,9 @@ def inspect_run(task: Task, cfg: RunConfig, with_estimate: bool) -> dict[str, An
         "prompt_chars": chars, "prompt_tokens_approx": chars // CHARS_PER_TOKEN,
         "example": try_example(task, root), "root_verification": verify_root(task, root),
     }
+    noise = noise_note(task, root, info["example"])
+    if noise:
+        info["noise"] = noise
     notes = getattr(task, "dry_run_notes", None)  # e.g. how an OpenEvolve folder's config was read
     if callable(notes):
         info["task_notes"] = notes()
@@ -283,6 +324,12 @@ def backend_lines(cfg: RunConfig, prompt_tokens: int) -> dict[str, str]:
     return TinkerPolicy.dry_run_info(cfg.max_tokens, options, prompt_tokens=prompt_tokens)
 
 
+def price_text(price: dict[str, float]) -> str:
+    """``$1/M prompt, $2/M sampled tokens`` (issue 36: the dry run printed the raw dict)."""
+    parts = [f"${float(v):g}/M {k}" for k, v in price.items() if isinstance(v, (int, float))]
+    return (", ".join(parts) or "no per-token price") + " tokens"
+
+
 def print_report(info: dict[str, Any]) -> None:
     print(f"== root prompt ({info['task']}, 1 of {info['roots']} roots; {info['prompt_chars']} "
           f"characters, ~{info['prompt_tokens_approx']} tokens)")
@@ -313,6 +360,8 @@ def print_report(info: dict[str, Any]) -> None:
             print(safe(line))
     rv = info["root_verification"]
     print("\n== verifier on the root")
+    if info.get("noise"):
+        print(f"warning: {info['noise']}")
     if rv["empty"] or rv.get("program_only"):
         print(rv["message"])
     else:
@@ -323,7 +372,8 @@ def print_report(info: dict[str, Any]) -> None:
         return
     e = info["estimate"]
     print("\n== run size (nothing sampled; token counts are upper bounds)")
-    print(f"{e['steps']} steps x {e['samples_per_step']} samples = {e['samples']:,} samples and evaluations")
+    print(f"{plural(e['steps'], 'step')} x {plural(e['samples_per_step'], 'sample')} = "
+          f"{plural(e['samples'], 'sample')} and evaluations")
     print(f"tokens: ~{e['prompt_tokens_approx']:,} prompt, <= {e['sampled_tokens_max']:,} sampled, "
           f"<= {e['trained_tokens_max']:,} trained")
     like = e["eval_cpu_seconds_if_like_example"]
@@ -332,7 +382,7 @@ def print_report(info: dict[str, Any]) -> None:
     if e["usd_max"] is None:
         print("cost: unknown (no price for this backend and model)")
     else:
-        print(f"cost: <= ${e['usd_max']:,.2f} at {e['price']} USD per million tokens")
+        print(f"cost: <= ${e['usd_max']:,.2f} at {price_text(e['price'])}")
     if info.get("backend"):
         print(f"\n== backend ({info['config']['backend']})")
         for label, text in info["backend"].items():
@@ -346,8 +396,11 @@ def print_report(info: dict[str, Any]) -> None:
     print("(dry run: nothing was sampled and no run directory was written)")
 
 
-def dry_run_main(task: Task, cfg: RunConfig, as_json: bool, with_estimate: bool = True) -> int:
+def dry_run_main(task: Task, cfg: RunConfig, as_json: bool, with_estimate: bool = True,
+                 notes: list[str] | None = None) -> int:
     info = inspect_run(task, cfg, with_estimate)
+    if with_estimate and notes:  # what `tttd run` changed before the run (the context clamp)
+        info["warnings"] = list(notes) + info["warnings"]
     if as_json:
         print(json.dumps(info, sort_keys=True, default=str))
     else:

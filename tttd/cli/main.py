@@ -19,7 +19,7 @@ tttd finds one exceptional solution to a hard problem with a verifiable score by
 LLM keep training on that one problem while it searches (TTT-Discover).
 
 Start here:
-  tttd demo                      a CPU demo with a tiny local model (~2 min on 2 idle cores)
+  tttd demo                      a CPU demo with a tiny local model ({demo_estimate})
   tttd tasks                     the problems tttd knows
   tttd run erdos --preset paper --backend tinker --model Qwen/Qwen3-8B
   tttd new-task my_problem       start your own problem from a commented template
@@ -40,7 +40,7 @@ COMMANDS = (demo, run, resume, show, tasks, verify, new_task, report, runs, prom
 def build_parser() -> argparse.ArgumentParser:
     from tttd import __version__
 
-    p = OneLineParser(prog="tttd", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="tttd", description=DESCRIPTION.format(demo_estimate=demo.estimate_basis()), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"tttd {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:

@@ -96,8 +96,16 @@ import math
 import sys
 from pathlib import Path
 
-from tttd.cli.verify import verify_program
-from tttd.registry import get_task
+# The installed tttd, never a folder named tttd beside this script (a checkout at ~/tttd when this
+# file is in ~): python puts this script's directory first on sys.path, so leave it out while
+# tttd is imported, then put it back for your own helper modules.
+HERE = str(Path(__file__).resolve().parent)
+_saved = list(sys.path)
+sys.path[:] = [p for p in sys.path if p not in ("", ".") and str(Path(p).resolve()) != HERE]
+from tttd.cli.verify import verify_program  # noqa: E402
+from tttd.registry import get_task  # noqa: E402
+
+sys.path[:] = _saved
 
 TASK_FILE = str(Path(__file__).with_name("{file_name}"))
 

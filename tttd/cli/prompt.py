@@ -28,5 +28,9 @@ def cmd_prompt(args: argparse.Namespace) -> int:
     options = parse_kv(args.task_option, "--task-option")
     task = get_task(args.task, **options)
     flags = dict(task=args.task, preset=args.preset, seed=args.seed, task_options=options or None)
-    cfg = resolve_config(task.presets, file_values=getattr(task, "run_defaults", None), flag_values=flags)
+    # the preset `tttd run TASK` takes (demo for the tiny model): the same roots, "1 of N" alike (issue 36)
+    from tttd.cli.run import default_preset
+
+    cfg = resolve_config(task.presets, preset=default_preset(None, None),
+                         file_values=getattr(task, "run_defaults", None), flag_values=flags)
     return dry_run_main(build_task(cfg), cfg, args.json, with_estimate=False)

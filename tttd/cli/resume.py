@@ -12,6 +12,7 @@ from tttd.cli import common
 from tttd.cli.common import budget_flags, json_quiet_flags, print_summary, weak_flag
 from tttd.config import config_from_dict
 from tttd.rundir import RunDir
+from tttd.wording import plural
 
 
 def add_parser(sub: Any) -> None:
@@ -39,9 +40,9 @@ def finished_message(run_dir: str | Path, steps: int) -> str | None:
         return None
     best = loop.get("best", {}).get("value")
     if done > steps:  # --steps below what is done (issue 32): say what was done, not the request
-        return (f"{run_dir} has already done {done} steps, more than the {steps} asked (best value "
+        return (f"{run_dir} has already done {plural(done, 'step')}, more than the {steps} asked (best value "
                 f"{best}); nothing to resume. To continue it: tttd resume {run_dir} --steps N (N > {done})")
-    return (f"{run_dir} already finished its {steps} steps (best value {best}); nothing to resume. "
+    return (f"{run_dir} already finished its {plural(steps, 'step')} (best value {best}); nothing to resume. "
             f"To continue it: tttd resume {run_dir} --steps N (N > {steps})")
 
 

@@ -25,12 +25,14 @@ def default_preset(model: str | None, backend: str | None) -> str | None:
     return None
 
 
-PRESET_NOTE = ("no --preset given: using 'demo' (sized for the tiny model on a CPU: {steps} steps of "
+PRESET_NOTE = ("no --preset given: using 'demo' (sized for the tiny model on a CPU: {steps} of "
                "{groups} x {group_size} samples, {max_tokens} tokens); --preset paper for the paper's settings")
 
 
 def describe_preset(cfg: Any) -> str:
-    return PRESET_NOTE.format(steps=cfg.steps, groups=cfg.groups, group_size=cfg.group_size,
+    from tttd.wording import plural
+
+    return PRESET_NOTE.format(steps=plural(cfg.steps, "step"), groups=cfg.groups, group_size=cfg.group_size,
                               max_tokens=cfg.max_tokens)
 
 
@@ -108,9 +110,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         flags["chat_template_kwargs"] = parse_kv(args.chat_template_option, "--chat-template-option")
     preset = default_preset(flags["model"] or file_values.get("model"), flags["backend"] or file_values.get("backend"))
     # A problem folder's own config (e.g. OpenEvolve's llm.temperature) counts as a config file's (#22).
-    file_values = {**getattr(task, "run_defaults", {}), **file_values}
+    folder_values = getattr(task, "run_defaults", {})
+    tokens_from = ("--max-tokens" if args.max_tokens is not None else f"from {args.config}" if "max_tokens" in file_values
+                   else "from the task folder's config" if "max_tokens" in folder_values else "from the settings")
+    file_values = {**folder_values, **file_values}
     cfg = resolve_config(task.presets, preset=preset, file_values=file_values, flag_values=flags)
     task.use_rule(cfg.rule)  # issue 37: a rule that does not fit the task's metrics is one line, now
+    from tttd.cli.dryrun import clamp_to_context
+
+    clamped = clamp_to_context(cfg, tokens_from)  # the dry run's context check, applied (issue 36)
     if not args.dry_run:
         common.check_run_isolation(cfg)  # a refusal is the only line (issue 19)
     if preset is not None and cfg.preset == preset and not args.quiet and not args.preset:
@@ -121,9 +129,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         dry_task = build_task(cfg)
         dry_task.use_rule(cfg.rule)
-        return dry_run_main(dry_task, cfg, args.json)
+        return dry_run_main(dry_task, cfg, args.json, notes=[clamped] if clamped else None)
+    if clamped:  # said also with --quiet: it changes what the run does
+        print(f"note: {clamped}", file=sys.stderr)
     cfg.out = cfg.out or default_out(args.task)
     check_run_config(cfg)  # every option checked before anything is written
+    common.check_out_free(cfg.out)  # before a model loads
     add_run_secrets(task, cfg)
     from tttd.cli.dryrun import toy_model_warning
 

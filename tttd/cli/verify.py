@@ -216,6 +216,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if not args.file.lower().endswith(".json"):  # a program runs in the sandbox: refuse or warn
         check_isolation(False, allow_weak=args.allow_weak_isolation)
+        from tttd.cli.common import say_isolation
+
+        say_isolation()
 
     return verify_main(args.task, args.file, args.json,
                        task_options=parse_kv(getattr(args, "task_option", None), "--task-option"),

@@ -31,6 +31,9 @@ class LogprobRecorder:
             self.generators = [torch.Generator().manual_seed(int(s)) for s in row_seeds]
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        from tttd.progress import ACTIVITY
+
+        ACTIVITY.add_tokens(scores.shape[0])  # the progress heartbeat (issue 36)
         if self.prev is not None:
             self.logprobs.append(self.prev.gather(1, input_ids[:, -1:]).squeeze(1).float().cpu())
         if self.temperature != 1.0:

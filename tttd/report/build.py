@@ -123,7 +123,9 @@ def _run_section(run: RunData, images: _Images, slug: str) -> dict[str, Any]:
             text = json.dumps(rest)
             cut = len(text) > CONSTRUCTION_CHARS
             construction = safe(text[:CONSTRUCTION_CHARS])
-    messages = [(s, c, m or "(no message)") for (s, m), c in run.messages.most_common(12)]
+    from tttd.report.tables import group_messages
+
+    messages = group_messages(run.messages)  # "got 3", "got 5": one row, "got N" (issue 36)
     stop_command = None
     if run.info.stop_reason and run.info.run_config() is not None:
         from tttd.wording import raise_cap_command
@@ -202,6 +204,9 @@ def build_report(paths: Sequence[str | Path], out: str | Path) -> Path:
         "runs": sections,
     }
     if len(runs) > 1:
+        from tttd.report.tables import same_decimals
+
+        bests = same_decimals([r.info.best.get("value") for r in runs])  # one precision in the column
         ctx["compare_header"] = ["run", "task", "policy", "objective", "reuse", "status", "samples",
                                  "best value", "best step", "cost", "hours"]
         ctx["compare_rows"] = [[
@@ -209,9 +214,9 @@ def build_report(paths: Sequence[str | Path], out: str | Path) -> Path:
             + (" trained" if r.info.config.get("train", True) else " frozen"),
             r.info.config.get("objective"), r.info.config.get("reuse"),
             f"{r.info.status} ({r.info.steps_done}/{r.info.steps})", r.info.ledger.samples,
-            _fmt(r.info.best.get("value"), 8), _fmt(shown_step(r.info.best.get("step"))),
+            best, _fmt(shown_step(r.info.best.get("step"))),
             _cost(r.info.config, r.info.ledger.usd, 2),
-            f"{r.info.ledger.seconds / 3600:.3f}"] for lab, r in zip(labels, runs)]
+            f"{r.info.ledger.seconds / 3600:.3f}"] for lab, r, best in zip(labels, runs, bests)]
         ctx["compare_images"] = [
             {"alt": "best value so far, all runs", "data": images.add(plots.progress(runs, labels), "compare-progress")},
             {"alt": "best value, reward mean and valid fraction, all runs",

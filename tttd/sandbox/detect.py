@@ -62,14 +62,16 @@ def detect(execute: Callable[..., Any]) -> Platform:
     else:
         fix = "allow unprivileged user namespaces for bubblewrap"
     weak: list[Platform] = []
+    weak_why, closed = "", None
     ll = landlock.abi() if sc else 0
     if not sc:
         pass  # never run a candidate without the seccomp filter
     elif root:
         closed = unreadable_for_others(jail.needed_paths())
         if closed:
-            notes.append(f"the weak mode's fresh uid cannot read {closed} (mode "
-                         f"{oct(os.stat(closed).st_mode & 0o777)}): no weak mode for a root parent here")
+            weak_why = (f"the weak mode's fresh uid cannot read {closed} (mode "
+                        f"{oct(os.stat(closed).st_mode & 0o777)}): no weak mode for a root parent here")
+            notes.append(weak_why)
         else:
             weak.append(Platform(None, True, True, sc, cgroup=cg, landlock=ll))
     else:
@@ -83,6 +85,12 @@ def detect(execute: Callable[..., Any]) -> Platform:
         if ok:
             return replace(cand, notes=tuple(dict.fromkeys(notes)), cause=cause, fix=fix)
         notes.append(why)
+    # issue 36: say the weak mode's own reason too (--allow-weak-isolation cannot help otherwise)
+    weak_why = weak_why or (notes[-1] if weak and notes else "")
+    if weak_why:
+        cause += f"; and {weak_why}"
+        if root and closed:
+            fix += ", or run tttd with an interpreter other users can read (or as a normal user)"
     return Platform(None, root, False, False, notes=tuple(dict.fromkeys(notes)), runnable=False,
                     cause=cause, fix=fix)
 

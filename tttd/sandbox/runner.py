@@ -337,8 +337,20 @@ def _shm_limits(limits: Limits) -> dict[str, int]:
 
 
 def _last_line(text: str) -> str:
+    """The error line of a traceback; a SyntaxError (which names its line only in the frame line
+    above it) gets that line number (issue 36): ``SyntaxError: invalid syntax (line 3)``."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:500] if lines else ""
+    if not lines:
+        return ""
+    last = lines[-1][:500]
+    if last.startswith(("SyntaxError", "IndentationError", "TabError")) and "line " not in last:
+        import re
+
+        for ln in reversed(lines[:-1]):
+            m = re.match(r'\s*File "[^"]*", line (\d+)', ln)
+            if m:
+                return f"{last} (line {m.group(1)})"
+    return last
 
 
 # ------------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+
+from tttd.safepath import python_argv
 
 _WATCHDOG = r"""
 import os, shutil, signal, sys, time
@@ -56,7 +57,7 @@ def watch(pids: set[int], paths: tuple[str, ...] = ()) -> subprocess.Popen | Non
     if not pids:
         return None
     return subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), os.pathsep.join(paths),
+        [*python_argv(code=_WATCHDOG), str(os.getpid()), os.pathsep.join(paths),
          *map(str, sorted(pids))],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,

@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -230,7 +229,9 @@ def _celltypist_csv_bytes(root: Path, download: bool) -> tuple[bytes, str]:
         if not download:
             raise DataError(f"the celltypist sample needs {wheel} (pip download --no-deps "
                             f"celltypist=={CELLTYPIST_VERSION}) or an installed celltypist")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+        from tttd.safepath import python_argv
+
+        cmd = [*python_argv(module="pip"), "download", "--no-deps", "--quiet",
                f"celltypist=={CELLTYPIST_VERSION}", "-d", str(root)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0 or not wheel.exists():
