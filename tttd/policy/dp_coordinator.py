@@ -39,6 +39,20 @@ def _json_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def padded_sample(engine, prompts: list[list[Message]], n: int, params: SamplingParams,
+                  width: int) -> list[list[Sample]]:
+    """``engine.sample`` with the prompts left-padded to ``width`` (the whole batch's), where the
+    engine pads (hf): each row is then computed as one process computes it, log-probs included,
+    not only the same tokens. Other engines (vllm) sample each sequence on its own anyway."""
+    if not hasattr(engine, "min_width"):
+        return engine.sample(prompts, n, params)
+    engine.min_width = width
+    try:
+        return engine.sample(prompts, n, params)
+    finally:
+        engine.min_width = 0
+
+
 class Coordinator:
     """Rank 0's half of each command; the other ranks run :mod:`tttd.policy.dp_follower`."""
 
@@ -69,14 +83,15 @@ class Coordinator:
         bounds = [0]
         for r in range(ch.size):
             bounds.append(bounds[-1] + per + (1 if r < extra else 0))
+        width = max((len(p.render(m)) for m in prompts), default=0)  # one process's padded width
         shares = []
         for r in range(ch.size):
             a, b = bounds[r], bounds[r + 1]
-            shares.append({"prompts": prompts[a:b], "n": n,
+            shares.append({"prompts": prompts[a:b], "n": n, "pad_to": width,
                            "params": wire.params_row(replace(params, seed=None, seeds=seeds[a:b]))} if b > a else None)
         seq = _post(ch, {"op": "sample"}, shares)
-        own = p.engine.sample(prompts[:bounds[1]], n, replace(params, seed=None, seeds=seeds[:bounds[1]])) \
-            if bounds[1] else []
+        own = padded_sample(p.engine, prompts[:bounds[1]], n, replace(params, seed=None, seeds=seeds[:bounds[1]]),
+                            width) if bounds[1] else []
         replies = wait_replies(ch, seq, "sampled its share of the groups")
         p.sample_calls = calls + 1  # as one process: one call
         groups = list(own)
@@ -131,12 +146,12 @@ class Coordinator:
             gathered.append(total)
         set_grads(p.params, gathered)
         tokens = sum(m.get("tokens", 0.0) for m in parts)
-        loss = 0.0
-        for m in parts:
+        loss = diff = 0.0
+        for m in parts:  # in rank order, as one process adds its micro-batches'
             loss += m.get("loss", 0.0)
-        metrics.update(loss=loss, tokens=tokens, micro_batches=float(len(chunks)), ranks_used=float(sum(map(bool, shards))),
-                       kl_sample_train=sum(m.get("kl_sample_train", 0.0) * max(1.0, m.get("tokens", 0.0))
-                                           for m in parts) / max(1.0, tokens))
+            diff += m.get("kl_sample_train_sum", 0.0)
+        metrics.update(loss=loss, tokens=tokens, kl_sample_train=diff / max(1, int(tokens)), kl_sample_train_sum=diff,
+                       micro_batches=float(len(chunks)), ranks_used=float(sum(map(bool, shards))))
         return metrics
 
     def _kl_shift(self, batch: list[TrainDatum], shards: list[list[int]], budget: int,

@@ -20,6 +20,7 @@ from typing import Any
 
 from tttd.policy import TrainConfig, backend_class
 from tttd.policy import dp_wire as wire
+from tttd.policy.dp_coordinator import padded_sample
 from tttd.policy.distributed import (DistributedError, _Channel, _first_line, _reply, broadcast_params,
                                      channel, collective, flat_grads)
 
@@ -132,7 +133,8 @@ class Follower:
             _reply(self.ch, seq, {})
             return
         before = p.usage()
-        groups = p.engine.sample(share["prompts"], int(share["n"]), wire.params_from(share["params"]))
+        groups = padded_sample(p.engine, share["prompts"], int(share["n"]), wire.params_from(share["params"]),
+                               int(share["pad_to"]))
         after = p.usage()
         _reply(self.ch, seq, {"groups": wire.sample_rows(groups),
                               "usage": [after.prompt_tokens - before.prompt_tokens,

@@ -438,6 +438,7 @@ class LocalPolicy:
             loss=total_loss,
             tokens=float(n_tokens),
             kl_sample_train=diff_sum / max(1, n_tokens),
+            kl_sample_train_sum=diff_sum,  # summed over tokens (data-parallel ranks add these)
             micro_batches=float(len(chunks)),
         )
         return metrics
