@@ -4,7 +4,8 @@
   adapter (bit for bit here; the issue asks 1e-6), archive, best, rollouts and metrics. The
   digit-fraction test task trains every step (the demo task leaves every group invalid on the
   tests' barely pretrained model, so it never trains) and ``micro_batch_tokens=2000`` gives two
-  micro-batches in the later steps, one per rank: rank 1 samples half the groups every step
+  micro-batches in the later steps, one per rank (``--kl-coef 0.1``: the KL-to-base shift
+  too, with base log-probs computed on each rank): rank 1 samples half the groups every step
   and trains its micro-batch (``TTTD_DP_TRACE`` shows it). The demo command itself is run both ways too.
 - rank 1 killed with SIGKILL in its second train command: the run stops with one tttd line naming
   rank 1, and ``tttd resume`` (one process) continues to the uninterrupted run exactly;
@@ -48,7 +49,8 @@ def _tttd(*args: str, ranks: int = 1, timeout: float = 300, **extra: str) -> sub
 
 
 def _args(model: Path, out: Path, steps: int = STEPS) -> list[str]:
-    return ["run", TASK, "--model", str(model), "--steps", str(steps), "--max-tokens", "16", "--backend-option", "micro_batch_tokens=2000",
+    return ["run", TASK, "--model", str(model), "--steps", str(steps), "--max-tokens", "16", "--kl-coef", "0.1",
+            "--backend-option", "micro_batch_tokens=2000",
             "--out", str(out), "--quiet", "--json"]
 
 
@@ -86,7 +88,7 @@ def assert_same(a: Path, b: Path, trained: bool = True) -> None:
         assert ma == mb, {k: (ma[k], mb.get(k)) for k in ma if ma[k] != mb.get(k)}
     assert len(steady(a)) == len(steady(b))
     if trained:
-        assert all(m["trained"] and m["loss"] is not None for m in steady(a))
+        assert all(m["trained"] and m["loss"] is not None and m["kl_policy_base"] is not None for m in steady(a))
 
 
 # ------------------------------------------------------------------------------ pure parts
