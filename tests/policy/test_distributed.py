@@ -174,6 +174,14 @@ def test_rank_killed_mid_step_stops_with_one_line_and_resume_is_exact(single, ti
     assert_same(out, single)
 
 
+def test_a_collective_that_fails_names_the_rank_that_is_gone(tiny_model_dir, tmp_path):
+    got = _tttd(*_args(tiny_model_dir, tmp_path / "gather", steps=1), ranks=2, TTTD_DP_FAULT="1:train:1:after")
+    assert got.returncode != 0
+    lines = _tttd_lines(got.stderr)
+    assert len(lines) == 1, got.stderr[-3000:]
+    assert "the gloo gather of the gradients (optimizer step 1) failed (rank 1 of 2 is gone" in lines[0], lines[0]
+
+
 def test_hung_rank_is_reported_after_the_timeout(tiny_model_dir, tmp_path):
     got = _tttd(*_args(tiny_model_dir, tmp_path / "hung", steps=1), ranks=2, TTTD_DP_FAULT="1:train:1:hang",
                 TTTD_DP_TIMEOUT_S="3")

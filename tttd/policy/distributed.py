@@ -289,7 +289,11 @@ def collective(ch: _Channel, what: str, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - gloo/NCCL raise RuntimeError or DistBackendError
-        dead = [r for r in range(ch.size) if r != ch.rank and not ch.alive(r)]
+        dead: list[int] = []
+        t0 = time.monotonic()  # a peer that just died still has a fresh heartbeat: wait for it to go stale
+        while not dead and time.monotonic() - t0 < DEAD_AFTER_S + 2 * HEARTBEAT_S:
+            dead = [r for r in range(ch.size) if r != ch.rank and not ch.alive(r)]
+            time.sleep(HEARTBEAT_S)
         who = f"rank {dead[0]} of {ch.size} is gone; " if dead else ""
         raise _stopped(f"rank {ch.rank}: the {ch.backend} {what} failed ({who}{_first_line(exc)})") from None
 

@@ -4,8 +4,9 @@ half of each command).
 
 A command that fails here is answered with its error (one line, which rank 0 reports with this
 rank's number) and the rank waits for the next command; a follower never writes to the run
-directory. ``TTTD_DP_FAULT=RANK:OP:K[:hang]`` (tests only) makes rank RANK kill itself with
-SIGKILL (or hang) at its K-th ``OP`` command, before it answers; ``TTTD_DP_TRACE=PATH`` (tests
+directory. ``TTTD_DP_FAULT=RANK:OP:K[:hang|:after]`` (tests only) makes rank RANK kill itself with
+SIGKILL (or hang) at its K-th ``OP`` command, before it answers (``after``: a train command's
+answer is sent, then the rank dies before the gradients are gathered); ``TTTD_DP_TRACE=PATH`` (tests
 only) appends one JSON line per command to ``PATH.RANK``: the command and the size of its share.
 """
 
@@ -25,11 +26,13 @@ from tttd.policy.distributed import (DistributedError, _Channel, _first_line, _r
                                      channel, collective, flat_grads)
 
 
-def _fault(rank: int, op: str, count: int) -> None:
+def _fault(rank: int, op: str, count: int, when: str = "") -> None:
     spec = os.environ.get("TTTD_DP_FAULT")
     if not spec:
         return
     where, what, at, *mode = spec.split(":")
+    if (mode == ["after"]) != (when == "after"):
+        return
     if int(where) == rank and what == op and int(at) == count:
         if mode == ["hang"]:
             while True:
@@ -158,6 +161,7 @@ class Follower:
             p.optimizer.zero_grad(set_to_none=True)
             metrics = {}
         _reply(self.ch, seq, {"metrics": metrics})  # before the collectives: rank 0 waits for it
+        _fault(self.ch.rank, "train", self.counts["train"], "after")
         step = int(cmd["step"])
         for flat in flat_grads(p.params):
             collective(self.ch, f"gather of the gradients (optimizer step {step})", self.ch.dist.gather, flat, None, dst=0)
