@@ -32,6 +32,9 @@ backward pass; the model is in ``train()`` mode only around the training forward
 layers are checkpointed only then) and dropout is set to 0 everywhere, so training mode computes
 the sampler's log-probs. ``train_unembed`` (default True, as Tinker) adds a LoRA on the output
 layer, which peft's ``all-linear`` leaves out. ``chat_template_kwargs`` reach the chat template.
+
+Data parallel (``torchrun -m tttd``): rank 0's policy hands sampling and gradient accumulation to
+its coordinator (``self.dp``, :mod:`tttd.policy.dp_coordinator`); see :mod:`tttd.policy.distributed`.
 """
 
 from __future__ import annotations
