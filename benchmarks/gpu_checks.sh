@@ -6,6 +6,8 @@
 #   3. the hf sampling engine at the Qwen2-0.5B shape (benchmarks/policy_bench.py --engine hf)
 #   4. one GPU visible through the sandbox with devices=(0,), none without (benchmarks/sandbox_gpu_check.py)
 #   5. MLA decode (issue 26): its reference and plain PyTorch root timed by the evaluator (speed_bench.py)
+#   6. data-parallel training (issue 34): tokens/s at 1, 2, 4, 8 ranks (as many as there are GPUs) and
+#      the scaling efficiency, Qwen2-0.5B shape, torchrun + nccl (benchmarks/dp_bench.py)
 # Each part has its own time limit and log; a failing part does not stop the others.
 # Usage (repo root, CUDA machine, torch with CUDA installed): bash benchmarks/gpu_checks.sh [OUTDIR]
 set -u
@@ -30,3 +32,7 @@ part hf_engine 120 python3 benchmarks/policy_bench.py --engine hf --device cuda 
 part sandbox_gpu 60 python3 benchmarks/sandbox_gpu_check.py
 part mla_decode 420 python3 benchmarks/speed_bench.py --device cuda --no-sandbox --skip-cpu --tasks mla_decode \
   --gpu-repeats 1 --gpu-budget-s 300
+ngpu=$(nvidia-smi -L 2>/dev/null | wc -l)
+dp_ranks=$(python3 -c "print(','.join(str(r) for r in (1, 2, 4, 8) if r <= max(1, $ngpu)))")
+part dp_scaling 480 python3 benchmarks/dp_bench.py --device cuda --ranks "$dp_ranks" --random-init-shape qwen2-0.5b \
+  --batch 64 --tokens 1024 --repeats 2

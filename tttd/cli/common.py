@@ -258,7 +258,11 @@ def execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = Fa
 
     from tttd import signals
 
-    with signals.handling(notice=not quiet):  # issue 24: Ctrl-C / SIGTERM stop at a safe point
+    from tttd.policy.distributed import launched
+
+    # issue 34: under torchrun a SIGTERM most often means torchrun stops us because another rank
+    # died; the run then ends with the one line that names that rank, not with this notice
+    with signals.handling(notice=not quiet and not launched()):  # issue 24: Ctrl-C / SIGTERM stop at a safe point
         try:
             with Progress(cfg.steps, label, quiet, then=then) as progress:
                 run = Discovery(cfg, out, on_step=progress.step, on_event=progress.event)

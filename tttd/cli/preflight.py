@@ -27,6 +27,11 @@ def check_run_config(cfg: RunConfig) -> None:
     from tttd.policy.backends import backend_spec
 
     spec = backend_spec(cfg.backend)
+    from tttd.policy.distributed import refuse_backend
+
+    refusal = refuse_backend(cfg.backend)  # torchrun with a backend that cannot use it (issue 34)
+    if refusal:
+        raise ConfigError(refusal)
     try:
         backend_class(cfg.backend)  # installed? (its extra's packages import)
     except ImportError as exc:

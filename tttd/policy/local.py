@@ -32,6 +32,9 @@ backward pass; the model is in ``train()`` mode only around the training forward
 layers are checkpointed only then) and dropout is set to 0 everywhere, so training mode computes
 the sampler's log-probs. ``train_unembed`` (default True, as Tinker) adds a LoRA on the output
 layer, which peft's ``all-linear`` leaves out. ``chat_template_kwargs`` reach the chat template.
+
+Data parallel (``torchrun -m tttd``): rank 0's policy hands sampling and gradient accumulation to
+its coordinator (``self.dp``, :mod:`tttd.policy.dp_coordinator`); see :mod:`tttd.policy.distributed`.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ class LocalPolicy:
     """
 
     trainable = True
+    dp = None  # the data-parallel coordinator on rank 0 under torchrun (tttd.policy.dp_coordinator)
 
     def __init__(
         self,
@@ -120,6 +124,7 @@ class LocalPolicy:
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        built_with = {k: v for k, v in locals().items() if k not in ("self", "AutoModelForCausalLM", "AutoTokenizer")}
         if lora_rank < 1 and not full_finetune:
             raise ValueError(f"lora_rank must be >= 1, got {lora_rank}")
         if max_batch_size is not None and max_batch_size < 1:
@@ -198,6 +203,9 @@ class LocalPolicy:
         self.sample_calls = 0
         self._usage = TokenUsage()
         self._init_engine(engine, engine_options)
+        from tttd.policy.dp_coordinator import attach
+
+        self.dp = attach(self, built_with)  # rank 0 under torchrun: the other ranks' coordinator (None otherwise)
 
     def _init_engine(self, engine: "str | Engine", options: dict | None) -> None:
         """The sampling engine (:mod:`tttd.policy.engines`): ``hf``, ``vllm``, ``auto``, or an
@@ -216,7 +224,8 @@ class LocalPolicy:
     def engine_info(self) -> dict:
         """The sampling engine, its versions and settings, and why it was chosen (run records)."""
         fmt = self.answer_format()  # where a forced final answer would act (tttd.policy.forced_answer)
-        return {**self.engine.info(), "reason": self.engine_reason, "answer_format": fmt.name if fmt else None}
+        return {**self.engine.info(), "reason": self.engine_reason, "answer_format": fmt.name if fmt else None,
+                **({"data_parallel": self.dp.info()} if self.dp else {})}
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -249,7 +258,7 @@ class LocalPolicy:
         self, prompts: list[list[Message]], n: int, params: SamplingParams
     ) -> list[list[Sample]]:
         """``n`` completions per chat prompt from the sampling engine (:mod:`tttd.policy.engines`)."""
-        return self.engine.sample(prompts, n, params)
+        return self.dp.sample(prompts, n, params) if self.dp else self.engine.sample(prompts, n, params)
 
     def answer_format(self):
         """The chat template's thinking/answer split (:mod:`tttd.policy.forced_answer`), or None."""
@@ -393,7 +402,7 @@ class LocalPolicy:
         config = config or TrainConfig(learning_rate=self.learning_rate or TrainConfig().learning_rate)
         t0 = time.perf_counter()
         self.engine.before_train()  # vLLM on the same GPU sleeps (KV cache freed)
-        metrics = self.accumulate_gradients(batch, config)
+        metrics = self.dp.accumulate(batch, config) if self.dp else self.accumulate_gradients(batch, config)
         for group in self.optimizer.param_groups:
             group["lr"] = config.learning_rate
         norm_cap = self.max_grad_norm if self.max_grad_norm is not None else math.inf
@@ -401,6 +410,8 @@ class LocalPolicy:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+        if self.dp:
+            self.dp.after_step()  # the new weights to the other ranks
         self.engine.weights_updated()  # vLLM: the new adapter under a new name
         self._usage.trained_tokens += sum(len(d.prompt_tokens) + len(d.tokens) for d in batch)
         metrics["seconds"] = time.perf_counter() - t0
@@ -441,6 +452,7 @@ class LocalPolicy:
             loss=total_loss,
             tokens=float(n_tokens),
             kl_sample_train=diff_sum / max(1, n_tokens),
+            kl_sample_train_sum=diff_sum,  # summed over tokens (data-parallel ranks add these)
             micro_batches=float(len(chunks)),
         )
         return metrics
@@ -470,12 +482,17 @@ class LocalPolicy:
         """Restore what :meth:`save` wrote (same model, same LoRA shape) into this policy."""
         load_checkpoint(self, path)
         self.engine.weights_updated()
+        if self.dp:
+            self.dp.sync()
 
     def usage(self) -> TokenUsage:
         return TokenUsage(**self._usage.to_dict())
 
     def close(self) -> None:
         """Free the model, the sampling engine it owns (and GPU memory)."""
+        if getattr(self, "dp", None):
+            self.dp.close()
+            self.dp = None
         engine = getattr(self, "engine", None)
         if engine is not None and self._owns_engine:
             engine.close()

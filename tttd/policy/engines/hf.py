@@ -32,6 +32,10 @@ from tttd.types import Message, Sample
 
 class HFEngine:
     name = "hf"
+    #: left-pad the prompts of a sample call to at least this many tokens: a data-parallel rank
+    #: pads its share to the width of the whole step's batch, so its rows are computed exactly
+    #: as in one process (tttd.policy.distributed)
+    min_width = 0
 
     def __init__(self, policy: EngineHost) -> None:
         self.policy = policy
@@ -44,7 +48,7 @@ class HFEngine:
         # sample j of prompt i draws from its own generator, seeded sub_seed(seeds[i], j)
         seeds = prompt_seeds(params, len(prompts), policy.seed * 1_000_003 + policy.sample_calls)
         policy.sample_calls += 1
-        out = self.generate(encoded, n, params, seeds)
+        out = self.generate(encoded, n, params, seeds, min_width=self.min_width)
         if params.forced_answer:
             out = policy.force_answers(out, seeds, self._continue(params))
         return out
@@ -91,9 +95,9 @@ class HFEngine:
 
     @torch.no_grad()
     def generate(self, encoded: list[list[int]], n: int, params: SamplingParams,
-                 seeds: list[int]) -> list[list[Sample]]:
+                 seeds: list[int], min_width: int = 0) -> list[list[Sample]]:
         """``n`` samples for each token-id prompt; sample j of prompt i draws from
-        ``sub_seed(seeds[i], j)``."""
+        ``sub_seed(seeds[i], j)``; prompts left-padded to at least ``min_width`` tokens."""
         from transformers import GenerationConfig
 
         policy = self.policy
@@ -101,7 +105,7 @@ class HFEngine:
         base_seed = seeds[0] if seeds else 0
         out: list[list[Sample | None]] = [[None] * n for _ in encoded]
         # Like the paper's dynamic max_tokens: never ask for more than the context window holds.
-        prompt_len = max((len(e) for e in encoded), default=0)
+        prompt_len = max(max((len(e) for e in encoded), default=0), min_width)
         context = policy.context_window()
         max_new = params.max_tokens if context is None else min(params.max_tokens, context - prompt_len)
         if max_new < 1:
@@ -129,7 +133,7 @@ class HFEngine:
             for b, start in enumerate(range(0, len(jobs), bsz)):
                 chunk = jobs[start : start + bsz]
                 seqs = [encoded[i] for i, _ in chunk]
-                width = max(len(s) for s in seqs)
+                width = max(max(len(s) for s in seqs), min_width)
                 ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(seqs), width), dtype=torch.long)
                 for r, s in enumerate(seqs):
