@@ -27,6 +27,13 @@ def check_run_config(cfg: RunConfig) -> None:
     from tttd.policy.backends import backend_spec
 
     spec = backend_spec(cfg.backend)
+    if cfg.backend == "local":  # issue 33: a model name that is nowhere is one line, before torch loads
+        from tttd.policy.models import check
+
+        try:
+            check(cfg.backend_options.get("model", cfg.model))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     try:
         backend_class(cfg.backend)  # installed? (its extra's packages import)
     except ImportError as exc:
