@@ -130,6 +130,10 @@ class LocalPolicy:
         self.lora_alpha = 32.0 if lora_alpha is None else float(lora_alpha)
         self.learning_rate = learning_rate
         self.max_batch_size = max_batch_size
+        if micro_batch_tokens is None:  # a named real model's own chunk (tttd.policy.models)
+            from tttd.policy.models import policy_defaults
+
+            micro_batch_tokens = policy_defaults(model).get("micro_batch_tokens")  # type: ignore[assignment]
         self.micro_batch_tokens = micro_batch_tokens
         self.max_grad_norm = max_grad_norm
         if chat_template_kwargs is not None and not isinstance(chat_template_kwargs, dict):
