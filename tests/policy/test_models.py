@@ -120,3 +120,27 @@ def test_models_list_and_unknown_install(empty_cache):
     bad = subprocess.run([sys.executable, "-m", "tttd.cli", "models", "install", "gemma3-270m"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "installable: smollm2" in bad.stderr
+
+
+def test_real_model_demo_config_and_default_preset():
+    """`tttd demo --model smollm2` is `tttd run demo --model smollm2` with the real demo's steps and
+    learning rate; a run with smollm2 and no --preset takes the CPU-sized demo preset."""
+    from tttd.cli.demo import REAL_DEMO, demo_config
+    from tttd.cli.run import default_preset
+
+    cfg = demo_config(model="smollm2")
+    assert cfg.model == "smollm2" and cfg.steps == REAL_DEMO["smollm2"]["steps"]
+    assert cfg.learning_rate == REAL_DEMO["smollm2"]["learning_rate"]
+    assert demo_config(steps=2, model="smollm2").steps == 2
+    tiny = demo_config()
+    assert tiny.model == "tiny" and tiny.steps == 48 and tiny.learning_rate == 3e-3
+    assert default_preset("smollm2", None) == "demo" and default_preset("Qwen/Qwen3-8B", None) is None
+
+
+def test_real_model_demo_not_installed_is_one_line(empty_cache, tmp_path):
+    env = {**os.environ}
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "tttd.cli", "demo", "--model", "smollm2", "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "tttd models install smollm2" in proc.stderr and not out.exists()

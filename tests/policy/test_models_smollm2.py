@@ -80,7 +80,7 @@ def test_loads_samples_and_agrees_with_the_trainer(smollm2):
         text = policy.tokenizer.decode(policy.render(short))
         assert text.startswith("<|im_start|>system") and text.endswith("<|im_start|>assistant\n")
         assert policy.tokenizer.convert_ids_to_tokens(policy.eos_ids) == ["<|im_end|>"]
-        lora = {n.split(".")[-2] for n, _ in policy.model.named_parameters() if "lora_A" in n}
+        lora = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in policy.model.named_parameters() if "lora_A" in n}
         assert {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"} <= lora
         params = SamplingParams(max_tokens=10, seeds=[11, 12])
         both = policy.sample([short, long], 2, params)
