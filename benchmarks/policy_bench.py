@@ -22,8 +22,10 @@ random advantages (throughput does not depend on the values). Each figure is the
 
 ``--model smollm2`` (a named real model, ``tttd models install smollm2``) measures at the goal's shape
 (issue 33): sampling 64 sequences x 64 new tokens (one step of 8 groups x 8 samples, as one prompt
-x 64), training 64 x (prompt + 64 tokens), and one loop step of both, then the tiny model at the
-same shapes in the same run (``--compare``), and prints both side by side. With ``--smoke`` the
+x 64) and training on exactly those 64 samples: one loop step, whose two parts give the sampling
+and training rates (``--loop-only``, the default there: each part alone costs minutes on a CPU),
+then the tiny model at the same shapes in the same run (``--compare``), and prints both side by
+side. With ``--smoke`` the
 tiny model stands in for the real one. On a busy machine pass ``--threads 1``: two torch threads
 that share two cores with other work ran the sampler ~10x slower than one (measured, load ~12).
 
@@ -312,6 +314,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--micro-batch-tokens", type=int, default=None, help="default: the model's own (1024 for smollm2), else 8192")
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats after one warm-up (default 2; 1 for a named real model)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--loop-only", action="store_true", default=None,
+                    help="measure one loop step only and take the sampling and training rates from its two parts "
+                         "(the default for a named real model: each part costs minutes on a CPU)")
     ap.add_argument("--engine", choices=["hf", "vllm"], default="hf", help="sampling engine")
     ap.add_argument("--engine-option", action="append", metavar="KEY=VALUE", default=[],
                     help="vLLM setting, e.g. gpu_memory_utilization=0.5 (JSON values)")
@@ -328,8 +333,8 @@ def main(argv: list[str] | None = None) -> dict:
     # a named real model (smollm2) defaults to the goal's shape: one step of 8 x 8 samples of 64 new
     # tokens and its train step (the tiny model keeps the shapes of the figures in docs/backends.md)
     real_shapes = args.random_init_shape is None and args.model in named_models()
-    defaults = dict(batch=64, new_tokens=64, train_batch=64, train_tokens=64, repeats=1) if real_shapes else \
-        dict(batch=32, new_tokens=64, train_batch=16, train_tokens=256, repeats=2)
+    defaults = dict(batch=64, new_tokens=64, train_batch=64, train_tokens=64, repeats=1, loop_only=True) \
+        if real_shapes else dict(batch=32, new_tokens=64, train_batch=16, train_tokens=256, repeats=2, loop_only=False)
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -418,8 +423,9 @@ def measure(args, model_name: str, random_shape: str | None = None) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     sample_rates = []
+    loop_only = args.loop_only
     with MemorySampler(device) as sample_mem:
-        for _ in range(args.repeats):
+        for _ in range(0 if loop_only else args.repeats):
             t = time.perf_counter()
             out = policy.sample([prompt], args.batch, params)
             dt = time.perf_counter() - t
@@ -440,13 +446,14 @@ def measure(args, model_name: str, random_shape: str | None = None) -> dict:
     ]
     cfg = TrainConfig(learning_rate=1e-6, **({} if args.micro_batch_tokens is None else
                                              {"micro_batch_tokens": args.micro_batch_tokens}))
-    policy.train_step(batch, cfg)  # warm-up (optimizer state allocation)
+    if not loop_only:
+        policy.train_step(batch, cfg)  # warm-up (optimizer state allocation)
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     train_rates, step_s = [], []
     with MemorySampler(device) as train_mem:
-        for _ in range(args.repeats):
+        for _ in range(0 if loop_only else args.repeats):
             t = time.perf_counter()
             policy.train_step(batch, cfg)
             if device == "cuda":
@@ -463,13 +470,23 @@ def measure(args, model_name: str, random_shape: str | None = None) -> dict:
         for r in range(args.repeats):
             t = time.perf_counter()
             got = policy.sample([prompt], args.batch, SamplingParams(max_tokens=args.new_tokens, seed=100 + r))
+            sampled_s = time.perf_counter() - t
             advs = torch.randn(len(got[0]), generator=g).tolist()
             step_batch = [TrainDatum(s.prompt_tokens, s.tokens, s.logprobs, [a] * len(s.tokens))
                           for s, a in zip(got[0], advs)]
+            t_train = time.perf_counter()
             policy.train_step(step_batch, cfg)
             if device == "cuda":
                 torch.cuda.synchronize()
             loop_s.append(time.perf_counter() - t)
+            if loop_only:  # the rates come from the loop step's own two parts
+                trained_s = time.perf_counter() - t_train
+                sample_rates.append(sum(len(x.tokens) for x in got[0]) / sampled_s)
+                step_s.append(trained_s)
+                train_rates.append(sum(len(d.prompt_tokens) + len(d.tokens) for d in step_batch) / trained_s)
+    if loop_only:
+        sample_peak = train_peak = peak_memory_gb(device)
+        sample_mem.peak = train_mem.peak = loop_mem.peak
     n_params = sum(p.numel() for p in policy.model.parameters())
     n_trainable = sum(p.numel() for p in policy.params)
     result = {
