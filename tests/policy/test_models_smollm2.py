@@ -100,6 +100,7 @@ def test_loads_samples_and_agrees_with_the_trainer(smollm2):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # three short runs of a 135M model: ~12 min on 2 cores at load ~16
 def test_kill_during_training_then_resume_equals_uninterrupted(smollm2, tmp_path):
     ref = tmp_path / "ref"
     done = tttd(*run_args(ref), "--json")

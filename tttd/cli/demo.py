@@ -37,8 +37,10 @@ FROZEN_STEP_RATIO = 0.5
 #: LoRA than the tiny model's 3e-3 (chosen, not tuned). Its estimate comes from its own measured
 #: step times (trained and frozen) at the load they were measured at, scaled to today's load.
 REAL_DEMO = {"smollm2": dict(steps=8, learning_rate=1e-3)}
-#: measured: (trained step s, frozen step s, 1-minute load average then), 2 cores, OMP_NUM_THREADS=1
-REAL_STEP_S = {"smollm2": (120.0, 40.0, 12.0)}
+#: measured: (trained step s, frozen step s, 1-minute load average then), 2 cores, OMP_NUM_THREADS=1:
+#: `tttd demo --model smollm2 --steps 3` on 2026-12-07, trained steps 453/494/299 s (sampling
+#: 163/201/133 s of them), load 15-19 on the shared machine; a frozen step is the sampling part.
+REAL_STEP_S = {"smollm2": (415.0, 165.0, 16.5)}
 MODEL_WORDS = {"tiny": "a tiny local model", "smollm2": "a real pretrained model, SmolLM2-135M-Instruct,"}
 
 
