@@ -138,7 +138,7 @@ def add_parser(sub: Any) -> None:
     d.add_argument("--engine", choices=["auto", "hf", "vllm"], help="sampling engine (default auto)")
     d.add_argument("--model", choices=["tiny", *REAL_DEMO], default="tiny",
                    help="tiny (default, ~2 min) or smollm2: the real-model demo (tttd models install smollm2 "
-                        "first; ~20 min on 2 busy cores)")
+                        "first; tens of minutes on 2 cores)")
     json_quiet_flags(d)
     d.set_defaults(func=run_demo)
 
