@@ -36,6 +36,8 @@ def executed(monkeypatch, tmp_path):
     # demo has one metric, so any --rule but primary is refused; how a rule is checked against a
     # task is tests/test_objectives.py's: here only that the value arrives
     monkeypatch.setattr("tttd.task.Task.use_rule", lambda self, text: None)
+    # "some/model" is nowhere: the preflight's one-line refusal is tests/policy/test_models.py's
+    monkeypatch.setattr("tttd.policy.models.check", lambda model: None)
     return calls
 
 

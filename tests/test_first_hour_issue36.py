@@ -185,7 +185,7 @@ def test_existing_out_is_refused_before_a_model_loads(home, tiny_model_dir):
 
 def test_a_multiline_library_error_is_one_line_without_escapes(capsys):
     from tttd.cli.common import handle_errors
-    from tttd.loop import PolicyLoadError
+    from tttd.build import PolicyLoadError
 
     def boom():
         raise PolicyLoadError("cannot load the local policy 'tiyn': tiyn is not a local folder\n"
