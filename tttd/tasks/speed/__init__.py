@@ -40,12 +40,22 @@ from tttd.types import Candidate, Evaluation, Limits, Message, Program, SandboxR
 
 __all__ = ["NoGPUError", "SpeedSpec", "SpeedTask", "harness_source", "run_record"]
 
-_HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.py")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _source(name: str) -> str:
+    with open(os.path.join(_HERE, name), encoding="utf-8") as f:
+        return f.read()
 
 
 def harness_source() -> str:
-    with open(_HARNESS, encoding="utf-8") as f:
-        return f.read()
+    """The controller's source (sent as the sandboxed program)."""
+    return _source("harness.py")
+
+
+def worker_sources() -> dict[str, str]:
+    """The worker's and the wire's sources (call arguments of the controller)."""
+    return {"worker": _source("worker.py"), "wire": _source("wire.py")}
 
 
 class NoGPUError(OSError):
@@ -141,7 +151,8 @@ def run_record(spec: SpeedSpec, code: str, *, device: str | None = None, seed: i
         from tttd.tasks.speed import harness
 
         with tempfile.TemporaryDirectory(prefix="tttd-speed-") as d:
-            rec = harness.evaluate(cfg, spec.problem_source, code, spec.modules, workdir=d)
+            cfg["jail"] = False
+            rec = harness.evaluate(cfg, spec.problem_source, code, spec.modules, workdir=d, **worker_sources())
         return cfg, SandboxResult(status="ok", value=rec)
     return cfg, run_program(program_for(spec, code, cfg), cpus=cpus)
 
@@ -179,7 +190,9 @@ def build_config(spec: SpeedSpec, *, device: str | None = None, seed: int | None
         device=device, entry=spec.entry, ref_name=spec.ref_name, rtol=spec.rtol, atol=spec.atol,
         tests=tests, test_repeats=repeats,
         benchmarks=[dict(c) for c in spec.benchmarks] if full else [],
-        return_output_bytes=spec.return_output_bytes if device == "cpu" else 0,
+        return_output_bytes=spec.return_output_bytes,
+        # the controller answers before the sandbox's wall limit kills it
+        deadline_s=max(1.0, spec.wall_s - min(15.0, 0.2 * spec.wall_s)),
     )
     return cfg
 
@@ -191,9 +204,21 @@ def program_for(spec: SpeedSpec, code: str, cfg: dict[str, Any]) -> Program:
     limits = Limits(wall_s=spec.wall_s, memory_mb=(1 << 27) if gpu else spec.memory_mb,
                     threads=spec.threads, processes=256 if gpu else 64, open_files=1024 if gpu else 256,
                     gpus=1 if gpu else 0, result_mb=64)
+    cfg = dict(cfg, jail=_jailed())
     return Program(source=harness_source(), entry="evaluate", limits=limits,
                    args={"config": cfg, "problem": spec.problem_source, "candidate": code,
-                         "modules": spec.modules})
+                         "modules": spec.modules, **worker_sources()})
+
+
+def _jailed() -> bool:
+    """True when evaluations run in bubblewrap's pid namespace (every process there but the
+    controller is the worker's); else the controller counts the worker's descendants only."""
+    from tttd.sandbox import platform_info
+
+    try:
+        return bool(platform_info().bwrap)
+    except Exception:  # noqa: BLE001 - detection failed: the sandbox refuses to run anyway
+        return False
 
 
 class SpeedTask(Task):
@@ -352,6 +377,8 @@ class SpeedTask(Task):
         stage, msg = str(rec.get("stage", "?")), str(rec.get("message", ""))
         if not rec["ok"]:
             return self.invalid(f"{stage}: {msg}", status="invalid" if stage != "tamper" else "tamper")
+        if rec.get("harness") != "two-process":
+            raise ValueError("not a record of the two-process harness")
         tests = cfg.get("tests", [])
         if len(rec.get("tests", [])) != len(tests):
             raise ValueError("the record does not cover every test case")
@@ -395,45 +422,9 @@ class SpeedTask(Task):
         return self._problem
 
     def _trusted_recheck(self, rec: dict, cfg: dict) -> None:
-        """Regenerate inputs from the seeds and re-check the returned outputs here (CPU tasks)."""
-        if cfg.get("device") != "cpu":
-            return
-        from tttd.tasks.speed.harness import _default_check
+        from tttd.tasks.speed.recheck import trusted_recheck
 
-        prob = self._problem_module()
-        ref = getattr(prob, self.spec.ref_name)
-        check = getattr(prob, "check", None) or _default_check(cfg)
-        jobs = []
-        for case, out in zip(cfg.get("tests", []), rec.get("test_outputs", [])):
-            jobs.append((case, int(case["seed"]), out, "test"))
-        for case, b in zip(cfg.get("benchmarks", []), rec.get("bench_outputs", [])):
-            if isinstance(b, dict) and b.get("seed") is not None:
-                jobs.append((case, int(b["seed"]), b.get("output"), "benchmark"))
-        for case, seed, out, kind in jobs:
-            if out is None:  # over the byte budget: checked only inside the sandbox
-                continue
-            args = {k: v for k, v in case.items() if k != "seed"}
-            expected = ref(prob.generate_input(seed=seed, **args))
-            out = _like(out, expected)
-            msg = check(out, expected)
-            if msg:
-                raise ValueError(f"trusted re-check of a {kind} output failed ({_fmt(args)}): {msg}")
-
-
-def _like(out: Any, expected: Any) -> Any:
-    """Returned numpy data in the type of the reference's output (torch tensors stay tensors)."""
-    if type(expected).__module__.startswith("torch") and isinstance(out, np.ndarray):
-        import torch
-
-        t = torch.from_numpy(np.ascontiguousarray(out)).to(expected.device)
-        if expected.dtype == torch.bfloat16 and t.dtype == torch.float32:  # bfloat16 travels as float32
-            b = t.to(torch.bfloat16)  # (numpy has none): back when that is exact
-            if torch.equal(b.float().nan_to_num(), t.nan_to_num()):
-                return b
-        return t
-    if isinstance(expected, (tuple, list)) and isinstance(out, list):
-        return type(expected)(_like(o, e) for o, e in zip(out, expected))
-    return out
+        trusted_recheck(self._problem_module(), self.spec.ref_name, rec, cfg)
 
 
 def _fmt(case: dict) -> str:
