@@ -105,16 +105,18 @@ class CpuMeter:
                 self.cgroup = path
             except (OSError, IndexError):
                 self.cgroup = None
-        self.source = "cgroup cpu.stat" if self.cgroup else "/proc schedstat"
+        self.source = "cgroup cpu.stat" if self.cgroup else "process CPU clocks"
 
     def read(self) -> int:
         if self.cgroup is not None:
             with open(self.cgroup) as f:
                 usage = int(f.readline().split()[1]) * 1000
-            return max(0, usage - _time.process_time_ns() - _proc_cpu(1))
+            return max(0, usage - _time.process_time_ns() - _proc_cpu(1, children=False))
         total = 0
         for pid in self._pids():
             total += _proc_cpu(pid)
+        if self.jail:  # orphans the jail's init reaped
+            total += _proc_cpu(1) - _proc_cpu(1, children=False)
         return total
 
     def _pids(self):
@@ -146,19 +148,24 @@ def _ppid(pid: int) -> int:
         return 0
 
 
-def _proc_cpu(pid: int) -> int:
-    """Live threads' schedstat (ns) plus reaped children's time (ticks) of one process."""
+def _proc_cpu(pid: int, children: bool = True) -> int:
+    """CPU time (ns) of one process: its CPU clock (every thread, exited ones included; else the
+    live threads' schedstat) plus its reaped children's time (``cutime``/``cstime``, in ticks)."""
     total = 0
     try:
-        for t in _os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{t}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                pass
+        try:
+            total = _time.clock_gettime_ns(((~pid) << 3) | 2)  # the process's CPUCLOCK_SCHED
+        except OSError:
+            for t in _os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                        total += int(f.read().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pass
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[13]) + int(fields[14])) * (10**9 // _os.sysconf("SC_CLK_TCK"))
+        if children:
+            total += (int(fields[13]) + int(fields[14])) * (10**9 // _os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         pass
     return total
@@ -417,7 +424,11 @@ class _Runner:
         shm = "/dev/shm" if _os.access("/dev/shm", _os.W_OK) else base
         self.shm_path = _os.path.join(shm, f"tttd-speed-{_os.getpid()}-{_urandom(4).hex()}")
         self.shm_fd, self.region, self.size = None, None, 0
-        self.ipc_min = 0
+        self.ipc_min = self.ipc_cpu_min = 0
+        # CPU tasks: the worker's CPU time during the call (kernel-accounted, every thread and
+        # child; run-queue waits on a loaded machine do not count); GPU tasks: wall time
+        self.clock = cfg.get("clock") or ("wall" if self.cuda else "cpu")
+        self.walls: list[int] = []
         self.timed_ns = self.inside_ns = self.outside_ns = 0
         self.counting, self.last = False, None
         self.meter = None
@@ -439,17 +450,22 @@ class _Runner:
         self.meter = CpuMeter(self.w.proc.pid, bool(self.cfg.get("jail", True)))
 
     def calibrate(self) -> dict:
-        """The IPC round trip of an empty request (the smallest is subtracted from every call)."""
-        rtts = []
+        """The IPC round trip of an empty request, in wall time and in the worker's CPU time; the
+        smallest of each is subtracted from every call (a lower bound of the overhead, so the
+        subtraction never makes a call look faster than it was)."""
+        rtts, cpus = [], []
         for _ in range(max(5, int(self.cfg.get("ipc_pings", 50)))):
+            c0 = self.meter.read()
             t0 = _perf_ns()
             self.w.send({"op": "ping"})
             self.w.recv("a round-trip measurement")
             rtts.append(_perf_ns() - t0)
-        s = sorted(rtts)
-        self.ipc_min = s[0]
+            cpus.append(self.meter.read() - c0)
+        s, c = sorted(rtts), sorted(cpus)
+        self.ipc_min, self.ipc_cpu_min = s[0], max(0, c[0])
         return {"min_us": s[0] / 1e3, "median_us": s[len(s) // 2] / 1e3, "pings": len(s),
-                "subtracted_us": s[0] / 1e3}
+                "cpu_min_us": c[0] / 1e3, "cpu_median_us": c[len(c) // 2] / 1e3, "clock": self.clock,
+                "subtracted_us": (self.ipc_min if self.clock == "wall" else self.ipc_cpu_min) / 1e3}
 
     def _region_for(self, need: int) -> dict | None:
         """Grow the shared region to hold ``need`` input bytes and an output part; the message that
@@ -513,7 +529,9 @@ class _Runner:
             raise Verdict("tamper", f"{what}: the worker's answer is malformed: {e}") from None
         t1 = _perf_ns()
         c1 = self.meter.read()
-        t_ns = max(1, (t1 - t0) - self.ipc_min)
+        wall_ns = max(1, (t1 - t0) - self.ipc_min)
+        cpu_ns = max(1, (c1 - c0) - self.ipc_cpu_min)
+        t_ns = wall_ns if self.clock == "wall" else cpu_ns
         try:
             expected = self.ref(data)
         except BaseException as e:  # noqa: BLE001
@@ -527,6 +545,7 @@ class _Runner:
         del expected, data
         if self.counting:
             self.timed_ns += t_ns
+            self.walls.append(wall_ns)
             self.inside_ns += max(0, c1 - c0)
         self.last = self.meter.read()
         return t_ns, out
@@ -553,7 +572,7 @@ class _Runner:
         w0 = _perf_ns()
         keep = int.from_bytes(_urandom(2), "little") % max(1, min(max_runs, 3))
         sample = (None, None)
-        self.counting, self.last = True, None
+        self.counting, self.last, self.walls = True, None, []
         try:
             while True:
                 seed = _new_seed()
@@ -577,7 +596,8 @@ class _Runner:
         srt = sorted(times)
         median = (srt[(n - 1) // 2] + srt[n // 2]) / 2
         return {"runs": n, "mean_ns": mean, "median_ns": median, "std_ns": std, "min_ns": srt[0],
-                "max_ns": srt[-1]}, sample
+                "max_ns": srt[-1], "clock": self.clock,
+                "wall_median_ns": sorted(self.walls)[len(self.walls) // 2]}, sample
 
     def escape_verdict(self) -> None:
         """Worker CPU time between timed calls (after its answers): work that outlived a call."""
