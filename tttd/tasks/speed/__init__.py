@@ -191,6 +191,7 @@ def build_config(spec: SpeedSpec, *, device: str | None = None, seed: int | None
         tests=tests, test_repeats=repeats,
         benchmarks=[dict(c) for c in spec.benchmarks] if full else [],
         return_output_bytes=spec.return_output_bytes,
+        threads=spec.threads,
         # the controller answers before the sandbox's wall limit kills it
         deadline_s=max(1.0, spec.wall_s - min(15.0, 0.2 * spec.wall_s)),
     )
@@ -408,6 +409,7 @@ class SpeedTask(Task):
             lines.append(f"  {', '.join(f'{k}={v}' for k, v in c.items())}: {b[stat] / 1e3:.3f} us "
                          f"({stat[:-3]}; std {b['std_ns'] / 1e3:.3f} over {b['runs']} runs)")
         metrics = {"us": us, "bench_us": [m / 1e3 for m in means], "runs": [int(b["runs"]) for b in stats],
+                   "bench_min_us": [float(b["min_ns"]) / 1e3 for b in stats],
                    "device": cfg.get("device"), "cpus": len(rec.get("cpus") or [])}
         if self.spec.reward == "speedup":
             metrics["speedup"] = reward
