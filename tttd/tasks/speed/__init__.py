@@ -103,8 +103,14 @@ class SpeedSpec:
     #: evaluation; off by default (fixed public inputs can be overfitted, SPEC 7.7 item 18)
     fixed_test_seeds: bool = False
     target: str = ""
+    #: static-scan flags (tttd.tasks.speed.scan) that make a candidate invalid; default none: flags
+    #: are evidence shown with every result, the harness is the defence
+    invalid_flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from tttd.tasks.speed.scan import check_flags
+
+        self.invalid_flags = check_flags(self.invalid_flags)
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         if not self.tests:
@@ -227,6 +233,8 @@ class SpeedTask(Task):
 
     objective = Objective(direction="minimize", transform="reciprocal", failure_reward=0.0)
     output_tail_chars = 1500
+    #: ``tttd audit``: a re-timed value within 25% of the recorded one is consistent (timing noise)
+    audit_rtol = 0.25
 
     def __init__(self, spec: SpeedSpec):
         self.spec = spec
@@ -363,11 +371,27 @@ class SpeedTask(Task):
         ev.output_tail = tail(((result.stdout or "") + "\n" + ev.message).strip(), self.output_tail_chars)
         if candidate.code is not None:
             ev.artifact.setdefault("code", candidate.code)
+            self._flag(ev, candidate.code)
         if ev.valid and ev.key is None:
             from tttd.task import artifact_key
 
             ev.key = artifact_key(candidate.code)
         return ev
+
+    def _flag(self, ev: Evaluation, code: str) -> None:
+        """Record the static-scan flags (evidence); the task's ``invalid_flags`` make it invalid."""
+        from tttd.tasks.speed.scan import scan
+
+        flags = scan(code)
+        if not flags:
+            return
+        ev.metrics["flags"] = flags
+        ev.message += f"\nstatic flags (evidence, not a verdict): {', '.join(flags)}"
+        hit = [f for f in flags if f in self.spec.invalid_flags]
+        if hit and ev.valid:
+            ev.valid, ev.value, ev.reward, ev.key = False, None, self.objective.failure_reward, None
+            ev.status = "invalid"
+            ev.message = f"refused by the task's static rules ({', '.join(hit)})\n" + ev.message
 
     def verify(self, data: Any, state: State | None = None) -> Evaluation:
         raise ValueError("a speed task verifies programs only (tttd verify TASK program.py)")
