@@ -6,6 +6,8 @@
 #   3. the hf sampling engine at the Qwen2-0.5B shape (benchmarks/policy_bench.py --engine hf)
 #   4. one GPU visible through the sandbox with devices=(0,), none without (benchmarks/sandbox_gpu_check.py)
 #   5. MLA decode (issue 26): its reference and plain PyTorch root timed by the evaluator (speed_bench.py)
+#   6. the two-process speed harness on the GPU (issue 30): zero kernel and side-stream kernel refused,
+#      the honest fp16 kernel within 5% of harness-free CUDA-event timing (speed_gpu_gaming.py)
 # Each part has its own time limit and log; a failing part does not stop the others.
 # Usage (repo root, CUDA machine, torch with CUDA installed): bash benchmarks/gpu_checks.sh [OUTDIR]
 set -u
@@ -30,3 +32,5 @@ part hf_engine 120 python3 benchmarks/policy_bench.py --engine hf --device cuda 
 part sandbox_gpu 60 python3 benchmarks/sandbox_gpu_check.py
 part mla_decode 420 python3 benchmarks/speed_bench.py --device cuda --no-sandbox --skip-cpu --tasks mla_decode \
   --gpu-repeats 1 --gpu-budget-s 300
+part speed_gaming 300 python3 benchmarks/speed_gpu_gaming.py --task trimul
+part speed_gaming_mla 300 python3 benchmarks/speed_gpu_gaming.py --task mla_decode --smoke

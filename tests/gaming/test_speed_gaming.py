@@ -23,7 +23,7 @@ EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "speed_group_me
 BENCH = {"n": 200_000, "groups": 40}
 #: the twins' timing comparison: calls of milliseconds (the harness adds ~0.1-0.2 ms of CPU per call on a
 #: loaded 2-core machine, docs/benchmarks.md), so that 10% measures the harness, not its fixed overhead
-BIG = {"n": 1_000_000, "groups": 40}
+BIG = {"n": 2_000_000, "groups": 40}
 
 
 def _tasks() -> dict[str, SpeedTask]:
@@ -51,8 +51,6 @@ def results():
     tasks = _tasks()
     jobs = {("twin", k): (tasks[k], code) for k, code in TWINS.items()}
     jobs[("twin", "ref")] = (tasks["gm"], REF)
-    jobs[("timed", "gm")] = (tasks["big"], FAST)
-    jobs[("timed", "ref")] = (tasks["big"], REF)
     jobs.update({("cheat", c.name, c.task): (tasks[c.task], c.code) for c in CHEATS})
     with cf.ThreadPoolExecutor(2) as pool:
         futs = {key: pool.submit(_evaluate, t, code) for key, (t, code) in jobs.items()}
@@ -86,7 +84,7 @@ def test_every_honest_twin_is_accepted(results, name):
     assert ev.valid or (ev.status == "needs_gpu" and "correct on all" in ev.message), ev.message
 
 
-def _harness_free_us(task: SpeedTask, code: str, runs: int = 9) -> float:
+def _harness_free_us(task: SpeedTask, code: str, runs: int = 7) -> float:
     """The smallest thread CPU time of the function itself, called in this process on the same shape
     (minima: the least disturbed call on both sides, on a machine that may be loaded)."""
     prob = task._problem_module()
@@ -105,10 +103,38 @@ def _harness_free_us(task: SpeedTask, code: str, runs: int = 9) -> float:
     return min(times) / 1e3
 
 
-@pytest.mark.parametrize("name,code", [("gm", FAST), ("ref", REF)])
-def test_honest_twins_are_timed_like_harness_free_code(results, name, code):
-    ev = results[("timed", name)]
-    assert ev.valid, ev.message
-    free = _harness_free_us(results["tasks"]["big"], code)
-    harness = ev.metrics["bench_min_us"][0]
-    assert abs(harness - free) <= 0.10 * free, f"harness {harness:.1f} us vs harness-free {free:.1f} us"
+def test_honest_twins_get_their_harness_free_speed_up(results):
+    """The bincount twin's speed-up over the reference, timed by the harness, is within 10% of the
+    same speed-up timed harness-free (thread CPU time in this process), measured one after the other
+    on a machine that may be loaded (a ratio of two times taken together is what stays comparable)."""
+    big = results["tasks"]["big"]
+    harness = {}
+    for name, code in (("gm", FAST), ("ref", REF)):
+        ev = _evaluate(big, code)
+        assert ev.valid, ev.message
+        harness[name] = ev.metrics["bench_min_us"][0]
+    free = {name: _harness_free_us(big, code) for name, code in (("gm", FAST), ("ref", REF))}
+    s_h, s_f = harness["ref"] / harness["gm"], free["ref"] / free["gm"]
+    assert abs(s_h - s_f) <= 0.10 * s_f, f"speed-up {s_h:.2f} in the harness vs {s_f:.2f} harness-free " \
+                                         f"(harness {harness}, harness-free {free})"
+
+
+def test_static_flags_are_recorded_and_a_task_may_make_them_invalid(results):
+    ev = results[("cheat", "timer patched through every reachable name", "gm")]
+    assert {"monkeypatch", "sys_modules"} <= set(ev.metrics["flags"]) and "static flags" in ev.message
+    assert "flags" not in results[("twin", "gm")].metrics
+    from tttd.types import Evaluation
+
+    strict = SpeedTask(dataclasses.replace(results["tasks"]["gm"].spec, invalid_flags=("monkeypatch",)))
+    ev = Evaluation(valid=True, value=1.0, reward=1.0, message="ok")
+    strict._flag(ev, "import time\ntime.perf_counter = lambda: 0\n")
+    assert not ev.valid and "static rules (monkeypatch)" in ev.message
+
+
+def test_a_worker_that_never_answers_gets_a_timeout_and_nothing_is_left_running(results):
+    """A hang in the call: the controller's deadline (before the sandbox's wall limit) gives one
+    verdict; the jail's processes all end with it."""
+    spec = dataclasses.replace(results["tasks"]["gm"].spec, wall_s=6.0)
+    ev = _evaluate(SpeedTask(spec), "import numpy as np\ndef group_means(data):\n    while True:\n        pass\n")
+    assert not ev.valid and "timeout" in ev.message, ev.message
+    assert "Traceback" not in ev.message

@@ -407,7 +407,7 @@ class SpeedTask(Task):
         tests = cfg.get("tests", [])
         if len(rec.get("tests", [])) != len(tests):
             raise ValueError("the record does not cover every test case")
-        self._trusted_recheck(rec, cfg)
+        note = self._trusted_recheck(rec, cfg)
         benches = cfg.get("benchmarks", [])
         if not benches:
             reps = max(1, int(cfg.get("test_repeats", 1)))
@@ -427,8 +427,11 @@ class SpeedTask(Task):
         if scale == "speedup":
             scale = self.reference_us() if speedup_base is None else speedup_base * us
         reward = float(scale) / us
+        clock = stats[0].get("clock", "wall")
         lines = [f"correct on {len(tests)} tests; geometric mean {us:.3f} us over {len(means)} benchmarks "
-                 f"({stat[:-3]} time of each)"]
+                 f"({stat[:-3]} {'CPU' if clock == 'cpu' else 'wall'} time of each)"]
+        if note:
+            lines.append(note)
         for c, b in zip(benches, stats):
             lines.append(f"  {', '.join(f'{k}={v}' for k, v in c.items())}: {b[stat] / 1e3:.3f} us "
                          f"({stat[:-3]}; std {b['std_ns'] / 1e3:.3f} over {b['runs']} runs)")
@@ -447,10 +450,10 @@ class SpeedTask(Task):
             self._problem = _load_private(self.spec.problem_source, "_tttd_speed_trusted_problem")
         return self._problem
 
-    def _trusted_recheck(self, rec: dict, cfg: dict) -> None:
+    def _trusted_recheck(self, rec: dict, cfg: dict) -> str:
         from tttd.tasks.speed.recheck import trusted_recheck
 
-        trusted_recheck(self._problem_module(), self.spec.ref_name, rec, cfg)
+        return trusted_recheck(self._problem_module(), self.spec.ref_name, rec, cfg)
 
 
 def _fmt(case: dict) -> str:
