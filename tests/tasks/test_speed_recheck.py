@@ -45,3 +45,19 @@ def test_a_benchmark_sample_without_a_seed_is_refused():
     rec = {"test_outputs": [], "benchmarks": [{}], "bench_outputs": [{"seed": None, "output": None}]}
     with pytest.raises(ValueError, match="no seed"):
         trusted_recheck(prob, "reference", rec, cfg)
+
+
+def test_the_physics_floor_refuses_the_impossible_only(tmp_path, monkeypatch):
+    from tttd.tasks.speed import floor
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    prob = _load_private(PROBLEM + "\ndef work(n):\n    return {'bytes': 16 * n, 'flops': 0}\n")
+    rates = floor.machine_rates("cpu")
+    assert rates["bandwidth"] > 1e8 and (tmp_path / "tttd" / "machine.json").is_file()
+    assert floor.machine_rates("cpu") == rates  # cached
+    case = [{"n": 10_000_000}]  # 160 MB: the floor is tens of microseconds at least
+    honest_us = 16e7 / rates["bandwidth"] * 1e6  # the time of one copy at the measured rate
+    assert floor.floor_message(prob, case, [honest_us], "cpu") is None
+    msg = floor.floor_message(prob, case, [0.5], "cpu")
+    assert msg and msg.startswith("impossible") and "below the physics floor" in msg
+    assert floor.floor_message(_load_private(PROBLEM), case, [0.001], "cpu") is None  # no work declared

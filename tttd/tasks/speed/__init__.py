@@ -208,7 +208,9 @@ def program_for(spec: SpeedSpec, code: str, cfg: dict[str, Any]) -> Program:
     gpu = cfg["device"] == "cuda"
     # GPU: no practical RLIMIT_AS (the CUDA driver reserves huge virtual ranges; device memory is
     # bounded by the device), more processes/files for the driver's threads and Triton's compiler
+    # file_size_mb/disk_mb: the CPU inputs and outputs travel in a file on the jail's tmpfs
     limits = Limits(wall_s=spec.wall_s, memory_mb=(1 << 27) if gpu else spec.memory_mb,
+                    file_size_mb=max(64, spec.memory_mb // 2), disk_mb=max(256, spec.memory_mb // 2),
                     threads=spec.threads, processes=256 if gpu else 64, open_files=1024 if gpu else 256,
                     gpus=1 if gpu else 0, result_mb=64)
     cfg = dict(cfg, jail=_jailed())
@@ -422,6 +424,11 @@ class SpeedTask(Task):
         means = [float(b[stat]) for b in stats]
         if not all(math.isfinite(m) and m > 0 for m in means):
             raise ValueError(f"bad benchmark times {means}")
+        from tttd.tasks.speed.floor import floor_message
+
+        impossible = floor_message(self._problem_module(), benches, [m / 1e3 for m in means], str(cfg.get("device")))
+        if impossible:
+            return self.invalid(impossible, status="impossible")
         us = math.exp(sum(math.log(m / 1e3) for m in means) / len(means))
         scale = self.spec.reward
         if scale == "speedup":

@@ -488,7 +488,7 @@ class _Runner:
     def _region_for(self, need: int) -> dict | None:
         """Grow the shared region to hold ``need`` input bytes and an output part; the message that
         tells the worker, or None when the region is unchanged."""
-        out_cap = max(2 * need, 8 << 20)
+        out_cap = need + (8 << 20)  # outputs are at most about as large as the inputs in every shipped task
         total = need + out_cap
         if total <= self.size:
             return None
@@ -517,7 +517,10 @@ class _Runner:
         except BaseException as e:  # noqa: BLE001 - a broken generator is a task bug
             raise Verdict("setup", f"the input generator failed for {what}: {type(e).__name__}: {e}")
         need = self.wire.nbytes_of(packed)
-        msg = {"op": "call", "region": self._region_for(need)}
+        try:
+            msg = {"op": "call", "region": self._region_for(need)}
+        except OSError as e:
+            raise Verdict("setup", f"{what}: cannot make a shared region of {need} input bytes: {e}") from None
         # the CPU window opens before the inputs exist in the region: a worker thread polling the
         # region to start early works inside the window (or, between calls, is an escape)
         c0 = self.meter.read()

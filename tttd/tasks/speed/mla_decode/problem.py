@@ -122,6 +122,12 @@ def wire_unpack(tree):
     return Config(**tree["config"]), tree["x"], cache
 
 
+def work(batchsize, dim, dq, prefill, n_heads=128, max_seq_len=8192):
+    """The least a call must move (the speed kit's physics floor): read the filled cache rows (bf16);
+    weights and FLOPs are not declared."""
+    return {"bytes": 2 * batchsize * (prefill + 1) * (KV_LORA_RANK + ROPE_DIM), "flops": 0}
+
+
 def _rope(t: torch.Tensor, start: int) -> torch.Tensor:
     """Rotate-half RoPE over the last dim of ``t`` [..., n, d] for positions start..start+n-1, in bf16:
     frequencies 10000^(-i/(d/2)) and the angles position*frequency are bf16 values, cos/sin rounded to bf16."""
