@@ -266,7 +266,7 @@ def group_means(data):
     return _honest(data)
 """), "invalid", ""),
     Cheat("worker exits mid-call", "gm", "import os\ndef group_means(data):\n    os._exit(0)\n", "invalid", "crashed"),
-    Cheat("reads the controller's memory, environment and frames", "gm", _gm("""\
+    Cheat("reads the controller's memory, environment, fds and heap", "gm", _gm("""\
 import ctypes, gc, os, sys
 def _leaks():
     found = []
@@ -276,6 +276,12 @@ def _leaks():
             with open(path, "rb") as f:
                 if f.read(16):
                     found.append(path)
+        except OSError:
+            pass
+    for fd in range(0, 64):  # the controller's result pipe, reopened through /proc
+        try:
+            os.close(os.open(f"/proc/{ppid}/fd/{fd}", os.O_WRONLY))
+            found.append(f"fd {fd}")
         except OSError:
             pass
     libc = ctypes.CDLL(None, use_errno=True)
