@@ -17,10 +17,16 @@ geometric mean over benchmark cases of the mean time, in microseconds (lower is 
 in prompts. The reward is ``reward_scale / us`` (e.g. TriMul's 3000/us) or, with
 ``reward="speedup"``, the reference's time over the candidate's, both timed by the same code.
 
-GPU tasks (``device="cuda"``, CUDA or ROCm builds of torch) need ``limits.gpus = 1``: the executor gives each evaluation its
-own GPU; timing uses CUDA events after a device-wide synchronise (optional L2 flush). CPU tasks
-use ``perf_counter_ns``; run them on an executor with pinned CPUs (``LocalExecutor(pin_cpus=
-True)``) and few workers for low noise.
+The harness is two processes in the jail (docs/sandbox.md, "The speed kit's two processes"): a
+controller that generates the inputs, times every call and checks every output, and a worker that
+holds the candidate. GPU tasks (``device="cuda"``, CUDA or ROCm builds of torch) need
+``limits.gpus = 1``: the executor gives each evaluation its own GPU; a call is timed on the wall
+clock until the controller holds a synchronised copy of the output (optional L2 flush). CPU tasks
+are timed by the worker's CPU time (every thread and child; run-queue waits do not count); run
+them on an executor with pinned CPUs (``LocalExecutor(pin_cpus=True)``) and few workers for low
+noise. The trusted process re-checks the tests and a sample of timed calls
+(:mod:`tttd.tasks.speed.recheck`), refuses impossible times (:mod:`tttd.tasks.speed.floor`) and
+records static flags (:mod:`tttd.tasks.speed.scan`).
 """
 
 from __future__ import annotations
@@ -310,7 +316,8 @@ class SpeedTask(Task):
         s = self.spec
         rows = "\n".join("  - " + ", ".join(f"{k}={v}" for k, v in c.items()) for c in s.benchmarks)
         tol = ("exact equality" if s.rtol == 0 and s.atol == 0 else f"|out - ref| <= {s.atol:g} + {s.rtol:g}·|ref|")
-        where = "a CUDA GPU (CUDA events)" if s.device == "cuda" else "the CPU (perf_counter_ns)"
+        where = "a CUDA GPU (wall time to a synchronised output)" if s.device == "cuda" else \
+            "the CPU (CPU time of your process, its threads and children)"
         stat = dict(DEFAULT_TIMING, **s.timing)["statistic"]
         return (f"Correctness is checked on {len(s.tests)} test cases ({tol}). Then each "
                 f"benchmark case is timed on {where}: warm-up, one untimed call per case, then repeated "
@@ -346,9 +353,9 @@ class SpeedTask(Task):
         return "\n".join([
             f"- Define `{sig}`, a drop-in replacement of the reference: same input, same output.",
             f"- You may import {mods} (the problem's modules) and the installed libraries.",
-            "- Every call is checked; results cached across calls, work left running on threads or "
-            "other streams after the function returns, and changes to timers or library functions "
-            "make the solution invalid.",
+            "- Every call is checked on fresh inputs in another process; results cached across calls "
+            "and work left running on threads, processes or other streams after the function returns "
+            "make the solution invalid; timers and checks are out of your program's reach.",
             f"- The whole evaluation must finish within {s.wall_s:g} s.",
             "- Answer with one ```python code block containing the complete module.",
         ])
