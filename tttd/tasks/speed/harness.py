@@ -286,14 +286,6 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
             raise Verdict("setup", "could not make the controller non-dumpable")
         wire_mod = _load_private(wire, "_tttd_speed_wire")
         _sys.modules["_tttd_speed_wire"] = wire_mod
-        if device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise Verdict("setup", "no CUDA device is visible in the sandbox")
-        prob = _load_private(problem)
-        gen, ref = prob.generate_input, getattr(prob, config.get("ref_name", "reference"))
-        check = getattr(prob, "check", None) or _default_check(config)
         base = workdir or _os.getcwd()
         folder = _os.path.join(base, "tttd_speed_modules")
         _os.makedirs(folder, exist_ok=True)
@@ -304,12 +296,20 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
         with open(script, "w", encoding="utf-8") as f:
             f.write(wire + "\n\n" + worker)
         deadline = t_start + int(float(config.get("deadline_s", 1e6)) * 1e9)
-        w = Worker(script, base, deadline)
-        rec["pinned_cpu"] = _pin_together(w.proc.pid, config)
+        w = Worker(script, base, deadline)  # first: its interpreter starts while this process loads
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise Verdict("setup", "no CUDA device is visible in the sandbox")
+        prob = _load_private(problem)
+        gen, ref = prob.generate_input, getattr(prob, config.get("ref_name", "reference"))
+        check = getattr(prob, "check", None) or _default_check(config)
         runner = _Runner(config, w, wire_mod, prob, gen, ref, check, base)
         rec["ipc"] = runner.calibrate()
         rec["stage"] = "import"
         runner.start()
+        rec["pinned_cpu"] = _pin_together(w.proc.pid, config)  # after the start-up, which may run in parallel
         rec["stage"] = "test"
         budget = [int(config.get("return_output_bytes", 0))]
         for i, case in enumerate(config["tests"]):

@@ -226,8 +226,6 @@ class Region:
         if off + n > hi:
             raise WireError(f"an array of {n} bytes at {off} lies outside the region")
         if self.cuda:
-            import torch
-
             raw = self.buf[off:off + n].cpu().numpy() if n else np.empty(0, np.uint8)
             return raw.view(dtype).reshape(shape)
         a = np.frombuffer(self.buf, dtype=dtype, count=numel, offset=off).reshape(shape) if n else \
