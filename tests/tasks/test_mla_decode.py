@@ -199,14 +199,19 @@ def custom_kernel(data):
     ("caches by shape", CACHE_BY_SHAPE, "wrong output"),
     ("counts calls", COUNTS_CALLS, "wrong output"),
     ("patches the public reference", PATCHES_REFERENCE, "wrong output"),
-    ("patches torch", PATCHES_TORCH, "torch.isnan"),
-    ("returns the cache module", RETURNS_MODULE, "return plain arrays/tensors"),
+    ("returns the cache module", RETURNS_MODULE, "is not data"),
 ])
 def test_wrong_and_hostile_candidates_are_refused(small, name, code, expect):
     assert code not in (ROOT, KERNEL), name  # the edit took
     ev = verdict(small, code)
     assert not ev.valid and ev.status != "needs_gpu", f"{name}: {ev.message}"
     assert expect in ev.message, f"{name}: {ev.message}"
+
+
+def test_patching_torch_reaches_only_the_worker(small):
+    """The check runs in the controller: a patched torch.isnan in the candidate's process changes nothing."""
+    ev = verdict(small, PATCHES_TORCH)
+    assert ev.status == "needs_gpu", ev.message
 
 
 def test_the_reference_output_is_never_reachable_during_a_call(small):
@@ -244,6 +249,7 @@ def test_the_timing_path_and_its_reward_on_a_cpu_copy():
 
 
 def test_timed_runs_cannot_be_told_apart_on_the_timing_path():
+    """Frames of the harness are in another process: the lookup finds nothing and the honest branch is timed."""
     task = _cpu_timed()
     code = KERNEL + """
 import sys
@@ -258,8 +264,8 @@ def custom_kernel(data):
         f = f.f_back
     return out, cache
 """
-    ev = task._evaluate_code(code)
-    assert not ev.valid and "benchmark 0" in ev.message and "wrong output" in ev.message, ev.message
+    ev = task._evaluate_code(code)  # the worker's frames hold no harness loop: always the honest branch
+    assert ev.valid, ev.message
 
 
 @pytest.mark.skipif(not GPU, reason="needs a CUDA or ROCm GPU")

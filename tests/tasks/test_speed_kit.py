@@ -70,6 +70,14 @@ def group_means(data):
             _cache[groups] = s / c
     return _cache[groups]
 """, "wrong output"),
+])
+def test_invalid_and_hostile_candidates_are_caught(task, name, code, expect):
+    ev = check(task, code)
+    assert not ev.valid, f"{name}: {ev.message}"
+    assert expect in ev.message, f"{name}: {ev.message}"
+
+
+@pytest.mark.parametrize("name,code", [
     ("tells timed runs apart by the caller's frame", """\
 import sys, numpy as np
 
@@ -84,7 +92,21 @@ def group_means(data):
     c = np.bincount(keys, minlength=groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         return s / c
-""", "benchmark 0"),
+"""),
+    ("patches the timer", "import time\ntime.perf_counter_ns = lambda: 0\n" + FAST),
+    ("installs a profile hook", "import sys\nsys.setprofile(lambda *a: None)\n" + FAST),
+    ("patches numpy", "import numpy\nnumpy.isclose = lambda *a, **k: numpy.ones(1, bool)\n" + FAST),
+    ("returns an ndarray subclass", FAST + "\nclass Lazy(np.ndarray):\n    pass\n\n_f = group_means\n"
+                                         "def group_means(data):\n    return _f(data).view(Lazy)\n"),
+])
+def test_tricks_that_only_reach_the_worker_are_scored_honestly(task, name, code):
+    """The candidate's process holds no timer, check or frame of the harness: these tricks change
+    nothing the controller measures, so the program is scored as what it is (a correct one)."""
+    ev = check(task, code)
+    assert ev.valid, f"{name}: {ev.message}"
+
+
+@pytest.mark.parametrize("name,code,expect", [
     ("tells timed runs apart by counting calls", """\
 import numpy as np
 _calls = [0]
@@ -114,13 +136,10 @@ def group_means(data):
     threading.Thread(target=work).start()  # returns before the work is done
     return out
 """, "test "),
-    ("patches the timer", "import time\ntime.perf_counter_ns = lambda: 0\n" + FAST, "tamper"),
-    ("installs a profile hook", "import sys\nsys.setprofile(lambda *a: None)\n" + FAST, "trace/profile hook"),
-    ("patches numpy", "import numpy\nnumpy.isclose = lambda *a, **k: numpy.ones(1, bool)\n" + FAST, "tamper"),
     ("patches the public reference", FAST.replace("s / c", "s / (c + 1)")
      + "import reference\nreference.group_means = group_means\n", "wrong output"),
 ])
-def test_invalid_and_hostile_candidates_are_caught(task, name, code, expect):
+def test_invalid_candidates_are_caught(task, name, code, expect):
     ev = check(task, code)
     assert not ev.valid, f"{name}: {ev.message}"
     assert expect in ev.message, f"{name}: {ev.message}"
@@ -142,13 +161,6 @@ def group_means(data):
     assert ev.valid and "LEAK" not in ev.message, ev.message
 
 
-def test_lazy_output_objects_are_refused(task):
-    code = FAST + "\nclass Lazy(np.ndarray):\n    pass\n\n_f = group_means\n" \
-                  "def group_means(data):\n    return _f(data).view(Lazy)\n"
-    ev = check(task, code)
-    assert not ev.valid and "subclasses" in ev.message
-
-
 SLOW_FIRST_CALL = """\
 import time
 import numpy as np
@@ -158,7 +170,7 @@ def group_means(data):
     keys, values, groups = data
     if (len(keys), groups) not in _seen:  # one-off work per shape (a compile or an autotune)
         _seen.add((len(keys), groups))
-        time.sleep(1.0)
+        time.sleep(1.0)  # (timed on the wall clock below: sleeping takes no CPU time)
     s = np.bincount(keys, weights=values, minlength=groups)
     c = np.bincount(keys, minlength=groups)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -171,12 +183,12 @@ def test_every_benchmark_shape_gets_an_untimed_call_first(task):
     times, not only benchmark 0's (which the warm-up covers)."""
     spec = dataclasses.replace(task.spec, benchmarks=[{"n": 2000, "groups": 40}, {"n": 3000, "groups": 70}],
                                timing=dict(task.spec.timing, warmup_runs=1, min_runs=3, max_runs=3))
-    cfg, res = run_record(spec, SLOW_FIRST_CALL, sandbox=False)
+    cfg, res = run_record(spec, SLOW_FIRST_CALL, sandbox=False, timing={"clock": "wall"})
     rec = res.value
     assert rec["ok"], rec["message"]
     assert [b["runs"] for b in rec["benchmarks"]] == [3, 3]
     assert max(b["max_ns"] for b in rec["benchmarks"]) < 0.5e9, rec["benchmarks"]  # the 1 s call is untimed
-    cfg, res = run_record(spec, SLOW_FIRST_CALL, sandbox=False, timing={"warm_each": False})
+    cfg, res = run_record(spec, SLOW_FIRST_CALL, sandbox=False, timing={"warm_each": False, "clock": "wall"})
     assert res.value["benchmarks"][1]["max_ns"] >= 0.9e9  # without it the first timed call pays
 
 

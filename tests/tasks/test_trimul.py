@@ -62,13 +62,19 @@ TAMPER = "import torch\ntorch.isnan = lambda t: torch.zeros_like(t, dtype=torch.
 @pytest.mark.parametrize("name,code,expect", [
     ("mask dropped on one side", NO_MASK, "wrong output"),
     ("NaN", NAN, "NaN"),
-    ("patches torch", TAMPER, "torch.isnan"),
 ])
 def test_wrong_and_tampering_candidates_fail(task, name, code, expect):
     assert code != ROOT
     ev = verdict(task, code)
     assert not ev.valid and ev.status != "needs_gpu", f"{name}: {ev.message}"
     assert expect in ev.message, f"{name}: {ev.message}"
+
+
+def test_patching_torch_reaches_only_the_worker(task):
+    """The check runs in the controller, not in the candidate's process: a patched torch.isnan there
+    changes nothing (the program is the root, correct: on a CPU it gets the correctness verdict)."""
+    ev = verdict(task, TAMPER)
+    assert ev.valid or ev.status == "needs_gpu", ev.message
 
 
 @pytest.mark.skipif(GPU, reason="the CPU path")
@@ -153,19 +159,3 @@ def test_side_stream_work_is_caught_on_gpu(task):
     assert not ev.valid and ("wrong output" in ev.message or "stream" in ev.message), ev.message
 
 
-def test_torch_own_rebinding_is_not_tampering_but_a_lookalike_wrapper_is(monkeypatch):
-    import functools
-
-    from tttd.tasks.speed import harness
-
-    snap = harness.snapshot()
-    # torch.compile's first use rebinds torch.manual_seed to torch._disable_dynamo(manual_seed)
-    monkeypatch.setattr(torch, "manual_seed", torch._disable_dynamo(torch.manual_seed))
-    assert harness.tampered(snap) == []
-
-    @functools.wraps(torch.isnan)
-    def fake(t):
-        return torch.zeros_like(t, dtype=torch.bool)
-
-    monkeypatch.setattr(torch, "isnan", fake)
-    assert harness.tampered(snap) == ["torch.isnan"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tttd.cli import ablate, demo, models, new_task, prompt, report, resume, run, runs, show, tasks, verify
+from tttd.cli import ablate, audit, demo, models, new_task, prompt, report, resume, run, runs, show, tasks, verify
 from tttd.cli.common import OneLineParser, handle_errors
 
 DESCRIPTION = """\
@@ -31,11 +31,12 @@ Start here:
   tttd ablate demo               the paper's ablations over 8 seeds, as a table and a report
   tttd run TASK --dry-run        the prompt, a verifier check and the run's size and cost
   tttd verify erdos FILE         re-verify a construction or a program
+  tttd audit runs/<run>          re-verify a run's best and top 5 with fresh seeds
 """
 
 #: The commands, in the order of ``tttd --help``. A new command: a module with ``add_parser(sub)``,
 #: listed here.
-COMMANDS = (demo, run, resume, show, tasks, verify, new_task, report, runs, prompt, ablate, models)
+COMMANDS = (demo, run, resume, show, tasks, verify, audit, new_task, report, runs, prompt, ablate, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -133,6 +133,7 @@ def _run_section(run: RunData, images: _Images, slug: str) -> dict[str, Any]:
         stop_command = raise_cap_command(run.info.path, run.info.stop_reason, run.info.ledger,
                                          run.info.run_config(), run.info.steps_done)
     return {
+        "audit": _audit(run.info.path),
         "label": safe(run.name), "path": safe(str(run.info.path)), "summary": _summary(run),
         "stop_reason": run.info.stop_reason, "stop_command": stop_command, "has_steps": bool(run.metrics),
         "images": imgs, "examples": _examples(run), "captions": plots.CAPTIONS,
@@ -151,6 +152,17 @@ def _extra_sections(run: RunData, images: _Images, slug: str) -> dict[str, Any]:
 
     rd = RunDir(run.info.path)
     return {"front": front_section(rd.archive, images, slug), "diffs": state_diffs(run.states)}
+
+
+def _audit(path: Path) -> list[list[str]] | None:
+    """The rows of RUN/audit.json (``tttd audit``), or None when the run was not audited."""
+    try:
+        doc = json.loads((Path(path) / "audit.json").read_text())
+        return [[safe(str(r.get(k))) for k in ("label", "recorded", "remeasured", "verdict")]
+                + [safe(", ".join(r.get("flags") or []) or "none"), safe(r.get("message") or "")]
+                for r in doc.get("rows", [])]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
 
 
 def _examples(run: RunData) -> list[dict[str, Any]]:

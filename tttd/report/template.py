@@ -64,6 +64,9 @@ Images are embedded; PNG copies sit next to this file.</p>
 <tr><td>verifier says</td><td>{{ r.best.message }}</td></tr></table>
 {% if r.drawing %}<img alt="drawing of the best construction" src="data:image/png;base64,{{ r.drawing }}">{% else %}<p class="note">{{ r.drawing_note }}</p>{% endif %}
 <p>Re-verify it (the trusted verifier recomputes the score): {% if r.best.verify %}<code>{{ r.best.verify }}</code>{% else %}no file to verify{% endif %}</p>
+{% if r.audit %}<h3>Audit</h3><p class="note">tttd audit: the best and the top candidates re-verified in fresh processes with fresh seeds.</p>
+<table><tr><th>candidate</th><th>recorded</th><th>now</th><th>verdict</th><th>static flags</th><th>message</th></tr>
+{% for row in r.audit %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
 {% if r.code %}<p>Its program:</p><pre>{{ r.code }}</pre>{% endif %}
 {% if r.construction %}<p>Its construction (JSON{% if r.construction_cut %}, first {{ r.construction|length }} characters{% endif %}):</p><pre>{{ r.construction }}</pre>{% endif %}
 {% else %}<p class="note">No best solution recorded yet.</p>{% endif %}

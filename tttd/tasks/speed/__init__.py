@@ -17,10 +17,16 @@ geometric mean over benchmark cases of the mean time, in microseconds (lower is 
 in prompts. The reward is ``reward_scale / us`` (e.g. TriMul's 3000/us) or, with
 ``reward="speedup"``, the reference's time over the candidate's, both timed by the same code.
 
-GPU tasks (``device="cuda"``, CUDA or ROCm builds of torch) need ``limits.gpus = 1``: the executor gives each evaluation its
-own GPU; timing uses CUDA events after a device-wide synchronise (optional L2 flush). CPU tasks
-use ``perf_counter_ns``; run them on an executor with pinned CPUs (``LocalExecutor(pin_cpus=
-True)``) and few workers for low noise.
+The harness is two processes in the jail (docs/sandbox.md, "The speed kit's two processes"): a
+controller that generates the inputs, times every call and checks every output, and a worker that
+holds the candidate. GPU tasks (``device="cuda"``, CUDA or ROCm builds of torch) need
+``limits.gpus = 1``: the executor gives each evaluation its own GPU; a call is timed on the wall
+clock until the controller holds a synchronised copy of the output (optional L2 flush). CPU tasks
+are timed by the worker's CPU time (every thread and child; run-queue waits do not count); run
+them on an executor with pinned CPUs (``LocalExecutor(pin_cpus=True)``) and few workers for low
+noise. The trusted process re-checks the tests and a sample of timed calls
+(:mod:`tttd.tasks.speed.recheck`), refuses impossible times (:mod:`tttd.tasks.speed.floor`) and
+records static flags (:mod:`tttd.tasks.speed.scan`).
 """
 
 from __future__ import annotations
@@ -40,12 +46,22 @@ from tttd.types import Candidate, Evaluation, Limits, Message, Program, SandboxR
 
 __all__ = ["NoGPUError", "SpeedSpec", "SpeedTask", "harness_source", "run_record"]
 
-_HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.py")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _source(name: str) -> str:
+    with open(os.path.join(_HERE, name), encoding="utf-8") as f:
+        return f.read()
 
 
 def harness_source() -> str:
-    with open(_HARNESS, encoding="utf-8") as f:
-        return f.read()
+    """The controller's source (sent as the sandboxed program)."""
+    return _source("harness.py")
+
+
+def worker_sources() -> dict[str, str]:
+    """The worker's and the wire's sources (call arguments of the controller)."""
+    return {"worker": _source("worker.py"), "wire": _source("wire.py")}
 
 
 class NoGPUError(OSError):
@@ -93,8 +109,14 @@ class SpeedSpec:
     #: evaluation; off by default (fixed public inputs can be overfitted, SPEC 7.7 item 18)
     fixed_test_seeds: bool = False
     target: str = ""
+    #: static-scan flags (tttd.tasks.speed.scan) that make a candidate invalid; default none: flags
+    #: are evidence shown with every result, the harness is the defence
+    invalid_flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from tttd.tasks.speed.scan import check_flags
+
+        self.invalid_flags = check_flags(self.invalid_flags)
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         if not self.tests:
@@ -141,7 +163,8 @@ def run_record(spec: SpeedSpec, code: str, *, device: str | None = None, seed: i
         from tttd.tasks.speed import harness
 
         with tempfile.TemporaryDirectory(prefix="tttd-speed-") as d:
-            rec = harness.evaluate(cfg, spec.problem_source, code, spec.modules, workdir=d)
+            cfg["jail"] = False
+            rec = harness.evaluate(cfg, spec.problem_source, code, spec.modules, workdir=d, **worker_sources())
         return cfg, SandboxResult(status="ok", value=rec)
     return cfg, run_program(program_for(spec, code, cfg), cpus=cpus)
 
@@ -179,7 +202,10 @@ def build_config(spec: SpeedSpec, *, device: str | None = None, seed: int | None
         device=device, entry=spec.entry, ref_name=spec.ref_name, rtol=spec.rtol, atol=spec.atol,
         tests=tests, test_repeats=repeats,
         benchmarks=[dict(c) for c in spec.benchmarks] if full else [],
-        return_output_bytes=spec.return_output_bytes if device == "cpu" else 0,
+        return_output_bytes=spec.return_output_bytes,
+        threads=spec.threads,
+        # the controller answers before the sandbox's wall limit kills it
+        deadline_s=max(1.0, spec.wall_s - min(15.0, 0.2 * spec.wall_s)),
     )
     return cfg
 
@@ -188,12 +214,26 @@ def program_for(spec: SpeedSpec, code: str, cfg: dict[str, Any]) -> Program:
     gpu = cfg["device"] == "cuda"
     # GPU: no practical RLIMIT_AS (the CUDA driver reserves huge virtual ranges; device memory is
     # bounded by the device), more processes/files for the driver's threads and Triton's compiler
+    # file_size_mb/disk_mb: the CPU inputs and outputs travel in a file on the jail's tmpfs
     limits = Limits(wall_s=spec.wall_s, memory_mb=(1 << 27) if gpu else spec.memory_mb,
+                    file_size_mb=max(64, spec.memory_mb // 2), disk_mb=max(256, spec.memory_mb // 2),
                     threads=spec.threads, processes=256 if gpu else 64, open_files=1024 if gpu else 256,
                     gpus=1 if gpu else 0, result_mb=64)
+    cfg = dict(cfg, jail=_jailed())
     return Program(source=harness_source(), entry="evaluate", limits=limits,
                    args={"config": cfg, "problem": spec.problem_source, "candidate": code,
-                         "modules": spec.modules})
+                         "modules": spec.modules, **worker_sources()})
+
+
+def _jailed() -> bool:
+    """True when evaluations run in bubblewrap's pid namespace (every process there but the
+    controller is the worker's); else the controller counts the worker's descendants only."""
+    from tttd.sandbox import platform_info
+
+    try:
+        return bool(platform_info().bwrap)
+    except Exception:  # noqa: BLE001 - detection failed: the sandbox refuses to run anyway
+        return False
 
 
 class SpeedTask(Task):
@@ -201,6 +241,8 @@ class SpeedTask(Task):
 
     objective = Objective(direction="minimize", transform="reciprocal", failure_reward=0.0)
     output_tail_chars = 1500
+    #: ``tttd audit``: a re-timed value within 25% of the recorded one is consistent (timing noise)
+    audit_rtol = 0.25
 
     def __init__(self, spec: SpeedSpec):
         self.spec = spec
@@ -274,7 +316,8 @@ class SpeedTask(Task):
         s = self.spec
         rows = "\n".join("  - " + ", ".join(f"{k}={v}" for k, v in c.items()) for c in s.benchmarks)
         tol = ("exact equality" if s.rtol == 0 and s.atol == 0 else f"|out - ref| <= {s.atol:g} + {s.rtol:g}·|ref|")
-        where = "a CUDA GPU (CUDA events)" if s.device == "cuda" else "the CPU (perf_counter_ns)"
+        where = "a CUDA GPU (wall time to a synchronised output)" if s.device == "cuda" else \
+            "the CPU (CPU time of your process, its threads and children)"
         stat = dict(DEFAULT_TIMING, **s.timing)["statistic"]
         return (f"Correctness is checked on {len(s.tests)} test cases ({tol}). Then each "
                 f"benchmark case is timed on {where}: warm-up, one untimed call per case, then repeated "
@@ -310,9 +353,9 @@ class SpeedTask(Task):
         return "\n".join([
             f"- Define `{sig}`, a drop-in replacement of the reference: same input, same output.",
             f"- You may import {mods} (the problem's modules) and the installed libraries.",
-            "- Every call is checked; results cached across calls, work left running on threads or "
-            "other streams after the function returns, and changes to timers or library functions "
-            "make the solution invalid.",
+            "- Every call is checked on fresh inputs in another process; results cached across calls "
+            "and work left running on threads, processes or other streams after the function returns "
+            "make the solution invalid; timers and checks are out of your program's reach.",
             f"- The whole evaluation must finish within {s.wall_s:g} s.",
             "- Answer with one ```python code block containing the complete module.",
         ])
@@ -337,11 +380,27 @@ class SpeedTask(Task):
         ev.output_tail = tail(((result.stdout or "") + "\n" + ev.message).strip(), self.output_tail_chars)
         if candidate.code is not None:
             ev.artifact.setdefault("code", candidate.code)
+            self._flag(ev, candidate.code)
         if ev.valid and ev.key is None:
             from tttd.task import artifact_key
 
             ev.key = artifact_key(candidate.code)
         return ev
+
+    def _flag(self, ev: Evaluation, code: str) -> None:
+        """Record the static-scan flags (evidence); the task's ``invalid_flags`` make it invalid."""
+        from tttd.tasks.speed.scan import scan
+
+        flags = scan(code)
+        if not flags:
+            return
+        ev.metrics["flags"] = flags
+        ev.message += f"\nstatic flags (evidence, not a verdict): {', '.join(flags)}"
+        hit = [f for f in flags if f in self.spec.invalid_flags]
+        if hit and ev.valid:
+            ev.valid, ev.value, ev.reward, ev.key = False, None, self.objective.failure_reward, None
+            ev.status = "invalid"
+            ev.message = f"refused by the task's static rules ({', '.join(hit)})\n" + ev.message
 
     def verify(self, data: Any, state: State | None = None) -> Evaluation:
         raise ValueError("a speed task verifies programs only (tttd verify TASK program.py)")
@@ -352,10 +411,12 @@ class SpeedTask(Task):
         stage, msg = str(rec.get("stage", "?")), str(rec.get("message", ""))
         if not rec["ok"]:
             return self.invalid(f"{stage}: {msg}", status="invalid" if stage != "tamper" else "tamper")
+        if rec.get("harness") != "two-process":
+            raise ValueError("not a record of the two-process harness")
         tests = cfg.get("tests", [])
         if len(rec.get("tests", [])) != len(tests):
             raise ValueError("the record does not cover every test case")
-        self._trusted_recheck(rec, cfg)
+        note = self._trusted_recheck(rec, cfg)
         benches = cfg.get("benchmarks", [])
         if not benches:
             reps = max(1, int(cfg.get("test_repeats", 1)))
@@ -370,17 +431,26 @@ class SpeedTask(Task):
         means = [float(b[stat]) for b in stats]
         if not all(math.isfinite(m) and m > 0 for m in means):
             raise ValueError(f"bad benchmark times {means}")
+        from tttd.tasks.speed.floor import floor_message
+
+        impossible = floor_message(self._problem_module(), benches, [m / 1e3 for m in means], str(cfg.get("device")))
+        if impossible:
+            return self.invalid(impossible, status="impossible")
         us = math.exp(sum(math.log(m / 1e3) for m in means) / len(means))
         scale = self.spec.reward
         if scale == "speedup":
             scale = self.reference_us() if speedup_base is None else speedup_base * us
         reward = float(scale) / us
+        clock = stats[0].get("clock", "wall")
         lines = [f"correct on {len(tests)} tests; geometric mean {us:.3f} us over {len(means)} benchmarks "
-                 f"({stat[:-3]} time of each)"]
+                 f"({stat[:-3]} {'CPU' if clock == 'cpu' else 'wall'} time of each)"]
+        if note:
+            lines.append(note)
         for c, b in zip(benches, stats):
             lines.append(f"  {', '.join(f'{k}={v}' for k, v in c.items())}: {b[stat] / 1e3:.3f} us "
                          f"({stat[:-3]}; std {b['std_ns'] / 1e3:.3f} over {b['runs']} runs)")
         metrics = {"us": us, "bench_us": [m / 1e3 for m in means], "runs": [int(b["runs"]) for b in stats],
+                   "bench_min_us": [float(b["min_ns"]) / 1e3 for b in stats],
                    "device": cfg.get("device"), "cpus": len(rec.get("cpus") or [])}
         if self.spec.reward == "speedup":
             metrics["speedup"] = reward
@@ -394,46 +464,10 @@ class SpeedTask(Task):
             self._problem = _load_private(self.spec.problem_source, "_tttd_speed_trusted_problem")
         return self._problem
 
-    def _trusted_recheck(self, rec: dict, cfg: dict) -> None:
-        """Regenerate inputs from the seeds and re-check the returned outputs here (CPU tasks)."""
-        if cfg.get("device") != "cpu":
-            return
-        from tttd.tasks.speed.harness import _default_check
+    def _trusted_recheck(self, rec: dict, cfg: dict) -> str:
+        from tttd.tasks.speed.recheck import trusted_recheck
 
-        prob = self._problem_module()
-        ref = getattr(prob, self.spec.ref_name)
-        check = getattr(prob, "check", None) or _default_check(cfg)
-        jobs = []
-        for case, out in zip(cfg.get("tests", []), rec.get("test_outputs", [])):
-            jobs.append((case, int(case["seed"]), out, "test"))
-        for case, b in zip(cfg.get("benchmarks", []), rec.get("bench_outputs", [])):
-            if isinstance(b, dict) and b.get("seed") is not None:
-                jobs.append((case, int(b["seed"]), b.get("output"), "benchmark"))
-        for case, seed, out, kind in jobs:
-            if out is None:  # over the byte budget: checked only inside the sandbox
-                continue
-            args = {k: v for k, v in case.items() if k != "seed"}
-            expected = ref(prob.generate_input(seed=seed, **args))
-            out = _like(out, expected)
-            msg = check(out, expected)
-            if msg:
-                raise ValueError(f"trusted re-check of a {kind} output failed ({_fmt(args)}): {msg}")
-
-
-def _like(out: Any, expected: Any) -> Any:
-    """Returned numpy data in the type of the reference's output (torch tensors stay tensors)."""
-    if type(expected).__module__.startswith("torch") and isinstance(out, np.ndarray):
-        import torch
-
-        t = torch.from_numpy(np.ascontiguousarray(out)).to(expected.device)
-        if expected.dtype == torch.bfloat16 and t.dtype == torch.float32:  # bfloat16 travels as float32
-            b = t.to(torch.bfloat16)  # (numpy has none): back when that is exact
-            if torch.equal(b.float().nan_to_num(), t.nan_to_num()):
-                return b
-        return t
-    if isinstance(expected, (tuple, list)) and isinstance(out, list):
-        return type(expected)(_like(o, e) for o, e in zip(out, expected))
-    return out
+        return trusted_recheck(self._problem_module(), self.spec.ref_name, rec, cfg)
 
 
 def _fmt(case: dict) -> str:

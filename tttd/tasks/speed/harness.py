@@ -1,76 +1,50 @@
-"""The timing harness of the speed kit. It runs INSIDE the sandbox, next to the candidate.
+"""The speed kit's controller: the trusted half of the two-process harness. Runs INSIDE the jail.
 
-This file is self-contained (stdlib, plus numpy/torch when the task uses them): the trusted
-process sends its source as the sandboxed program, with the candidate's code, the task's problem
-module and the protocol as call arguments, and gets back plain data (a verdict, per-case times,
-small outputs for a trusted re-check). It is also importable as a module (``--no-sandbox``
-benchmarks call :func:`evaluate` directly).
+Self-contained (stdlib, plus numpy/torch when the task uses them): the trusted process sends its
+source as the sandboxed program, with the problem module, the candidate's code, the worker's and
+the wire's sources and the protocol as call arguments (stdin of the jail, never argv or the
+environment), and gets back plain data (a verdict, per-case times, small outputs for the trusted
+re-check). ``run_record(.., sandbox=False)`` calls :func:`evaluate` in the caller's process.
 
-Protocol of :func:`evaluate` (one evaluation):
+The candidate never runs in this process. :func:`evaluate`:
 
-1. Capture, before any candidate code exists in the process: the timers (``perf_counter_ns``,
-   CUDA events, ``torch.cuda.synchronize``), ``os.urandom``, and a snapshot of the functions of
-   ``time``, ``os``, ``builtins``, ``numpy``, ``torch``, ``torch.Tensor``, ``torch.nn.functional``
-   and ``torch.cuda`` (the objects themselves, compared by identity later).
-2. Load the problem module (reference, input generator, check) privately: it is executed into a
-   module object that is not in ``sys.modules``. The candidate can ``import reference`` / ``import
-   task`` (public copies written as files next to it), which are separate objects: patching them
-   does not change what the harness checks against.
-3. Import the candidate from a real file (``submission.py``, so Triton can read its source) and
-   re-check the snapshot.
-4. Every call goes through one function, :func:`_call`: generate the inputs, synchronise, start
-   the timer, call, stop the timer, snapshot the output at once (a CPU copy, or on a GPU a clone
-   enqueued on the current stream right after the end event), synchronise, then compute the
-   reference on freshly regenerated inputs (never shown to the candidate, computed only after its
-   output was taken) and check. Test calls, warm-up calls and timed calls are the same code path,
-   all timed and all checked, so a candidate cannot tell them apart.
-5. Tests: every test case (seeds chosen by the trusted process) must pass. Then the benchmarks:
-   warm-up on benchmark 0, then per benchmark one untimed warm call (``warm_each``: compilation
-   and autotuning for that shape stay out of its mean; the output is still checked), then timed runs with fresh inputs from seeds drawn from
-   ``os.urandom`` *at each run* (unknowable before the run, so results cannot be precomputed or
-   cached across calls), until at least ``min_runs`` and the standard error of the mean is below
-   ``rel_err`` of the mean, or ``max_runs``, or the time caps. Every timed output is checked.
-6. Escape checks: OS threads alive after a call that were not there before it (work left
-   running after the timer stopped), CPU time of other threads outside the timed regions
-   (``/proc/self/task/*/schedstat``), and on a GPU the wall time to a device-wide synchronise
-   against the CUDA-event time (work on a side stream that the end event does not wait for shows
-   up only in the wall time; the output clone on the current stream also races with it and then
-   fails the check). Python-level monkeypatching: the snapshot is re-checked after every call,
-   and torch function/dispatch modes or trace hooks left active are refused. Rebinding by torch
-   itself is accepted (a wrapper that unwraps to the original and whose code lives in torch's
-   package: ``torch.compile`` wraps ``torch.manual_seed`` so).
+1. makes this process non-dumpable (``PR_SET_DUMPABLE 0``: a process of the same uid can neither
+   ptrace it nor open its ``/proc/PID/mem``/``environ``; the jail's seccomp filter denies ptrace and
+   ``process_vm_*`` besides) and loads the problem module privately (generator, reference, check);
+2. starts the worker (:mod:`tttd.tasks.speed.worker`): a fresh interpreter with only its two pipes
+   (no result pipe, no inherited memory), which imports the candidate and only ever calls it;
+3. measures the IPC round trip (empty requests), reported as ``ipc``;
+4. every call: draws the seed (test seeds from the trusted process; timed runs from ``os.urandom``
+   at that moment), generates the inputs, copies them into the shared region, starts the clock,
+   sends the request, stops the clock when the answer arrives, copies the output out and checks
+   it against the reference computed here on the same inputs (the worker only ever saw a copy).
+   Test calls, warm-up calls and timed calls are the same code path, all checked;
+5. time of a call = wall time from request to answer minus the *smallest* round trip of step 3
+   (a lower bound of the overhead: the subtraction can never make a call faster than it was);
+6. worker CPU time from the kernel (the jail cgroup's ``cpu.stat`` when visible, else
+   ``/proc/*/task/*/schedstat`` of every process but this one and its ancestors), read before and
+   after every call: work done between calls (after the answer) beyond 20% of the timed total + 2 ms
+   is an ``escape`` verdict, so work moved to threads, children or other processes that outlive a
+   call is seen;
+7. a worker that dies, hangs, floods its answer pipe or answers with malformed data gets one
+   verdict (``crashed``, ``timeout``, ``tamper``); this process never blocks on it past the deadline.
 
-What this can and cannot guarantee. The candidate runs in the same process, so in principle it
-can reach anything the harness holds (``gc``, frames, ``ctypes``): rewrite the closures of the
-harness, overwrite memory, fake the verdict. The harness does not pretend otherwise; it makes
-the easy and the accidental ways fail loudly (patched timers or torch functions, leftover
-threads, side streams, cached results, reading future inputs, touching the reference) and the
-trusted process re-checks what it can: it regenerates the test inputs from its own seeds and
-recomputes the reference and the check on the returned test outputs (CPU tasks), and one timed
-output per benchmark from the seed the harness reports. Timings themselves are measured here and
-cannot be re-derived outside; a candidate that forges them through ``ctypes``/frame surgery is
-beyond this harness (it is plainly visible in its source, which is stored with every result).
+What this guarantees and what not: docs/sandbox.md ("The speed kit's two processes").
 """
 
 from __future__ import annotations
 
-import builtins as _builtins
 import math as _math
 import os as _os
+import select as _select
+import struct as _struct
+import subprocess as _subprocess
 import sys as _sys
-import threading as _threading
 import time as _time
 import types as _types
 
 _perf_ns = _time.perf_counter_ns
 _urandom = _os.urandom
-_listdir = _os.listdir
-_get_native_id = _threading.get_native_id
-_open = _builtins.open
-_HOOKS = [(None, None)]  # the trace/profile hooks before the candidate was imported
-
-WATCHED = ("time", "os", "builtins", "numpy", "torch", "torch.Tensor", "torch._C.TensorBase",
-           "torch.nn.functional", "torch.cuda", "torch.cuda.Event")
 
 
 class Verdict(Exception):
@@ -81,127 +55,9 @@ class Verdict(Exception):
         self.stage, self.message = stage, message
 
 
-# ------------------------------------------------------------------------------ tamper checks
-
-
-def _namespace(name: str):
-    if name == "torch.Tensor":
-        t = _sys.modules.get("torch")
-        return getattr(t, "Tensor", None) if t else None
-    if name == "torch._C.TensorBase":
-        c = getattr(_sys.modules.get("torch"), "_C", None)
-        return getattr(c, "TensorBase", None) if c else None
-    if name == "torch.cuda.Event":
-        cuda = _sys.modules.get("torch.cuda")
-        return getattr(cuda, "Event", None) if cuda else None
-    return _sys.modules.get(name)
-
-
-def snapshot() -> dict:
-    """{(namespace, attribute): object} for every callable or module in the watched namespaces."""
-    snap = {}
-    for name in WATCHED:
-        ns = _namespace(name)
-        if ns is None:
-            continue
-        for k, v in list(vars(ns).items()):
-            if callable(v) or isinstance(v, (_types.ModuleType, staticmethod, classmethod, property)):
-                snap[(name, k)] = v
-    return snap
-
-
-def _library_wrapper(new, old) -> bool:
-    """True when ``new`` is a wrapper that torch itself installs around ``old`` (torch.compile
-    rebinds ``torch.manual_seed`` this way): it unwraps to ``old`` and its code lives in torch."""
-    torch = _sys.modules.get("torch")
-    code = getattr(new, "__code__", None)
-    if torch is None or code is None or not getattr(torch, "__file__", None):
-        return False
-    seen, f = 0, new
-    while f is not old and seen < 8:
-        f, seen = getattr(f, "__wrapped__", None), seen + 1
-        if f is None:
-            return False
-    root = _os.path.dirname(_os.path.realpath(torch.__file__)) + _os.sep
-    return f is old and _os.path.realpath(code.co_filename).startswith(root)
-
-
-def tampered(snap: dict) -> list[str]:
-    """Attributes of the snapshot that were rebound or deleted since."""
-    bad = []
-    missing = object()
-    for (name, k), v in snap.items():
-        ns = _namespace(name)
-        now = vars(ns).get(k, missing) if ns is not None else missing
-        if now is not v and not _library_wrapper(now, v):
-            bad.append(f"{name}.{k}")
-    return bad
-
-
-def _modes_active(torch) -> list[str]:
-    out = _torch_modes() if torch is not None else []
-    if (_sys.gettrace(), _sys.getprofile()) != _HOOKS[0]:  # (a debugger/coverage run sets its own first)
-        out.append("a trace/profile hook")
-    return out
-
-
-def _torch_modes() -> list[str]:
-    out = []
-    try:
-        from torch.overrides import _get_current_function_mode_stack
-
-        if _get_current_function_mode_stack():
-            out.append("a TorchFunctionMode")
-    except Exception:
-        pass
-    try:
-        from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
-
-        if _get_current_dispatch_mode_stack():
-            out.append("a TorchDispatchMode")
-    except Exception:
-        pass
-    return out
-
-
-# ------------------------------------------------------------------------------ threads
-
-
-def _tids() -> set[int]:
-    try:
-        return {int(t) for t in _listdir("/proc/self/task")}
-    except OSError:
-        return set()
-
-
-def _other_cpu_ns(me: int) -> int:
-    """CPU time (ns) of every thread of this process except ``me`` (schedstat; 0 if unavailable)."""
-    total = 0
-    for t in _tids():
-        if t == me:
-            continue
-        try:
-            with _open(f"/proc/self/task/{t}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
-def _thread_state(tid: int) -> str:
-    try:
-        with _open(f"/proc/self/task/{tid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
-
-
-# ------------------------------------------------------------------------------ modules
-
-
 def _load_private(source: str, name: str = "_tttd_speed_problem"):
-    """The problem module, kept out of ``sys.modules`` (only while it executes is it there: class
-    machinery such as ``dataclasses`` looks its module up by name)."""
+    """A module executed from ``source`` and kept out of ``sys.modules`` (only while it executes is
+    it there: class machinery such as ``dataclasses`` looks its module up by name)."""
     mod = _types.ModuleType(name)
     mod.__file__ = f"<{name}>"
     before = _sys.modules.get(name)
@@ -216,82 +72,344 @@ def _load_private(source: str, name: str = "_tttd_speed_problem"):
     return mod
 
 
-def _write_modules(folder: str, modules: dict) -> None:
-    _os.makedirs(folder, exist_ok=True)
-    for name, src in modules.items():
-        with _open(_os.path.join(folder, name + ".py"), "w", encoding="utf-8") as f:
-            f.write(src)
+def _undumpable() -> bool:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE
+    except Exception:  # noqa: BLE001
+        return False
 
 
-def _import_candidate(folder: str, source: str, module_names: list[str], entry: str):
-    import importlib
+# ------------------------------------------------------------------------------ worker CPU time
 
-    for n in module_names + ["submission"]:
-        _sys.modules.pop(n, None)
-    _write_modules(folder, {"submission": source})
-    if folder not in _sys.path:
-        _sys.path.insert(0, folder)
-    importlib.invalidate_caches()
-    mod = importlib.import_module("submission")
-    fn = getattr(mod, entry, None)
-    if not callable(fn):
-        raise Verdict("import", f"the program defines no function {entry!r}")
-    return fn
+
+class CpuMeter:
+    """CPU time (ns) of everything in the jail except this process and its ancestors."""
+
+    def __init__(self, worker_pid: int, jail: bool):
+        self.worker, self.jail = worker_pid, jail
+        self.cgroup = None
+        self.mine = {_os.getpid()}
+        p = _os.getpid()
+        while p > 1:
+            p = _ppid(p)
+            self.mine.add(p)
+        if jail:
+            try:
+                with open("/proc/self/cgroup") as f:
+                    rel = f.read().strip().split("::", 1)[1]
+                path = "/sys/fs/cgroup" + (rel if rel != "/" else "") + "/cpu.stat"
+                with open(path) as f:
+                    f.read()
+                self.cgroup = path
+            except (OSError, IndexError):
+                self.cgroup = None
+        self.source = "cgroup cpu.stat" if self.cgroup else "process CPU clocks"
+
+    def read(self) -> int:
+        if self.cgroup is not None:
+            with open(self.cgroup) as f:
+                usage = int(f.readline().split()[1]) * 1000
+            return max(0, usage - _time.process_time_ns() - _proc_cpu(1, children=False))
+        total = 0
+        for pid in self._pids():
+            total += _proc_cpu(pid)
+        if self.jail:  # orphans the jail's init reaped
+            total += _proc_cpu(1) - _proc_cpu(1, children=False)
+        return total
+
+    def _pids(self):
+        if self.jail:
+            try:
+                return [int(p) for p in _os.listdir("/proc") if p.isdigit() and int(p) not in self.mine]
+            except OSError:
+                return [self.worker]
+        out, frontier = [self.worker], [self.worker]
+        try:
+            table = {}
+            for p in _os.listdir("/proc"):
+                if p.isdigit():
+                    table.setdefault(_ppid(int(p)), []).append(int(p))
+        except OSError:
+            return out
+        while frontier:
+            kids = table.get(frontier.pop(), [])
+            out += kids
+            frontier += kids
+        return out
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _proc_cpu(pid: int, children: bool = True) -> int:
+    """CPU time (ns) of one process: its CPU clock (every thread, exited ones included; else the
+    live threads' schedstat) plus its reaped children's time (``cutime``/``cstime``, in ticks)."""
+    total = 0
+    try:
+        try:
+            total = _time.clock_gettime_ns(((~pid) << 3) | 2)  # the process's CPUCLOCK_SCHED
+        except OSError:
+            for t in _os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                        total += int(f.read().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pass
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        if children:
+            total += (int(fields[13]) + int(fields[14])) * (10**9 // _os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
+
+
+# ------------------------------------------------------------------------------ the worker
+
+
+class Worker:
+    """The worker process and its pipes, seen from the controller: every read has a deadline and a
+    size cap, so a worker that hangs, floods or stops reading cannot stall this process."""
+
+    def __init__(self, script: str, cwd: str, deadline_ns: int):
+        self.deadline = deadline_ns
+        req_r, self.req = _os.pipe()
+        self.resp, resp_w = _os.pipe()
+        env = {k: v for k, v in _os.environ.items()}
+        env.update(OMP_WAIT_POLICY="PASSIVE", GOMP_SPINCOUNT="0")  # idle pool threads sleep, never spin
+        try:
+            self.proc = _subprocess.Popen(
+                [_sys.executable, "-I", "-S", script, str(req_r), str(resp_w)], cwd=cwd, env=env,
+                stdin=_subprocess.DEVNULL, close_fds=True, pass_fds=(req_r, resp_w), start_new_session=True)
+        finally:
+            _os.close(req_r)
+            _os.close(resp_w)
+        _os.set_blocking(self.resp, False)
+        _os.set_blocking(self.req, False)
+        self.buf = bytearray()
+
+    def send(self, obj) -> None:
+        from_wire = _sys.modules["_tttd_speed_wire"]
+        data = memoryview(from_wire.pack_msg(obj))
+        while data:
+            left = self._left()
+            _, w, _ = _select.select([], [self.req], [], left)
+            if not w:
+                raise Verdict("timeout", "the worker stopped reading its requests")
+            try:
+                data = data[_os.write(self.req, data):]
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, OSError):
+                raise Verdict("crashed", self._death("before the request was sent")) from None
+
+    def recv(self, what: str):
+        wire = _sys.modules["_tttd_speed_wire"]
+        buf = self.buf
+        while True:
+            if len(buf) >= 4:
+                n = _struct.unpack(">I", bytes(buf[:4]))[0]
+                if n > wire.MAX_MSG:
+                    raise Verdict("tamper", f"{what}: the worker's answer is {n} bytes long (flooding its pipe)")
+                if len(buf) >= 4 + n:
+                    body = bytes(buf[4:4 + n])
+                    del buf[:4 + n]
+                    try:
+                        return __import__("json").loads(body)
+                    except (ValueError, RecursionError):
+                        raise Verdict("tamper", f"{what}: the worker's answer is not a message") from None
+            r, _, _ = _select.select([self.resp], [], [], self._left())
+            if not r:
+                raise Verdict("timeout", f"{what}: no answer from the worker before the evaluation's deadline")
+            try:
+                chunk = _os.read(self.resp, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise Verdict("crashed", self._death(f"during {what}"))
+            buf += chunk
+
+    def _left(self) -> float:
+        left = (self.deadline - _perf_ns()) / 1e9
+        if left <= 0:
+            raise Verdict("timeout", "the evaluation's deadline passed")
+        return left
+
+    def _death(self, when: str) -> str:
+        try:
+            code = self.proc.wait(timeout=2)
+        except _subprocess.TimeoutExpired:
+            return f"the worker closed its answer pipe {when}"
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return f"the worker {how} {when}"
+
+    def stop(self) -> None:
+        import signal
+
+        for fd in (self.req, self.resp):
+            try:
+                _os.close(fd)
+            except OSError:
+                pass
+        try:
+            _os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        except Exception:  # noqa: BLE001
+            pass
 
 
 # ------------------------------------------------------------------------------ evaluation
 
 
-class _Clock:
-    """Timers captured at construction (before the candidate is imported)."""
-
-    def __init__(self, device: str):
-        self.device = device
-        self.torch = None
+def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = None,
+             workdir: str | None = None, worker: str = "", wire: str = "") -> dict:
+    """Run one evaluation (see the module docstring) and return its record (plain data)."""
+    t_start = _perf_ns()
+    device = config.get("device", "cpu")
+    rec: dict = {"ok": False, "stage": "setup", "message": "", "tests": [], "benchmarks": [],
+                 "test_outputs": [], "bench_outputs": [], "device": device, "harness": "two-process"}
+    w = runner = None
+    try:
+        rec["controller_undumpable"] = _undumpable()
+        if config.get("jail", True) and not rec["controller_undumpable"]:
+            raise Verdict("setup", "could not make the controller non-dumpable")
+        wire_mod = _load_private(wire, "_tttd_speed_wire")
+        _sys.modules["_tttd_speed_wire"] = wire_mod
+        base = workdir or _os.getcwd()
+        folder = _os.path.join(base, "tttd_speed_modules")
+        _os.makedirs(folder, exist_ok=True)
+        for name, src in dict(modules or {}, submission=candidate).items():
+            with open(_os.path.join(folder, name + ".py"), "w", encoding="utf-8") as f:
+                f.write(src)
+        script = _os.path.join(base, "tttd_speed_worker.py")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(wire + "\n\n" + worker)
+        deadline = t_start + int(float(config.get("deadline_s", 1e6)) * 1e9)
+        w = Worker(script, base, deadline)  # first: its interpreter starts while this process loads
         if device == "cuda":
             import torch
 
-            self.torch = torch
-            self.sync = torch.cuda.synchronize
-            self.Event = torch.cuda.Event
-            self.record = torch.cuda.Event.record
-            self.elapsed = torch.cuda.Event.elapsed_time
-            self.clone = torch.Tensor.clone
-            self.is_tensor = torch.is_tensor
-        else:
-            self.sync = lambda: None
+            if not torch.cuda.is_available():
+                raise Verdict("setup", "no CUDA device is visible in the sandbox")
+        prob = _load_private(problem)
+        gen, ref = prob.generate_input, getattr(prob, config.get("ref_name", "reference"))
+        check = getattr(prob, "check", None) or _default_check(config)
+        runner = _Runner(config, w, wire_mod, prob, gen, ref, check, base)
+        rec["ipc"] = runner.calibrate()
+        rec["stage"] = "import"
+        runner.start()
+        rec["pinned_cpu"] = _pin_together(w.proc.pid, config)  # after the start-up, which may run in parallel
+        rec["stage"] = "test"
+        budget = [int(config.get("return_output_bytes", 0))]
+        for i, case in enumerate(config["tests"]):
+            seed = int(case["seed"])
+            args = {k: v for k, v in case.items() if k != "seed"}
+            _, out = runner.call(args, seed, f"test {i} ({_fmt_case(args)})")
+            rec["tests"].append({"seed": seed, "nbytes": _nbytes(out)})
+            rec["test_outputs"].append(_to_plain(out, budget))
+        benches = config.get("benchmarks", [])
+        if benches:
+            rec["stage"] = "benchmark"
+            runner.warm_up(benches[0])
+            for j, case in enumerate(benches):
+                if config.get("warm_each", True):  # untimed: compilation/autotuning for this shape
+                    runner.call(case, _new_seed(), f"warm-up of benchmark {j} ({_fmt_case(case)})")
+                stats, sample = runner.bench(case, f"benchmark {j} ({_fmt_case(case)})")
+                rec["benchmarks"].append(stats)
+                rec["bench_outputs"].append({"seed": sample[0], "nbytes": _nbytes(sample[1]),
+                                             "output": _to_plain(sample[1], budget)})
+            runner.escape_verdict()
+        rec["worker_cpu"] = {"source": runner.meter.source, "inside_ms": runner.inside_ns / 1e6,
+                             "outside_ms": runner.outside_ns / 1e6}
+        rec["ok"] = True
+        rec["stage"] = "done"
+    except Verdict as v:
+        rec["stage"], rec["message"] = v.stage, v.message
+    finally:
+        if w is not None:
+            w.stop()
+        if runner is not None:
+            runner.close()
+    rec["wall_s"] = (_perf_ns() - t_start) / 1e9
+    try:
+        rec["cpus"] = sorted(_os.sched_getaffinity(0))  # pinned when the executor pins (pin_cpus)
+    except (AttributeError, OSError):
+        rec["cpus"] = []
+    return rec
 
-    def snap_output(self, out):
-        """A private copy of the output taken right after the timer stopped."""
-        if self.torch is not None:
-            if type(out) is self.torch.Tensor:
-                return self.clone(out)  # enqueued on the current stream, races with side streams
-            if type(out) in (tuple, list):
-                return type(out)(self.snap_output(o) for o in out)
-        return _copy_cpu(out)
+
+def _pin_together(worker_pid: int, config: dict):
+    """One-thread tasks: the controller and the worker share one CPU (the first allowed). The two
+    never run at once (one waits while the other works), and the inputs the controller just wrote
+    are in that CPU's caches, as they would be for a harness-free call; None when not pinned."""
+    if int(config.get("threads", 1)) != 1 or not config.get("pin_together", True):
+        return None
+    try:
+        cpu = min(_os.sched_getaffinity(0))
+        _os.sched_setaffinity(0, {cpu})
+        _os.sched_setaffinity(worker_pid, {cpu})
+        return cpu
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
-def _copy_cpu(out):
-    np = _sys.modules.get("numpy")
-    torch = _sys.modules.get("torch")
-    if np is not None and type(out) is np.ndarray:
-        return out.copy()
-    if torch is not None and type(out) is torch.Tensor:
-        return out.detach().clone()
-    if type(out) in (tuple, list):
-        return type(out)(_copy_cpu(o) for o in out)
-    if type(out) in (int, float, complex, str, bytes, bool) or out is None:
-        return out
-    if np is not None and isinstance(out, np.generic):
-        return out.copy()
-    raise Verdict("check", f"the function returned a {type(out).__module__}.{type(out).__name__}; "
-                           "return plain arrays/tensors (subclasses and lazy objects are refused)")
+def _new_seed() -> int:
+    return int.from_bytes(_urandom(6), "little")
+
+
+def _fmt_case(case: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in case.items() if k != "seed")
+
+
+def _nbytes(x) -> int:
+    return _sys.modules["_tttd_speed_wire"].nbytes_of(x)
+
+
+def _default_check(config: dict):
+    rtol, atol = float(config.get("rtol", 0.0)), float(config.get("atol", 0.0))
+
+    def check(out, expected):
+        import numpy as np
+
+        a = np.asarray(out.detach().cpu() if hasattr(out, "detach") else out)
+        b = np.asarray(expected.detach().cpu() if hasattr(expected, "detach") else expected)
+        if a.shape != b.shape:
+            return f"shape {a.shape}, expected {b.shape}"
+        if a.dtype != b.dtype:
+            return f"dtype {a.dtype}, expected {b.dtype}"
+        if rtol == 0 and atol == 0:
+            if not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"):
+                n = int(np.sum(~((a == b) | (np.isnan(a) & np.isnan(b))))) if a.dtype.kind in "fc" \
+                    else int(np.sum(a != b))
+                return f"{n} of {a.size} elements differ (exact match required)"
+            return None
+        ok = np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+        if not ok.all():
+            i = int(np.argmax(~ok.ravel()))
+            return (f"{int((~ok).sum())} of {a.size} elements differ beyond atol={atol:g}, "
+                    f"rtol={rtol:g} (first at flat index {i}: {a.ravel()[i]!r} vs {b.ravel()[i]!r})")
+        return None
+
+    return check
 
 
 def _to_plain(x, limit: list):
     """Output as numpy data for the trusted re-check, or None when over the byte budget."""
     np = _sys.modules.get("numpy")
     torch = _sys.modules.get("torch")
+    if limit[0] <= 0:
+        return None
     if torch is not None and type(x) is torch.Tensor:
         if x.numel() * x.element_size() > limit[0]:
             return None
@@ -311,193 +429,149 @@ def _to_plain(x, limit: list):
     return x
 
 
-def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = None,
-             workdir: str | None = None) -> dict:
-    """Run one evaluation (see the module docstring) and return its record (plain data)."""
-    t_start = _perf_ns()
-    device = config.get("device", "cpu")
-    rec: dict = {"ok": False, "stage": "setup", "message": "", "tests": [], "benchmarks": [],
-                 "test_outputs": [], "bench_outputs": [], "device": device}
-    try:
-        clock = _Clock(device)
-        if device == "cuda" and not clock.torch.cuda.is_available():
-            raise Verdict("setup", "no CUDA device is visible in the sandbox")
-        prob = _load_private(problem)
-        gen, ref, check = prob.generate_input, getattr(prob, config.get("ref_name", "reference")), \
-            getattr(prob, "check", None) or _default_check(config)
-        snap = snapshot()
-        _HOOKS[0] = (_sys.gettrace(), _sys.getprofile())
-        folder = _os.path.join(workdir or _os.getcwd(), "tttd_speed_modules")
-        names = sorted((modules or {}).keys())
-        _write_modules(folder, modules or {})
-        rec["stage"] = "import"
-        try:
-            fn = _import_candidate(folder, candidate, names, config.get("entry", "custom_kernel"))
-        except Verdict:
-            raise
-        except BaseException as e:  # noqa: BLE001 - any failure of the candidate's import
-            raise Verdict("import", f"importing the program failed: {type(e).__name__}: {e}")
-        _guard(snap, clock, "importing the program")
-        runner = _Runner(clock, fn, gen, ref, check, config, snap)
-        rec["stage"] = "test"
-        budget = [int(config.get("return_output_bytes", 0))]
-        for i, case in enumerate(config["tests"]):
-            seed = int(case["seed"])
-            args = {k: v for k, v in case.items() if k != "seed"}
-            _, out = runner.call(args, seed, f"test {i} ({_fmt_case(args)})")
-            rec["tests"].append({"seed": seed})
-            plain = _to_plain(out, budget) if budget[0] > 0 else None
-            rec["test_outputs"].append(plain)
-        _guard(snap, clock, "the tests")
-        benches = config.get("benchmarks", [])
-        if benches:
-            rec["stage"] = "benchmark"
-            runner.warm_up(benches[0])
-            for j, case in enumerate(benches):
-                if config.get("warm_each", True):  # untimed: compilation/autotuning for this shape
-                    runner.call(case, runner._new_seed(), f"warm-up of benchmark {j} ({_fmt_case(case)})")
-                stats, sample = runner.bench(case, f"benchmark {j} ({_fmt_case(case)})")
-                rec["benchmarks"].append(stats)
-                plain = _to_plain(sample[1], budget) if budget[0] > 0 else None
-                rec["bench_outputs"].append({"seed": sample[0], "output": plain})
-            runner.escape_verdict()
-            _guard(snap, clock, "the benchmarks")
-        rec["ok"] = True
-        rec["stage"] = "done"
-    except Verdict as v:
-        rec["stage"], rec["message"] = v.stage, v.message
-    rec["wall_s"] = (_perf_ns() - t_start) / 1e9
-    try:
-        rec["cpus"] = sorted(_os.sched_getaffinity(0))  # pinned when the executor pins (pin_cpus)
-    except (AttributeError, OSError):
-        rec["cpus"] = []
-    return rec
-
-
-def _fmt_case(case: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in case.items() if k != "seed")
-
-
-def _guard(snap: dict, clock: _Clock, when: str) -> None:
-    bad = tampered(snap)
-    if bad:
-        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise Verdict("tamper", f"{when} changed functions the evaluator relies on: {shown}")
-    modes = _modes_active(_sys.modules.get("torch"))
-    if modes:
-        raise Verdict("tamper", f"{when} left {', '.join(modes)} active")
-
-
-def _default_check(config: dict):
-    rtol, atol = float(config.get("rtol", 0.0)), float(config.get("atol", 0.0))
-
-    def check(out, expected):
-        import numpy as np
-
-        a = np.asarray(out.detach().cpu() if hasattr(out, "detach") else out)
-        b = np.asarray(expected.detach().cpu() if hasattr(expected, "detach") else expected)
-        if a.shape != b.shape:
-            return f"shape {a.shape}, expected {b.shape}"
-        if a.dtype != b.dtype:
-            return f"dtype {a.dtype}, expected {b.dtype}"
-        if rtol == 0 and atol == 0:
-            if not np.array_equal(a, b, equal_nan=True):
-                n = int(np.sum(~((a == b) | (np.isnan(a) & np.isnan(b)))))
-                return f"{n} of {a.size} elements differ (exact match required)"
-            return None
-        ok = np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
-        if not ok.all():
-            i = int(np.argmax(~ok.ravel()))
-            return (f"{int((~ok).sum())} of {a.size} elements differ beyond atol={atol:g}, "
-                    f"rtol={rtol:g} (first at flat index {i}: {a.ravel()[i]!r} vs {b.ravel()[i]!r})")
-        return None
-
-    return check
-
-
 class _Runner:
-    def __init__(self, clock: _Clock, fn, gen, ref, check, config: dict, snap: dict):
-        self.clock, self.fn, self.gen, self.ref, self.check = clock, fn, gen, ref, check
-        self.cfg, self.snap = config, snap
-        self.me = _get_native_id()
-        self.timed_ns = 0  # total time inside timed regions (benchmarks)
-        self.outside_ns = 0  # CPU time of other threads between timed regions (benchmarks)
-        self.gpu_gap = []  # wall - event, per timed GPU run (ns)
-        self.gpu_time = []
-        self.counting = False
-        self._last_end = None
-        self.l2 = None
-        if clock.torch is not None and config.get("l2_flush"):
-            self.l2 = clock.torch.empty(int(config.get("l2_flush_mb", 256)) * 2**20, dtype=clock.torch.uint8,
-                                        device="cuda")
+    """Calls through the worker: inputs staged in the shared region, timed from this side, checked here."""
 
-    def _new_seed(self) -> int:
-        return int.from_bytes(_urandom(6), "little")
+    def __init__(self, cfg: dict, w: Worker, wire, prob, gen, ref, check, base: str):
+        self.cfg, self.w, self.wire, self.gen, self.ref, self.check = cfg, w, wire, gen, ref, check
+        self.cuda = cfg.get("device", "cpu") == "cuda"
+        self.pack = getattr(prob, "wire_pack", None)
+        self.base = base
+        shm = "/dev/shm" if _os.access("/dev/shm", _os.W_OK) else base
+        self.shm_path = _os.path.join(shm, f"tttd-speed-{_os.getpid()}-{_urandom(4).hex()}")
+        self.shm_fd, self.region, self.size = None, None, 0
+        self.ipc_min = self.ipc_cpu_min = 0
+        # CPU tasks: the worker's CPU time during the call (kernel-accounted, every thread and
+        # child; run-queue waits on a loaded machine do not count); GPU tasks: wall time
+        self.clock = cfg.get("clock") or ("wall" if self.cuda else "cpu")
+        self.walls: list[int] = []
+        self.timed_ns = self.inside_ns = self.outside_ns = 0
+        self.counting, self.last = False, None
+        self.meter = None
+        self.l2 = None
+        if self.cuda and cfg.get("l2_flush"):
+            import torch
+
+            self.l2 = torch.empty(int(cfg.get("l2_flush_mb", 256)) * 2**20, dtype=torch.uint8, device="cuda")
+
+    def start(self) -> None:
+        init = {"sys_path": [p for p in _sys.path if p], "folder": _os.path.join(self.base, "tttd_speed_modules"),
+                "entry": self.cfg.get("entry", "custom_kernel"), "device": self.cfg.get("device", "cpu"),
+                "wire_module": self.cfg.get("wire_module", "reference") if self.pack else None}
+        self.w.send(init)
+        ans = self.w.recv("importing the program")
+        if type(ans) is not dict or ans.get("ok") is not True:
+            err = str(ans.get("error", "?"))[:2000] if type(ans) is dict else "malformed answer"
+            raise Verdict("import", f"importing the program failed: {err}")
+
+    def calibrate(self) -> dict:
+        """The IPC round trip of an empty request, in wall time and in the worker's CPU time; the
+        smallest of each is subtracted from every call (a lower bound of the overhead, so the
+        subtraction never makes a call look faster than it was)."""
+        self.meter = CpuMeter(self.w.proc.pid, bool(self.cfg.get("jail", True)))
+        rtts, cpus = [], []
+        evict, fill = bytearray(8 << 20), bytes(range(256)) * (8 << 12)
+        for _ in range(max(5, int(self.cfg.get("ipc_pings", 50)))):
+            evict[:] = fill  # caches as cold as after computing a reference
+            c0 = self.meter.read()
+            t0 = _perf_ns()
+            self.w.send({"op": "ping"})
+            self.w.recv("a round-trip measurement")
+            rtts.append(_perf_ns() - t0)
+            cpus.append(self.meter.read() - c0)
+        s, c = sorted(rtts), sorted(cpus)
+        self.ipc_min, self.ipc_cpu_min = s[0], max(0, c[0])
+        return {"min_us": s[0] / 1e3, "median_us": s[len(s) // 2] / 1e3, "pings": len(s),
+                "cpu_min_us": c[0] / 1e3, "cpu_median_us": c[len(c) // 2] / 1e3, "clock": self.clock,
+                "subtracted_us": (self.ipc_min if self.clock == "wall" else self.ipc_cpu_min) / 1e3}
+
+    def _region_for(self, need: int) -> dict | None:
+        """Grow the shared region to hold ``need`` input bytes and an output part; the message that
+        tells the worker, or None when the region is unchanged."""
+        out_cap = need + (8 << 20)  # outputs are at most about as large as the inputs in every shipped task
+        total = need + out_cap
+        if total <= self.size:
+            return None
+        total = max(total, 2 * self.size)
+        if self.cuda:
+            import torch
+
+            buf = torch.zeros(total, dtype=torch.uint8, device="cuda")
+            h = list(buf.untyped_storage()._share_cuda_())
+            h = [x.hex() if isinstance(x, bytes) else x for x in h]
+            self.region, self.size = self.wire.Region(buf, total, cuda=True), total
+            return {"ipc": h, "size": total}
+        import mmap
+
+        if self.shm_fd is None:
+            self.shm_fd = _os.open(self.shm_path, _os.O_RDWR | _os.O_CREAT | _os.O_EXCL, 0o600)
+        _os.ftruncate(self.shm_fd, total)
+        self.region, self.size = self.wire.Region(mmap.mmap(self.shm_fd, total), total), total
+        return {"shm": self.shm_path, "size": total}
 
     def call(self, case: dict, seed: int, what: str):
-        """One call: returns (time_ns, output snapshot). Raises Verdict on any failure."""
-        clock = self.clock
+        """One call: returns (time_ns, output copy). Raises Verdict on any failure."""
         try:
             data = self.gen(seed=seed, **case)
+            packed = self.pack(data) if self.pack is not None else data
         except BaseException as e:  # noqa: BLE001 - a broken generator is a task bug
             raise Verdict("setup", f"the input generator failed for {what}: {type(e).__name__}: {e}")
+        need = self.wire.nbytes_of(packed)
+        try:
+            msg = {"op": "call", "region": self._region_for(need)}
+        except OSError as e:
+            raise Verdict("setup", f"{what}: cannot make a shared region of {need} input bytes: {e}") from None
+        # the CPU window opens before the inputs exist in the region: a worker thread polling the
+        # region to start early works inside the window (or, between calls, is an escape)
+        c0 = self.meter.read()
+        if self.counting and self.last is not None:
+            self.outside_ns += max(0, c0 - self.last)
+        try:
+            msg["tree"], lo = self.region.put(packed, 0, need)
+        except self.wire.WireError as e:
+            raise Verdict("setup", f"{what}: the inputs are not data: {e}") from None
+        msg["out"] = [lo, self.size]
+        del packed
+        torch = _sys.modules.get("torch") if self.cuda else None
         if self.l2 is not None:
             self.l2.zero_()
-        clock.sync()
-        tids0 = _tids()
-        other0 = _other_cpu_ns(self.me)
-        if self.counting and self._last_end is not None:
-            self.outside_ns += max(0, other0 - self._last_end)
-        if clock.torch is not None:
-            start, end = clock.Event(enable_timing=True), clock.Event(enable_timing=True)
-            w0 = _perf_ns()
-            clock.record(start)
-            try:
-                out = self.fn(data)
-            except BaseException as e:  # noqa: BLE001
-                raise Verdict(self._stage(what), f"{what}: the function raised {type(e).__name__}: {e}")
-            clock.record(end)
-            snap = clock.snap_output(out)  # races with work left on other streams
-            after = clock.Event(enable_timing=True)
-            clock.record(after)
-            clock.sync()  # device-wide: waits for every stream
-            w1 = _perf_ns()
-            t_ns = int(clock.elapsed(start, end) * 1e6)
-            covered = int(clock.elapsed(start, after) * 1e6)  # timed region + the output clone
-            if self.counting:
-                self.gpu_gap.append((w1 - w0) - covered)  # wall time the events did not see
-                self.gpu_time.append(t_ns)
-        else:
-            t0 = _perf_ns()
-            try:
-                out = self.fn(data)
-            except BaseException as e:  # noqa: BLE001
-                raise Verdict(self._stage(what), f"{what}: the function raised {type(e).__name__}: {e}")
-            t1 = _perf_ns()
-            snap = clock.snap_output(out)
-            t_ns = t1 - t0
-        other1 = _other_cpu_ns(self.me)
-        busy = [t for t in _tids() - tids0 if _thread_state(t) in ("R", "D")]
-        if busy and self.counting:  # idle pool threads (a library's, started on first use) are fine
-            raise Verdict("escape", f"{what}: the function left {len(busy)} new thread(s) running after it "
-                                    "returned; all work must finish inside the call")
-        del out, data
+        if torch is not None:
+            torch.cuda.synchronize()
+        t0 = _perf_ns()
+        self.w.send(msg)
+        ans = self.w.recv(what)
         try:
-            expected = self.ref(self.gen(seed=seed, **case))
+            if type(ans) is not dict or "ok" not in ans:
+                raise self.wire.WireError("malformed answer")
+            if ans["ok"] is not True:
+                raise Verdict(self._stage(what), f"{what}: the function raised {str(ans.get('error'))[:2000]}")
+            out = self.region.get(ans.get("tree"), copy=True, lo=lo, hi=self.size)
+            if torch is not None:
+                torch.cuda.synchronize()  # the copy is part of the time: it waits for the worker's kernels
+        except self.wire.WireError as e:
+            raise Verdict("tamper", f"{what}: the worker's answer is malformed: {e}") from None
+        t1 = _perf_ns()
+        c1 = self.meter.read()
+        wall_ns = max(1, (t1 - t0) - self.ipc_min)
+        cpu_ns = max(1, (c1 - c0) - self.ipc_cpu_min)
+        t_ns = wall_ns if self.clock == "wall" else cpu_ns
+        try:
+            expected = self.ref(data)
         except BaseException as e:  # noqa: BLE001
             raise Verdict("setup", f"the reference failed for {what}: {type(e).__name__}: {e}")
         try:
-            msg = self.check(snap, expected)
+            bad = self.check(out, expected)
         except BaseException as e:  # noqa: BLE001
-            msg = f"the check failed on the output: {type(e).__name__}: {e}"
-        if msg:
-            raise Verdict(self._stage(what), f"{what}: wrong output: {msg}")
-        del expected
+            bad = f"the check failed on the output: {type(e).__name__}: {e}"
+        if bad:
+            raise Verdict(self._stage(what), f"{what}: wrong output: {bad}")
+        del expected, data
         if self.counting:
             self.timed_ns += t_ns
-        self._last_end = other1
-        _guard(self.snap, clock, what)
-        return t_ns, snap
+            self.walls.append(wall_ns)
+            self.inside_ns += max(0, c1 - c0)
+        self.last = self.meter.read()
+        return t_ns, out
 
     @staticmethod
     def _stage(what: str) -> str:
@@ -507,7 +581,7 @@ class _Runner:
         cap_ns = float(self.cfg.get("warmup_s", 0.01)) * 1e9
         t0 = _perf_ns()
         for _ in range(int(self.cfg.get("warmup_runs", 100))):
-            self.call(case, self._new_seed(), "warm-up")
+            self.call(case, _new_seed(), "warm-up")
             if _perf_ns() - t0 > cap_ns:
                 break
 
@@ -521,10 +595,10 @@ class _Runner:
         w0 = _perf_ns()
         keep = int.from_bytes(_urandom(2), "little") % max(1, min(max_runs, 3))
         sample = (None, None)
-        self.counting, self._last_end = True, None
+        self.counting, self.last, self.walls = True, None, []
         try:
             while True:
-                seed = self._new_seed()
+                seed = _new_seed()
                 t, out = self.call(case, seed, what)
                 if len(times) == keep:
                     sample = (seed, out)
@@ -545,22 +619,21 @@ class _Runner:
         srt = sorted(times)
         median = (srt[(n - 1) // 2] + srt[n // 2]) / 2
         return {"runs": n, "mean_ns": mean, "median_ns": median, "std_ns": std, "min_ns": srt[0],
-                "max_ns": srt[-1]}, sample
+                "max_ns": srt[-1], "clock": self.clock,
+                "wall_median_ns": sorted(self.walls)[len(self.walls) // 2]}, sample
 
     def escape_verdict(self) -> None:
-        """Work outside the timed regions: other threads' CPU time, or GPU wall time >> event time."""
+        """Worker CPU time between timed calls (after its answers): work that outlived a call."""
         allowed = 0.2 * self.timed_ns + 2e6
-        torch = _sys.modules.get("torch")
-        pooled = self.clock.torch is None and torch is not None and torch.get_num_threads() > 1
-        if self.outside_ns > allowed and not pooled:  # (torch's CPU pool works for the reference too)
-            raise Verdict("escape", f"other threads used {self.outside_ns / 1e6:.1f} ms of CPU between timed "
-                                    f"calls (timed total {self.timed_ns / 1e6:.1f} ms): work escaped the "
-                                    "timed region")
-        if self.gpu_gap:
-            gaps = sorted(self.gpu_gap)
-            med_gap = gaps[len(gaps) // 2]
-            med_t = sorted(self.gpu_time)[len(self.gpu_time) // 2]
-            if med_gap > max(0.5 * med_t, 100e3):
-                raise Verdict("escape", f"the GPU stayed busy {med_gap / 1e3:.0f} us (median) after the timed "
-                                        f"region ended ({med_t / 1e3:.0f} us timed): work on another stream "
-                                        "that the current stream does not wait for")
+        if self.outside_ns > allowed:
+            raise Verdict("escape", f"the worker's processes used {self.outside_ns / 1e6:.1f} ms of CPU between "
+                                    f"timed calls (timed total {self.timed_ns / 1e6:.1f} ms, source "
+                                    f"{self.meter.source}): work escaped the timed region")
+
+    def close(self) -> None:
+        if self.shm_fd is not None:
+            _os.close(self.shm_fd)
+            try:
+                _os.unlink(self.shm_path)
+            except OSError:
+                pass

@@ -115,7 +115,7 @@ class MLADecodeTask(SpeedTask):
 
     summary = "MLA decode GPU kernel (GPU MODE amd-mla-decode): minimise the time in us, reward 3000/us"
 
-    def __init__(self, fixed_seeds: bool = False):
+    def __init__(self, fixed_seeds: bool = False, invalid_flags: str = ""):
         fixed_seeds = bool_option("fixed_seeds", fixed_seeds)
         gpu, triton = gpu_and_triton("NVIDIA H200", "3.4.0")
         problem = _read("problem.py")
@@ -126,6 +126,7 @@ class MLADecodeTask(SpeedTask):
             initial_code=_read("root.py"), description=description(gpu, triton),
             signature="custom_kernel(data: input_t) -> output_t", reward=3000.0, timing=dict(TIMING),
             wall_s=1200.0, memory_mb=8192, threads=4, cpu_tests=CPU_TESTS, fixed_test_seeds=bool(fixed_seeds),
+            invalid_flags=invalid_flags,
         )
         super().__init__(spec)
 

@@ -105,6 +105,29 @@ def generate_input(batchsize, dim, dq, prefill, seed, n_heads=128, max_seq_len=8
     return config, x, cache
 
 
+def wire_pack(data):
+    """The inputs as plain data for the speed kit's worker process (the harness's wire carries
+    tensors, tuples, dicts and scalars only)."""
+    config, x, cache = data
+    fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
+    return {"config": fields, "x": x, "cache": cache.data, "seq_len": cache.seq_len}
+
+
+def wire_unpack(tree):
+    """The worker's side of :func:`wire_pack`: the contract's objects around the shared tensors (no copy)."""
+    cache = KVCache.__new__(KVCache)
+    nn.Module.__init__(cache)
+    cache.register_buffer("data", tree["cache"])
+    cache.seq_len = tree["seq_len"]
+    return Config(**tree["config"]), tree["x"], cache
+
+
+def work(batchsize, dim, dq, prefill, n_heads=128, max_seq_len=8192):
+    """The least a call must move (the speed kit's physics floor): read the filled cache rows (bf16);
+    weights and FLOPs are not declared."""
+    return {"bytes": 2 * batchsize * (prefill + 1) * (KV_LORA_RANK + ROPE_DIM), "flops": 0}
+
+
 def _rope(t: torch.Tensor, start: int) -> torch.Tensor:
     """Rotate-half RoPE over the last dim of ``t`` [..., n, d] for positions start..start+n-1, in bf16:
     frequencies 10000^(-i/(d/2)) and the angles position*frequency are bf16 values, cos/sin rounded to bf16."""

@@ -114,7 +114,7 @@ class TriMulTask(SpeedTask):
 
     summary = "TriMul GPU kernel (GPU MODE): minimise the time in us, reward 3000/us (paper 1161 us on H100)"
 
-    def __init__(self, l2_flush: bool = False, fixed_seeds: bool = False):
+    def __init__(self, l2_flush: bool = False, fixed_seeds: bool = False, invalid_flags: str = ""):
         l2_flush, fixed_seeds = bool_option("l2_flush", l2_flush), bool_option("fixed_seeds", fixed_seeds)
         gpu, triton = _hardware()
         problem = _read("problem.py")
@@ -126,6 +126,7 @@ class TriMulTask(SpeedTask):
             signature="custom_kernel(data: input_t) -> output_t", reward=3000.0,
             timing=dict(TIMING, l2_flush=bool(l2_flush)), wall_s=1200.0,
             memory_mb=8192, threads=4, cpu_tests=CPU_TESTS, fixed_test_seeds=bool(fixed_seeds),
+            invalid_flags=invalid_flags,
             target="Target: below 1000 us (the best human kernel: 1371 us on an H100).",
         )
         super().__init__(spec)

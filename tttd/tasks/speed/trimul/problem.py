@@ -52,6 +52,13 @@ def generate_input(seed, seqlen, bs, dim, hiddendim, nomask, distribution):
     return x, mask, weights, {"dim": dim, "hidden_dim": h}
 
 
+def work(seqlen, bs, dim, hiddendim, nomask, distribution):
+    """The least a call must move (the speed kit's physics floor): read the input and mask, write the
+    output, fp32; FLOPs are not declared (tensor cores are far faster than any measured fp32 rate)."""
+    n = bs * seqlen * seqlen
+    return {"bytes": 4 * n * dim * 2 + 4 * n, "flops": 0}
+
+
 def ref_kernel(data):
     """The outgoing triangle multiplication in plain fp32 PyTorch, TF32 off."""
     x, mask, w, config = data
