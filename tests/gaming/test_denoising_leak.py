@@ -64,3 +64,31 @@ def test_a_new_run_gets_a_fresh_secret_unless_a_public_split_is_asked_for():
     cfg = resolve_config(task.presets, preset="paper", flag_values={"task": "denoising"})
     add_run_secrets(task, cfg)  # the paper's pancreas split seed 42 stays the paper's
     assert "split_secret" not in cfg.task_options and cfg.task_options["split_seed"] == 42
+
+
+def test_a_run_started_by_tttd_ablate_gets_its_own_secret_too(monkeypatch, tmp_path):
+    """The ablation worker starts runs without ``tttd run``'s command line: it must draw the same
+    secret, or ``tttd ablate denoising`` would score against the public split."""
+    from tttd.ablate import worker
+    from tttd.config import resolve_config
+
+    started = []
+
+    class Recorder:  # stands in for the loop: records the config the run would start with
+        def __init__(self, cfg, path, on_step=None):
+            started.append(cfg)
+
+        def start(self):
+            pass
+
+        def run(self):
+            return {}
+
+    monkeypatch.setattr("tttd.loop.Discovery", Recorder)
+    monkeypatch.setattr("tttd.sandbox.report.check_isolation", lambda *a, **k: None)
+    task = DenoisingTask(dataset="synthetic", **SIZE)
+    opts = {"dataset": "synthetic", **SIZE}
+    cfg = resolve_config(task.presets, flag_values={"task": "denoising", "task_options": opts, "backend": "local"})
+    worker.run_one(str(tmp_path / "run"), cfg.to_dict(), lambda m: None)
+    secret = started[0].task_options.get("split_secret")
+    assert isinstance(secret, str) and len(secret) == 32

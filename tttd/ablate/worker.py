@@ -53,7 +53,9 @@ def _remember(signum: int, _frame) -> None:  # outside a run's steps (loading, i
 def run_one(path: str, config: dict[str, Any], on_step: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Start the run at ``path`` (``tttd run`` semantics), continue it (``tttd resume``), or, when it
     has finished, return its summary without touching it."""
+    from tttd.build import build_task
     from tttd.cli.resume import finished_message
+    from tttd.cli.run import add_run_secrets
     from tttd.config import config_from_dict
     from tttd.loop import Discovery
     from tttd.cli.preflight import check_run_config
@@ -76,6 +78,7 @@ def run_one(path: str, config: dict[str, Any], on_step: Callable[[dict[str, Any]
         cfg = config_from_dict(config)
         check_run_config(cfg)
         check_isolation(cfg.require_isolation)
+        add_run_secrets(build_task(cfg), cfg)  # issue 31: each run's secret options (denoising's split), as tttd run
         run = Discovery(cfg, path, on_step=on_step)
         run.start()
     if _Signalled.signum is not None:  # signalled while loading: no step was in flight
