@@ -173,9 +173,12 @@ def verify_main(
     err: TextIO | None = None,
     task_options: dict[str, Any] | None = None,
     rule: str = "primary",
+    before_run: Any = None,
 ) -> int:
     """Verify FILE for TASK and print the verdict. Returns 0 valid, 1 invalid, 2 usage error.
-    ``options`` are the task's constructor options (``--task-option KEY=VALUE``)."""
+    ``options`` are the task's constructor options (``--task-option KEY=VALUE``); ``before_run`` is
+    called once the task has loaded, just before the file is evaluated (the isolation line: a
+    task or folder that cannot load is the only line printed)."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
@@ -185,6 +188,8 @@ def verify_main(
             getattr(task, "prepare", lambda: None)()
         except (UnknownTaskError, ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
+        if before_run is not None:
+            before_run()
         ev = _load(task, Path(file))
     except UsageError as exc:
         print(f"tttd verify: error: {safe(exc, multiline=False)}", file=err)
@@ -214,15 +219,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from tttd.cli.common import parse_kv
     from tttd.sandbox.report import check_isolation
 
-    if not args.file.lower().endswith(".json"):  # a program runs in the sandbox: refuse or warn
+    from tttd.cli.common import say_isolation
+
+    runs_code = not args.file.lower().endswith(".json")
+    if runs_code:  # a program runs in the sandbox: refuse or warn
         check_isolation(False, allow_weak=args.allow_weak_isolation)
-        from tttd.cli.common import say_isolation
-
-        say_isolation()
-
     return verify_main(args.task, args.file, args.json,
                        task_options=parse_kv(getattr(args, "task_option", None), "--task-option"),
-                       rule=getattr(args, "rule", "primary"))
+                       rule=getattr(args, "rule", "primary"), before_run=say_isolation if runs_code else None)
 
 
 if __name__ == "__main__":  # manual testing: python -m tttd.cli.verify TASK FILE [--json]
