@@ -49,6 +49,9 @@ def main() -> int:
     from tttd import policy
 
     policy.BACKENDS["local"] = "tests.fault_driver:SlowDigitPolicy"
+    import tttd.policy.models
+
+    tttd.policy.models.check = lambda model: None  # the stand-in loads no model: any --model name will do
     import tttd.ablate.runner
 
     # tttd ablate's workers: this driver too (the fake policy), as ``--ablate-worker``
