@@ -84,7 +84,7 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, erdos_file):
         ("erdos", tmp_path / "missing.json", "not found"),
         ("erdos", bad_json, "not valid JSON"),
         ("erdos", text, ".json"),
-        ("erdos", tmp_path, "not found"),  # a directory
+        ("erdos", tmp_path, "is a directory, but erdos programs are single files"),  # a directory (issue 37: named)
     ]
     for task, path, why in cases:
         for as_json in (False, True):
