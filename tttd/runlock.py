@@ -43,6 +43,11 @@ def _holder(path: Path) -> str:
     return ""
 
 
+def _locked(path: Path, lock: Path) -> RunLockedError:
+    return RunLockedError(f"another tttd process{_holder(lock)} is writing {path} (it holds {lock}); "
+                          "wait for it to finish or stop it, then `tttd resume` this run")
+
+
 def acquire(run_dir: str | Path) -> None:
     """Lock ``run_dir`` for this process (creating the directory and its lock file if needed);
     :class:`RunLockedError` when another process holds it."""
@@ -58,13 +63,32 @@ def acquire(run_dir: str | Path) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise RunLockedError(
-                f"another tttd process{_holder(lock)} is writing {path} (it holds {lock}); "
-                "wait for it to finish or stop it, then `tttd resume` this run") from None
+            raise _locked(path, lock) from None
         except OSError:
             os.close(fd)  # a file system without flock: nothing to hold
             return
         _held[key] = fd
+
+
+def check_free(run_dir: str | Path) -> None:
+    """:class:`RunLockedError` when another process holds ``run_dir`` now (checked without keeping
+    the lock and without creating anything: for refusals said before a model loads)."""
+    path = Path(run_dir)
+    lock = path / LOCK_FILE
+    if held(path) or not lock.is_file():
+        return
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _locked(path, lock) from None
+    except OSError:
+        pass  # a file system without flock: nothing to check
+    finally:
+        os.close(fd)  # closing drops a lock taken here
 
 
 def release(run_dir: str | Path) -> None:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from tttd import runlock
 from tttd.config import ConfigError, RunConfig
 from tttd.text import safe
 
@@ -83,6 +84,7 @@ def default_out(task: str) -> str:
 def check_out_free(out: str) -> None:
     """An ``--out`` that already holds a run is refused before any model loads (issue 36: it was
     said only after the model had loaded); the loop refuses it again when it creates the run."""
+    runlock.check_free(out)  # a run another process is writing says so (not "use tttd resume")
     if (Path(out) / "config.json").exists():
         raise FileExistsError(f"{out} already holds a run; use `tttd resume {out}` or another --out")
 
@@ -253,8 +255,7 @@ def execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = Fa
              accept_task_change: bool = False, after_restore=None, then=None) -> dict[str, Any]:
     from tttd.loop import Discovery
 
-    if check_run_isolation(cfg):
-        say_isolation(quiet)
+    isolated = check_run_isolation(cfg)  # a refusal comes first, as the only line (issue 19)
 
     from tttd import signals
 
@@ -273,6 +274,8 @@ def execute(cfg: RunConfig, out: str, label: str, quiet: bool, resume: bool = Fa
                         after_restore()
                 else:
                     run.start()
+                if isolated:  # said once the run is accepted: a refused resume stays one line (issue 36)
+                    say_isolation(quiet)
                 return run.run()
         except (signals.HardStop, KeyboardInterrupt) as exc:
             raise signals.stopped_at_once(exc, out) from None
