@@ -21,15 +21,16 @@ from typing import Any
 from tttd.config import RunConfig, resolve_config
 from tttd.text import safe
 
-#: Measured on 2 idle CPU cores with empty caches (benchmarks/first_command.sh, 2026-12-01, 0.3):
-#: model build 33 s, trained phase 25 s, frozen phase 12 s for the 48-step demo (0.52 and 0.25 s a
-#: step; 0.2 measured 39 s, 41 s and 20 s).
+#: Measured on 2 idle CPU cores with empty caches (benchmarks/first_command.sh, 2026-12-07, 0.4,
+#: load average 0.7 at the start): the demo 104 s from start to its report (model build 38 s,
+#: trained phase 40 s, frozen phase 20 s for the 48-step demo); 0.3 measured 33, 25 and 12 s, 0.2
+#: 39, 41 and 20 s. The step figure below makes the whole estimate come to the measured 104 s.
 #: A busy machine is much slower: the same demo took 20 min 47 s on a 2-core machine shared with
 #: other jobs; under a load average of 15-20 on 2 cores the model build alone took 1951 s.
-IDLE_BUILD_S = 33.0
-IDLE_STEP_S = 0.32
+IDLE_BUILD_S = 38.0
+IDLE_STEP_S = 0.625
 IDLE_PHASE_S = 3.0  # loading the policy, starting the evaluation workers
-#: A frozen step costs about half a trained one (no train step): 0.25 / 0.52 s measured above.
+#: A frozen step costs about half a trained one (no train step): 20 s / 40 s measured above.
 FROZEN_STEP_RATIO = 0.5
 
 #: ``tttd demo --model smollm2``: the real-model demo (issue 33). Fewer steps (a step of the real
