@@ -108,12 +108,16 @@ def test_honest_twins_get_their_harness_free_speed_up(results):
     same speed-up timed harness-free (thread CPU time in this process), measured one after the other
     on a machine that may be loaded (a ratio of two times taken together is what stays comparable)."""
     big = results["tasks"]["big"]
+    before = {name: _harness_free_us(big, code) for name, code in (("gm", FAST), ("ref", REF))}
     harness = {}
     for name, code in (("gm", FAST), ("ref", REF)):
         ev = _evaluate(big, code)
         assert ev.valid, ev.message
         harness[name] = ev.metrics["bench_min_us"][0]
-    free = {name: _harness_free_us(big, code) for name, code in (("gm", FAST), ("ref", REF))}
+    after = {name: _harness_free_us(big, code) for name, code in (("gm", FAST), ("ref", REF))}
+    # the harness-free minima on both sides of the harness's run: a load change during the test
+    # moves both measurements alike (one side alone read 12% apart once as an unprivileged user)
+    free = {name: min(before[name], after[name]) for name in before}
     s_h, s_f = harness["ref"] / harness["gm"], free["ref"] / free["gm"]
     assert abs(s_h - s_f) <= 0.10 * s_f, f"speed-up {s_h:.2f} in the harness vs {s_f:.2f} harness-free " \
                                          f"(harness {harness}, harness-free {free})"
