@@ -23,9 +23,10 @@ The candidate never runs in this process. :func:`evaluate`:
    (a lower bound of the overhead: the subtraction can never make a call faster than it was);
 6. worker CPU time from the kernel (the jail cgroup's ``cpu.stat`` when visible, else
    ``/proc/*/task/*/schedstat`` of every process but this one and its ancestors), read before and
-   after every call: work done between calls (after the answer) beyond 20% of the timed total + 2 ms
-   is an ``escape`` verdict, so work moved to threads, children or other processes that outlive a
-   call is seen;
+   after every call: work done between calls (after the answer) beyond 20% of the timed total + 2 ms,
+   or over 25% of a 30 ms quiet window after the last call (this process asleep, an honest worker
+   blocked on its pipe), is an ``escape`` verdict, so work moved to threads, children or other
+   processes that outlive a call is seen;
 7. a worker that dies, hangs, floods its answer pipe or answers with malformed data gets one
    verdict (``crashed``, ``timeout``, ``tamper``); this process never blocks on it past the deadline.
 
@@ -570,7 +571,9 @@ class _Runner:
             self.timed_ns += t_ns
             self.walls.append(wall_ns)
             self.inside_ns += max(0, c1 - c0)
-        self.last = self.meter.read()
+        # the gap opens when the answer is in: the reference and the check run inside it, so work
+        # left running in the worker competes for the gap's whole length, not the generator's alone
+        self.last = c1
         return t_ns, out
 
     @staticmethod
@@ -622,8 +625,20 @@ class _Runner:
                 "max_ns": srt[-1], "clock": self.clock,
                 "wall_median_ns": sorted(self.walls)[len(self.walls) // 2]}, sample
 
-    def escape_verdict(self) -> None:
-        """Worker CPU time between timed calls (after its answers): work that outlived a call."""
+    def escape_verdict(self, quiet_s: float = 0.03) -> None:
+        """Worker CPU time between timed calls (after its answers): work that outlived a call.
+
+        Two readings: the gaps between benchmark calls (where the controller's own generator,
+        reference and check share the pinned CPU with whatever the worker left running, so a
+        background spinner gets only part of each gap), and a quiet window at the end in which the
+        controller sleeps and an honest worker, blocked on its next request, uses no CPU at all."""
+        c0 = self.meter.read()
+        _time.sleep(quiet_s)
+        quiet_ns = max(0, self.meter.read() - c0)
+        if quiet_ns > 0.25 * quiet_s * 1e9 + 1e6:
+            raise Verdict("escape", f"the worker's processes used {quiet_ns / 1e6:.1f} ms of CPU in a "
+                                    f"{quiet_s * 1e3:.0f} ms quiet window after the last call (source "
+                                    f"{self.meter.source}): work escaped the timed region")
         allowed = 0.2 * self.timed_ns + 2e6
         if self.outside_ns > allowed:
             raise Verdict("escape", f"the worker's processes used {self.outside_ns / 1e6:.1f} ms of CPU between "
