@@ -165,13 +165,22 @@ def test_caps_and_declarations_are_checked_when_the_task_is_made():
 
 @pytest.mark.slow
 def test_this_suite_as_an_unprivileged_user():
-    """The same tests as ``tttdjail`` (tests/sandbox/test_nonroot.py's user and private mount
-    namespace), so the sandboxed parts run under a uid that owns nothing."""
+    """The same tests as an unprivileged user. As root (CI): as ``tttdjail``, in
+    tests/sandbox/test_nonroot.py's private mount namespace, so the sandboxed parts run under a uid
+    that owns nothing. As a normal user (CI's unprivileged run): that user already is one, so the
+    tests run again in a fresh process of this user, with the same checks (no skip, no failure)."""
     from tests.sandbox.test_nonroot import REPO, _skip, _user, outer_argv
     from tttd.sandbox import jail
 
+    pytest_args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-rs", "-k",
+                   "not unprivileged", str(Path(__file__))]
     if os.geteuid() != 0:
-        pytest.skip("needs root to switch to an unprivileged user (as a normal user this suite already runs unprivileged)")
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+        done = subprocess.run(pytest_args, capture_output=True, text=True, env=env, cwd=str(REPO), timeout=300)
+        out = done.stdout[-4000:] + done.stderr[-2000:]
+        assert done.returncode == 0, out
+        assert " passed" in out and "skipped" not in out and "failed" not in out, out
+        return
     bwrap, setpriv = shutil.which("bwrap"), shutil.which("setpriv")
     if not (bwrap and setpriv):
         _skip("bubblewrap and setpriv (util-linux) are needed")
@@ -181,9 +190,7 @@ def test_this_suite_as_an_unprivileged_user():
     env = {"HOME": u.pw_dir, "USER": u.pw_name, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
            "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": "/tmp"}
     cmd = outer_argv(bwrap, needed) + [
-        setpriv, f"--reuid={u.pw_uid}", f"--regid={u.pw_gid}", "--clear-groups", "--",
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-rs", "-k", "not unprivileged",
-        str(Path(__file__))]
+        setpriv, f"--reuid={u.pw_uid}", f"--regid={u.pw_gid}", "--clear-groups", "--", *pytest_args]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/tmp", timeout=300)
     out = done.stdout[-4000:] + done.stderr[-2000:]
     assert done.returncode == 0, out
