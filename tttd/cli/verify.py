@@ -55,17 +55,22 @@ def run_sandbox(program):
     return run(program)
 
 
+def _launch(task: Task, candidate: Candidate, state: State | None = None) -> Any:
+    """What ``task.evaluate`` takes for ``candidate``: one sandboxed run, or the task's own
+    launch when it has one (e.g. re-scoring, or a C++ compile and then one run per case)."""
+    if type(task).launch is Task.launch:
+        return run_sandbox(candidate.program)
+    from tttd.executor import LocalExecutor
+
+    with LocalExecutor(workers=1) as pool:
+        return task.launch(candidate, pool.submit, state).result()
+
+
 def verify_program(task: Task, code: str, state: State | None = None) -> Evaluation:
     """Run ``code`` in the sandbox under the task's contract and verify what it returns."""
     if hasattr(task, "program_from_code"):  # e.g. ProgramTask: the file is the whole program
         candidate = Candidate(text=code, code=code, program=task.program_from_code(code, state))
-        if type(task).launch is not Task.launch:  # the task runs it its own way (e.g. re-scoring)
-            from tttd.executor import LocalExecutor
-
-            with LocalExecutor(workers=1) as pool:
-                result = task.launch(candidate, pool.submit, state).result()
-        else:
-            result = run_sandbox(candidate.program)
+        result = _launch(task, candidate, state)
         try:
             return task.evaluate(candidate, result, state)
         except Exception as exc:  # a verdict, never a traceback
@@ -104,9 +109,12 @@ def verify_files(task: Task, folder: Path) -> Evaluation:
         files = read_tree(folder, task.caps)
     except FileError as exc:
         raise UsageError(f"{folder}: {exc}") from None
-    candidate = Candidate(text="", files=files, program=task.program_from_files(files))
     try:
-        return task.evaluate(candidate, run_sandbox(candidate.program))
+        candidate = Candidate(text="", files=files, program=task.program_from_files(files))
+    except ValueError as exc:  # e.g. a C++ directory without a translation unit
+        raise UsageError(f"{folder}: {exc}") from None
+    try:
+        return task.evaluate(candidate, _launch(task, candidate))
     except Exception as exc:  # a verdict, never a traceback
         return task.invalid(f"verifier error: {type(exc).__name__}: {str(exc)[:300]}", status=SCORER_ERROR)
 

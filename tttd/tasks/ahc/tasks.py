@@ -23,6 +23,11 @@ Options (``--task-option KEY=VALUE``):
   scheduler gave each case a 2-CPU Ray task, SPEC 6.3).
 - ``inputs_dir``: read ``NNNN.txt`` from this folder instead of generating the cases.
 - ``cxx``: the C++ compiler (default ``$TTTD_CXX``, g++-12, g++).
+- ``files`` (issue 37): the program is a directory of C++ files, e.g. ``files=path/to/dir`` (or
+  ``{path: text}`` from Python, or a subclass's ``initial_files``): every ``.cpp``/``.cc``/``.cxx``
+  file is a translation unit compiled with the contest's flags (headers beside them), the prompt
+  shows the files and the model answers per file (:mod:`tttd.multifile`); ``readonly``: files the
+  model may see but not change (comma-separated). The root is that directory, not scored yet.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from typing import Any, Callable
 import numpy as np
 
 from tttd.edits import FORMAT_RULE, apply_answer
+from tttd.multifile import (FILES_RULE, Caps, FileError, apply_files_answer, check_files,
+                             files_sections, read_tree)
 from tttd.registry import register_task
 from tttd.task import Objective, Task, artifact_key, extract_code_block, tail
 from tttd.text import safe
@@ -128,10 +135,17 @@ class AhcTask(Task):
     evaluation_unit = "case"
     #: the longest compiler message tail shown in the next prompt
     compile_error_chars = 1500
+    #: a program of several files (issue 37): path -> text of the root, and the files the model
+    #: may not change (the ``files``/``readonly`` options override them)
+    initial_files: dict[str, str] | None = None
+    readonly_files: tuple[str, ...] = ()
+    caps = Caps()
+    prompt_chars = 16_000
 
     def __init__(self, cases: Any = "0-149", race: Any = None, race_z: float = 2.0,
                  parallel: int | None = None, inputs_dir: str | None = None, cxx: str | None = None,
-                 edits: str = "whole", cpus_per_eval: int | None = None):
+                 edits: str = "whole", cpus_per_eval: int | None = None, files: Any = None,
+                 readonly: Any = None):
         if edits not in ("whole", "diff"):  # diff: SEARCH/REPLACE edits of the parent (tttd.edits)
             raise ValueError(f"edits must be whole or diff, got {edits!r}")
         self.edits = edits
@@ -147,6 +161,8 @@ class AhcTask(Task):
         self.inputs_dir = inputs_dir
         self.cxx = cxx
         self._cases: list[tuple[int, str]] | None = None
+        self.files, self.readonly = _cpp_files(self.initial_files if files is None else files,
+                                               self.readonly_files if readonly is None else readonly, self.caps)
 
     def cases(self) -> list[tuple[int, str]]:
         if self._cases is None:
@@ -171,6 +187,9 @@ class AhcTask(Task):
         """A plain baseline of our own (``baselines/<problem>_*.cpp``) as a well-formed answer."""
         from pathlib import Path
 
+        files = (state.artifact or {}).get("files")
+        if self.files and isinstance(files, dict):
+            return "\n\n".join(f"### File: {p}\n```cpp\n{t}```" for p, t in files.items() if p not in self.readonly)
         found = sorted((Path(__file__).parent / "baselines").glob(f"{self.problem_id}_*.cpp"))
         return f"```cpp\n{found[0].read_text()}```\n" if found else None
 
@@ -178,7 +197,8 @@ class AhcTask(Task):
     def initial_states(self, n: int, rng: np.random.Generator) -> list[State]:
         if n < 1:
             raise ValueError(f"need at least one initial state, got n={n}")
-        return [State(id=f"{self.name}-root-{i:03d}", value=None, artifact={"code": ""}) for i in range(n)]
+        art = {"files": dict(self.files)} if self.files else {"code": ""}
+        return [State(id=f"{self.name}-root-{i:03d}", value=None, artifact=dict(art)) for i in range(n)]
 
     def prompt(self, state: State, parent: State | None = None) -> list[Message]:
         code = (state.artifact.get("code") or "").strip()
@@ -190,7 +210,10 @@ class AhcTask(Task):
                          f"Target: {self.target:,.0f} (gap {gap:,.2f})")
         else:
             parts.append(f"Target performance (mean score over {n} cases): {self.target:,.0f}")
-        if code:
+        files = (state.artifact or {}).get("files")
+        if self.files and isinstance(files, dict):
+            parts += files_sections(files, self.readonly, self.prompt_chars, lambda p: "cpp")
+        elif code:
             parts.append("```cpp\n" + code + "\n```")
         else:
             parts.append("There is no program yet: write one from scratch.")
@@ -204,7 +227,12 @@ class AhcTask(Task):
             "-DATCODER; GMP is available). It reads one case on stdin and writes its answer on stdout.\n"
             "- Each case: 2.0 s of CPU time, 1 GiB of memory, one thread. A compile error, crash, "
             "time or memory overrun, or invalid answer on any case makes the program score 0.\n"
-            "- Improve the current program's performance. " + (
+            + ("- The program is several files: every .cpp/.cc/.cxx file is a translation unit compiled "
+               "with these flags and linked together; headers are included by their relative path"
+               + (f"; read-only files: {', '.join(self.readonly)}" if self.readonly else "") + ".\n"
+               if self.files else "")
+            + "- Improve the current program's performance. " + (
+                FILES_RULE.format(lang="cpp")[2:] if self.files else
                 FORMAT_RULE.format(lang="cpp")[2:] if self.edits == "diff" and code else
                 "Answer with one ```cpp code block containing the complete program."))
         return [{"role": "user", "content": "\n\n".join(parts) + "\n"}]
@@ -224,6 +252,8 @@ class AhcTask(Task):
             state.metrics.pop("compile_error", None)
 
     def parse(self, completion: str, state: State) -> Candidate:
+        if self.files:
+            return self._parse_files(completion, state)
         parent = ((state.artifact or {}).get("code") or "") if state is not None else ""
         notes: list[str] = []
         if self.edits == "diff" and parent:
@@ -240,6 +270,25 @@ class AhcTask(Task):
             return Candidate(text=completion, code=code, error="the program has no `int main`")
         return Candidate(text=completion, code=code, program=cpp.compile_program(code, self.cxx), notes=notes)
 
+    def _parse_files(self, completion: str, state: State | None) -> Candidate:
+        """A multi-file answer: the parent's files with the changed ones, every unit compiled."""
+        parent = ((state.artifact or {}).get("files") if state is not None else None) or self.files
+        made = apply_files_answer(completion, parent, self.readonly, self.caps)
+        if made.files is None:
+            return Candidate(text=completion, error=made.error)
+        try:
+            program = self.program_from_files(made.files)
+        except ValueError as exc:
+            return Candidate(text=completion, files=made.files, error=str(exc))
+        units = [t.lower() for p, t in made.files.items() if p.lower().endswith(cpp.CPP_UNITS)]
+        if not any("int main" in t or "void main" in t for t in units):  # the contest's pre-check
+            return Candidate(text=completion, files=made.files, error="no translation unit has an `int main`")
+        return Candidate(text=completion, files=made.files, program=program, notes=made.notes)
+
+    def program_from_files(self, files: dict[str, str], state: State | None = None) -> Program:
+        """The jailed compile of every translation unit (``tttd verify TASK DIR`` too)."""
+        return cpp.compile_files(files, self.cxx)
+
     def launch(self, candidate: Candidate, submit: Callable[[Program], cf.Future],
                state: State | None = None) -> cf.Future:
         """Compile and run the cases on the executor (``submit``); a Future of an Outcome."""
@@ -248,7 +297,8 @@ class AhcTask(Task):
             parent = state.metrics.get("case_scores")
         return evaluate_candidate(self.score, candidate.code or "", self.cases(), submit,
                                   window=self.parallel, stages=self.stages, parent_scores=parent,
-                                  race_z=self.race_z, cxx=self.cxx)
+                                  race_z=self.race_z, cxx=self.cxx,
+                                  compile_program=candidate.program if candidate.files is not None else None)
 
     def evaluate(self, candidate: Candidate, result: Any, state: State | None = None) -> Evaluation:
         if candidate.error is not None:
@@ -276,10 +326,37 @@ class AhcTask(Task):
                                       "cannot match the parent on the same cases", metrics=metrics)
         value = out.mean
         metrics["case_scores"] = out.scores
-        code = candidate.code or ""
+        program: Any = dict(candidate.files) if candidate.files is not None else candidate.code or ""
         return Evaluation(valid=True, value=value, reward=value / self.reward_scale,
                           message=f"performance {value:,.2f} (mean over {n} cases, all accepted)",
-                          artifact={"code": code}, key=artifact_key(code), metrics=metrics)
+                          artifact={"files" if candidate.files is not None else "code": program},
+                          key=artifact_key(program), metrics=metrics)
+
+
+def _cpp_files(files: Any, readonly: Any, caps: Caps) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The ``files``/``readonly`` options checked (ValueError, one line): a directory's path or a
+    mapping, with at least one translation unit; read-only names among the files."""
+    if isinstance(readonly, str):
+        readonly = [r for r in readonly.replace(" ", "").split(",") if r]
+    readonly = tuple(readonly or ())
+    if files is None or files == "":
+        if readonly:
+            raise ValueError("readonly applies to a program of several files: give files=DIR")
+        return {}, ()
+    try:
+        if isinstance(files, (str, os.PathLike)):
+            if not Path(files).is_dir():
+                raise ValueError(f"files: {files} is not a directory")
+            files = read_tree(files, caps)
+        files = check_files(files, caps)
+    except FileError as exc:
+        raise ValueError(f"files: {exc}") from None
+    if not any(p.lower().endswith(cpp.CPP_UNITS) for p in files):
+        raise ValueError("files: no C++ translation unit (.cpp, .cc, .cxx) among them")
+    unknown = [p for p in readonly if p not in files]
+    if unknown:
+        raise ValueError(f"readonly names {unknown[0]!r}, which is not one of the files")
+    return files, readonly
 
 
 def fence_safe(text: str) -> str:
