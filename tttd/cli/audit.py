@@ -1,8 +1,9 @@
 """``tttd audit RUN [--top K] [--json]``: re-verify a run's best candidate and its top K.
 
 Each candidate (the run's best first, then the K best other states of its archive, roots excluded,
-one per artifact) is re-verified as ``tttd verify`` would: a program runs again in a fresh
-sandboxed process, with fresh secret seeds; a construction goes through the trusted verifier again.
+one per artifact) is re-verified as ``tttd verify`` would: a program (one file, or a multi-file
+program's files) runs again in a fresh sandboxed process, with fresh secret seeds; a construction
+goes through the trusted verifier again. A run with several objectives is judged by its ``--rule``.
 Each line shows the candidate's static flags (speed tasks: :mod:`tttd.tasks.speed.scan`), its
 re-measured value against the recorded one and a verdict:
 
@@ -75,22 +76,30 @@ def build_task(config: dict[str, Any]):
     declared = declared_options(task_factory(name)) or []
     options = {k: v for k, v in offered.items() if k in declared and v is not None}
     options.update(config.get("task_options") or {})
-    return get_task(name, **options)
+    task = get_task(name, **options)
+    task.use_rule(config.get("rule") or "primary")  # issue 37: the run's value of several metrics
+    return task
 
 
 def audit_one(task: Any, cand: dict[str, Any]) -> dict[str, Any]:
     """Re-verify one candidate: its row of the audit."""
-    from tttd.cli.verify import verify_construction, verify_program
+    from tttd.cli.verify import verify_construction, verify_program, verify_tree
 
     art = cand["artifact"]
     code = art.get("code")
+    files = art.get("files") if isinstance(art.get("files"), dict) else None
     flags: list[str] = []
-    if code and hasattr(task, "spec") and hasattr(task.spec, "invalid_flags"):
+    if (code or files) and hasattr(task, "spec") and hasattr(task.spec, "invalid_flags"):
         from tttd.tasks.speed.scan import scan
 
-        flags = scan(code)
+        flags = scan(code or "\n".join(files.values()))  # type: ignore[union-attr]
     t0 = time.perf_counter()
-    if code and len(art) == 1:
+    if files is not None and hasattr(task, "program_from_files"):  # issue 37: the files run again
+        try:
+            ev = verify_tree(task, files)
+        except ValueError as exc:
+            ev = task.invalid(f"the archived files cannot be run: {exc}")
+    elif code and len(art) == 1:
         ev = verify_program(task, code)
     else:
         ev = verify_construction(task, {k: v for k, v in art.items() if k != "code"})

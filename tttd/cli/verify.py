@@ -106,13 +106,15 @@ def verify_files(task: Task, folder: Path) -> Evaluation:
     if not getattr(task, "files", None) or not hasattr(task, "program_from_files"):
         raise UsageError(f"{folder} is a directory, but {task.name} programs are single files")
     try:
-        files = read_tree(folder, task.caps)
-    except FileError as exc:
+        return verify_tree(task, read_tree(folder, task.caps))
+    except (FileError, ValueError) as exc:  # e.g. a link, or a C++ directory without a translation unit
         raise UsageError(f"{folder}: {exc}") from None
-    try:
-        candidate = Candidate(text="", files=files, program=task.program_from_files(files))
-    except ValueError as exc:  # e.g. a C++ directory without a translation unit
-        raise UsageError(f"{folder}: {exc}") from None
+
+
+def verify_tree(task: Task, files: dict[str, str]) -> Evaluation:
+    """A multi-file program given as path -> text (``tttd audit``: an archived state's files);
+    ValueError when the files cannot make a program of ``task``."""
+    candidate = Candidate(text="", files=files, program=task.program_from_files(files))
     try:
         return task.evaluate(candidate, _launch(task, candidate))
     except Exception as exc:  # a verdict, never a traceback

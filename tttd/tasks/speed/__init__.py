@@ -27,6 +27,7 @@ them on an executor with pinned CPUs (``LocalExecutor(pin_cpus=True)``) and few 
 noise. The trusted process re-checks the tests and a sample of timed calls
 (:mod:`tttd.tasks.speed.recheck`), refuses impossible times (:mod:`tttd.tasks.speed.floor`) and
 records static flags (:mod:`tttd.tasks.speed.scan`).
+Several files (issue 37, ``SpeedSpec.files``): see :mod:`tttd.tasks.speed.files`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from typing import Any
 
 import numpy as np
 
+from tttd.multifile import Caps
 from tttd.task import Objective, Task, extract_code_block, tail
+from tttd.tasks.speed.files import check_spec_files, code_sections, files_rules, module_files, parse_files
 from tttd.types import Candidate, Evaluation, Limits, Message, Program, SandboxResult, State
 
 __all__ = ["NoGPUError", "SpeedSpec", "SpeedTask", "harness_source", "run_record"]
@@ -112,6 +115,10 @@ class SpeedSpec:
     #: static-scan flags (tttd.tasks.speed.scan) that make a candidate invalid; default none: flags
     #: are evidence shown with every result, the harness is the defence
     invalid_flags: tuple[str, ...] = ()
+    #: several files (issue 37, tttd.tasks.speed.files): flat modules NAME.py -> source; ``main``
+    files: dict[str, str] | None = None
+    main: str = "submission.py"
+    readonly: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from tttd.tasks.speed.scan import check_flags
@@ -129,6 +136,8 @@ class SpeedSpec:
             raise ValueError("fixed_test_seeds needs a seed in every test case")
         if self.reward != "speedup" and not (isinstance(self.reward, (int, float)) and self.reward > 0):
             raise ValueError(f"reward must be 'speedup' or a positive scale, got {self.reward!r}")
+        if self.files is not None:  # several modules (tttd.tasks.speed.files)
+            check_spec_files(self)
 
     @property
     def modules(self) -> dict[str, str]:
@@ -210,7 +219,7 @@ def build_config(spec: SpeedSpec, *, device: str | None = None, seed: int | None
     return cfg
 
 
-def program_for(spec: SpeedSpec, code: str, cfg: dict[str, Any]) -> Program:
+def program_for(spec: SpeedSpec, code: str, cfg: dict[str, Any], helpers: dict[str, str] | None = None) -> Program:
     gpu = cfg["device"] == "cuda"
     # GPU: no practical RLIMIT_AS (the CUDA driver reserves huge virtual ranges; device memory is
     # bounded by the device), more processes/files for the driver's threads and Triton's compiler
@@ -222,7 +231,7 @@ def program_for(spec: SpeedSpec, code: str, cfg: dict[str, Any]) -> Program:
     cfg = dict(cfg, jail=_jailed())
     return Program(source=harness_source(), entry="evaluate", limits=limits,
                    args={"config": cfg, "problem": spec.problem_source, "candidate": code,
-                         "modules": spec.modules, **worker_sources()})
+                         "modules": {**(helpers or {}), **spec.modules}, **worker_sources()})
 
 
 def _jailed() -> bool:
@@ -251,6 +260,8 @@ class SpeedTask(Task):
         self._ref_us: float | None = None
         self._root_eval: Evaluation | None = None
         self._problem = None
+        #: several files (SpeedSpec.files): what ``tttd verify TASK DIR`` and the prompt need
+        self.files, self.readonly, self.caps = dict(spec.files or {}), tuple(spec.readonly), Caps()
 
     # ---- where it runs ---------------------------------------------------------------------
     @property
@@ -276,26 +287,22 @@ class SpeedTask(Task):
         if n < 1:
             raise ValueError(f"need at least one initial state, got n={n}")
         code = self.spec.root_code
+        art: dict[str, Any] = {"files": dict(self.files)} if self.files else {"code": code}
         if self._root_eval is None and self.can_time:
-            ev = self._evaluate_code(code)
+            ev = self._evaluate_code(code) if not self.files else self._evaluate(
+                Candidate(text="", files=dict(self.files), program=self.program_from_files(self.files)))
             if not ev.valid:
                 raise RuntimeError(f"the root program of {self.name} is not valid: {ev.message}")
             self._root_eval = ev
-        ev = self._root_eval
-        roots = []
-        for i in range(n):
-            sid = f"{self.name}-root-{i:03d}"
-            if ev is None:  # not timed here (no GPU): an empty root that carries the code
-                roots.append(State(id=sid, value=None, artifact={"code": code}))
-            else:
-                roots.append(State(id=sid, value=ev.value, artifact={"code": code}, key=ev.key,
-                                   reward=ev.reward, output_tail=ev.output_tail, metrics=dict(ev.metrics)))
-        return roots
+        ev = self._root_eval  # None: not timed here (no GPU), an empty root that carries the code
+        return [State(id=f"{self.name}-root-{i:03d}", value=None, artifact=dict(art)) if ev is None else
+                State(id=f"{self.name}-root-{i:03d}", value=ev.value, artifact=dict(art), key=ev.key, reward=ev.reward,
+                      output_tail=ev.output_tail, metrics=dict(ev.metrics)) for i in range(n)]
 
     def reference_us(self) -> float:
         """The reference's time, measured once by the same harness (speedup rewards)."""
         if self._ref_us is None:
-            if self._root_eval is not None and self.spec.initial_code is None:
+            if self._root_eval is not None and self.spec.initial_code is None and not self.files:
                 self._ref_us = float(self._root_eval.value)
             else:
                 ev = self._evaluate_code(f"from reference import {self.spec.ref_name} as {self.spec.entry}\n",
@@ -306,11 +313,16 @@ class SpeedTask(Task):
         return self._ref_us
 
     def _evaluate_code(self, code: str, speedup_base: float | None = None) -> Evaluation:
-        cfg = build_config(self.spec, device=self.device)
-        program = program_for(self.spec, code, cfg)
-        cand = Candidate(text="", code=code, program=program)
-        res = run_program(program)
-        return self.evaluate(cand, res, None, speedup_base=speedup_base)
+        program = program_for(self.spec, code, build_config(self.spec, device=self.device))
+        return self._evaluate(Candidate(text="", code=code, program=program), speedup_base)
+
+    def _evaluate(self, cand: Candidate, speedup_base: float | None = None) -> Evaluation:
+        return self.evaluate(cand, run_program(cand.program), None, speedup_base=speedup_base)
+
+    def program_from_files(self, files: dict[str, str], state: State | None = None) -> Program:
+        """The harness's program for several modules (FileError: :mod:`tttd.tasks.speed.files`)."""
+        main, helpers = module_files(files, self.spec.main, self.spec.modules)
+        return program_for(self.spec, main, build_config(self.spec, device=self.device), helpers)
 
     def describe_timing(self) -> str:
         s = self.spec
@@ -339,7 +351,7 @@ class SpeedTask(Task):
             parts.append(f"## Current solution\nTime: {state.value:.3f} us")
         if s.target:
             parts.append(s.target)
-        parts.append("```python\n" + code + "\n```")
+        parts += code_sections(self, state, code)
         out = tail(state.output_tail or "", self.output_tail_chars).strip()
         if out:
             parts.append("## Evaluator output of the last run\n```\n" + out + "\n```")
@@ -357,10 +369,12 @@ class SpeedTask(Task):
             "and work left running on threads, processes or other streams after the function returns "
             "make the solution invalid; timers and checks are out of your program's reach.",
             f"- The whole evaluation must finish within {s.wall_s:g} s.",
-            "- Answer with one ```python code block containing the complete module.",
+            *(files_rules(s) if self.files else ["- Answer with one ```python code block containing the complete module."]),
         ])
 
     def parse(self, completion: str, state: State) -> Candidate:
+        if self.files:
+            return parse_files(self, completion, state)
         code = extract_code_block(completion)
         if code is None:
             return Candidate(text=completion, error="no python code block")
@@ -381,10 +395,13 @@ class SpeedTask(Task):
         if candidate.code is not None:
             ev.artifact.setdefault("code", candidate.code)
             self._flag(ev, candidate.code)
+        if candidate.files is not None:  # several modules: all kept, every one scanned
+            ev.artifact.setdefault("files", dict(candidate.files))
+            self._flag(ev, "\n".join(candidate.files.values()))
         if ev.valid and ev.key is None:
             from tttd.task import artifact_key
 
-            ev.key = artifact_key(candidate.code)
+            ev.key = artifact_key(candidate.files if candidate.files is not None else candidate.code)
         return ev
 
     def _flag(self, ev: Evaluation, code: str) -> None:
