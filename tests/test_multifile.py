@@ -127,6 +127,18 @@ def test_verify_show_and_report_on_a_multi_file_run(qc_run, capsys):
     html = (tmp / "rep" / "index.html").read_text()
     assert "Pareto front" in html and "Files changed per state" in html and "+++ b/lib/q.py" in html
     assert (tmp / "rep").glob("*-front.png")  # two metrics: the scatter
+    capsys.readouterr()
+    assert main(["audit", str(out), "--top", "2", "--json"]) == 0  # the archived files run again
+    audit = json.loads(capsys.readouterr().out)
+    assert audit["best_consistent"] and len(audit["rows"]) == 3
+    assert all(r["verdict"] == "consistent" and r["rtol"] == 1e-6 for r in audit["rows"])
+    copy = tmp / "tampered"  # the best's files changed, its recorded result not: the files are what runs
+    shutil.copytree(out, copy)
+    best["artifact"]["files"]["lib/q.py"] = "Q = 0\n"
+    (copy / "best" / "best.json").write_text(json.dumps(best))
+    assert main(["audit", str(copy), "--top", "0", "--json"]) == 1
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    assert row["verdict"] == "irreproducible" and row["remeasured"] == 0.0
 
 
 def test_resume_of_a_multi_file_run_is_exact(qc_run, tmp_path):
@@ -183,6 +195,10 @@ def test_the_example_runs_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path,
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["valid"] and again["value"] == pytest.approx(best["value"], abs=0.3)  # wall_s is re-measured
     assert main(["show", "r"]) == 0 and "Pareto front" in capsys.readouterr().out  # (the report: above)
+    capsys.readouterr()
+    assert main(["audit", "r", "--top", "1", "--json"]) == 0  # re-run by the run's rule; wall_s re-measured
+    audit = json.loads(capsys.readouterr().out)
+    assert audit["rows"][0]["verdict"] == "consistent" and audit["rows"][0]["rtol"] == 0.25
     roots = [s for s in json.loads((tmp_path / "r" / "archive.json").read_text())["states"]
              if s["state"]["parent_id"] is None]
     assert roots and all(set(s["state"]["artifact"]["files"]) == {"main.py", "tsp/__init__.py", "tsp/geometry.py",
