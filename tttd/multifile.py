@@ -230,6 +230,23 @@ def apply_files_answer(completion: str, parent: Mapping[str, str], readonly: tup
     return FilesAnswer(files, changed, notes=notes)
 
 
+def files_candidate(completion: str, parent: Mapping[str, str], readonly: tuple[str, ...], caps: Caps,
+                    program_of: Any) -> Any:
+    """A per-file answer as a :class:`tttd.types.Candidate`: the parent's files with the changed
+    ones and the program ``program_of(files)`` makes of them; its ValueError (e.g. FileError:
+    files the task's contract does not allow) is the parse error."""
+    from tttd.types import Candidate
+
+    made = apply_files_answer(completion, parent, readonly, caps)
+    if made.files is None:
+        return Candidate(text=completion, error=made.error)
+    try:
+        program = program_of(made.files)
+    except ValueError as exc:
+        return Candidate(text=completion, files=made.files, error=str(exc))
+    return Candidate(text=completion, files=made.files, program=program, notes=made.notes)
+
+
 #: Runs in the sandbox as the candidate's source: writes the files below the working directory
 #: (``program/``, read-only), puts that directory first on ``sys.path`` so modules import their
 #: siblings, loads the main file and calls the entry. Injected: ``_tttd_files``, ``_tttd_main``,

@@ -1,6 +1,6 @@
 """The speed kit with a program of several modules (issue 37, tttd/tasks/speed/files.py): the root
-is both modules, the prompt shows them, a per-file answer changes the helper and the main module
-carries over, answers that break the harness's contract are invalid samples, the static scan
+is both modules, the prompt shows them, per-file answers change both or only the helper (the main
+module then carries over), answers that break the harness's contract are invalid samples, the static scan
 reads every file, `tttd verify TASK DIR` re-times a directory, and the example runs through the
 loop and (slow) on the tiny model. Every evaluation runs in the real sandbox."""
 
@@ -18,12 +18,14 @@ from tttd.registry import get_task
 from tttd.tasks.speed import SpeedSpec, SpeedTask
 
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "speed_files.py")
-FAST = ("### File: grouping.py\n```python\nimport numpy as np\n\n\ndef group_sums(keys, values, groups):\n"
-        "    return np.bincount(keys, weights=values, minlength=groups), np.bincount(keys, minlength=groups)\n```\n")
+FAST = ("### File: submission.py\n```python\nimport numpy as np\n\nfrom binning import bins_of\n\n\n"
+        "def histogram(data):\n    values, bins = data\n    return np.bincount(bins_of(values, bins), minlength=bins)\n```\n"
+        "### File: binning.py\n```python\ndef bin_of(v, bins):\n    return int(v * bins)\n\n\n"
+        "def bins_of(values, bins):\n    return (values * bins).astype('int64')\n```\n")
 
 
 def _quick(spec: SpeedSpec) -> SpeedSpec:
-    return dataclasses.replace(spec, benchmarks=[{"n": 20_000, "groups": 40}],
+    return dataclasses.replace(spec, benchmarks=[{"n": 20_000, "bins": 40}],
                                timing={"warmup_runs": 2, "min_runs": 3, "max_runs": 3, "max_time_s": 1.0,
                                        "max_wall_s": 5.0, "statistic": "median"})
 
@@ -40,24 +42,29 @@ def root(task):
 
 def test_the_root_is_both_modules_and_the_prompt_shows_them(task, root):
     assert root.value is not None and set(root.artifact) == {"files"}
-    assert set(root.artifact["files"]) == {"submission.py", "grouping.py"}
+    assert set(root.artifact["files"]) == {"submission.py", "binning.py"}
     text = task.prompt(root)[0]["content"]
-    assert "### File: grouping.py\n```python" in text and "### File: submission.py\n```python" in text
-    assert "submission.py (defines `group_means`) and helper modules NAME.py" in text and "### File: PATH" in text
+    assert "### File: binning.py\n```python" in text and "### File: submission.py\n```python" in text
+    assert "submission.py (defines `histogram`) and helper modules NAME.py" in text and "### File: PATH" in text
     assert task.reference_us() > 0  # timed from the reference itself, not from the root's modules
 
 
-def test_a_helper_change_is_timed_with_the_main_module_carried_over(task, root):
+def test_both_modules_change_and_are_timed_together(task, root):
     from tttd.sandbox import run
 
     cand = task.parse(FAST, root)
-    assert cand.error is None and cand.files["submission.py"] == root.artifact["files"]["submission.py"]
+    assert cand.error is None and set(cand.files) == {"submission.py", "binning.py"}
     ev = task.evaluate(cand, run(cand.program), root)
     assert ev.valid, ev.message
-    assert ev.value < root.value and ev.artifact["files"] == cand.files  # faster than the loop over lists
-    slow = task.parse(FAST.replace("return np.bincount", "import threading\n    return np.bincount"), root)
-    ev = task.evaluate(slow, run(slow.program), root)
-    assert "threads" in ev.metrics.get("flags", []), ev.message  # the scan reads the helper too
+    assert ev.value < root.value and ev.artifact["files"] == cand.files  # faster than the loop in Python
+    helper = FAST[FAST.index("### File: binning.py"):]  # the helper alone: the old main module carries over
+    cand = task.parse(helper.replace("return int(v * bins)", "return min(int(v * bins), 0)"), root)
+    assert cand.files["submission.py"] == root.artifact["files"]["submission.py"]
+    ev = task.evaluate(cand, run(cand.program), root)
+    assert not ev.valid and "wrong output" in ev.message  # the main module used the changed helper
+    flagged = task.parse(helper.replace("def bin_of", "import threading\n\n\ndef bin_of"), root)
+    ev = task.evaluate(flagged, run(flagged.program), root)
+    assert ev.valid and "threads" in ev.metrics.get("flags", []), ev.message  # the scan reads the helper too
 
 
 @pytest.mark.parametrize("answer, why", [
@@ -65,7 +72,7 @@ def test_a_helper_change_is_timed_with_the_main_module_carried_over(task, root):
     ("### File: submission/x.py\n```python\nx = 1\n```\n", "modules NAME.py in one folder"),
     ("### File: notes.txt\n```\nhello\n```\n", "modules NAME.py in one folder"),
     ("### File: tttd_speed_worker.py\n```python\nx = 1\n```\n", "would replace the module"),
-    ("### File: ../grouping.py\n```python\nx = 1\n```\n", "'..' component"),
+    ("### File: ../binning.py\n```python\nx = 1\n```\n", "'..' component"),
 ])
 def test_answers_that_break_the_harness_contract_are_invalid_samples(task, root, answer, why):
     cand = task.parse(answer, root)
@@ -84,6 +91,8 @@ def test_the_spec_is_checked_where_it_is_made():
         dataclasses.replace(spec, readonly=("submission.py",))
     with pytest.raises(ValueError, match="would replace the module 'reference'"):
         dataclasses.replace(spec, files={**spec.files, "reference.py": ""})
+    with pytest.raises(ValueError, match="modules NAME.py in one folder"):
+        dataclasses.replace(spec, files={**spec.files, "lib/x.py": ""})
 
 
 def test_verify_a_directory(task, tmp_path, capsys, monkeypatch):
@@ -114,7 +123,7 @@ def test_the_example_runs_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path,
     assert [r["step"] for r in read_jsonl(tmp_path / "r" / "metrics.jsonl")] == [0, 1]
     roots = [e["state"] for e in json.loads((tmp_path / "r" / "archive.json").read_text())["states"]
              if e["state"]["parent_id"] is None]
-    assert roots and all(set(s["artifact"]["files"]) == {"submission.py", "grouping.py"} for s in roots)
+    assert roots and all(set(s["artifact"]["files"]) == {"submission.py", "binning.py"} for s in roots)
     best = json.loads((tmp_path / "r" / "best" / "best.json").read_text())
     assert best["verify"].endswith(str(tmp_path / "r" / "best" / "files"))
     capsys.readouterr()

@@ -41,8 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tttd.edits import FORMAT_RULE, apply_answer
-from tttd.multifile import (FILES_RULE, Caps, FileError, apply_files_answer, check_files,
-                             files_sections, read_tree)
+from tttd.multifile import FILES_RULE, Caps, FileError, check_files, files_candidate, files_sections, read_tree
 from tttd.registry import register_task
 from tttd.task import Objective, Task, artifact_key, extract_code_block, tail
 from tttd.text import safe
@@ -273,17 +272,11 @@ class AhcTask(Task):
     def _parse_files(self, completion: str, state: State | None) -> Candidate:
         """A multi-file answer: the parent's files with the changed ones, every unit compiled."""
         parent = ((state.artifact or {}).get("files") if state is not None else None) or self.files
-        made = apply_files_answer(completion, parent, self.readonly, self.caps)
-        if made.files is None:
-            return Candidate(text=completion, error=made.error)
-        try:
-            program = self.program_from_files(made.files)
-        except ValueError as exc:
-            return Candidate(text=completion, files=made.files, error=str(exc))
-        units = [t.lower() for p, t in made.files.items() if p.lower().endswith(cpp.CPP_UNITS)]
-        if not any("int main" in t or "void main" in t for t in units):  # the contest's pre-check
-            return Candidate(text=completion, files=made.files, error="no translation unit has an `int main`")
-        return Candidate(text=completion, files=made.files, program=program, notes=made.notes)
+        cand = files_candidate(completion, parent, self.readonly, self.caps, self.program_from_files)
+        units = [t.lower() for p, t in (cand.files or {}).items() if p.lower().endswith(cpp.CPP_UNITS)]
+        if cand.program is not None and not any("int main" in t or "void main" in t for t in units):
+            cand.program, cand.error = None, "no translation unit has an `int main`"  # the contest's pre-check
+        return cand
 
     def program_from_files(self, files: dict[str, str], state: State | None = None) -> Program:
         """The jailed compile of every translation unit (``tttd verify TASK DIR`` too)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tttd.multifile import FILES_RULE, FileError, apply_files_answer, check_files, files_sections
+from tttd.multifile import FILES_RULE, FileError, check_files, files_candidate, files_sections
 from tttd.types import Candidate, State
 
 
@@ -75,11 +75,4 @@ def code_sections(task: Any, state: State, code: str) -> list[str]:
 def parse_files(task: Any, completion: str, state: State | None) -> Candidate:
     """A per-file answer: the parent's files with the changed ones, as the harness's program."""
     parent = ((state.artifact or {}).get("files") if state is not None else None) or task.files
-    made = apply_files_answer(completion, parent, task.readonly, task.caps)
-    if made.files is None:
-        return Candidate(text=completion, error=made.error)
-    try:
-        program = task.program_from_files(made.files)
-    except FileError as exc:
-        return Candidate(text=completion, error=str(exc))
-    return Candidate(text=completion, files=made.files, program=program, notes=made.notes)
+    return files_candidate(completion, parent, task.readonly, task.caps, task.program_from_files)
