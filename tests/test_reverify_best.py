@@ -43,6 +43,9 @@ ANSWERS = {
                    "    c = np.bincount(keys, minlength=groups)\n"
                    "    with np.errstate(invalid='ignore', divide='ignore'):\n"
                    "        return np.where(c > 0, s / np.maximum(c, 1), np.nan)\n```",
+    "histogram-files": "### File: submission.py\n```python\nimport numpy as np\n\n\ndef histogram(data):\n"
+                       "    values, bins = data\n"
+                       "    return np.bincount((values * bins).astype('int64'), minlength=bins)\n```",
     "ahc039": "```cpp\n" + (ROOT / "tttd" / "tasks" / "ahc" / "baselines" / "ahc039_grid.cpp").read_text() + "```",
     "ahc058": "```cpp\n" + (ROOT / "tttd" / "tasks" / "ahc" / "baselines" / "ahc058_greedy.cpp").read_text() + "```",
     "denoising": "```python\n" + (ROOT / "tttd" / "tasks" / "denoising" / "root_program.py").read_text()
@@ -56,7 +59,7 @@ OPTIONS = {
 }
 NEEDS_GPU = {"trimul", "mla_decode"}
 # Speed tasks: the value is a measured time, so re-verification confirms validity, not the number.
-TIMED = {"group-means", "oe_noisy"}  # oe_noisy: a random evaluator (tests/evolve_problems)
+TIMED = {"group-means", "histogram-files", "oe_noisy"}  # oe_noisy: a random evaluator (tests/evolve_problems)
 
 
 class AnswerPolicy:
