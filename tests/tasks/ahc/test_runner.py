@@ -125,3 +125,23 @@ def test_task_reports_a_raced_out_child_with_its_partial_mean():
     task._cases = [(s, INPUT + f"{s}\n") for s in range(12)]
     ev = task.evaluate(cand, task.launch(cand, FakeExecutor(lambda s: ONE).submit, parent).result(timeout=30), parent)
     assert ev.valid and ev.value == 896578 and ev.metrics["case_scores"] == [896578] * 12
+
+
+@pytest.mark.parametrize("alpha, raced", [(0.3, True), (0.01, False)])
+def test_race_alpha_reaches_the_sequential_test(alpha, raced):
+    """A child a little worse than its parent on noisy cases: a loose error rate drops it after
+    the first stage, the default keeps it (the same cases, the same scores)."""
+    from tttd.registry import get_task
+    from tttd.types import State
+
+    task = get_task("ahc058", cases="0-11", race="4", race_alpha=alpha, parallel=2)
+    task._cases = [(s, INPUT + f"{s}\n") for s in range(12)]
+    order = case_order(12, "int main(){}")
+    parent_scores = [896578] * 12
+    for pos, delta in enumerate([100_000, -50_000, 120_000, 80_000]):  # the child's first 4 cases
+        parent_scores[order[pos]] += delta
+    parent = State(id="p", value=9e5, artifact={"code": "int main(){}"}, metrics={"case_scores": parent_scores})
+    cand = task.parse("```cpp\nint main(){}\n```", parent)
+    ev = task.evaluate(cand, task.launch(cand, FakeExecutor(lambda s: ONE).submit, parent).result(timeout=30), parent)
+    assert (ev.status == "raced_out") == raced
+    assert ev.metrics["cases_run"] == (4 if raced else 12)
