@@ -1,23 +1,31 @@
-"""What racing saves on AHC evaluation, measured on recorded candidates.
+"""What racing saves and loses on AHC evaluation, measured on recorded candidates.
 
-    python benchmarks/ahc_bench.py                      # record 22 AHC058 candidates x 150 cases, then report
-    python benchmarks/ahc_bench.py --cases 50 --record /tmp/ahc.json   # smaller; keep the recording
-    python benchmarks/ahc_bench.py --replay /tmp/ahc.json              # report again from a recording
+    python benchmarks/ahc_bench.py --problem ahc058 --record /tmp/ahc058.json   # record, then report
+    python benchmarks/ahc_bench.py --replay /tmp/ahc058.json                    # report again, no case runs
+    python benchmarks/ahc_bench.py --replay /tmp/ahc058.json --parents top      # parents from the better half
 
-1. **Record.** Every candidate of ``benchmarks/ahc_candidates.py`` (22 AHC058 programs of varied
-   quality, two of them buggy) is compiled once in the jail and run on EVERY case (no early stop)
-   through the real sandbox and local pool; each case's verdict, score and CPU time (the
-   candidate's user+sys, from the in-jail wait4 report) is recorded.
-2. **Replay.** For every ordered pair (child, parent) of candidates whose parent was accepted on
-   all cases (the parent's per-case scores are what racing compares to), the full evaluation
-   (cases in order, stop at the first failure, as the paper) and racing (the same, plus the
-   paired test of :func:`tttd.tasks.ahc.runner.can_still_win` at each stage end) are replayed
-   from the recording. Printed: CPU-seconds per candidate for both, the saving, and whether racing
-   ever discarded a child that the full evaluation shows beats its parent ("false discards").
+1. **Record.** Every candidate of the problem's pool (``benchmarks/ahc_candidates.py``: 22 AHC058
+   programs; ``benchmarks/ahc039_candidates.py``: 22 AHC039 programs; varied quality, two buggy
+   ones each) is compiled once in the jail and run on EVERY case (no early stop) through the real
+   sandbox and local pool; each case's verdict, score and CPU time (the candidate's user+sys, from
+   the in-jail wait4 report) is recorded. Inputs: ``$TTTD_REFERENCE_DATA/ahc/<problem>/inputs``
+   when present, else the built-in generator (the same files).
+2. **Replay.** ``--simulate`` children (default 1,000) in groups of ``--group`` (default 8) under
+   one parent each: the parent a fully accepted candidate drawn at random, the children distinct
+   other candidates drawn at random (a recorded candidate stands for every child with its per-case
+   scores). Each child is replayed twice from the recording, with no case run again: the full
+   evaluation (cases in index order, stop at the first failure, as the paper) and racing (the
+   child's own random case order, the same stop at a failure, plus the sequential test of
+   :class:`tttd.racing.RaceTest` at each stage end against the parent's per-case scores).
+   Printed per setting (stages, alpha): case-seconds per child for both and the ratio, case runs
+   per child, good children lost (accepted on every case with a mean above the parent's, yet
+   raced out), the false-drop rate (children with a mean >= the parent's that were raced out)
+   with its 95% Clopper-Pearson interval, the ratio on the other children alone, and the children
+   the archive's flush would keep (the best 2 accepted of a group) that racing drops.
 
-CPU-seconds = the candidate's own CPU time (user+sys of the program, what the contest limits to
+Case-seconds = the candidate's own CPU time (user+sys of the program, what the contest limits to
 2 s per case). Each case run also costs a fixed sandbox start (harness, wrapper, bwrap; see
-benchmarks/sandbox_bench.py), not included; the "case runs" line counts those. The recorded
+benchmarks/sandbox_bench.py), not included; the "runs/child" column counts those. The recorded
 programs are fast (a few ms to 0.5 s per case); with real contest programs, which use most of
 their 2 s on every case, the saving in case runs is the saving in CPU.
 """
