@@ -97,7 +97,7 @@ def record(problem: str, n_cases: int, workers: int, names=None) -> dict:
     return out
 
 
-def replay(cases: list[dict], order: list[int], ends: list[int], test: RaceTest | None,
+def replay(cases: list[dict], order: list[int], ends: list[int], test: "RaceTest | OldZRule | None",
            parent_scores: list[int]) -> tuple[int, float, bool]:
     """(case runs, case CPU-s, raced out) of one child evaluated on ``order``: stop at the first
     case not accepted (the paper's rule, with or without racing); with ``test``, stop at a stage
@@ -125,7 +125,26 @@ def clopper_pearson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
     return lo, hi
 
 
-def simulate(rec: dict, stages_spec: str, alpha: float, n_sim: int, group: int, seed: int,
+class OldZRule:
+    """The rule racing used before issue 35, for comparison: drop when the mean paired difference
+    is more than ``z`` standard errors below zero (no finite-population, skewness or multiple-look
+    terms); it ran the cases in index order ("z=2/index"), which gives each child/parent pair one
+    fixed outcome; "z=2" replays it on random orders like the new test, to measure its error rate."""
+
+    def __init__(self, z: float):
+        self.z = z
+
+    def drop(self, child: list[int], parent: list[int]) -> bool:
+        d = [float(c) - float(p) for c, p in zip(child, parent)]
+        n = len(d)
+        mean = sum(d) / n
+        if n < 2:
+            return mean < 0
+        var = sum((x - mean) ** 2 for x in d) / (n - 1)
+        return mean + self.z * (var / n) ** 0.5 < 0
+
+
+def simulate(rec: dict, stages_spec: str, alpha: float | str, n_sim: int, group: int, seed: int,
              parent_pool: str = "all") -> dict:
     """``n_sim`` simulated children in groups of ``group`` under one parent each (the parent: a
     fully accepted candidate drawn at random, from all of them or, with ``parent_pool="top"``,
@@ -142,7 +161,9 @@ def simulate(rec: dict, stages_spec: str, alpha: float, n_sim: int, group: int, 
     if parent_pool == "top":
         parents = parents[:max(1, len(parents) // 2)]
     ends = parse_stages(stages_spec, n)
-    test = RaceTest(alpha, len(ends) - 1, n)
+    old = isinstance(alpha, str)  # "z=2": the rule before issue 35 ("z=2/index": in index order, as it ran)
+    index_order = old and alpha.endswith("/index")
+    test = OldZRule(float(alpha[2:].split("/")[0])) if old else RaceTest(alpha, len(ends) - 1, n)
     rng = random.Random(seed)
     t = dict(cpu_full=0.0, cpu_race=0.0, runs_full=0, runs_race=0, children=0, good=0, good_lost=0,
              null=0, null_dropped=0, dropped=0, worse=0, worse_cpu_full=0.0, worse_cpu_race=0.0,
@@ -157,7 +178,7 @@ def simulate(rec: dict, stages_spec: str, alpha: float, n_sim: int, group: int, 
             order = list(range(n))
             rng.shuffle(order)
             f_runs, f_cpu, _ = replay(k["cases"], list(range(n)), [n], None, pscores)
-            r_runs, r_cpu, out = replay(k["cases"], order, ends, test, pscores)
+            r_runs, r_cpu, out = replay(k["cases"], list(range(n)) if index_order else order, ends, test, pscores)
             t["cpu_full"] += f_cpu
             t["cpu_race"] += r_cpu
             t["runs_full"] += f_runs
@@ -184,8 +205,9 @@ def simulate(rec: dict, stages_spec: str, alpha: float, n_sim: int, group: int, 
 
 TOPK = 2  # the archive's default topk_children
 #: (stages, alpha) replayed; the first is the documented recommendation
-SETTINGS = [("10,20,40,80", 0.01), ("10,20,40,80", 0.05), ("10,20,40,80", 0.001), ("5,10,20,40,80", 0.01),
-            ("10,40", 0.01), ("20,60", 0.01)]
+SETTINGS = [("30,60,100", 0.01), ("30,60,100", 0.05), ("30,60,100", 0.001), ("20,40,80", 0.01),
+            ("10,20,40,80", 0.01), ("10,40", 0.01), ("10,40", "z=2/index"),
+            ("10,40", "z=2")]
 
 
 def report(rec: dict, settings: list[tuple[str, float]], n_sim: int, group: int, seed: int,
@@ -194,23 +216,25 @@ def report(rec: dict, settings: list[tuple[str, float]], n_sim: int, group: int,
     print(f"\n{len(rec['candidates'])} candidates x {n} cases ({rec['problem']}); case-s = the programs' own "
           f"user+sys CPU time per case, recorded once and replayed; {n_sim} simulated children in groups of "
           f"{group} (parents: {parent_pool}), seed {seed}")
-    print(f"{'stages':>16s} {'alpha':>6s} {'case-s/child full':>17s} {'racing':>8s} {'fewer':>6s} "
+    print(f"{'stages':>16s} {'alpha':>9s} {'case-s/child full':>17s} {'racing':>8s} {'fewer':>6s} "
           f"{'runs/child':>11s} {'dropped':>8s} {'good lost':>10s} {'false-drop rate [95% CP]':>26s} "
-          f"{'worse: fewer':>12s} {'top-2 lost':>11s}")
+          f"{'worse: fewer':>12s} {'top-2 lost':>11s} {'cap':>6s}")
     for stages_spec, alpha in settings:
         t = simulate(rec, stages_spec, alpha, n_sim, group, seed, parent_pool)
         c = t["children"]
         lo, hi = clopper_pearson(t["null_dropped"], t["null"])
         rate = t["null_dropped"] / max(1, t["null"])
-        print(f"{stages_spec:>16s} {alpha:6g} {t['cpu_full'] / c:17.4f} {t['cpu_race'] / c:8.4f} "
+        print(f"{stages_spec:>16s} {alpha!s:>9s} {t['cpu_full'] / c:17.4f} {t['cpu_race'] / c:8.4f} "
               f"{t['cpu_full'] / t['cpu_race']:5.2f}x {t['runs_full'] / c:5.1f}->{t['runs_race'] / c:5.1f} "
               f"{t['dropped']:8d} {t['good_lost']:4d}/{t['good']:<5d} "
               f"{t['null_dropped']:3d}/{t['null']:<4d}={rate:.4f} [{lo:.4f},{hi:.4f}] "
-              f"{t['worse_cpu_full'] / max(1e-12, t['worse_cpu_race']):11.2f}x {t['topk_lost']:4d}/{t['topk']:<5d}")
+              f"{t['worse_cpu_full'] / max(1e-12, t['worse_cpu_race']):11.2f}x {t['topk_lost']:4d}/{t['topk']:<5d} "
+              f"{t['cpu_full'] / max(1e-12, t['cpu_full'] - t['worse_cpu_full']):5.2f}x")
     print("good = a child accepted on every case whose mean beats its parent's; false drop = a child whose "
           "mean is >= its parent's, raced out (the test's error); worse: the saving on the other children; "
           f"top-{TOPK} lost = children the archive would keep at flush (best {TOPK} accepted of the group) "
-          "that racing drops")
+          "that racing drops; cap = the ratio if every child but the good ones cost nothing (good children "
+          "run every case: their value is the mean over all of them)")
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
 Any task whose value is the mean of per-case scores over a fixed set of N cases (AHC: 150 public
 cases) can race. The child runs its cases in a random order of its own (seeded by the caller,
 e.g. from the candidate's code, so a rerun or a resumed run takes the same order), in stages
-(e.g. 10, 20, 40, 80, then all). At the end of each stage but the last, the paired differences
+(e.g. 30, 60, 100, then all). At the end of each stage but the last, the paired differences
 ``d_i = child_i - parent_i`` on the cases run so far are a simple random sample WITHOUT
 replacement of the N differences whose mean D decides the comparison. The child is dropped
 (raced out) when the one-sided upper confidence bound of D is below zero:
@@ -33,6 +33,11 @@ and on the archive, which a task's ``launch`` does not see; a rule on the parent
 alone is deterministic, so a seeded run and a resumed run race the same way. The price: a child
 that the test shows to be worse than its parent is not archived even where it would have been one
 of the parent's top-k children (docs/benchmarks.md reports how often that happens).
+
+Why the first look at 30 cases (``race=30,60,100`` in the docs): differences between AHC programs
+are right-skewed (a better child often gains on a few cases only), and on recorded candidates a
+first look at 10 cases dropped such children more often than alpha; at 30, none of 1,000
+simulated children per problem that beat their parent was lost (docs/benchmarks.md).
 
 Not from the paper (its evaluation runs every case); the paper's rule that a case which fails
 (wrong answer, crash, time-out) makes the whole candidate invalid is kept, and is not a racing

@@ -9,10 +9,10 @@ empty programs (the paper's default roots, value "none yet").
 Options (``--task-option KEY=VALUE``):
 - ``cases``: which seeds, e.g. ``"0-149"`` (default), ``"0-9"``, ``"3,7,11"`` or a count ``20``
   (seeds 0..19). Fewer cases make a cheaper, noisier task; values are means over these cases.
-- ``race``: stage ends for racing, e.g. ``"10,20,40,80"``: a candidate whose parent has per-case
-  scores runs 10 of the cases (in a random order of its own), goes on to 20 unless the
-  sequential test of :mod:`tttd.racing` on those cases, paired with the parent's scores, shows it
-  cannot beat its parent, and so on. Raced-out candidates are not archived; their reward is the
+- ``race``: stage ends for racing, e.g. ``"30,60,100"`` (what docs/benchmarks.md recommends): a
+  candidate whose parent has per-case scores runs 30 of the cases (in a random order of its own),
+  goes on to 60 unless the sequential test of :mod:`tttd.racing` on those cases, paired with the
+  parent's scores, shows it cannot beat its parent, and so on. Raced-out candidates are not archived; their reward is the
   mean of the cases they ran (scaled like the rest). Off by default (the paper's evaluation).
   ``benchmarks/ahc_bench.py`` measures what it saves (docs/benchmarks.md).
 - ``race_alpha``: the test's error rate, the chance that racing drops a child at least as good as
