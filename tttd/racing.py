@@ -37,7 +37,8 @@ of the parent's top-k children (docs/benchmarks.md reports how often that happen
 Why the first look at 30 cases (``race=30,60,100`` in the docs): differences between AHC programs
 are right-skewed (a better child often gains on a few cases only), and on recorded candidates a
 first look at 10 cases dropped such children more often than alpha; at 30, none of 1,000
-simulated children per problem that beat their parent was lost (docs/benchmarks.md).
+simulated children per problem that beat their parent was lost (one in 4,000 over four
+simulation seeds; docs/benchmarks.md).
 
 Not from the paper (its evaluation runs every case); the paper's rule that a case which fails
 (wrong answer, crash, time-out) makes the whole candidate invalid is kept, and is not a racing
