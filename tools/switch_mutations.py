@@ -425,6 +425,31 @@ MULTI = [
       (MF + "test_new_task_files_writes_a_multi_file_template_that_checks_and_verifies",), "--files writes one file"),
 ]
 
+RACE = "tests/test_racing.py::"
+AR = "tests/tasks/ahc/test_runner.py::"
+RACING = [
+    # issue 35: racing with a sequential test (task options race, race_alpha; tttd/racing.py)
+    M("race (ahc stages)", "tttd/tasks/ahc/tasks.py", "self.stages = parse_stages(race, len(self.seeds))",
+      "self.stages = parse_stages(None, len(self.seeds))",
+      (AR + "test_task_reports_a_raced_out_child_with_its_partial_mean",), "race is parsed but every case runs"),
+    M("race_alpha (ahc)", "tttd/tasks/ahc/tasks.py", "race_alpha=self.race_alpha, cxx=self.cxx)",
+      "race_alpha=0.01, cxx=self.cxx)", (AR + "test_race_alpha_reaches_the_sequential_test",),
+      "the task races at the default error rate"),
+    M("racing: the candidate's own case order", "tttd/tasks/ahc/runner.py",
+      "self.order = case_order(len(cases), source) if racing else list(range(len(cases)))",
+      "self.order = list(range(len(cases)))",
+      (AR + "test_racing_discards_a_clearly_worse_candidate_after_the_first_stage",), "racing runs cases in index order"),
+    M("racing: alpha split over the looks", "tttd/racing.py", "return 1.0 - self.alpha / max(1, self.looks)",
+      "return 1.0 - self.alpha", (RACE + "test_without_the_looks_split_the_error_rate_would_be_larger",),
+      "every look tests at the full alpha"),
+    M("racing: finite-population correction", "tttd/racing.py", "(1.0 - n / n_total))", "1.0)",
+      (RACE + "test_the_bound_is_exact_once_every_case_is_seen_and_infinite_before_two",),
+      "the bound ignores that the cases are a finite set"),
+    M("racing: skewness term", "tttd/racing.py", "(max(0.0, skew) if skew_correction else 0.0)", "0.0",
+      (RACE + "test_skewed_differences_exceed_alpha_and_the_skew_correction_narrows_the_excess",),
+      "the bound ignores skewed differences"),
+]
+
 RS = "tests/test_runstate.py::"
 SP = "tests/test_spend.py::"
 ISSUE32 = [
@@ -457,4 +482,4 @@ ISSUE32 = [
       "guard.count = 0", (RS + "test_the_scorer_guard_counter_survives_resume",), "the counter restarts on resume"),
 ]
 
-MUTATIONS: list[M] = LOOP + COMPONENTS + TRAINER + TINKER + ENTRY + NEW_SWITCHES + ISSUE32 + MULTI
+MUTATIONS: list[M] = LOOP + COMPONENTS + TRAINER + TINKER + ENTRY + NEW_SWITCHES + ISSUE32 + MULTI + RACING

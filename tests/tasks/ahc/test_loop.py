@@ -148,3 +148,47 @@ def test_ahc_statements_carry_no_result_derived_hints_and_paper_preset_gives_cas
     assert resolve_config(task_presets=Ahc058Task.presets).cpus_per_eval == 1
     task = Ahc058Task(cases="0-1", cpus_per_eval=2)
     assert task.case_cpus == 2 and task.parallel == max(1, (os.cpu_count() or 1) // 2)
+
+
+class RacingScript:
+    """Step 0: the greedy baseline from the empty root. Step 1 (from the greedy state): a program
+    that buys nothing (far worse on every case) and the greedy program with a comment (equal to
+    its parent on every case, a different key and a different case order)."""
+
+    trainable = False
+
+    def __init__(self):
+        self.calls = 0
+
+    def sample(self, prompts, n, params):
+        worse = "```cpp\n#include <cstdio>\nint main(){int N,L,T;long long K;scanf(\"%d %d %d %lld\",&N,&L,&T,&K);" \
+                "for(int t=0;t<T;t++)puts(\"-1\");}\n```"
+        same = "```cpp\n// the same program\n" + GREEDY + "```"
+        answers = ["```cpp\n" + GREEDY + "```"] * n if self.calls == 0 else [worse, same][:n]
+        self.calls += 1
+        return [[Sample([1], [2], [-0.1], a) for a in answers] for _ in prompts]
+
+    def usage(self):
+        return TokenUsage()
+
+
+def test_racing_through_the_loop_drops_a_worse_child_and_keeps_an_equal_one(tmp_path, monkeypatch):
+    """Issue 35: racing end to end (real compiles and cases in the jail): the worse child is raced
+    out after the first stage, against the parent's per-case scores from the archive; the child
+    equal to its parent runs every case and is archived."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cfg = resolve_config(flag_values=dict(task="ahc058", steps=2, groups=1, group_size=2, workers=2,
+                                          max_tokens=16, seed=0, out=str(tmp_path / "run"),
+                                          task_options={"cases": "0-19", "race": "8", "race_alpha": 0.01}))
+    run = Discovery(cfg, tmp_path / "run", policy=RacingScript())
+    run.start()
+    run.run()
+    rows = list(read_jsonl(tmp_path / "run" / "rollouts.jsonl"))
+    assert [r["status"] for r in rows] == ["ok", "ok", "raced_out", "ok"]
+    parent_value = rows[0]["value"]
+    assert rows[2]["valid"] is False and rows[2]["reward"] < parent_value / 3e6
+    assert "raced out after 8/20 cases" in rows[2]["message"]
+    assert rows[3]["valid"] and rows[3]["value"] == pytest.approx(parent_value)
+    archive = json.loads((tmp_path / "run" / "archive.json").read_text())
+    kept = [e["state"] for e in archive["states"] if e["state"]["value"] is not None]
+    assert len(kept) == 2 and all(len(s["metrics"]["case_scores"]) == 20 for s in kept)

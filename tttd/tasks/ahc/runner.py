@@ -7,21 +7,23 @@ not collected yet count as "not executed", score 0). It returns a ``Future[Outco
 the work happens in the executor's completion callbacks, so several candidates' cases interleave
 on the same workers (local pool or Ray) and nothing blocks a thread while waiting.
 
-Racing (``stages``), beyond the paper: the cases run in stages (e.g. the first 10, then up to
-40, then all); after each stage but the last the candidate goes on only if it can still match its
-parent, judged on the same cases by a paired test (:func:`can_still_win`). A candidate that is
-raced out keeps the mean of the cases it ran as an estimate, flagged ``raced_out``.
+Racing (``stages``), beyond the paper: the cases run in a random order of the candidate's own
+(:func:`tttd.racing.case_order`, fixed by its code) and in stages (e.g. 30, 60, 100 cases,
+then all); after each stage but the last the candidate goes on unless the sequential test of
+:class:`tttd.racing.RaceTest` (paired with the parent's scores on the same cases, error rate
+``race_alpha``) shows it cannot beat its parent. A candidate that is raced out keeps the mean of
+the cases it ran as an estimate, flagged ``raced_out``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
-import math
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
+from tttd.racing import RaceTest, case_order
 from tttd.tasks.ahc import cpp
 from tttd.tasks.ahc.scorers import score_case
 from tttd.types import Program, SandboxResult
@@ -79,20 +81,6 @@ class Outcome:
         return sum(c.cpu_s for c in self.cases) + (self.failed.cpu_s if self.failed else 0.0)
 
 
-def can_still_win(cand: Sequence[float], parent: Sequence[float], z: float) -> bool:
-    """Whether a candidate may still match its parent, from their scores on the same cases:
-    True unless the mean paired difference is more than ``z`` standard errors below zero."""
-    n = min(len(cand), len(parent))
-    if n == 0:
-        return True
-    d = [float(c) - float(p) for c, p in zip(cand[:n], parent[:n])]
-    mean = sum(d) / n
-    if n < 2:
-        return mean >= 0
-    var = sum((x - mean) ** 2 for x in d) / (n - 1)
-    return mean + z * math.sqrt(var / n) >= 0
-
-
 def parse_stages(spec: Any, n_cases: int) -> list[int]:
     """``"10,40"`` -> [10, 40, n_cases] (stage ends, increasing, the last is all cases)."""
     if spec in (None, "", False, "off", "none", 0):
@@ -120,7 +108,7 @@ def evaluate_candidate(
     window: int = 2,
     stages: Sequence[int] | None = None,
     parent_scores: Sequence[float] | None = None,
-    race_z: float = 2.0,
+    race_alpha: float = 0.01,
     cxx: str | None = None,
     compile_program: Program | None = None,
 ) -> "cf.Future[Outcome]":
@@ -128,19 +116,23 @@ def evaluate_candidate(
     ``problem`` is a built-in problem name or a scorer ``(input_text, output_text) -> CaseScore``."""
     scorer = problem if callable(problem) else functools.partial(score_case, problem)
     run = _CandidateRun(scorer, source, list(cases), submit, max(1, int(window)),
-                        list(stages or [len(cases)]), parent_scores, race_z, cxx)
+                        list(stages or [len(cases)]), parent_scores, race_alpha, cxx)
     run.start(compile_program)
     return run.future
 
 
 class _CandidateRun:
-    def __init__(self, scorer, source, cases, submit, window, stages, parent_scores, race_z, cxx):
+    def __init__(self, scorer, source, cases, submit, window, stages, parent_scores, race_alpha, cxx):
         self.scorer, self.source, self.cases, self.submit = scorer, source, cases, submit
-        self.window, self.stages, self.race_z, self.cxx = window, stages, race_z, cxx
+        self.window, self.stages, self.cxx = window, stages, cxx
         usable = parent_scores is not None and len(parent_scores) == len(cases)  # the same cases
         self.parent = list(parent_scores) if usable else None
         if self.parent is None:  # no parent to race against: one stage
             self.stages = [len(cases)]
+        racing = len(self.stages) > 1
+        # racing runs the cases in the candidate's own random order; otherwise in index order
+        self.order = case_order(len(cases), source) if racing else list(range(len(cases)))
+        self.test = RaceTest(race_alpha, len(self.stages) - 1, len(cases)) if racing else None
         self.future: cf.Future = cf.Future()
         self.lock = threading.RLock()
         self.outcome = Outcome(compiled=False, n_cases=len(cases))
@@ -200,7 +192,7 @@ class _CandidateRun:
 
     def _open_stage(self) -> None:
         end = self.stages[self.stage]
-        self.queue.extend(range(self.next_index, end))
+        self.queue.extend(self.order[self.next_index:end])
         self.next_index = end
 
     def _fill(self) -> None:
@@ -242,8 +234,8 @@ class _CandidateRun:
             if self.queue or self.in_flight:
                 pass
             elif self.stage + 1 < len(self.stages):
-                done = [self.results[j].score for j in range(self.next_index)]
-                if not can_still_win(done, self.parent[:self.next_index], self.race_z):
+                ran = self.order[:self.next_index]
+                if self.test.drop([self.results[j].score for j in ran], [self.parent[j] for j in ran]):
                     self.outcome.raced_out = True
                     self._finish()
                     return

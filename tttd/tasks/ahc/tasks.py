@@ -9,11 +9,14 @@ empty programs (the paper's default roots, value "none yet").
 Options (``--task-option KEY=VALUE``):
 - ``cases``: which seeds, e.g. ``"0-149"`` (default), ``"0-9"``, ``"3,7,11"`` or a count ``20``
   (seeds 0..19). Fewer cases make a cheaper, noisier task; values are means over these cases.
-- ``race``: stage ends for racing, e.g. ``"10,40"``: a candidate whose parent has per-case
-  scores runs 10 cases, goes on to 40 only if a paired test on those cases says it can still
-  match its parent (``race_z`` standard errors, default 2), and so on. Raced-out candidates are
-  not archived; their reward is the mean of the cases they ran (scaled like the rest). Off by
-  default (the paper's evaluation). ``benchmarks/ahc_bench.py`` measures what it saves.
+- ``race``: stage ends for racing, e.g. ``"30,60,100"`` (what docs/benchmarks.md recommends): a
+  candidate whose parent has per-case scores runs 30 of the cases (in a random order of its own),
+  goes on to 60 unless the sequential test of :mod:`tttd.racing` on those cases, paired with the
+  parent's scores, shows it cannot beat its parent, and so on. Raced-out candidates are not archived; their reward is the
+  mean of the cases they ran (scaled like the rest). Off by default (the paper's evaluation).
+  ``benchmarks/ahc_bench.py`` measures what it saves (docs/benchmarks.md).
+- ``race_alpha``: the test's error rate, the chance that racing drops a child at least as good as
+  its parent (default 0.01, split over the looks).
 - ``parallel``: how many cases of one candidate may run at once (default: one per
   ``cpus_per_eval`` cores).
 - ``cpus_per_eval`` (the run's ``--cpus-per-eval``, also accepted as a task option): CPUs reserved
@@ -141,7 +144,7 @@ class AhcTask(Task):
     caps = Caps()
     prompt_chars = 16_000
 
-    def __init__(self, cases: Any = "0-149", race: Any = None, race_z: float = 2.0,
+    def __init__(self, cases: Any = "0-149", race: Any = None, race_alpha: float = 0.01,
                  parallel: int | None = None, inputs_dir: str | None = None, cxx: str | None = None,
                  edits: str = "whole", cpus_per_eval: int | None = None, files: Any = None,
                  readonly: Any = None):
@@ -150,7 +153,9 @@ class AhcTask(Task):
         self.edits = edits
         self.seeds = parse_cases(cases)
         self.stages = parse_stages(race, len(self.seeds))
-        self.race_z = float(race_z)
+        self.race_alpha = float(race_alpha)
+        if not 0.0 < self.race_alpha < 1.0:
+            raise ValueError(f"race_alpha must be in (0, 1), got {race_alpha!r}")
         self.case_cpus = int(cpus_per_eval or 1)
         if self.case_cpus < 1:
             raise ValueError(f"cpus_per_eval must be >= 1, got {cpus_per_eval}")
@@ -290,7 +295,7 @@ class AhcTask(Task):
             parent = state.metrics.get("case_scores")
         return evaluate_candidate(self.score, candidate.code or "", self.cases(), submit,
                                   window=self.parallel, stages=self.stages, parent_scores=parent,
-                                  race_z=self.race_z, cxx=self.cxx,
+                                  race_alpha=self.race_alpha, cxx=self.cxx,
                                   compile_program=candidate.program if candidate.files is not None else None)
 
     def evaluate(self, candidate: Candidate, result: Any, state: State | None = None) -> Evaluation:

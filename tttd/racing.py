@@ -1,0 +1,124 @@
+"""Racing: stop a candidate's case runs once a sequential test shows it cannot beat its parent.
+
+Any task whose value is the mean of per-case scores over a fixed set of N cases (AHC: 150 public
+cases) can race. The child runs its cases in a random order of its own (seeded by the caller,
+e.g. from the candidate's code, so a rerun or a resumed run takes the same order), in stages
+(e.g. 30, 60, 100, then all). At the end of each stage but the last, the paired differences
+``d_i = child_i - parent_i`` on the cases run so far are a simple random sample WITHOUT
+replacement of the N differences whose mean D decides the comparison. The child is dropped
+(raced out) when the one-sided upper confidence bound of D is below zero:
+
+    mean(d) + q * sd(d) / sqrt(n) * sqrt(1 - n/N)  <  0,
+    q = t_{n-1, 1-alpha/K} + max(0, g) / (6 sqrt(n)) * (2 z^2 + 1),  z = z_{1-alpha/K}
+
+with K the number of looks (a Bonferroni split of ``alpha`` over the looks, so the chance of
+dropping a child with D >= 0 over the whole race is at most ``alpha``, to the accuracy of the
+Student-t approximation), ``sqrt(1 - n/N)`` the finite-population correction (after all N cases
+there is nothing left to estimate), and the second term of ``q`` the Edgeworth (Cornish-Fisher)
+correction of the studentised mean's quantile for the sample skewness ``g`` of the differences,
+applied only when ``g > 0``: a child that loses a little on most cases and gains much on a few
+looks worse than it is in a small sample, and the correction widens the bound for it. A child
+that equals its parent on every case run so far has sd 0 and mean 0 and is never dropped; with
+sd 0 and a negative mean it is dropped.
+
+The error rate is NOT distribution-free: no test of a mean from a few cases can see a gain that
+sits on a few cases it has not run. tests/test_racing.py measures the rate on simulated children
+(normal, heavy-tailed and right-skewed differences); docs/benchmarks.md measures it on recorded
+AHC039 and AHC058 candidates.
+
+Why the parent, not "the archive's top-k under the parent": the archive keeps the best
+``topk_children`` children of each parent even when they are worse than the parent, but that
+rank depends on the siblings evaluated in the same step (they finish in a timing-dependent order)
+and on the archive, which a task's ``launch`` does not see; a rule on the parent's per-case scores
+alone is deterministic, so a seeded run and a resumed run race the same way. The price: a child
+that the test shows to be worse than its parent is not archived even where it would have been one
+of the parent's top-k children (docs/benchmarks.md reports how often that happens).
+
+Why the first look at 30 cases (``race=30,60,100`` in the docs): differences between AHC programs
+are right-skewed (a better child often gains on a few cases only), and on recorded candidates a
+first look at 10 cases dropped such children more often than alpha; at 30, none of 1,000
+simulated children per problem that beat their parent was lost (one in 4,000 over four
+simulation seeds; docs/benchmarks.md).
+
+Not from the paper (its evaluation runs every case); the paper's rule that a case which fails
+(wrong answer, crash, time-out) makes the whole candidate invalid is kept, and is not a racing
+decision: a failing child stops at its first failure with or without racing.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+
+@functools.lru_cache(maxsize=4096)
+def _quantiles(p: float, df: int) -> tuple[float, float]:
+    """(Student-t quantile with ``df`` degrees of freedom, normal quantile) at ``p``."""
+    from scipy.stats import norm, t  # scipy is a core dependency; imported only when racing
+
+    return float(t.ppf(p, df)), float(norm.ppf(p))
+
+
+def upper_bound(diffs: Sequence[float], n_total: int, level: float, skew_correction: bool = True) -> float:
+    """One-sided upper confidence bound at ``level`` (e.g. 0.999) of the mean of all ``n_total``
+    paired differences, from the ``len(diffs)`` of them sampled without replacement (the module
+    doc's formula; ``skew_correction=False`` drops its skewness term, for comparison)."""
+    n = len(diffs)
+    if n == 0:
+        return math.inf
+    mean = math.fsum(diffs) / n
+    if n >= n_total:
+        return mean  # every case seen: the mean is exact
+    if n < 2:
+        return math.inf
+    m2 = math.fsum((x - mean) ** 2 for x in diffs)
+    se = math.sqrt(m2 / (n - 1) / n * (1.0 - n / n_total))
+    if se == 0.0:
+        return mean
+    skew = (math.fsum((x - mean) ** 3 for x in diffs) / n) / (m2 / n) ** 1.5
+    t_q, z_q = _quantiles(level, n - 1)
+    q = t_q + (max(0.0, skew) if skew_correction else 0.0) / (6.0 * math.sqrt(n)) * (2.0 * z_q * z_q + 1.0)
+    return mean + q * se
+
+
+@dataclass(frozen=True)
+class RaceTest:
+    """The sequential test of one race: drop at a look when the bound of ``upper_bound`` at level
+    ``1 - alpha / looks`` is below zero. ``looks``: the stage ends before the last (the number of
+    times the test is applied)."""
+
+    alpha: float
+    looks: int
+    n_total: int
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.alpha < 1.0):
+            raise ValueError(f"race alpha must be in (0, 1), got {self.alpha!r}")
+        if self.looks < 0 or self.n_total < 1:
+            raise ValueError(f"bad race test sizes: looks={self.looks}, n_total={self.n_total}")
+
+    @property
+    def level(self) -> float:
+        return 1.0 - self.alpha / max(1, self.looks)
+
+    def drop(self, child: Sequence[float], parent: Sequence[float]) -> bool:
+        """Whether the child, with these per-case scores paired with its parent's on the same cases
+        (maximised scores), is shown worse than its parent over all ``n_total`` cases."""
+        if len(child) != len(parent):
+            raise ValueError("child and parent scores must be paired (same cases, same length)")
+        diffs = [float(c) - float(p) for c, p in zip(child, parent)]
+        return upper_bound(diffs, self.n_total, self.level) < 0.0
+
+
+def case_order(n: int, key: str | bytes) -> list[int]:
+    """A random order of the case indices 0..n-1, fixed by ``key`` (e.g. the candidate's code):
+    the same candidate always races on the same order, different candidates on independent ones."""
+    data = key.encode() if isinstance(key, str) else key
+    seed = int.from_bytes(hashlib.sha256(b"tttd-race-order\0" + data).digest()[:8], "big")
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
