@@ -2,6 +2,7 @@
 ``tttd ablate`` directory (variants ``full``, ``async1``, ``async2``, paired by seed).
 
     python benchmarks/async_bench.py ABLATION_DIR [--json]
+    python benchmarks/async_bench.py --smoke       # a 2-seed, 2-step demo ablation of the tiny model, then its table
 
 Per variant: the wall time of the run's steps (the ledger's seconds: from the first step's start
 to the last commit, model loading excluded), the final best value, the valid rate; then, paired
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +27,7 @@ from tttd.ablate.stats import bootstrap_mean, direction, wilcoxon
 from tttd.runinfo import load_run
 
 
-def read_runs(root: Path) -> tuple[dict, dict]:
+def read_runs(root: Path):
     spec = load_spec(root)
     if spec is None:
         raise SystemExit(f"{root} is not an ablation directory")
@@ -39,12 +42,11 @@ def read_runs(root: Path) -> tuple[dict, dict]:
         led = info.ledger
         runs[(variant, seed)] = {"seconds": float(led.seconds), "best": info.metrics[-1].get("best_value"),
                                  "valid": led.valid / max(1, led.samples), "samples": led.samples}
-    return spec.to_dict(), runs
+    return spec, runs
 
 
 def analyse(root: Path) -> dict:
-    spec_d, runs = read_runs(root)
-    spec = load_spec(root)
+    spec, runs = read_runs(root)
     sign = 1.0 if direction(spec) else -1.0
     out = {"task": spec.task, "steps": spec.steps, "variants": {}}
     for v in spec.variants:
@@ -100,9 +102,17 @@ def markdown(res: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("root", type=Path)
+    ap.add_argument("root", type=Path, nargs="?")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="run a tiny ablation first (checks that this runs)")
     args = ap.parse_args(argv)
+    if args.smoke and args.root is None:
+        args.root = Path(tempfile.mkdtemp(prefix="async-bench-")) / "ablation"
+        subprocess.run([sys.executable, "-m", "tttd.cli", "ablate", "demo", "--model", "tiny", "--variants", "full",
+                        "async1", "--seeds", "2", "--steps", "2", "--groups", "2", "--group-size", "2",
+                        "--set", "max_tokens=8", "--out", str(args.root), "--quiet", "--jobs", "1"], check=True)
+    if args.root is None:
+        ap.error("give ABLATION_DIR (or --smoke)")
     res = analyse(args.root)
     print(json.dumps(res, indent=1) if args.json else markdown(res))
     return 0

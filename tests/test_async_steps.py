@@ -125,6 +125,25 @@ def test_max_samples_stops_and_samples_nothing_beyond(tmp_path, k):
     assert pol.usage().sampled_tokens == 2 * per_step * 12
 
 
+@pytest.mark.parametrize("k", [1, 2])
+def test_max_usd_stops_at_a_step_boundary_and_a_raised_cap_continues_exactly(tmp_path, k):
+    """216 sampled tokens a step at $1000 per million: $0.216 a step's sampling. The steps sampled
+    ahead are paid when sampled and kept in the checkpoint: the raised-cap resume evaluates them
+    and ends as the uncapped run."""
+    prices = {"local": {"sampled": 1000.0}}
+    cfg, ref = _cfg(tmp_path, "ref", async_steps=k, prices=prices)
+    _run(cfg, ref)
+    cfg, out = _cfg(tmp_path, "usd", async_steps=k, max_usd=0.9, prices=prices)
+    summary = _run(cfg, out)
+    assert "max_usd 0.9" in summary["stopped"] and summary["steps"] < 5
+    led = json.loads(sorted((out / "checkpoint").glob("step-*"))[-1].joinpath("loop.json").read_text())["ledger"]
+    assert led["usd"] == pytest.approx(0.216 * (summary["steps"] + k))  # the steps in flight are paid
+    cfg, _ = _cfg(tmp_path, "usd", async_steps=k, max_usd=50.0, prices=prices)
+    _run(cfg, out, resume=True)
+    assert [_strip(r) for r in read_jsonl(out / "metrics.jsonl")] == [_strip(r) for r in read_jsonl(ref / "metrics.jsonl")]
+    assert list(read_jsonl(out / "rollouts.jsonl")) == list(read_jsonl(ref / "rollouts.jsonl"))
+
+
 def test_missing_or_damaged_inflight_refuses_resume(tmp_path, monkeypatch):
     cfg, out = _cfg(tmp_path, "dmg", async_steps=1)
     monkeypatch.setenv("TTTD_FAULT", "train:3:raise")

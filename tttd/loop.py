@@ -206,7 +206,8 @@ class Discovery:
                 if not interrupted:
                     raise
             self._loggers = None
-        self.evaluator.close(interrupted)
+        in_flight = self.pipeline is not None and bool(self.pipeline.ahead)  # kept in the checkpoint
+        self.evaluator.close(interrupted or in_flight)  # their evaluations run again on resume
         runlock.release(self.dir.path)
 
     def submit(self, program) -> Future:
