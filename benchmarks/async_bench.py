@@ -3,6 +3,7 @@
 
     python benchmarks/async_bench.py ABLATION_DIR [--json]
     python benchmarks/async_bench.py --smoke       # a 2-seed, 2-step demo ablation of the tiny model, then its table
+                                                   # (--smoke ignores ABLATION_DIR)
 
 Per variant: the wall time of the run's steps (the ledger's seconds: from the first step's start
 to the last commit, model loading excluded), the final best value, the valid rate; then, paired
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="run a tiny ablation first (checks that this runs)")
     args = ap.parse_args(argv)
-    if args.smoke and args.root is None:
+    if args.smoke:  # the documented commands name directories of their own: a fresh tiny one instead
         args.root = Path(tempfile.mkdtemp(prefix="async-bench-")) / "ablation"
         subprocess.run([sys.executable, "-m", "tttd.cli", "ablate", "demo", "--model", "tiny", "--variants", "full",
                         "async1", "--seeds", "2", "--steps", "2", "--groups", "2", "--group-size", "2",

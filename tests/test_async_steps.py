@@ -3,6 +3,7 @@ policy versions, selection lag, exact resume after a fault at every point, budge
 
 import json
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -203,3 +204,19 @@ def test_ctrl_c_commits_the_step_and_the_steps_in_flight(tmp_path, reference):
     resumed = cli("resume", str(out), "--quiet", "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(out, reference)
+
+
+def test_the_slow_verifier_toy_scores_the_text_its_program_returns():
+    import numpy as np
+
+    from tttd.registry import get_task
+
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "slow_verifier.py")
+    task = get_task(example, sleep_s=0.0)
+    root = task.initial_states(1, np.random.default_rng(0))[0]
+    cand = task.parse("12ab", root)
+    assert cand.program is not None and cand.program.args == {"text": "12ab", "sleep": 0.0}
+    assert task.verify({"text": "12ab"}).value == 0.5
+    assert not task.verify({"text": ""}).valid and not task.verify("12").valid
+    with pytest.raises(ValueError):
+        get_task(example, sleep_s=-1)
