@@ -220,3 +220,24 @@ def test_the_slow_verifier_toy_scores_the_text_its_program_returns():
     assert not task.verify({"text": ""}).valid and not task.verify("12").valid
     with pytest.raises(ValueError):
         get_task(example, sleep_s=-1)
+
+
+def test_a_parent_gone_from_the_archive_still_scores_but_adds_no_children(tmp_path):
+    """With K >= 1 a start state can be pruned between its selection and its group's evaluation:
+    the group is scored (and trains), its children do not join the archive, nothing raises."""
+    from tttd.policy import SamplingParams
+    from tttd.step_parts import launch_group
+    from tttd.types import State
+
+    cfg, out = _cfg(tmp_path, "gone", async_steps=1)
+    run = Discovery(cfg, out, policy=FakeDigitPolicy())
+    run.start()
+    try:
+        ghost = State(id="gone", value=0.5, artifact={"digits": "5555555555"})
+        group = run.policy.sample([run.task.prompt(ghost)], 4, SamplingParams(max_tokens=12, seed=3))[0]
+        size = len(run.archive)
+        evaluations, child_ids = run._evaluate_and_archive(0, [ghost], [launch_group(run.task, run.submit, ghost, group)])
+        assert len(evaluations[0]) == 4 and any(ev.valid for ev in evaluations[0])
+        assert child_ids == [[None] * 4] and len(run.archive) == size
+    finally:
+        run._close(False)

@@ -476,6 +476,8 @@ ISSUE35 = [
       (AS + "test_resume_after_a_fault_equals_uninterrupted",), "resume re-samples the steps in flight"),
     M("async_steps (max_samples)", "tttd/async_steps.py", "if s > step and not self._may_run(step, s):",
       "if False:", (AS + "test_max_samples_stops_and_samples_nothing_beyond",), "steps beyond the cap are sampled"),
+    M("async_steps (a parent gone from the archive)", "tttd/loop.py", "if starts[g].id in archive:", "if True:",
+      (AS + "test_a_parent_gone_from_the_archive_still_scores_but_adds_no_children",), "a pruned parent's group raises"),
     M("ablate async1", "tttd/ablate/spec.py", '{"async_steps": 1}),', "{}),",
       ("tests/ablate/test_spec.py::test_async_variants_are_asked_for_by_name",), "async1 runs synchronously"),
 ]
