@@ -61,6 +61,7 @@ RUN_FLAGS = {  # flag: (value on the command line, RunConfig field, value in the
     "--backend-option": ("device=cpu", "backend_options", {"device": "cpu"}),
     "--chat-template-option": ("reasoning_effort=low", "chat_template_kwargs", {"reasoning_effort": "low"}),
     "--engine": ("hf", "engine", "hf"),
+    "--async-steps": ("2", "async_steps", 2),
     "--out": ("elsewhere", "out", "elsewhere"),
     "--seed": ("5", "seed", 5),
     "--log": ("tensorboard", "log", "tensorboard"),
@@ -98,6 +99,7 @@ def test_every_config_file_key_reaches_the_config(executed, tmp_path):
         sample_chunk_groups=1, seed=8, out="o", preset="demo", max_usd=1.0, max_samples=40, max_hours=2.0,
         prices={"local:m": {"sampled": 1.0}}, log="tensorboard", engine="hf", require_isolation=True,
         forced_answer=True, allow_weak_isolation=True, task_options={"root_digits": 10},
+        async_steps=1,
     )
     missing = {f.name for f in dataclasses.fields(RunConfig)} - set(values)
     assert missing == {"task"}, f"add the new config keys to this test: {sorted(missing - {'task'})}"

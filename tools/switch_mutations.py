@@ -482,4 +482,29 @@ ISSUE32 = [
       "guard.count = 0", (RS + "test_the_scorer_guard_counter_survives_resume",), "the counter restarts on resume"),
 ]
 
-MUTATIONS: list[M] = LOOP + COMPONENTS + TRAINER + TINKER + ENTRY + NEW_SWITCHES + ISSUE32 + MULTI + RACING
+AS = "tests/test_async_steps.py::"
+# issue 35: --async-steps K, where it enters, where the loop hands it on, where the pipeline uses it
+ISSUE35 = [
+    M("--async-steps (flag)", "tttd/cli/run.py", "engine=args.engine, async_steps=args.async_steps,",
+      "engine=args.engine,", RUN_FLAGS_TEST, "the flag is parsed but dropped"),
+    M("async_steps (loop)", "tttd/loop.py", "self.pipeline = Pipeline(self) if cfg.async_steps else None",
+      "self.pipeline = None", (AS + "test_rollouts_record_the_stale_policy_that_sampled_them",),
+      "the loop stays synchronous"),
+    M("async_steps (how far ahead)", "tttd/async_steps.py", "self.k = int(run.cfg.async_steps)", "self.k = 1",
+      (AS + "test_rollouts_record_the_stale_policy_that_sampled_them",), "always one step ahead"),
+    M("async_steps (policy version)", "tttd/async_steps.py", "Ahead(s, step - 1, starts,", "Ahead(s, s - 1, starts,",
+      (AS + "test_rollouts_record_the_stale_policy_that_sampled_them",), "rollouts claim to be on-policy"),
+    M("async_steps (in-flight steps committed)", "tttd/async_steps.py", "extra={INFLIGHT: self.dumps()}",
+      "extra=None", (AS + "test_resume_after_a_fault_equals_uninterrupted",), "the steps sampled ahead are not checkpointed"),
+    M("async_steps (in-flight steps restored)", "tttd/loop.py",
+      "self.pipeline.load(found.step_dir if found is not None else None)", "pass",
+      (AS + "test_resume_after_a_fault_equals_uninterrupted",), "resume re-samples the steps in flight"),
+    M("async_steps (max_samples)", "tttd/async_steps.py", "if s > step and not self._may_run(step, s):",
+      "if False:", (AS + "test_max_samples_stops_and_samples_nothing_beyond",), "steps beyond the cap are sampled"),
+    M("async_steps (a parent gone from the archive)", "tttd/loop.py", "if starts[g].id in archive:", "if True:",
+      (AS + "test_a_parent_gone_from_the_archive_still_scores_but_adds_no_children",), "a pruned parent's group raises"),
+    M("ablate async1", "tttd/ablate/spec.py", '{"async_steps": 1}),', "{}),",
+      ("tests/ablate/test_spec.py::test_async_variants_are_asked_for_by_name",), "async1 runs synchronously"),
+]
+
+MUTATIONS: list[M] = LOOP + COMPONENTS + TRAINER + TINKER + ENTRY + NEW_SWITCHES + ISSUE32 + MULTI + RACING + ISSUE35

@@ -58,6 +58,9 @@ class RunConfig:
     eval_timeout_s: float = 60.0
     eval_memory_mb: int | None = None  # None = the task's default (the math tasks': 4096)
     sample_chunk_groups: int = 0  # groups per sampling call; 0 = all groups in one call
+    # Issue 35: step t+1 samples from the policy after step t-K's update while step t evaluates
+    # and trains (tttd.async_steps). 0 = synchronous, as the paper.
+    async_steps: int = 0
     seed: int = 0
     out: str | None = None  # run directory; default runs/<task>-<time>
     preset: str | None = None
@@ -97,6 +100,7 @@ class RunConfig:
         need(self.eval_timeout_s > 0, f"eval_timeout_s must be > 0, got {self.eval_timeout_s}")
         need(self.cpus_per_eval >= 1, f"cpus_per_eval must be >= 1, got {self.cpus_per_eval}")
         need(self.archive_size >= 1, f"archive_size must be >= 1, got {self.archive_size}")
+        need(0 <= self.async_steps <= 8, f"async_steps must be in 0..8, got {self.async_steps}")
         need(self.workers is None or self.workers >= 1, f"workers must be >= 1, got {self.workers}")
         for cap in ("max_usd", "max_samples", "max_hours"):
             v = getattr(self, cap)

@@ -30,6 +30,7 @@ import numpy as np
 
 from tttd import faults, runlock, signals
 from tttd.archive import Archive
+from tttd.async_steps import Pipeline
 from tttd.build import (build_policy, build_task, check_task_unchanged, describe_run,
                         record_task_fingerprint, write_best)
 from tttd.config import RunConfig
@@ -43,8 +44,8 @@ from tttd.progress import why_no_train
 from tttd.registry import task_fingerprint
 from tttd.rundir import RunDir, append_jsonl, atomic_write_text
 from tttd.runstate import Best, RunState, commit, restore
-from tttd.step_parts import (child_state, derive_seed, metrics_row, parent_of, prompt_hash, rollout_rows,  # noqa: F401
-                             verdict)
+from tttd.step_parts import (child_state, derive_seed, launch_group, metrics_row, parent_of,  # noqa: F401
+                             prompt_hash, rollout_rows, verdict)
 from tttd.task import Task
 from tttd.task_errors import ScorerGuard, checked_roots, scorer_errors
 from tttd.types import Evaluation, State, TrainDatum
@@ -74,6 +75,7 @@ class Discovery:
         self.stopped: str | None = None  # why a budget cap stopped the run
         self._committed: int | None = None  # the last step this process committed
         self._loggers = None
+        self.pipeline = Pipeline(self) if cfg.async_steps else None  # issue 35: --async-steps K
 
     def _new_archive(self) -> Archive:
         cfg = self.cfg
@@ -126,6 +128,8 @@ class Discovery:
         runlock.acquire(self.dir.path)  # issue 24: before anything is read for writing
         found = restore(self.dir, self._new_archive)
         check_task_unchanged(self.dir, self.cfg, self.task_fingerprint(), accept_task_change)
+        if self.pipeline is not None:  # the steps sampled ahead (read and checked, nothing changed)
+            self.pipeline.load(found.step_dir if found is not None else None)
         if found is None:  # died before the first commit: start the steps over
             self.dir.repair_logs(-1)
             self._add_roots()
@@ -202,7 +206,8 @@ class Discovery:
                 if not interrupted:
                     raise
             self._loggers = None
-        self.evaluator.close(interrupted)
+        in_flight = self.pipeline is not None and bool(self.pipeline.ahead)  # kept in the checkpoint
+        self.evaluator.close(interrupted or in_flight)  # their evaluations run again on resume
         runlock.release(self.dir.path)
 
     def submit(self, program) -> Future:
@@ -211,6 +216,8 @@ class Discovery:
 
     def run_step(self, step: int) -> dict[str, Any]:
         """select -> sample/launch -> evaluate/archive -> advantages -> train -> commit."""
+        if self.pipeline is not None:  # --async-steps K: the same parts, sampled K steps ahead
+            return self.pipeline.run_step(step)
         cfg = self.cfg
         t = {"start": time.perf_counter()}
         if self._usage_mark is None:
@@ -220,6 +227,14 @@ class Discovery:
         t["select"] = time.perf_counter()
         samples, pending, sample_s = self._sample_and_launch(step, starts, prompts)
         t["sample"] = t["select"] + sample_s
+        return self._finish_step(step, starts, prompts, samples, pending, t)
+
+    def _finish_step(self, step, starts, prompts, samples, pending, t, version: int | None = None,
+                     extra: dict[str, str] | None = None) -> dict[str, Any]:
+        """evaluate/archive -> advantages -> train -> record -> commit, for samples already
+        launched (``version``: the policy that sampled them, None = on-policy; ``extra``: more
+        files for the step's checkpoint)."""
+        cfg = self.cfg
         evaluations, child_ids = self._evaluate_and_archive(step, starts, pending)
         t["evaluate"] = time.perf_counter()
         adv = group_advantages([[ev.reward for ev in evs] for evs in evaluations], estimator=cfg.objective,
@@ -227,8 +242,9 @@ class Discovery:
         train_metrics, skipped = self._train(samples, adv, len(starts))
         t["train"] = time.perf_counter()
         fault_point("train", step)
-        metrics = self._record(step, starts, prompts, samples, evaluations, adv, child_ids, train_metrics, t, skipped)
-        self._commit(step)
+        metrics = self._record(step, starts, prompts, samples, evaluations, adv, child_ids, train_metrics, t, skipped,
+                               version)
+        self._commit(step, extra)
         metrics["seconds_checkpoint"] = round(time.perf_counter() - t["train"], 4)
         return metrics
 
@@ -252,12 +268,7 @@ class Discovery:
             sample_s += time.perf_counter() - ts
             for g, group in enumerate(got, start=c0):
                 samples.append(group)
-                parsed = []
-                for smp in group:
-                    cand = task.parse(smp.text, starts[g])
-                    fut = task.launch(cand, self.submit, starts[g]) if cand.program is not None else None
-                    parsed.append((cand, fut))
-                pending.append(parsed)
+                pending.append(launch_group(task, self.submit, starts[g], group))
         fault_point("sample", step)
         return samples, pending, sample_s
 
@@ -287,8 +298,11 @@ class Discovery:
             del parsed
             self.evaluator.check_infrastructure(step)  # before the archive changes (issue 24)
             getattr(task, "note_attempts", lambda s, e: None)(starts[g], evs)  # AHC: a compile error for the next prompt
-            archive.update(starts[g].id, [child_state(ev) for ev in evs], step)
-            child_ids.append(list(archive.last_added))
+            if starts[g].id in archive:
+                archive.update(starts[g].id, [child_state(ev) for ev in evs], step)
+                child_ids.append(list(archive.last_added))
+            else:  # --async-steps only: the parent left the archive after it was selected
+                child_ids.append([None] * len(evs))
             for ev in evs:
                 ev.artifact = {}  # the archive (and the best) hold the artifacts that are kept
             archive.prune_children(starts[g].id)
@@ -319,7 +333,8 @@ class Discovery:
                                                            n_groups, len(batch))
         return train_metrics, skipped
 
-    def _record(self, step, starts, prompts, samples, evaluations, adv, child_ids, train_metrics, t, skipped):
+    def _record(self, step, starts, prompts, samples, evaluations, adv, child_ids, train_metrics, t, skipped,
+                version: int | None = None):
         """The step's spend into the ledger (the backend's own usage, the executor's measured
         time), then its logs: rollouts and metrics are appended before the commit."""
         now = self.policy.usage().to_dict()
@@ -337,12 +352,14 @@ class Discovery:
         for prompt in prompts:
             phash = prompt_hash(prompt)
             files.append((phash, self.dir.save_prompt(phash, prompt)))
-        rows = rollout_rows(step, starts, files, samples, evaluations, adv, child_ids, self.archive)
+        rows = rollout_rows(step, starts, files, samples, evaluations, adv, child_ids, self.archive, version)
         metrics = metrics_row(step, evaluations, adv, train_metrics, t, used, self.task.objective.oriented,
                               self.best, len(self.archive))
         metrics["spend"] = self.ledger.to_dict()
         metrics["sandbox_protections"] = self.evaluator.take_protections()
         metrics["train_skipped"] = skipped
+        if version is not None:  # --async-steps: the policy that sampled the step (tttd.async_steps)
+            metrics["policy_version"] = version
         append_jsonl(self.dir.rollouts, rows)
         append_jsonl(self.dir.metrics, [metrics])
         return metrics
@@ -355,10 +372,10 @@ class Discovery:
                              step=step, artifact=artifact, message=message)
             self._best_dirty = True
 
-    def _commit(self, step: int) -> None:
+    def _commit(self, step: int, extra: dict[str, str] | None = None) -> None:
         """The whole run state, one atomic commit (:func:`tttd.runstate.commit`)."""
         saved = self.policy if (self.cfg.train and self.policy.trainable) else None
-        archive_json = commit(self.dir, self.state, step, saved, lambda point: fault_point(point, step))
+        archive_json = commit(self.dir, self.state, step, saved, lambda point: fault_point(point, step), extra)
         self._committed = step
         fault_point("commit", step)
         # Readers' copies, after the commit (they are rebuilt from the checkpoint on resume).

@@ -72,11 +72,15 @@ class RunState:
                    notes=[str(n) for n in loop.get("notes", [])])
 
 
-def commit(run_dir: RunDir, state: RunState, step: int, policy: Any | None, fault=lambda point: None) -> str:
+def commit(run_dir: RunDir, state: RunState, step: int, policy: Any | None, fault=lambda point: None,
+           extra: dict[str, str] | None = None) -> str:
     """Write step ``step``'s checkpoint (archive, loop state, ``policy.save`` when a policy is
-    given) and make it the last committed step (atomic, see :mod:`tttd.rundir`). Returns the
-    archive's JSON text (the readers' copy is written from it)."""
+    given, and the ``extra`` files: name -> text, e.g. the in-flight steps of ``--async-steps``)
+    and make it the last committed step (atomic, see :mod:`tttd.rundir`). Returns the archive's
+    JSON text (the readers' copy is written from it)."""
     tmp = run_dir.begin_step(step)
+    for name, text in (extra or {}).items():
+        atomic_write_text(tmp / name, text)
     archive_json = state.archive.dumps()
     atomic_write_text(tmp / "archive.json", archive_json)
     fault("checkpoint")
@@ -94,6 +98,7 @@ class Restored:
     state: RunState
     policy_dir: Path | None
     repair_through: int  # the logs keep the lines of steps <= this
+    step_dir: Path | None = None  # the checkpoint continued from (None: from the roots)
 
 
 def _parse(step_dir: Path, run_dir: RunDir) -> tuple[Archive, dict[str, Any]]:
@@ -117,14 +122,14 @@ def restore(run_dir: RunDir, fresh_archive) -> Restored | None:
     archive, record = _parse(latest, run_dir)
     resumable = run_dir.latest_resumable_step_dir()
     if resumable == latest:
-        return Restored(RunState.from_loop(archive, record), _policy_dir(latest, record), int(record["step"]))
+        return Restored(RunState.from_loop(archive, record), _policy_dir(latest, record), int(record["step"]), latest)
     kept = RunState.from_loop(fresh_archive(), record)  # the record: ledger, best, guard, notes
     if resumable is None:  # before the first complete policy state: the steps start over
         kept.step = 0
         return Restored(kept, None, -1)
     archive, loop = _parse(resumable, run_dir)
     kept.archive, kept.step = archive, int(loop["step"]) + 1
-    return Restored(kept, _policy_dir(resumable, loop), int(loop["step"]))
+    return Restored(kept, _policy_dir(resumable, loop), int(loop["step"]), resumable)
 
 
 def _policy_dir(step_dir: Path, loop: dict[str, Any]) -> Path | None:

@@ -49,6 +49,17 @@ def verdict(task: Task, cand: Any, result: Any, start: State) -> Evaluation:
                             + (f" at {loc}" if loc else ""), status=SCORER_ERROR)
 
 
+def launch_group(task: Task, submit, start: State, group) -> list[tuple[Any, Any]]:
+    """Parse each sample of a group and start its program (None when nothing runs): the
+    candidates paired with their futures, in sample order."""
+    parsed = []
+    for smp in group:
+        cand = task.parse(smp.text, start)
+        fut = task.launch(cand, submit, start) if cand.program is not None else None
+        parsed.append((cand, fut))
+    return parsed
+
+
 def child_state(ev: Evaluation) -> State | None:
     """The archive's new state for a valid evaluation (valid but unarchivable children still
     update statistics, see :meth:`tttd.archive.Archive.update`)."""
@@ -59,8 +70,9 @@ def child_state(ev: Evaluation) -> State | None:
 
 
 def rollout_rows(step: int, starts, prompt_files, samples, evaluations, adv: GroupAdvantages,
-                 child_ids, archive: Archive) -> list[dict[str, Any]]:
-    """One row per sample. ``child``: the archive state it made; ``child_kept``: whether that
+                 child_ids, archive: Archive, version: int | None = None) -> list[dict[str, Any]]:
+    """One row per sample. ``policy_version``: the last step whose update the sampling policy
+    had (-1: the initial policy); ``version`` None means on-policy, ``step - 1`` (issue 35). ``child``: the archive state it made; ``child_kept``: whether that
     state is still in the archive after the step (``prune_children`` and the size cap evict some
     right away); ``advantage``: None when the sample did not train (its group dropped, or a
     scorer error)."""
@@ -76,6 +88,7 @@ def rollout_rows(step: int, starts, prompt_files, samples, evaluations, adv: Gro
                 "advantage": float(a_group[i]) if adv.in_batch(g, i) else None,
                 "message": ev.message[:500], "child": child, "prompt_file": prompt_file,
                 "child_kept": None if child is None else child in archive,
+                "policy_version": step - 1 if version is None else version,
             })
     return rows
 

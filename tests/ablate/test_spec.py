@@ -64,3 +64,13 @@ def test_changed_arguments_are_refused_and_nothing_is_written(tmp_path):
     (other / "x").write_text("")
     with pytest.raises(ConfigError, match="not an ablation directory"):
         open_spec(other, spec(), write=True)
+
+
+def test_async_variants_are_asked_for_by_name():
+    """Issue 35: async1/async2 are full with --async-steps 1/2, and not part of the default set."""
+    s = build_spec("demo", 2, 3, None, None, {}, None)
+    assert not any(v.startswith("async") for v in s.variants)
+    s = build_spec("demo", 2, 3, ["full", "async1", "async2"], None, {}, None)
+    assert s.variants["async1"] == {**FULL, "async_steps": 1}
+    assert s.variants["async2"] == {**FULL, "async_steps": 2}
+    assert s.variants["full"] == FULL

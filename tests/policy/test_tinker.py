@@ -563,3 +563,45 @@ def test_live_sample_and_train(tmp_path):
         assert Path(tmp_path, tp.STATE_FILE).is_file()
     finally:
         pol.close()
+
+
+def test_async_steps_sample_from_the_previous_sampler_before_training(tokenizer, tmp_path):
+    """Issue 35, ``--async-steps 1`` on tinker: step t+1's sampling requests go to the sampling
+    client of the weights after step t-1 (the one in hand), before step t's forward_backward;
+    every rollout records that version."""
+    from tttd.config import resolve_config
+    from tttd.loop import Discovery
+    from tttd.rundir import read_jsonl
+    from tttd.task import Objective, Task
+    from tttd.types import Candidate, Evaluation, State
+
+    class LengthTask(Task):  # the stand-in's two completions differ in length: every group trains
+        name = "length"
+        objective = Objective("maximize", "identity")
+        runs_code = False
+
+        def initial_states(self, n, rng):
+            return [State(id=f"root{i}", value=None) for i in range(n)]
+
+        def prompt(self, state, parent=None):
+            return [{"role": "user", "content": f"hello world {state.id}"}]
+
+        def parse(self, completion, state):
+            return Candidate(text=completion, data=completion)
+
+        def verify(self, data, state=None):
+            return Evaluation(valid=True, value=float(len(data)), reward=float(len(data)), artifact={"t": data})
+
+    pol, svc = _policy(tokenizer)
+    cfg = resolve_config(flag_values=dict(task="demo", backend="tinker", model="fake/model", steps=4, groups=2,
+                                          group_size=2, max_tokens=8, async_steps=1, workers=1, seed=1))
+    run = Discovery(cfg, tmp_path / "run", task=LengthTask(), policy=pol)
+    run.start()
+    run.run()
+    order = [("sample", c[1][1]) if c[0] == "sample" else ("fb",) for c in svc.calls
+             if c[0] in ("sample", "forward_backward")]
+    s = lambda v: [("sample", v)] * 2  # noqa: E731 - one request per group
+    # sampler 1: the initial weights; sampler v+2: the weights after step v's update
+    assert order == s(1) + s(1) + [("fb",)] + s(2) + [("fb",)] + s(3) + [("fb",), ("fb",)]
+    versions = {r["step"]: r["policy_version"] for r in read_jsonl(tmp_path / "run" / "rollouts.jsonl")}
+    assert versions == {0: -1, 1: -1, 2: 0, 3: 1}

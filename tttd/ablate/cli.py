@@ -29,7 +29,8 @@ def add_ablate_parser(sub) -> None:
     a.add_argument("--seeds", type=int, default=8, help="seeds per variant (default 8): seeds 0..N-1")
     a.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
     a.add_argument("--variants", nargs="+", metavar="NAME",
-                   help=f"built-in variants to run (default: all; {', '.join(DEFAULT_VARIANTS)})")
+                   help=f"built-in variants to run (default: {', '.join(DEFAULT_VARIANTS)}; also "
+                        f"{', '.join(v for v in VARIANTS if v not in DEFAULT_VARIANTS)})")
     a.add_argument("--variant", action="append", metavar="NAME:KEY=VALUE[,KEY=VALUE]", dest="extra",
                    help="an extra variant: full with these settings changed (e.g. per-rollout:visit_counting=rollout)")
     a.add_argument("--jobs", "-j", type=int, help="runs at the same time (default: one per core, as memory allows)")

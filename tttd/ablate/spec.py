@@ -32,8 +32,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "no-reuse": ("every group starts from a root (no archive reuse)", {"reuse": "none"}),
     "no-train": ("frozen policy, PUCT reuse (best-of-N with reuse)", {"train": False}),
     "best-of-n": ("frozen policy, no reuse: plain best-of-N sampling", {"train": False, "reuse": "none"}),
+    # Issue 35: not ablations of the method but of the schedule (tttd.async_steps); not run by default.
+    "async1": ("full, sampled one step ahead (--async-steps 1)", {"async_steps": 1}),
+    "async2": ("full, sampled two steps ahead (--async-steps 2)", {"async_steps": 2}),
 }
-DEFAULT_VARIANTS = tuple(VARIANTS)
+#: The paper's ablations, run when no --variants is given (the async variants are asked for by name).
+DEFAULT_VARIANTS = tuple(v for v in VARIANTS if not v.startswith("async"))
 #: Settings an ablation cannot vary per variant or set: they name the run, not the method.
 NOT_SETTABLE = {"task", "steps", "seed", "out", "preset"}
 

@@ -67,6 +67,9 @@ def add_parser(sub: Any) -> None:
                    help="reasoning models: a sample out of budget while thinking is made to answer (paper preset: on)")
     r.add_argument("--executor", choices=["local", "ray"], help="where evaluations run (default local)")
     r.add_argument("--workers", type=int, help="evaluation workers (default: one per core)")
+    r.add_argument("--async-steps", type=int, metavar="K",
+                   help="sample K steps ahead of training, so evaluation overlaps sampling and training "
+                        "(default 0: synchronous, the paper; docs/runs.md)")
     r.add_argument("--task-option", action="append", metavar="KEY=VALUE", help="option for the task")
     r.add_argument("--backend-option", action="append", metavar="KEY=VALUE", help="option for the backend (e.g. base_url=...)")
     r.add_argument("--chat-template-option", action="append", metavar="KEY=VALUE",
@@ -100,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         kl_coef=args.kl_coef, executor=args.executor, workers=args.workers, temperature=args.temperature,
         train=False if args.no_train else None,
         max_usd=args.max_usd, max_samples=args.max_samples, max_hours=args.max_hours, log=args.log,
-        engine=args.engine,
+        engine=args.engine, async_steps=args.async_steps,
         require_isolation=True if args.require_isolation else None,
         visit_counting=args.visit_counting, forced_answer=args.forced_answer,  # issue 20
         allow_weak_isolation=True if args.allow_weak_isolation else None,
