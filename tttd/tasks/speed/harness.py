@@ -11,9 +11,12 @@ The candidate never runs in this process. :func:`evaluate`:
 1. makes this process non-dumpable (``PR_SET_DUMPABLE 0``: a process of the same uid can neither
    ptrace it nor open its ``/proc/PID/mem``/``environ``; the jail's seccomp filter denies ptrace and
    ``process_vm_*`` besides) and loads the problem module privately (generator, reference, check);
-2. starts the worker (:mod:`tttd.tasks.speed.worker`): a fresh interpreter with only its two pipes
-   (no result pipe, no inherited memory), which imports the candidate and only ever calls it;
-3. measures the IPC round trip (empty requests), reported as ``ipc``;
+2. starts the worker (:mod:`tttd.tasks.speed.worker`) first: a fresh interpreter with only its
+   two pipes (no result pipe, no inherited memory), which imports the trusted heavy modules the
+   task uses (numpy, torch) while this process loads the problem, then the candidate, and only
+   ever calls it; the phases' wall times are in the record (``phases_ms``);
+3. measures the IPC round trip (20 empty requests, before the candidate is imported, after the
+   pinning of one-thread tasks), reported as ``ipc``;
 4. every call: draws the seed (test seeds from the trusted process; timed runs from ``os.urandom``
    at that moment), generates the inputs, copies them into the shared region, starts the clock,
    sends the request, stops the clock when the answer arrives, copies the output out and checks
@@ -21,8 +24,8 @@ The candidate never runs in this process. :func:`evaluate`:
    Test calls, warm-up calls and timed calls are the same code path, all checked;
 5. time of a call = wall time from request to answer minus the *smallest* round trip of step 3
    (a lower bound of the overhead: the subtraction can never make a call faster than it was);
-6. worker CPU time from the kernel (the jail cgroup's ``cpu.stat`` when visible, else
-   ``/proc/*/task/*/schedstat`` of every process but this one and its ancestors), read before and
+6. worker CPU time from the kernel (the jail cgroup's ``cpu.stat`` when visible, else the CPU
+   clocks of every process but this one and its ancestors, see :class:`CpuMeter`), read before and
    after every call: work done between calls (after the answer) beyond 20% of the timed total + 2 ms,
    or over 25% of a 30 ms quiet window after the last call (this process asleep, an honest worker
    blocked on its pipe), is an ``escape`` verdict, so work moved to threads, children or other
@@ -385,12 +388,14 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
         check = getattr(prob, "check", None) or _default_check(config)
         runner = _Runner(config, w, wire_mod, prob, gen, ref, check, base)
         phase("problem_load")
+        # pinned once this process has loaded (the worker's preload ran beside it), before the
+        # round trips are measured: they are measured as every call runs, on the shared CPU
+        rec["pinned_cpu"] = _pin_together(w.proc.pid, config)
         rec["ipc"] = runner.calibrate()
         phase("calibrate")
         rec["stage"] = "import"
         runner.start()
         phase("import")
-        rec["pinned_cpu"] = _pin_together(w.proc.pid, config)  # after the start-up, which may run in parallel
         rec["stage"] = "test"
         budget = [int(config.get("return_output_bytes", 0))]
         for i, case in enumerate(config["tests"]):
