@@ -1,7 +1,6 @@
-# An honest fast candidate for examples/speed_group_means.py (two bincounts instead of a loop over
-# the groups):   tttd verify examples/speed_group_means.py examples/speed_group_means_fast.py
-# The tests (tests/gaming, tests/tasks/test_speed_kit.py) and the benchmarks (harness_bench.py,
-# speed_bench.py) read this file as their honest group-means program.
+# An honest fast candidate for examples/speed_group_means.py: two bincounts instead of a loop over
+# the groups. The speed tests and benchmarks read this file as their honest group-means program
+# (so it must stay free of the static scan's flags: no words such as the kit's package name).
 import numpy as np
 
 def group_means(data):
