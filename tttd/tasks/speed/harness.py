@@ -15,8 +15,9 @@ The candidate never runs in this process. :func:`evaluate`:
    two pipes (no result pipe, no inherited memory), which imports the trusted heavy modules the
    task uses (numpy, torch) while this process loads the problem, then the candidate, and only
    ever calls it; the phases' wall times are in the record (``phases_ms``);
-3. measures the IPC round trip (20 empty requests, before the candidate is imported, after the
-   pinning of one-thread tasks), reported as ``ipc``;
+3. measures the IPC round trip (20 empty requests, ``ipc_pings``, before the candidate is
+   imported, after the pinning of one-thread tasks and one unmeasured request that waits for the
+   worker's start-up), reported as ``ipc``;
 4. every call: draws the seed (test seeds from the trusted process; timed runs from ``os.urandom``
    at that moment), generates the inputs, copies them into the shared region, starts the clock,
    sends the request, stops the clock when the answer arrives, copies the output out and checks
@@ -404,6 +405,9 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
         # pinned once this process has loaded (the worker's preload ran beside it), before the
         # round trips are measured: they are measured as every call runs, on the shared CPU
         rec["pinned_cpu"] = _pin_together(w.proc.pid, config)
+        w.send({"op": "ping"})  # not measured: it waits for the worker's start-up and preload
+        w.recv("the worker's start-up")
+        phase("worker_ready")
         rec["ipc"] = runner.calibrate()
         phase("calibrate")
         rec["stage"] = "import"
