@@ -593,9 +593,14 @@ class _Runner:
         subtraction never makes a call look faster than it was)."""
         self.meter = CpuMeter(self.w.proc.pid, bool(self.cfg.get("jail", True)))
         rtts, cpus = [], []
-        evict, fill = bytearray(8 << 20), bytes(range(256)) * (8 << 12)
+        # caches as cold as after computing a reference: one byte written in every 64-byte line of
+        # 8 MiB (4x the L2 of the development machine). Not a full 8 MiB copy, as before: that took
+        # 4.2 ms a ping, and glibc copies that large with non-temporal stores whose write-back
+        # saturated memory during the ping (worker CPU minimum ~95 us against ~30 us after a 4 MiB
+        # copy or this, at load 6), so more was subtracted than the round trip costs a call
+        evict, fill = bytearray(8 << 20), bytes(range(256)) * ((8 << 20) // 64 // 256)
         for _ in range(max(5, int(self.cfg.get("ipc_pings", 20)))):
-            evict[:] = fill  # caches as cold as after computing a reference
+            evict[::64] = fill
             c0 = self.meter.read()
             t0 = _perf_ns()
             self.w.send({"op": "ping"})
