@@ -93,8 +93,9 @@ class CpuMeter:
     """CPU time (ns) of everything in the jail except this process and its ancestors.
 
     Read twice per call, so it is kept cheap (about 50 us instead of 250-350 us a reading in the
-    jail with one other process, measured at load 14-16): in the jail the list of processes is taken again only when a process or thread
-    was created since the last read (the last pid allocated in the jail's pid namespace, from
+    jail with one other process, measured at load 14-16): in the jail the list of processes is
+    taken again only when a process or thread was created since the last read (the last pid
+    allocated in the jail's pid namespace, from
     ``/proc/loadavg``, read *before* the listing: anything created after it changes that value and
     is listed at the next read), and every ``/proc/PID/stat`` stays open and is re-read with
     ``pread`` (an exited process's file reads as an error: its time is in its parent's or the
@@ -390,7 +391,8 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
         deadline = t_start + int(float(config.get("deadline_s", 1e6)) * 1e9)
         phase("setup")
         w = Worker(script, base, deadline)  # first: its interpreter starts while this process loads
-        w.send({"op": "preload", "sys_path": [p for p in _sys.path if p], "modules": _preloads(problem, candidate, *(modules or {}).values())})
+        w.send({"op": "preload", "sys_path": [p for p in _sys.path if p],
+                "modules": _preloads(problem, candidate, *(modules or {}).values())})
         phase("worker_spawn")
         if device == "cuda":
             import torch
