@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python benchmarks/harness_bench.py [--repeats 5] [--smoke]
 
-Evaluates the same honest candidate (a bincount ``group_means``) on the CPU example
+Evaluates the same honest candidate (examples/speed_group_means_fast.py: a bincount) on the CPU example
 (examples/speed_group_means.py) in the sandbox, alternating between the two harnesses
 (benchmarks/one_process_harness.py: the baseline, kept outside the package), and prints per harness:
 the whole evaluation's wall time (trusted side, median over repeats), the value (geometric mean of
@@ -10,7 +10,9 @@ the per-case median times) of each evaluation and its coefficient of variation a
 and for the two-process harness the per-call IPC round trip (wall and worker CPU, the smallest of
 which is subtracted from each call). The two-process harness times CPU tasks by the worker's CPU
 time; the same runs re-timed with ``clock=wall`` are shown too. Prints the load average before and
-after: figures from a loaded machine are only meaningful as ratios measured in the same run.
+after and at each repeat, the per-repeat wall-time ratio (min, median, max) and where the
+two-process evaluation's wall time went (``phases_ms`` of its record): figures from a loaded
+machine are only meaningful as ratios measured in the same run.
 """
 
 from __future__ import annotations
@@ -29,16 +31,7 @@ from tttd.registry import get_task  # noqa: E402
 from tttd.tasks.speed import build_config, program_for, run_program  # noqa: E402
 from tttd.types import Program  # noqa: E402
 
-FAST = """\
-import numpy as np
-
-def group_means(data):
-    keys, values, groups = data
-    s = np.bincount(keys, weights=values, minlength=groups)
-    c = np.bincount(keys, minlength=groups)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return s / c
-"""
+FAST = open(os.path.join(os.path.dirname(HERE), "examples", "speed_group_means_fast.py")).read()
 
 
 def _value(rec: dict) -> float:
@@ -78,15 +71,20 @@ def main() -> int:
     kinds = [("one-process", {}), ("two-process", {}), ("two-process, wall clock", {"clock": "wall"})]
     walls: dict[str, list[float]] = {k: [] for k, _ in kinds}
     values: dict[str, list[float]] = {k: [] for k, _ in kinds}
-    ipc = []
+    ipc, phases, loads = [], {}, []
     for _ in range(a.repeats):
+        loads.append(os.getloadavg()[0])
         for name, extra in kinds:
             wall, rec = evaluate(spec, name.split(",")[0], dict(timing, **extra))
             walls[name].append(wall)
             values[name].append(_value(rec))
             if "ipc" in rec:
                 ipc.append(rec["ipc"])
+            if name == "two-process":
+                for k, v in rec.get("phases_ms", {}).items():
+                    phases.setdefault(k, []).append(v)
     print(f"load average after:  {os.getloadavg()}")
+    print(f"1-minute load average at each repeat: {', '.join(f'{x:.2f}' for x in loads)}")
     base = statistics.median(walls["one-process"])
     cv0 = None
     print(f"{'harness':<26}{'eval wall s':>12}{'x one-proc':>11}{'value us':>12}{'CV':>8}{'CV x':>7}")
@@ -97,6 +95,12 @@ def main() -> int:
         w = statistics.median(walls[name])
         print(f"{name:<26}{w:>12.3f}{w / base:>11.2f}{statistics.median(v):>12.1f}{cv:>8.3f}"
               f"{(cv / cv0 if cv0 else float('nan')):>7.2f}")
+    ratios = sorted(t / o for t, o in zip(walls["two-process"], walls["one-process"]))
+    print(f"two-process / one-process wall time per repeat: min {ratios[0]:.2f}, "
+          f"median {statistics.median(ratios):.2f}, max {ratios[-1]:.2f}")
+    if phases:
+        print("two-process evaluation inside the sandbox, median ms per phase: "
+              + ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in phases.items()))
     if ipc:
         med = {k: statistics.median(i[k] for i in ipc) for k in ("min_us", "median_us", "cpu_min_us", "cpu_median_us")}
         print(f"IPC round trip per call: wall min {med['min_us']:.1f} us, median {med['median_us']:.1f} us; "

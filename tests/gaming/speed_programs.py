@@ -15,16 +15,7 @@ from dataclasses import dataclass
 import tttd.tasks.speed.mla_decode as _mla
 import tttd.tasks.speed.trimul as _trimul
 
-FAST = """\
-import numpy as np
-
-def group_means(data):
-    keys, values, groups = data
-    s = np.bincount(keys, weights=values, minlength=groups)
-    c = np.bincount(keys, minlength=groups)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return s / c
-"""
+FAST = open(os.path.join(os.path.dirname(__file__), "..", "..", "examples", "speed_group_means_fast.py")).read()
 REF = "from reference import group_means\n"
 TRIMUL = open(os.path.join(os.path.dirname(_trimul.__file__), "root.py")).read()
 MLA = open(os.path.join(os.path.dirname(_mla.__file__), "root.py")).read()

@@ -11,9 +11,13 @@ The candidate never runs in this process. :func:`evaluate`:
 1. makes this process non-dumpable (``PR_SET_DUMPABLE 0``: a process of the same uid can neither
    ptrace it nor open its ``/proc/PID/mem``/``environ``; the jail's seccomp filter denies ptrace and
    ``process_vm_*`` besides) and loads the problem module privately (generator, reference, check);
-2. starts the worker (:mod:`tttd.tasks.speed.worker`): a fresh interpreter with only its two pipes
-   (no result pipe, no inherited memory), which imports the candidate and only ever calls it;
-3. measures the IPC round trip (empty requests), reported as ``ipc``;
+2. starts the worker (:mod:`tttd.tasks.speed.worker`) first: a fresh interpreter with only its
+   two pipes (no result pipe, no inherited memory), which imports the trusted heavy modules the
+   task uses (numpy, torch) while this process loads the problem, then the candidate, and only
+   ever calls it; the phases' wall times are in the record (``phases_ms``);
+3. measures the IPC round trip (20 empty requests, ``ipc_pings``, before the candidate is
+   imported, after the pinning of one-thread tasks and one unmeasured request that waits for the
+   worker's start-up), reported as ``ipc``;
 4. every call: draws the seed (test seeds from the trusted process; timed runs from ``os.urandom``
    at that moment), generates the inputs, copies them into the shared region, starts the clock,
    sends the request, stops the clock when the answer arrives, copies the output out and checks
@@ -21,8 +25,8 @@ The candidate never runs in this process. :func:`evaluate`:
    Test calls, warm-up calls and timed calls are the same code path, all checked;
 5. time of a call = wall time from request to answer minus the *smallest* round trip of step 3
    (a lower bound of the overhead: the subtraction can never make a call faster than it was);
-6. worker CPU time from the kernel (the jail cgroup's ``cpu.stat`` when visible, else
-   ``/proc/*/task/*/schedstat`` of every process but this one and its ancestors), read before and
+6. worker CPU time from the kernel (the jail cgroup's ``cpu.stat`` when visible, else the CPU
+   clocks of every process but this one and its ancestors, see :class:`CpuMeter`), read before and
    after every call: work done between calls (after the answer) beyond 20% of the timed total + 2 ms,
    or over 25% of a 30 ms quiet window after the last call (this process asleep, an honest worker
    blocked on its pipe), is an ``escape`` verdict, so work moved to threads, children or other
@@ -86,12 +90,25 @@ def _undumpable() -> bool:
 
 
 class CpuMeter:
-    """CPU time (ns) of everything in the jail except this process and its ancestors."""
+    """CPU time (ns) of everything in the jail except this process and its ancestors.
+
+    Read twice per call, so it is kept cheap (about 50 us instead of 250-350 us a reading in the
+    jail with one other process, measured at load 14-16): in the jail the list of processes is
+    taken again only when a process or thread was created since the last read (the last pid
+    allocated in the jail's pid namespace, from
+    ``/proc/loadavg``, read *before* the listing: anything created after it changes that value and
+    is listed at the next read), and every ``/proc/PID/stat`` stays open and is re-read with
+    ``pread`` (an exited process's file reads as an error: its time is in its parent's or the
+    jail init's reaped-children counters, which are read every time)."""
 
     def __init__(self, worker_pid: int, jail: bool):
         self.worker, self.jail = worker_pid, jail
         self.cgroup = None
         self.mine = {_os.getpid()}
+        self.tick = 10**9 // _os.sysconf("SC_CLK_TCK")
+        self.stats: dict[int, int | None] = {}  # pid -> open /proc/PID/stat (jail; None: read by path)
+        self.last_pid = None
+        self.loadavg = self.init_stat = None
         p = _os.getpid()
         while p > 1:
             p = _ppid(p)
@@ -106,6 +123,11 @@ class CpuMeter:
                 self.cgroup = path
             except (OSError, IndexError):
                 self.cgroup = None
+            try:
+                self.loadavg = _os.open("/proc/loadavg", _os.O_RDONLY)
+                self.init_stat = _os.open("/proc/1/stat", _os.O_RDONLY)
+            except OSError:
+                self.loadavg = self.init_stat = None
         self.source = "cgroup cpu.stat" if self.cgroup else "process CPU clocks"
 
     def read(self) -> int:
@@ -113,12 +135,74 @@ class CpuMeter:
             with open(self.cgroup) as f:
                 usage = int(f.readline().split()[1]) * 1000
             return max(0, usage - _time.process_time_ns() - _proc_cpu(1, children=False))
+        if self.jail and self.loadavg is not None:
+            return self._read_jail()
         total = 0
         for pid in self._pids():
             total += _proc_cpu(pid)
         if self.jail:  # orphans the jail's init reaped
             total += _proc_cpu(1) - _proc_cpu(1, children=False)
         return total
+
+    def _read_jail(self) -> int:
+        try:
+            last = _os.pread(self.loadavg, 256, 0).split()[-1]
+        except (OSError, IndexError):
+            last = None
+        if last is None or last != self.last_pid:
+            self._relist()
+            self.last_pid = last
+        total = self._reaped(self.init_stat) or 0  # orphans the jail's init reaped
+        gone = []
+        for pid, fd in self.stats.items():
+            if fd is None:  # its stat could not be kept open (out of descriptors): read it the slow way
+                total += _proc_cpu(pid)
+                continue
+            reaped = self._reaped(fd)
+            if reaped is None:  # exited and reaped: its time is in its parent's counters now
+                gone.append(pid)
+                continue
+            try:
+                total += reaped + _time.clock_gettime_ns(((~pid) << 3) | 2)  # the process's CPUCLOCK_SCHED
+            except OSError:
+                total += reaped + _proc_cpu(pid, children=False)  # its threads' schedstat
+        for pid in gone:
+            _os.close(self.stats.pop(pid))
+        return total
+
+    def _reaped(self, fd) -> int | None:
+        """A process's reaped children's CPU time (``cutime`` + ``cstime``, in ticks) from its open
+        stat; None when the process is gone."""
+        try:
+            fields = _os.pread(fd, 4096, 0).rsplit(b")", 1)[1].split()
+            return (int(fields[13]) + int(fields[14])) * self.tick
+        except OSError:
+            return None
+        except (IndexError, ValueError):
+            return 0
+
+    def _relist(self) -> None:
+        self._close_stats()
+        for pid in self._pids():
+            try:
+                self.stats[pid] = _os.open(f"/proc/{pid}/stat", _os.O_RDONLY)
+            except FileNotFoundError:  # exited since the listing: in its parent's counters
+                pass
+            except OSError:
+                self.stats[pid] = None
+
+    def _close_stats(self) -> None:
+        for fd in self.stats.values():
+            if fd is not None:
+                _os.close(fd)
+        self.stats.clear()
+
+    def close(self) -> None:
+        self._close_stats()
+        for fd in (self.loadavg, self.init_stat):
+            if fd is not None:
+                _os.close(fd)
+        self.loadavg = self.init_stat = None
 
     def _pids(self):
         if self.jail:
@@ -281,6 +365,14 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
     rec: dict = {"ok": False, "stage": "setup", "message": "", "tests": [], "benchmarks": [],
                  "test_outputs": [], "bench_outputs": [], "device": device, "harness": "two-process"}
     w = runner = None
+    phases: dict = {}
+    rec["phases_ms"] = phases  # where the evaluation's wall time went (benchmarks/harness_bench.py)
+
+    def phase(name: str, t=[t_start]) -> None:
+        now = _perf_ns()
+        phases[name] = round((now - t[0]) / 1e6, 3)
+        t[0] = now
+
     try:
         rec["controller_undumpable"] = _undumpable()
         if config.get("jail", True) and not rec["controller_undumpable"]:
@@ -297,7 +389,11 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
         with open(script, "w", encoding="utf-8") as f:
             f.write(wire + "\n\n" + worker)
         deadline = t_start + int(float(config.get("deadline_s", 1e6)) * 1e9)
+        phase("setup")
         w = Worker(script, base, deadline)  # first: its interpreter starts while this process loads
+        w.send({"op": "preload", "sys_path": [p for p in _sys.path if p],
+                "modules": _preloads(problem, candidate, *(modules or {}).values())})
+        phase("worker_spawn")
         if device == "cuda":
             import torch
 
@@ -307,10 +403,18 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
         gen, ref = prob.generate_input, getattr(prob, config.get("ref_name", "reference"))
         check = getattr(prob, "check", None) or _default_check(config)
         runner = _Runner(config, w, wire_mod, prob, gen, ref, check, base)
+        phase("problem_load")
+        # pinned once this process has loaded (the worker's preload ran beside it), before the
+        # round trips are measured: they are measured as every call runs, on the shared CPU
+        rec["pinned_cpu"] = _pin_together(w.proc.pid, config)
+        w.send({"op": "ping"})  # not measured: it waits for the worker's start-up and preload
+        w.recv("the worker's start-up")
+        phase("worker_ready")
         rec["ipc"] = runner.calibrate()
+        phase("calibrate")
         rec["stage"] = "import"
         runner.start()
-        rec["pinned_cpu"] = _pin_together(w.proc.pid, config)  # after the start-up, which may run in parallel
+        phase("import")
         rec["stage"] = "test"
         budget = [int(config.get("return_output_bytes", 0))]
         for i, case in enumerate(config["tests"]):
@@ -319,10 +423,12 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
             _, out = runner.call(args, seed, f"test {i} ({_fmt_case(args)})")
             rec["tests"].append({"seed": seed, "nbytes": _nbytes(out)})
             rec["test_outputs"].append(_to_plain(out, budget))
+        phase("tests")
         benches = config.get("benchmarks", [])
         if benches:
             rec["stage"] = "benchmark"
             runner.warm_up(benches[0])
+            phase("warm_up")
             for j, case in enumerate(benches):
                 if config.get("warm_each", True):  # untimed: compilation/autotuning for this shape
                     runner.call(case, _new_seed(), f"warm-up of benchmark {j} ({_fmt_case(case)})")
@@ -330,7 +436,9 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
                 rec["benchmarks"].append(stats)
                 rec["bench_outputs"].append({"seed": sample[0], "nbytes": _nbytes(sample[1]),
                                              "output": _to_plain(sample[1], budget)})
+            phase("benchmarks")
             runner.escape_verdict()
+            phase("quiet_window")
         rec["worker_cpu"] = {"source": runner.meter.source, "inside_ms": runner.inside_ns / 1e6,
                              "outside_ms": runner.outside_ns / 1e6}
         rec["ok"] = True
@@ -342,12 +450,28 @@ def evaluate(config: dict, problem: str, candidate: str, modules: dict | None = 
             w.stop()
         if runner is not None:
             runner.close()
+        phase("stop")
     rec["wall_s"] = (_perf_ns() - t_start) / 1e9
     try:
         rec["cpus"] = sorted(_os.sched_getaffinity(0))  # pinned when the executor pins (pin_cpus)
     except (AttributeError, OSError):
         rec["cpus"] = []
     return rec
+
+
+_PRELOADABLE = ("numpy", "torch")
+
+
+def _preloads(*sources: str) -> list[str]:
+    """The heavy trusted modules (numpy, torch) that the problem or the candidate imports: the
+    worker imports them before the round-trip measurement, in parallel with this process's own
+    imports (on an idle machine that overlaps most of the second interpreter's start-up)."""
+    import re
+
+    found = set()
+    for src in sources:
+        found.update(re.findall(r"^\s*(?:import|from)\s+(numpy|torch)\b", src, re.M))
+    return [m for m in _PRELOADABLE if m in found]
 
 
 def _pin_together(worker_pid: int, config: dict):
@@ -471,9 +595,14 @@ class _Runner:
         subtraction never makes a call look faster than it was)."""
         self.meter = CpuMeter(self.w.proc.pid, bool(self.cfg.get("jail", True)))
         rtts, cpus = [], []
-        evict, fill = bytearray(8 << 20), bytes(range(256)) * (8 << 12)
-        for _ in range(max(5, int(self.cfg.get("ipc_pings", 50)))):
-            evict[:] = fill  # caches as cold as after computing a reference
+        # caches as cold as after computing a reference: one byte written in every 64-byte line of
+        # 8 MiB (4x the L2 of the development machine). Not a full 8 MiB copy, as before: that took
+        # 4.2 ms a ping, and glibc copies that large with non-temporal stores whose write-back
+        # saturated memory during the ping (worker CPU minimum ~95 us against ~30 us after a 4 MiB
+        # copy or this, at load 6), so more was subtracted than the round trip costs a call
+        evict, fill = bytearray(8 << 20), bytes(range(256)) * ((8 << 20) // 64 // 256)
+        for _ in range(max(5, int(self.cfg.get("ipc_pings", 20)))):
+            evict[::64] = fill
             c0 = self.meter.read()
             t0 = _perf_ns()
             self.w.send({"op": "ping"})
@@ -646,6 +775,8 @@ class _Runner:
                                     f"{self.meter.source}): work escaped the timed region")
 
     def close(self) -> None:
+        if self.meter is not None:
+            self.meter.close()
         if self.shm_fd is not None:
             _os.close(self.shm_fd)
             try:

@@ -96,6 +96,7 @@ class Region:
 
     def __init__(self, buf, size: int, cuda: bool = False):
         self.buf, self.size, self.cuda = buf, size, cuda
+        self._u8 = None  # CPU: one byte view of the whole region, made at the first write
 
     def _bytes(self, off: int, n: int):
         torch = _sys.modules.get("torch")
@@ -137,7 +138,9 @@ class Region:
                 if self.cuda:
                     self.buf[off:off + n].copy_(torch.from_numpy(a.reshape(-1).view(np.uint8)))
                 else:
-                    np.frombuffer(self.buf, dtype=np.uint8, count=n, offset=off)[:] = a.reshape(-1).view(np.uint8)
+                    if self._u8 is None:
+                        self._u8 = np.frombuffer(self.buf, dtype=np.uint8, count=self.size)
+                    self._u8[off:off + n] = a.reshape(-1).view(np.uint8)
             return {"t": "nd", "dtype": a.dtype.str, "shape": list(a.shape), "off": off}, _align(off + n)
         if t in (list, tuple):
             items = []

@@ -6,6 +6,9 @@ with a fresh interpreter (nothing of the controller's memory is inherited: no se
 no timers, no result pipe). It imports the candidate, then serves requests until its request pipe
 closes:
 
+- ``{"op": "preload", "sys_path": [..], "modules": [..]}``, first: imports trusted modules the
+  task uses (numpy, torch) while the controller loads its own copy, so the candidate's import
+  later finds them loaded (no answer; a module that fails to import is left to that import);
 - ``{"op": "ping"}``, before the candidate is imported: answers at once (the controller measures
   the round trip with no candidate code in this process, so a candidate cannot inflate it);
 - ``{"op": "call", "tree": .., "size": .., "out": [lo, hi]}``: views of the inputs in the shared
@@ -33,12 +36,18 @@ def _worker_main():
         init = read_msg(req)  # noqa: F821
         if init is None:
             return
+        if init.get("op") == "preload":  # trusted modules, imported while the controller loads its own
+            _add_paths(init["sys_path"])
+            for name in init["modules"]:
+                try:
+                    __import__(name)
+                except Exception:  # noqa: BLE001 - the candidate's import reports it, if it needs it
+                    pass
+            continue
         if init.get("op") != "ping":
             break
         answer({"ok": True})
-    for p in init["sys_path"]:
-        if p not in sys.path:
-            sys.path.append(p)
+    _add_paths(init["sys_path"])
     folder = init["folder"]
     sys.path.insert(0, folder)
     os.chdir(os.path.dirname(folder))
@@ -96,6 +105,14 @@ def _worker_main():
             answer({"ok": False, "error": f"{type(e).__name__}: {e}"[:2000]})
             continue
         answer({"ok": True, "tree": tree})
+
+
+def _add_paths(paths):
+    import sys
+
+    for p in paths:
+        if p not in sys.path:
+            sys.path.append(p)
 
 
 if __name__ == "__main__":
