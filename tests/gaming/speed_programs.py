@@ -34,6 +34,12 @@ class Cheat:
     twin: str = ""  # the honest program it imitates (default: TWINS[task])
 
 
+#: the speed-up a program that only calls the reference may show: the timer forges below, where they
+#: worked, gave 600x-2000x; honest noise (the task's reference timed once while a second evaluation
+#: shares the CPU) read up to 1.75x at load 6-12, so 1.6 made the test flaky and 2.5 still separates
+HONEST_REF_MAX = 2.5
+
+
 def _gm(body: str) -> str:
     """A group-means program whose ``group_means`` calls ``_honest`` (FAST renamed) where it likes."""
     return FAST.replace("def group_means(data):", "def _honest(data):") + "\n" + body
@@ -50,13 +56,13 @@ for mod in list(sys.modules.values()):
                 setattr(mod, n, (lambda: 0))
             except Exception:
                 pass
-""" + REF, "honest", max_speedup=1.6, twin=REF),
+""" + REF, "honest", max_speedup=HONEST_REF_MAX, twin=REF),
     Cheat("timer divided by 1000 via sys.modules['time']", "gm", """\
 import sys
 _t = sys.modules["time"]
 _orig = _t.perf_counter_ns
 _t.perf_counter_ns = lambda: _orig() // 1000
-""" + REF, "honest", max_speedup=1.6, twin=REF),
+""" + REF, "honest", max_speedup=HONEST_REF_MAX, twin=REF),
     Cheat("harness globals hunted in sys.modules", "gm", """\
 import sys
 for name, mod in list(sys.modules.items()):
@@ -64,7 +70,7 @@ for name, mod in list(sys.modules.items()):
         for attr in list(vars(mod)):
             if attr.startswith("_perf") or attr in ("check", "_default_check", "Verdict"):
                 setattr(mod, attr, lambda *a, **k: None)
-""" + REF, "honest", max_speedup=1.6, twin=REF),
+""" + REF, "honest", max_speedup=HONEST_REF_MAX, twin=REF),
     Cheat("checker replaced: numpy.isclose/array_equal always true", "gm", """\
 import numpy as np
 np.isclose = lambda a, b, **k: np.ones(np.shape(a), bool)
