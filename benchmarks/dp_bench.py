@@ -52,7 +52,7 @@ def worker(args: argparse.Namespace) -> int:
         ranks_max = max(int(r) for r in args.ranks.split(","))
         per_micro = max(1, args.batch // ranks_max)
         policy = LocalPolicy(args.model_path, device=args.device, lora_rank=32,
-                             micro_batch_tokens=per_micro * (PROMPT + args.tokens))
+                             micro_batch_tokens=per_micro * (PROMPT + args.tokens), parallel=args.parallel)
         vocab = policy.causal_lm().config.vocab_size
         rng = random.Random(0)
         batch = [TrainDatum([rng.randrange(vocab) for _ in range(PROMPT)], [rng.randrange(vocab) for _ in range(args.tokens)],
@@ -67,7 +67,7 @@ def worker(args: argparse.Namespace) -> int:
         tokens = args.batch * (PROMPT + args.tokens)
         print(json.dumps({"ranks": distributed.world()[1], "step_s": round(best, 4), "tokens": tokens,
                           "tokens_per_s": round(tokens / best, 1), "micro_batches": args.batch // per_micro,
-                          "device": args.device, "model": args.model_label}), flush=True)
+                          "device": args.device, "model": args.model_label, "parallel": args.parallel}), flush=True)
         policy.close()
         return 0
     finally:
@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16, help="completions per step")
     ap.add_argument("--tokens", type=int, default=256, help="tokens per completion")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--parallel", default="replicate", choices=("replicate", "fsdp"),
+                    help="the local backend's parallel option (fsdp: FSDP2 fully_shard)")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS per rank (default torchrun's: 1)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the command runs; not a measurement")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -113,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in [int(r) for r in args.ranks.split(",")]:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n), __file__,
                "--worker", "--model-path", path, "--model-label", label, "--device", args.device, "--ranks", args.ranks,
-               "--batch", str(args.batch), "--tokens", str(args.tokens), "--repeats", str(args.repeats)]
+               "--batch", str(args.batch), "--tokens", str(args.tokens), "--repeats", str(args.repeats),
+               "--parallel", args.parallel]
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
         rows = [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith("{")]
         if done.returncode != 0 or not rows:
