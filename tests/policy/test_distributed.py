@@ -172,6 +172,28 @@ def test_fsdp_two_ranks_equal_one_process(single, tiny_model_dir, tmp_path):
     assert_same(out, single, close=("grad_norm",))
     assert json.loads((out / "config.json").read_text())["_engine"]["data_parallel"] == {
         "ranks": 2, "backend": "gloo", "parallel": "fsdp"}
+    # the same checkpoint files as one process: the all-gathered Adam state, keyed by parameter index
+    import torch
+
+    def optimizer(run: Path) -> dict:
+        latest = run / "checkpoint" / (run / "checkpoint" / "LATEST").read_text().strip()
+        return torch.load(latest / "policy" / "optimizer.pt", weights_only=True)
+
+    mine, theirs = optimizer(out), optimizer(single)
+    assert mine["param_groups"] == theirs["param_groups"] and mine["state"].keys() == theirs["state"].keys()
+    for i, entry in theirs["state"].items():
+        assert entry.keys() == mine["state"][i].keys()
+        assert all(torch.equal(entry[k], mine["state"][i][k]) for k in entry), i
+
+
+def test_parallel_option_is_checked_where_it_enters(tmp_path):
+    for option, says in [("parallel=ring", "unknown parallel 'ring'; choose one of replicate, fsdp"),
+                         ("parallel=fsdp", "parallel=fsdp samples with the hf engine only")]:
+        out = tmp_path / option.replace("=", "-")
+        got = _tttd("run", "demo", "--backend-option", option, "--backend-option", "engine=vllm", "--out", str(out))
+        lines = _tttd_lines(got.stderr)
+        assert got.returncode == 2 and len(lines) == 1 and says in lines[0], got.stderr[-2000:]
+        assert not out.exists()
 
 
 def test_fsdp_rank_killed_then_resumed_sharded_is_exact(single, tiny_model_dir, tmp_path):
