@@ -80,6 +80,10 @@ def model_path(args: argparse.Namespace) -> str:
         from policy_bench import random_init_model
 
         return str(random_init_model(args.random_init_shape, progress=False))
+    if args.model not in ("tiny", "small"):  # a named real model (tttd models install NAME), e.g. smollm2
+        from tttd.policy.models import resolve
+
+        return str(resolve(args.model)[0])
     from tttd.policy.tiny import build_tiny_model
 
     return str(build_tiny_model(args.model, pretrain_steps=0, progress=False))  # throughput: weights irrelevant
@@ -88,7 +92,7 @@ def model_path(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ranks", default="1,2", help="rank counts to time, comma-separated")
-    ap.add_argument("--model", default="tiny", help="tiny or small (built locally, random weights)")
+    ap.add_argument("--model", default="tiny", help="tiny or small (built locally, random weights), or an installed real model (smollm2)")
     ap.add_argument("--random-init-shape", help="a policy_bench.py shape (qwen2-0.5b, qwen3-8b-like)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=16, help="completions per step")
