@@ -196,15 +196,17 @@ def test_parallel_option_is_checked_where_it_enters(tmp_path):
         assert not out.exists()
 
 
-def test_fsdp_rank_killed_then_resumed_sharded_is_exact(single, tiny_model_dir, tmp_path):
-    """Kill rank 1 in its second train command under fsdp; resume under torchrun with fsdp:
-    the checkpoint is gathered to rank 0's files and scattered back into shards on resume."""
+@pytest.mark.parametrize("resume_ranks", [2, 1])
+def test_fsdp_rank_killed_then_resumed_sharded_is_exact(single, tiny_model_dir, tmp_path, resume_ranks):
+    """Kill rank 1 in its second train command under fsdp; resume under torchrun with fsdp (the
+    checkpoint is gathered to rank 0's files and scattered back into shards) or by one process
+    (the same files as one process writes): either continues to the uninterrupted run exactly."""
     out = tmp_path / "fsdp-killed"
     got = _tttd(*_args(tiny_model_dir, out), *FSDP, ranks=2, TTTD_DP_FAULT="1:train:2")
     assert got.returncode != 0
     lines = _tttd_lines(got.stderr)
     assert len(lines) == 1 and "rank 1 of 2" in lines[0] and f"tttd resume {out}" in lines[0], got.stderr[-3000:]
-    resumed = _tttd("resume", str(out), "--quiet", "--json", ranks=2)
+    resumed = _tttd("resume", str(out), "--quiet", "--json", ranks=resume_ranks)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same(out, single, close=("grad_norm",))
 
