@@ -239,44 +239,44 @@ class Sharded:
         import torch
         from torch.distributed.tensor import distribute_tensor
 
-        if not hasattr(like, "device_mesh"):
-            t = full if self.rank == 0 else torch.empty_like(like)
+        if not hasattr(like, "device_mesh"):  # a plain tensor (Adam's step count): a broadcast
+            dev = self.policy.device  # (NCCL sends device tensors only)
+            t = full.to(dev, like.dtype) if self.rank == 0 else torch.empty(like.shape, dtype=like.dtype, device=dev)
             torch.distributed.broadcast(t, src=0)
-            return t
+            return t.to(like.device)
         shape = like.shape
         src = full.to(like.device, like.dtype) if self.rank == 0 else torch.empty(shape, dtype=like.dtype, device=like.device)
         return distribute_tensor(src, like.device_mesh, like.placements, src_data_rank=0).to_local()
 
     def load_full(self, weights: dict[str, Any] | None, opt_state: dict[str, Any] | None) -> None:
         """Every rank: rank 0's full trainable weights (by parameter name) and Adam state (by
-        index) into each rank's shards."""
+        index) into each rank's shards. Only tensors cross between the ranks (no pickles): which
+        parameters have Adam state travels as a 0/1 tensor; the other ranks keep their own
+        ``param_groups`` (built the same way; the learning rate is set before every step)."""
         import torch
 
         p = self.policy
         names = {id(param): name for name, param in p.model.named_parameters()}
-        counts = [0]
         if self.rank == 0:
             assert weights is not None and opt_state is not None
-            counts = [len(opt_state["state"])]
-        torch.distributed.broadcast_object_list(counts, src=0)  # rank 0's own data: no untrusted input
         with torch.no_grad():
             for param in p.params:
                 full = weights[names[id(param)]] if self.rank == 0 else None
                 param.to_local().copy_(self.scatter(full, param))
-        state_keys = [sorted(opt_state["state"])] if self.rank == 0 else [None]
-        torch.distributed.broadcast_object_list(state_keys, src=0)
-        opt = p.optimizer
-        groups = opt.state_dict()["param_groups"]
+        has = torch.zeros(len(p.params), dtype=torch.int64)
         if self.rank == 0:
-            groups = opt_state["param_groups"]
-        box = [groups]
-        torch.distributed.broadcast_object_list(box, src=0)
-        sd = {"state": {}, "param_groups": box[0]}
-        for i in state_keys[0]:
+            for i in opt_state["state"]:
+                has[int(i)] = 1
+        has = has.to(p.device)
+        torch.distributed.broadcast(has, src=0)
+        has = has.cpu()
+        opt = p.optimizer
+        groups = opt_state["param_groups"] if self.rank == 0 else opt.state_dict()["param_groups"]
+        sd: dict[str, Any] = {"state": {}, "param_groups": groups}
+        for i in [k for k in range(len(p.params)) if has[k]]:
             param = p.params[i]
             entry = opt_state["state"][i] if self.rank == 0 else {}
-            step = self.scatter(entry.get("step") if self.rank == 0 else None,
-                                torch.zeros((), dtype=torch.float32))
+            step = self.scatter(entry.get("step"), torch.zeros((), dtype=torch.float32))
             sd["state"][i] = {"step": step,
                               "exp_avg": self._dt(entry.get("exp_avg"), param),
                               "exp_avg_sq": self._dt(entry.get("exp_avg_sq"), param)}
