@@ -8,8 +8,9 @@ With ``parallel=fsdp`` every rank applies ``torch.distributed.fsdp.fully_shard``
 layer and to the rest of the model (embeddings, final norm, output layer: one root group), so each
 rank holds 1/N of every weight (base and LoRA, or all weights under full fine-tuning), of every
 gradient and of the Adam state; a layer's weights are all-gathered just before it computes and
-freed after. This is for full fine-tuning (gradients and Adam state are 3x the bf16 weights in
-fp32 and dominate) and for bases whose *training* does not fit one GPU.
+freed after. This is for full fine-tuning (the gradients and the two Adam moments, in the
+weights' dtype, are 3x the weights and dominate) and for bases whose *training* does not fit one
+GPU.
 
 What every rank does in step with the others (an all-gather of a layer waits for every rank, so
 the command flow of :mod:`tttd.policy.dp_coordinator` is kept, and every rank takes part in each
@@ -30,7 +31,7 @@ collective in the same order):
   trainer's weights, which are shards here).
 - **save / load** (checkpoints): the files are exactly ``replicate``'s and one process's (the
   adapter or model as peft/safetensors write it, the optimizer state keyed by parameter index):
-  rank 0 writes them from the un-sharded model and the all-gathered Adam state; on load rank 0
+  rank 0 writes them from the all-gathered weights and Adam state; on load rank 0
   reads them and scatters each rank's shard. So a run may be resumed with any world size, with
   ``parallel=fsdp`` or without, or by one process (where ``parallel=fsdp`` shards nothing).
 
@@ -53,13 +54,17 @@ from typing import Any, Sequence
 PARALLEL = ("replicate", "fsdp")
 
 
-def check_parallel(parallel: str, engine: Any) -> None:
-    """The ``parallel`` option as it enters the local backend (one-line ValueError)."""
+def check_parallel(parallel: str, engine: Any) -> Any:
+    """The ``parallel`` option as it enters the local backend (one-line ValueError); returns the
+    engine to build (``auto`` is ``hf`` under fsdp)."""
     if parallel not in PARALLEL:
         raise ValueError(f"unknown parallel {parallel!r}; choose one of {', '.join(PARALLEL)}")
-    if parallel == "fsdp" and engine not in ("hf", "auto") and isinstance(engine, str):
+    if parallel == "fsdp" and engine == "auto":
+        return "hf"
+    if parallel == "fsdp" and engine != "hf" and isinstance(engine, str):
         raise ValueError(f"parallel=fsdp samples with the hf engine only, not {engine!r} (the vllm engine "
                          "publishes the adapter from the trainer's weights, which fsdp shards)")
+    return engine
 
 
 def _decoder_layers(causal_lm) -> list:

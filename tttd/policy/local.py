@@ -124,7 +124,7 @@ class LocalPolicy:
             raise ValueError(f"lora_rank must be >= 1, got {lora_rank}")
         from tttd.policy.fsdp import check_parallel, shard
 
-        check_parallel(parallel, engine)
+        engine = check_parallel(parallel, engine)
         self.parallel = parallel
         if max_batch_size is not None and max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
