@@ -52,7 +52,7 @@ def worker(args: argparse.Namespace) -> int:
         ranks_max = max(int(r) for r in args.ranks.split(","))
         per_micro = max(1, args.batch // ranks_max)
         policy = LocalPolicy(args.model_path, device=args.device, lora_rank=32,
-                             micro_batch_tokens=per_micro * (PROMPT + args.tokens))
+                             micro_batch_tokens=per_micro * (PROMPT + args.tokens), parallel=args.parallel)
         vocab = policy.causal_lm().config.vocab_size
         rng = random.Random(0)
         batch = [TrainDatum([rng.randrange(vocab) for _ in range(PROMPT)], [rng.randrange(vocab) for _ in range(args.tokens)],
@@ -67,7 +67,7 @@ def worker(args: argparse.Namespace) -> int:
         tokens = args.batch * (PROMPT + args.tokens)
         print(json.dumps({"ranks": distributed.world()[1], "step_s": round(best, 4), "tokens": tokens,
                           "tokens_per_s": round(tokens / best, 1), "micro_batches": args.batch // per_micro,
-                          "device": args.device, "model": args.model_label}), flush=True)
+                          "device": args.device, "model": args.model_label, "parallel": args.parallel}), flush=True)
         policy.close()
         return 0
     finally:
@@ -80,6 +80,10 @@ def model_path(args: argparse.Namespace) -> str:
         from policy_bench import random_init_model
 
         return str(random_init_model(args.random_init_shape, progress=False))
+    if args.model not in ("tiny", "small"):  # a named real model (tttd models install NAME), e.g. smollm2
+        from tttd.policy.models import resolve
+
+        return str(resolve(args.model)[0])
     from tttd.policy.tiny import build_tiny_model
 
     return str(build_tiny_model(args.model, pretrain_steps=0, progress=False))  # throughput: weights irrelevant
@@ -88,12 +92,14 @@ def model_path(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ranks", default="1,2", help="rank counts to time, comma-separated")
-    ap.add_argument("--model", default="tiny", help="tiny or small (built locally, random weights)")
+    ap.add_argument("--model", default="tiny", help="tiny or small (built locally, random weights), or an installed real model (smollm2)")
     ap.add_argument("--random-init-shape", help="a policy_bench.py shape (qwen2-0.5b, qwen3-8b-like)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=16, help="completions per step")
     ap.add_argument("--tokens", type=int, default=256, help="tokens per completion")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--parallel", default="replicate", choices=("replicate", "fsdp"),
+                    help="the local backend's parallel option (fsdp: FSDP2 fully_shard)")
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS per rank (default torchrun's: 1)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the command runs; not a measurement")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -113,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in [int(r) for r in args.ranks.split(",")]:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n), __file__,
                "--worker", "--model-path", path, "--model-label", label, "--device", args.device, "--ranks", args.ranks,
-               "--batch", str(args.batch), "--tokens", str(args.tokens), "--repeats", str(args.repeats)]
+               "--batch", str(args.batch), "--tokens", str(args.tokens), "--repeats", str(args.repeats),
+               "--parallel", args.parallel]
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
         rows = [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith("{")]
         if done.returncode != 0 or not rows:

@@ -7,7 +7,8 @@
 #   4. one GPU visible through the sandbox with devices=(0,), none without (benchmarks/sandbox_gpu_check.py)
 #   5. MLA decode (issue 26): its reference and plain PyTorch root timed by the evaluator (speed_bench.py)
 #   6. data-parallel training (issue 34): tokens/s at 1, 2, 4, 8 ranks (as many as there are GPUs) and
-#      the scaling efficiency, Qwen2-0.5B shape, torchrun + nccl (benchmarks/dp_bench.py)
+#      the scaling efficiency, Qwen2-0.5B shape, torchrun + nccl (benchmarks/dp_bench.py); the same
+#      with --parallel fsdp (FSDP2 sharded weights, issue 34)
 #   7. the two-process speed harness on the GPU (issue 30): zero kernel and side-stream kernel refused,
 #      the honest fp16 kernel within 5% of harness-free CUDA-event timing (speed_gpu_gaming.py)
 # Each part has its own time limit and log; a failing part does not stop the others.
@@ -38,5 +39,7 @@ ngpu=$(nvidia-smi -L 2>/dev/null | wc -l)
 dp_ranks=$(python3 -c "print(','.join(str(r) for r in (1, 2, 4, 8) if r <= max(1, $ngpu)))")
 part dp_scaling 480 python3 benchmarks/dp_bench.py --device cuda --ranks "$dp_ranks" --random-init-shape qwen2-0.5b \
   --batch 64 --tokens 1024 --repeats 2
+part dp_scaling_fsdp 480 python3 benchmarks/dp_bench.py --device cuda --ranks "$dp_ranks" --random-init-shape qwen2-0.5b \
+  --batch 64 --tokens 1024 --repeats 2 --parallel fsdp
 part speed_gaming 300 python3 benchmarks/speed_gpu_gaming.py --task trimul
 part speed_gaming_mla 300 python3 benchmarks/speed_gpu_gaming.py --task mla_decode --smoke

@@ -235,3 +235,35 @@ def test_demo_with_vllm(tmp_path):
     assert summary["steps"] == 2 and summary["frozen_best_value"] is not None
     config = json.loads((tmp_path / "demo" / "config.json").read_text())
     assert config["_engine"]["engine"] == "vllm"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_two_ranks_each_serve_the_new_adapter_after_every_step(tmp_path):
+    """torchrun with 2 ranks and the vllm engine (issue 34): one vLLM replica per rank, each
+    sampling its share of the groups, each publishing the new adapter after every step (rank 1's
+    trace: at its k-th sample command the engine serves step k-1's adapter, and k-1 steps have been
+    taken). Two small engines (5% of RAM for the KV cache each) on the CPU with gloo."""
+    out, trace = tmp_path / "dp", tmp_path / "trace"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTTD_DP_")}
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", TTTD_DP_TRACE=str(trace))
+    got = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "tttd",
+         "run", "demo", "--preset", "demo", "--engine", "vllm", "--backend-option", "train_unembed=false",
+         "--backend-option", 'engine_options={"gpu_memory_utilization": 0.05}',
+         "--steps", "2", "--groups", "3", "--group-size", "8", "--out", str(out), "--quiet", "--json"],
+        capture_output=True, text=True, env=env, timeout=1400, cwd=ROOT)
+    assert got.returncode == 0, got.stderr[-4000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["_engine"]["engine"] == "vllm"
+    assert config["_engine"]["data_parallel"] == {"ranks": 2, "backend": "gloo", "parallel": "replicate"}
+    rows = [json.loads(line) for line in Path(f"{trace}.1").read_text().splitlines()]
+    samples = [r for r in rows if r["op"] == "sample"]
+    assert len(samples) == 2 and all(r["items"] == 1 for r in samples), rows  # 3 groups: 2 on rank 0, 1 here
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    trained = [m["trained"] for m in steps]
+    assert trained[0], f"step 0 did not train ({steps[0].get('train_skipped')}): nothing would be refreshed"
+    assert [r["adapter_step"] for r in samples] == [r["step"] for r in samples] == [0, 1 if trained[0] else 0]
+    for m in steps:
+        if m["trained"]:  # rank 1's samples were drawn under the trainer's current weights too
+            assert abs(m["kl_sample_train"]) < LOGPROB_BOUND

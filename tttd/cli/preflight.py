@@ -35,8 +35,11 @@ def check_run_config(cfg: RunConfig) -> None:
     if cfg.backend == "local":  # issue 33: a model name that is nowhere is one line, before torch loads
         from tttd.policy.models import check
 
+        from tttd.policy.fsdp import check_parallel
+
         try:
             check(cfg.backend_options.get("model", cfg.model))
+            check_parallel(cfg.backend_options.get("parallel", "replicate"), cfg.backend_options.get("engine", "hf"))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     try:

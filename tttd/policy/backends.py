@@ -73,6 +73,8 @@ LOCAL = Backend("local", "tttd.policy.local:LocalPolicy", True, (
     _CHAT,
     _o("engine", "str", "hf", "sampling engine: auto, hf or vllm (tttd.policy.engines)"),
     _o("engine_options", "dict | None", None, "settings of the engine (e.g. vLLM's gpu_memory_utilization)"),
+    _o("parallel", "str", "replicate",
+       "under torchrun: replicate (every rank holds the model) or fsdp (FSDP2 shards weights, gradients, Adam)"),
 ))
 
 TINKER = Backend("tinker", "tttd.policy.tinker:TinkerPolicy", True, (

@@ -49,8 +49,8 @@ do not wait on a slow rank.
 GPUs: each rank sees only its own GPU (``CUDA_VISIBLE_DEVICES`` is narrowed to the rank's local
 index before torch starts), so the trainer and a vllm engine of that rank share it; vLLM runs
 as one replica per rank (data parallel), see docs/backends.md for the rule against tensor
-parallelism. Not implemented: sharding the weights themselves (FSDP2 ``fully_shard``): every
-rank holds the whole base model.
+parallelism. This default (``parallel=replicate``) keeps the whole model on every rank;
+``parallel=fsdp`` shards weights, gradients and Adam state with FSDP2 (:mod:`tttd.policy.fsdp`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 A :class:`Coordinator` is attached to rank 0's :class:`~tttd.policy.local.LocalPolicy` when tttd
 runs under torchrun (:func:`attach`); the policy hands it sampling and gradient accumulation and
 tells it when the weights change. Everything else (the optimizer step, checkpoints) stays in the
-policy, on rank 0 only.
+policy, on rank 0 only, except with ``parallel=fsdp`` (:mod:`tttd.policy.fsdp`), where every rank
+holds a shard: then every rank steps its shard of Adam, and checkpoints are gathered (save) or
+scattered (load) by all ranks together, rank 0 alone reading and writing the files.
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ def _json_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def share_sample(policy, prompts: list[list[Message]], n: int, params: SamplingParams,
+                 width: int) -> list[list[Sample]]:
+    """One rank's share of a sampling call (``prompts`` may be empty); with ``parallel=fsdp``
+    every rank un-shards the model around it, even with nothing to sample (a collective)."""
+    if policy.sharded is None:
+        return padded_sample(policy.engine, prompts, n, params, width) if prompts else []
+    with policy.sharded.gathered():
+        return padded_sample(policy.engine, prompts, n, params, width) if prompts else []
+
+
 def padded_sample(engine, prompts: list[list[Message]], n: int, params: SamplingParams,
                   width: int) -> list[list[Sample]]:
     """``engine.sample`` with the prompts left-padded to ``width`` (the whole batch's), where the
@@ -70,7 +82,11 @@ class Coordinator:
 
     def info(self) -> dict[str, Any]:
         """What the run records (config.json ``_engine.data_parallel``)."""
-        return {"ranks": self.ch.size, "backend": self.ch.backend}
+        return {"ranks": self.ch.size, "backend": self.ch.backend, "parallel": self.policy.parallel}
+
+    def collective(self, what: str, fn, *args):
+        """``fn(*args)`` on rank 0, in step with the other ranks; a failure is one line."""
+        return collective(self.ch, what, fn, *args)
 
     # ------------------------------------------------------------------ sampling
 
@@ -90,8 +106,8 @@ class Coordinator:
             shares.append({"prompts": prompts[a:b], "n": n, "pad_to": width,
                            "params": wire.params_row(replace(params, seed=None, seeds=seeds[a:b]))} if b > a else None)
         seq = _post(ch, {"op": "sample"}, shares)
-        own = padded_sample(p.engine, prompts[:bounds[1]], n, replace(params, seed=None, seeds=seeds[:bounds[1]]),
-                            width) if bounds[1] else []
+        own = self.collective("sampling", share_sample, p, prompts[:bounds[1]], n,
+                              replace(params, seed=None, seeds=seeds[:bounds[1]]), width)
         replies = wait_replies(ch, seq, "sampled its share of the groups")
         p.sample_calls = calls + 1  # as one process: one call
         groups = list(own)
@@ -118,17 +134,24 @@ class Coordinator:
             raise ValueError("train_step got non-finite logprobs or advantages")
         chunks = p._micro_batches(batch, budget)
         weights = [len(c) * max(len(batch[k].prompt_tokens) + len(batch[k].tokens) for k in c) for c in chunks]
-        shards = [[k for ci in run for k in chunks[ci]] for run in shard_chunks(weights, ch.size)]
+        runs = shard_chunks(weights, ch.size)
+        shards = [[k for ci in run for k in chunks[ci]] for run in runs]
+        rounds = max(len(run) for run in runs)  # parallel=fsdp: forward/backward rounds on every rank
         metrics: dict[str, float] = {}
         batch = list(batch)
         if config.kl_coef > 0:
-            batch, metrics["kl_policy_base"] = self._kl_shift(batch, shards, budget, config.kl_coef)
+            batch, metrics["kl_policy_base"] = self._kl_shift(batch, shards, budget, config.kl_coef, rounds)
             config = replace(config, kl_coef=0.0)
         step = p.step + 1
         shares = [{"data": wire.data_rows([batch[k] for k in idx]), "config": asdict(config)} if idx else None
                   for idx in shards]
-        seq = _post(ch, {"op": "train", "step": step}, shares)
+        seq = _post(ch, {"op": "train", "step": step, "rounds": rounds, "micro_batch_tokens": budget,
+                         "config": asdict(config)}, shares)
         own = [batch[k] for k in shards[0]]
+        if p.sharded:  # each rank's gradient shard is already the sum (reduce-scatter)
+            m0 = self.collective(f"training of optimizer step {step}", p.sharded.accumulate, own, config, rounds, budget)
+            parts = [m0] + [body["metrics"] for body in wait_replies(ch, seq, f"trained its shard of optimizer step {step}")]
+            return self._merge(metrics, parts, chunks, shards)
         if own:
             m0 = p.accumulate_gradients(own, config)
         else:
@@ -145,6 +168,11 @@ class Coordinator:
                     total = bufs[r].clone() if total is None else total.add_(bufs[r])
             gathered.append(total)
         set_grads(p.params, gathered)
+        return self._merge(metrics, parts, chunks, shards)
+
+    @staticmethod
+    def _merge(metrics: dict[str, float], parts: list[dict[str, float]], chunks: list, shards: list) -> dict[str, float]:
+        """The ranks' metrics as one process's (sums in rank order)."""
         tokens = sum(m.get("tokens", 0.0) for m in parts)
         loss = diff = 0.0
         for m in parts:  # in rank order, as one process adds its micro-batches'
@@ -155,7 +183,7 @@ class Coordinator:
         return metrics
 
     def _kl_shift(self, batch: list[TrainDatum], shards: list[list[int]], budget: int,
-                  coef: float) -> tuple[list[TrainDatum], float]:
+                  coef: float, rounds: int) -> tuple[list[TrainDatum], float]:
         """The KL-to-base advantage shift with the batch-wide mean (each rank computes the base
         log-probs of its share)."""
         import torch
@@ -165,9 +193,12 @@ class Coordinator:
         p, ch = self.policy, self.ch
         shares = [{"data": wire.data_rows([batch[k] for k in idx]), "micro_batch_tokens": budget} if idx else None
                   for idx in shards]
-        seq = _post(ch, {"op": "kl"}, shares)
+        seq = _post(ch, {"op": "kl", "rounds": rounds, "micro_batch_tokens": budget}, shares)
         own = [batch[k] for k in shards[0]]
-        base = p._base_logprobs(own, p._micro_batches(own, budget)).float().tolist() if own else []
+        if p.sharded:
+            base = self.collective("base log-probs", p.sharded.base_logprobs, own, rounds, budget)
+        else:
+            base = p._base_logprobs(own, p._micro_batches(own, budget)).float().tolist() if own else []
         for body in wait_replies(ch, seq, "computed base log-probs of its share"):
             if body.get("base"):
                 base.extend(wire.unpack(body["base"]))
@@ -187,13 +218,34 @@ class Coordinator:
         return out, dbar
 
     def after_step(self) -> None:
-        """After rank 0's optimizer step: the new weights to every rank (the train command's end)."""
+        """After rank 0's optimizer step: the new weights to every rank (the train command's end;
+        with parallel=fsdp every rank has stepped its own shard)."""
+        if self.policy.sharded:
+            return
         broadcast_params(self.ch, self.policy.params, f"after optimizer step {self.policy.step}")
 
     def sync(self) -> None:
         """Rank 0's weights and step to every rank (at start and after a checkpoint load)."""
         _post(self.ch, {"op": "sync", "step": self.policy.step})
-        broadcast_params(self.ch, self.policy.params, "sync")
+        if not self.policy.sharded:
+            broadcast_params(self.ch, self.policy.params, "sync")
+
+    def save(self, path) -> None:
+        """parallel=fsdp: every rank gathers its shards, rank 0 writes the checkpoint."""
+        from tttd.policy.fsdp import save_sharded
+
+        _post(self.ch, {"op": "save"})
+        self.collective("checkpoint save", save_sharded, self.policy, path)
+
+    def load(self, path) -> None:
+        """parallel=fsdp: rank 0 reads and checks the checkpoint (a refusal happens before any
+        rank moves), then every rank takes its shard."""
+        from tttd.policy.fsdp import load_sharded
+        from tttd.policy.local_checkpoint import read_checkpoint
+
+        checkpoint = read_checkpoint(self.policy, path)
+        _post(self.ch, {"op": "load"})
+        self.collective("checkpoint load", load_sharded, self.policy, checkpoint)
 
     def close(self) -> None:
         _post(self.ch, {"op": "close"})

@@ -35,6 +35,7 @@ layer, which peft's ``all-linear`` leaves out. ``chat_template_kwargs`` reach th
 
 Data parallel (``torchrun -m tttd``): rank 0's policy hands sampling and gradient accumulation to
 its coordinator (``self.dp``, :mod:`tttd.policy.dp_coordinator`); see :mod:`tttd.policy.distributed`.
+``parallel="fsdp"`` shards the model over the ranks with FSDP2 (``self.sharded``, :mod:`tttd.policy.fsdp`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class LocalPolicy:
     ``max_batch_size``: most sequences per ``generate`` call (default: from free GPU memory, 256 on
     CPU). ``micro_batch_tokens``: overrides ``TrainConfig.micro_batch_tokens`` when set.
     ``learning_rate``: used when a ``TrainConfig`` is not given to :meth:`train_step`.
+    ``parallel``: under torchrun, ``replicate`` (every rank holds the model) or ``fsdp`` (FSDP2).
     """
 
     trainable = True
@@ -113,12 +115,17 @@ class LocalPolicy:
         chat_template_kwargs: dict | None = None,
         engine: "str | Engine" = "hf",
         engine_options: dict | None = None,
+        parallel: str = "replicate",
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         built_with = {k: v for k, v in locals().items() if k not in ("self", "AutoModelForCausalLM", "AutoTokenizer")}
         if lora_rank < 1 and not full_finetune:
             raise ValueError(f"lora_rank must be >= 1, got {lora_rank}")
+        from tttd.policy.fsdp import check_parallel, shard
+
+        engine = check_parallel(parallel, engine)
+        self.parallel = parallel
         if max_batch_size is not None and max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -191,6 +198,7 @@ class LocalPolicy:
         # checkpoints layers only in training mode). Dropout is 0 either way (no_dropout), so the
         # trainer's log-probs equal the sampler's.
         self.model.eval()
+        self.sharded = shard(self, parallel)  # parallel=fsdp under torchrun: FSDP2 (tttd.policy.fsdp)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(
             self.params, lr=learning_rate or TrainConfig().learning_rate, betas=(0.9, 0.95), eps=1e-8
@@ -402,8 +410,11 @@ class LocalPolicy:
         for group in self.optimizer.param_groups:
             group["lr"] = config.learning_rate
         norm_cap = self.max_grad_norm if self.max_grad_norm is not None else math.inf
-        metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, norm_cap))
-        self.optimizer.step()
+        if self.sharded:  # every rank clips and steps its own shard
+            metrics["grad_norm"] = self.dp.collective("optimizer step", self.sharded.optimizer_step, config)
+        else:
+            metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, norm_cap))
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         if self.dp:
@@ -472,11 +483,17 @@ class LocalPolicy:
     def save(self, path: str | os.PathLike) -> None:
         """Write weights (adapter or full), optimizer, RNG states and counters into ``path``
         atomically (see :mod:`tttd.policy.local_checkpoint`)."""
-        save_checkpoint(self, path)
+        if self.sharded:
+            self.dp.save(path)  # the ranks gather the shards, rank 0 writes the same files
+        else:
+            save_checkpoint(self, path)
 
     def load(self, path: str | os.PathLike) -> None:
         """Restore what :meth:`save` wrote (same model, same LoRA shape) into this policy."""
-        load_checkpoint(self, path)
+        if self.sharded:
+            self.dp.load(path)  # rank 0 reads and checks, then every rank takes its shard
+        else:
+            load_checkpoint(self, path)
         self.engine.weights_updated()
         if self.dp:
             self.dp.sync()

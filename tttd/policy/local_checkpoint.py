@@ -21,16 +21,21 @@ from tttd.policy import TokenUsage
 # imports this module (an import circle, removed in issue 32).
 
 
-def save_checkpoint(policy: Any, path: str | os.PathLike) -> None:
+def save_checkpoint(policy: Any, path: str | os.PathLike, weights: dict[str, Any] | None = None,
+                    optimizer_state: dict[str, Any] | None = None) -> None:
     """Write weights (adapter or full), optimizer, RNG states and counters into ``path``
-    atomically (a temporary sibling folder, then a rename)."""
+    atomically (a temporary sibling folder, then a rename). ``weights`` (full tensors by parameter
+    name) and ``optimizer_state`` replace the policy's own where they are sharded
+    (:mod:`tttd.policy.fsdp`); the files are the same either way."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    if policy.full_finetune:
+    if weights is not None:
+        _write_weights(policy, tmp, weights)
+    elif policy.full_finetune:
         from safetensors.torch import save_model
 
         save_model(policy.model, str(tmp / "model.safetensors"))
@@ -38,7 +43,7 @@ def save_checkpoint(policy: Any, path: str | os.PathLike) -> None:
         # the adapter only: with a LoRA on a tied output layer peft would also copy the (frozen)
         # embedding matrix into every checkpoint
         policy.model.save_pretrained(str(tmp / "adapter"), save_embedding_layers=False)
-    torch.save(policy.optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(optimizer_state if optimizer_state is not None else policy.optimizer.state_dict(), tmp / "optimizer.pt")
     rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -63,9 +68,69 @@ def save_checkpoint(policy: Any, path: str | os.PathLike) -> None:
         os.rename(tmp, final)
 
 
-def load_checkpoint(policy: Any, path: str | os.PathLike) -> None:
-    """Restore what :meth:`save` wrote (same model, same LoRA shape) into this policy."""
+def _write_weights(policy: Any, folder: Path, weights: dict[str, Any]) -> None:
+    """The files ``save_model``/``save_pretrained`` write, from full tensors by parameter name."""
+    from safetensors.torch import save_file
+
+    if policy.full_finetune:
+        save_file({k: v.contiguous() for k, v in weights.items()}, str(folder / "model.safetensors"),
+                  metadata={"format": "pt"})
+        return
+    adapter = folder / "adapter"
+    adapter.mkdir()
+    # peft's saved names drop the adapter name (read_checkpoint maps them back)
+    sd = {k.replace(".default", ""): v.contiguous() for k, v in weights.items()}
+    save_file(sd, str(adapter / "adapter_model.safetensors"),
+              metadata={"format": "pt"})
+    config = policy.model.peft_config["default"]
+    inference = config.inference_mode
+    config.inference_mode = True  # as save_pretrained writes it
+    try:
+        config.save_pretrained(str(adapter))
+    finally:
+        config.inference_mode = inference
+
+
+def read_checkpoint(policy: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """Check and read a checkpoint without applying it: ``state`` (state.json), ``weights`` (the
+    trainable parameters' full tensors by parameter name), ``optimizer`` and ``rng``. For a
+    sharded policy (:mod:`tttd.policy.fsdp`), whose rank 0 reads before the ranks scatter."""
     src = Path(path)
+    state = _check_state(policy, src)
+    from safetensors.torch import load_file
+
+    named = list(policy.model.named_parameters(remove_duplicate=False))
+    if policy.full_finetune:
+        raw = load_file(str(src / "model.safetensors"))
+        aliases: dict[int, list[str]] = {}
+        for name, param in named:
+            aliases.setdefault(id(param), []).append(name)
+        weights = {}
+        for name, param in policy.model.named_parameters():
+            found = next((raw[a] for a in aliases[id(param)] if a in raw), None)
+            if found is None:
+                raise ValueError(f"checkpoint model has no weight {name!r}")
+            weights[name] = found
+    else:
+        raw = load_file(str(src / "adapter" / "adapter_model.safetensors"))
+        weights, used = {}, set()
+        for name, param in policy.model.named_parameters():
+            if not param.requires_grad:
+                continue
+            key = name.replace(".default", "")  # peft's saved names drop the adapter name
+            if key not in raw:
+                raise ValueError(f"checkpoint adapter has no weight {key!r}")
+            weights[name] = raw[key]
+            used.add(key)
+        extra = sorted(set(raw) - used)
+        if extra:
+            raise ValueError(f"checkpoint adapter has unexpected weights: {extra[:3]}")
+    return {"state": state, "weights": weights,
+            "optimizer": torch.load(src / "optimizer.pt", map_location="cpu", weights_only=True),
+            "rng": torch.load(src / "rng.pt", weights_only=True)}
+
+
+def _check_state(policy: Any, src: Path) -> dict[str, Any]:
     state_file = src / "state.json"
     if not state_file.exists():
         raise ValueError(f"{src} is not a LocalPolicy checkpoint (no state.json)")
@@ -75,6 +140,25 @@ def load_checkpoint(policy: Any, path: str | os.PathLike) -> None:
             f"checkpoint full_finetune={state['full_finetune']} but this policy has "
             f"full_finetune={policy.full_finetune}"
         )
+    if not policy.full_finetune and int(state["lora_rank"]) != policy.lora_rank:
+        raise ValueError(f"checkpoint LoRA rank {state['lora_rank']} != {policy.lora_rank}")
+    return state
+
+
+def apply_counters(policy: Any, state: dict[str, Any], rng: dict[str, Any]) -> None:
+    """The RNG states and counters of a checkpoint into ``policy``."""
+    torch.set_rng_state(rng["cpu"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    policy.step = int(state["step"])
+    policy.sample_calls = int(state["sample_calls"])
+    policy._usage = TokenUsage(**state.get("usage", {}))
+
+
+def load_checkpoint(policy: Any, path: str | os.PathLike) -> None:
+    """Restore what :meth:`save` wrote (same model, same LoRA shape) into this policy."""
+    src = Path(path)
+    state = _check_state(policy, src)
     if policy.full_finetune:
         from safetensors.torch import load_model
 
@@ -83,8 +167,6 @@ def load_checkpoint(policy: Any, path: str | os.PathLike) -> None:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        if int(state["lora_rank"]) != policy.lora_rank:
-            raise ValueError(f"checkpoint LoRA rank {state['lora_rank']} != {policy.lora_rank}")
         weights = load_file(str(src / "adapter" / "adapter_model.safetensors"), device=str(policy.device))
         result = set_peft_model_state_dict(policy.model, weights)
         unexpected = getattr(result, "unexpected_keys", None)
@@ -92,10 +174,4 @@ def load_checkpoint(policy: Any, path: str | os.PathLike) -> None:
             raise ValueError(f"checkpoint adapter has unexpected weights: {unexpected[:3]}")
     opt_state = torch.load(src / "optimizer.pt", map_location=policy.device, weights_only=True)
     policy.optimizer.load_state_dict(opt_state)
-    rng = torch.load(src / "rng.pt", weights_only=True)
-    torch.set_rng_state(rng["cpu"])
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    policy.step = int(state["step"])
-    policy.sample_calls = int(state["sample_calls"])
-    policy._usage = TokenUsage(**state.get("usage", {}))
+    apply_counters(policy, state, torch.load(src / "rng.pt", weights_only=True))
