@@ -43,7 +43,7 @@ def test_vllm_engine_suite_in_its_environment(tiny_model_dir):
     env.pop("PYTEST_ADDOPTS", None)
     module = ROOT / "tests" / "policy" / "test_vllm_engine.py"
     left_out = [] if os.environ.get("TTTD_TEST_VLLM_DP") == "1" else \
-        ["--deselect", f"{module}::test_two_ranks_each_serve_the_new_adapter_after_every_step"]
+        ["--deselect", "tests/policy/test_vllm_engine.py::test_two_ranks_each_serve_the_new_adapter_after_every_step"]
     res = subprocess.run(
         [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", str(module), *left_out],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=2900,
