@@ -83,10 +83,10 @@ def main() -> None:
     phase: dict[str, float] = {}
     commit = run._commit
 
-    def timed_commit(step):  # split the peak: evaluation + archive, then checkpoint serialisation
+    def timed_commit(step, extra=None):  # split the peak: evaluation + archive, then checkpoint serialisation
         phase["peak_before_checkpoint"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         phase["rss_before_checkpoint"] = rss_mb()
-        commit(step)
+        commit(step, extra)
 
     run._commit = timed_commit
     t = time.perf_counter()

@@ -19,13 +19,15 @@ from tttd.registry import list_tasks
 from tttd.types import Sample
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.py"))
+#: the examples that define a task (examples/ also holds candidate programs, e.g. the speed kit's fast one)
+EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.py") if "register_task" in p.read_text())
 PROBLEMS = sorted(str(p) for p in (ROOT / "tests" / "evolve_problems").iterdir() if p.is_dir())
 
 ANSWERS = {
     **{name: "```python\n" + code + "```" for name, code in GOOD.items()},
     "demo": "4545454545454545",
     "maxcut": "00011100101111001001",
+    "slow-verifier": "12345abc",
     "spread-points": "```python\ndef solve():\n    return [[(i % 4) / 3, (i // 4) / 2] for i in range(12)]\n```",
     "tsp-50": "```python\ndef solve(cities):\n    return list(range(len(cities)))\n```",
     "oe_guess": "```python\ndef guess():\n    return 6.0\n```",

@@ -64,6 +64,7 @@ from tttd.policy.engines import Engine, choose_engine, make_engine
 from tttd.policy.local_checkpoint import load_checkpoint, save_checkpoint
 from tttd.policy.local_setup import enable_checkpointing, lora_targets, no_dropout
 from tttd.policy.model_io import eos_token_ids, finish_sample, render_chat
+from tttd.policy.train_batches import check_batch, micro_batches
 from tttd.types import Message, Sample, TrainDatum
 
 LOGPROB_CHUNK = 256  # positions per output-layer chunk in the trainer
@@ -287,37 +288,8 @@ class LocalPolicy:
 
     # ------------------------------------------------------------------------------ training
 
-    def _check(self, batch: Sequence[TrainDatum]) -> None:
-        if not batch:
-            raise ValueError("train_step got an empty batch (skip the step instead)")
-        for k, d in enumerate(batch):
-            if not d.prompt_tokens:
-                raise ValueError(f"datum {k}: empty prompt_tokens")
-            if not d.tokens:
-                raise ValueError(f"datum {k}: no completion tokens")
-            if not len(d.tokens) == len(d.logprobs) == len(d.advantages):
-                raise ValueError(
-                    f"datum {k}: tokens ({len(d.tokens)}), logprobs ({len(d.logprobs)}) and "
-                    f"advantages ({len(d.advantages)}) must have the same length"
-                )
-            if d.mask is not None and len(d.mask) != len(d.tokens):
-                raise ValueError(f"datum {k}: mask ({len(d.mask)}) and tokens ({len(d.tokens)}) differ in length")
-
-    def _micro_batches(self, batch: Sequence[TrainDatum], budget: int) -> list[list[int]]:
-        """Consecutive index chunks whose padded size (rows x longest) stays within ``budget``."""
-        chunks: list[list[int]] = []
-        cur: list[int] = []
-        longest = 0
-        for k, d in enumerate(batch):
-            length = len(d.prompt_tokens) + len(d.tokens)
-            if cur and max(longest, length) * (len(cur) + 1) > budget:
-                chunks.append(cur)
-                cur, longest = [], 0
-            cur.append(k)
-            longest = max(longest, length)
-        if cur:
-            chunks.append(cur)
-        return chunks
+    _check = staticmethod(check_batch)  # a batch the trainer can take (tttd.policy.train_batches)
+    _micro_batches = staticmethod(micro_batches)  # also used by the data-parallel ranks
 
     def _token_logprobs(self, model, batch: Sequence[TrainDatum], idx: list[int]) -> torch.Tensor:
         """Log-probs of the completion tokens of ``batch[idx]``, concatenated (1-D, in order)."""
