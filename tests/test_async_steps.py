@@ -236,7 +236,8 @@ def test_a_parent_gone_from_the_archive_still_scores_but_adds_no_children(tmp_pa
         ghost = State(id="gone", value=0.5, artifact={"digits": "5555555555"})
         group = run.policy.sample([run.task.prompt(ghost)], 4, SamplingParams(max_tokens=12, seed=3))[0]
         size = len(run.archive)
-        evaluations, child_ids = run._evaluate_and_archive(0, [ghost], [launch_group(run.task, run.submit, ghost, group)])
+        evaluations, child_ids, _, _ = run._evaluate_and_archive(0, [ghost], [group],
+                                                                 [launch_group(run.task, run.submit, ghost, group)])
         assert len(evaluations[0]) == 4 and any(ev.valid for ev in evaluations[0])
         assert child_ids == [[None] * 4] and len(run.archive) == size
     finally:

@@ -143,7 +143,7 @@ COMPONENTS = [
     M("objective=entropic (adaptive beta)", "tttd/objective.py",
       'b = _adaptive_beta(r) if estimator == "entropic" else float(beta)', "b = float(beta)",
       (SW + "test_objective_and_beta_set_the_logged_advantages",), "adaptive beta replaced by the fixed one"),
-    M("objective=mean", "tttd/objective.py", 'if estimator == "mean":\n            a, b', "if False:\n            a, b",
+    M("objective=mean", "tttd/objective.py", 'if estimator == "mean":\n        a, b', "if False:\n        a, b",
       (SW + "test_objective_and_beta_set_the_logged_advantages",), "mean baseline ignored"),
     M("reuse=none", "tttd/archive.py", 'if self.reuse == "none":', "if False:",
       (SW + "test_reuse_mode_and_puct_c_pick_the_start_states",), "best-of-N selects by PUCT"),
@@ -454,13 +454,13 @@ RS = "tests/test_runstate.py::"
 SP = "tests/test_spend.py::"
 ISSUE32 = [
     # issue 32: scorer errors carry no signal; spend is the backends' own usage; one run state
-    M("scorer-error removal (loop)", "tttd/loop.py", "exclude=scorer_errors(evaluations))", "exclude=None)",
+    M("scorer-error removal (loop)", "tttd/loop.py", "exclude=scorer_errors([evs])[0])", "exclude=())",
       ("tests/test_first_hour_cli.py::test_a_scorer_error_in_a_constant_group_trains_nothing",),
       "scorer errors stay in their group's advantages"),
-    M("scorer-error removal (objective)", "tttd/objective.py", "keep = [i for i in range(len(rewards)) if i not in excluded[g]]",
+    M("scorer-error removal (objective)", "tttd/objective.py", "keep = [i for i in range(len(rewards)) if i not in excluded]",
       "keep = list(range(len(rewards)))", ("tests/test_first_hour_cli.py::test_scorer_error_samples_carry_no_signal",),
       "exclude is ignored when the advantages are computed"),
-    M("scorer-error removal (batch)", "tttd/loop.py", "if s.tokens and adv.in_batch(g, i)", "if s.tokens",
+    M("scorer-error removal (batch)", "tttd/loop.py", "if s.tokens and i not in part.excluded]", "if s.tokens]",
       ("tests/test_first_hour_cli.py::test_a_scorer_error_in_a_constant_group_trains_nothing",),
       "excluded samples still go into the batch"),
     M("usage-based spend (tokens)", "tttd/loop.py", "used, self._usage_mark = usage_delta(self._usage_mark or {}, now), now",
@@ -483,6 +483,7 @@ ISSUE32 = [
 ]
 
 AS = "tests/test_async_steps.py::"
+ST = "tests/test_streaming.py::"
 # issue 35: --async-steps K, where it enters, where the loop hands it on, where the pipeline uses it
 ISSUE35 = [
     M("--async-steps (flag)", "tttd/cli/run.py", "engine=args.engine, async_steps=args.async_steps,",
@@ -501,10 +502,19 @@ ISSUE35 = [
       (AS + "test_resume_after_a_fault_equals_uninterrupted",), "resume re-samples the steps in flight"),
     M("async_steps (max_samples)", "tttd/async_steps.py", "if s > step and not self._may_run(step, s):",
       "if False:", (AS + "test_max_samples_stops_and_samples_nothing_beyond",), "steps beyond the cap are sampled"),
-    M("async_steps (a parent gone from the archive)", "tttd/loop.py", "if starts[g].id in archive:", "if True:",
+    M("async_steps (a parent gone from the archive)", "tttd/loop.py", "if start.id in archive:", "if True:",
       (AS + "test_a_parent_gone_from_the_archive_still_scores_but_adds_no_children",), "a pruned parent's group raises"),
     M("ablate async1", "tttd/ablate/spec.py", '{"async_steps": 1}),', "{}),",
       ("tests/ablate/test_spec.py::test_async_variants_are_asked_for_by_name",), "async1 runs synchronously"),
+    M("streaming (verdicts as programs finish)", "tttd/streaming.py", "return_when=cf.FIRST_COMPLETED",
+      "return_when=cf.ALL_COMPLETED", (ST + "test_a_slow_group_holds_back_neither_the_others_verdicts_nor_their_advantages",),
+      "every verdict waits for the step's slowest program"),
+    M("streaming (archive in group order)", "tttd/loop.py",
+      "            child_ids.extend(self._archive_group(step, starts[h], evaluations[h]) for h in order.release())\n"
+      "        child_ids.extend(",
+      "            if order.left[g] == 0:\n                child_ids.append(self._archive_group(step, starts[g], evaluations[g]))\n"
+      "        (", (ST + "test_the_archive_and_the_logs_do_not_depend_on_which_group_is_slow",),
+      "groups join the archive in completion order"),
 ]
 
 MUTATIONS: list[M] = LOOP + COMPONENTS + TRAINER + TINKER + ENTRY + NEW_SWITCHES + ISSUE32 + MULTI + RACING + ISSUE35

@@ -5,9 +5,12 @@ then the task's trusted verifier) -> archive -> advantages (entropic, per group)
 importance-sampling step) -> checkpoint (atomic commit, see ``tttd.rundir``).
 
 Overlap: sampling is done in chunks of groups; each chunk's programs are submitted to the
-executor as soon as it is sampled, so evaluation runs while the next chunk samples. Training
-waits for all evaluations (it needs every reward of a group), and the next step samples from the
-updated weights: the loop stays fully on-policy, as the paper's synchronous mode.
+executor as soon as it is sampled, so evaluation runs while the next chunk samples. Results are
+taken as they finish (:mod:`tttd.streaming`): a candidate's trusted verdict as soon as its program
+ends, a group's advantages and training data when its last candidate is judged, the archive in
+group order. The optimizer step waits for every group, and the next step samples from the
+updated weights: the loop stays fully on-policy, as the paper's synchronous mode
+(``--async-steps K`` samples ahead, :mod:`tttd.async_steps`).
 
 Determinism: the sampling seed of every group is derived from (run seed, step, group), and the
 archive's RNG is checkpointed, so a resumed run repeats an uninterrupted one (up to the backend's
@@ -38,7 +41,7 @@ from tttd.faults import FaultInjected, fault_point  # noqa: F401 - FaultInjected
 from tttd.evaluator import Evaluator
 from tttd.ledger import budget_stop, check_budget, price_for, usage_delta
 from tttd.metric_log import check_loggers, open_loggers
-from tttd.objective import GroupAdvantages, group_advantages
+from tttd.objective import GroupAdvantages, OneGroup, combine_groups, one_group_advantages
 from tttd.policy import Policy, SamplingParams, TrainConfig
 from tttd.progress import why_no_train
 from tttd.registry import task_fingerprint
@@ -46,6 +49,7 @@ from tttd.rundir import RunDir, append_jsonl, atomic_write_text
 from tttd.runstate import Best, RunState, commit, restore
 from tttd.step_parts import (child_state, derive_seed, launch_group, metrics_row, parent_of,  # noqa: F401
                              prompt_hash, rollout_rows, verdict)
+from tttd.streaming import InOrder, finished_first
 from tttd.task import Task
 from tttd.task_errors import ScorerGuard, checked_roots, scorer_errors
 from tttd.types import Evaluation, State, TrainDatum
@@ -234,12 +238,9 @@ class Discovery:
         """evaluate/archive -> advantages -> train -> record -> commit, for samples already
         launched (``version``: the policy that sampled them, None = on-policy; ``extra``: more
         files for the step's checkpoint)."""
-        cfg = self.cfg
-        evaluations, child_ids = self._evaluate_and_archive(step, starts, pending)
+        evaluations, child_ids, adv, batch = self._evaluate_and_archive(step, starts, samples, pending)
         t["evaluate"] = time.perf_counter()
-        adv = group_advantages([[ev.reward for ev in evs] for evs in evaluations], estimator=cfg.objective,
-                               beta=cfg.beta, exclude=scorer_errors(evaluations))  # scorer errors: no signal
-        train_metrics, skipped = self._train(samples, adv, len(starts))
+        train_metrics, skipped = self._train(batch, adv, len(starts))
         t["train"] = time.perf_counter()
         fault_point("train", step)
         metrics = self._record(step, starts, prompts, samples, evaluations, adv, child_ids, train_metrics, t, skipped,
@@ -272,59 +273,75 @@ class Discovery:
         fault_point("sample", step)
         return samples, pending, sample_s
 
-    def _evaluate_and_archive(self, step, starts, pending):
-        """Group by group as soon as it is evaluated: valid children join under their parent and
-        visit statistics update. Sandbox results are dropped once evaluated, and an artifact as
-        soon as it can no longer join the archive (Archive.child_filter): beyond the archive and
-        the best, the parent holds at most topk_children artifacts (bounded memory)."""
-        task, archive = self.task, self.archive
-        evaluations: list[list[Evaluation]] = []
+    def _evaluate_and_archive(self, step, starts, samples, pending):
+        """Streaming (:mod:`tttd.streaming`): each candidate's trusted verdict as soon as its
+        evaluation finishes, whatever its group; a group's advantages and training data when its
+        last verdict is in; the archive, the best and the child filter group by group in group
+        order, each group as soon as it and the groups before it are complete (ids and ties never
+        depend on timing). Returns the evaluations, the archive ids of the children, the
+        advantages and the training batch (in group order)."""
+        cfg = self.cfg
+        evaluations: list[list[Any]] = [[None] * len(p) for p in pending]
+        parts: list[OneGroup | None] = [None] * len(pending)
+        batch: list[list[TrainDatum]] = [[] for _ in pending]
         child_ids: list[list[str | None]] = []
+        order = InOrder([len(p) for p in pending])
+
+        def complete(g: int) -> None:  # the group's last verdict is in: its advantages and data
+            evs = evaluations[g]
+            parts[g] = part = one_group_advantages(g, [ev.reward for ev in evs], estimator=cfg.objective,
+                                                   beta=cfg.beta, exclude=scorer_errors([evs])[0])  # scorer errors: no signal
+            if part.advantages is not None:  # appended (forced-answer) tokens: advantage 0, mask 0
+                batch[g] = [TrainDatum.from_sample(s, a) for i, (s, a) in enumerate(zip(samples[g], part.advantages))
+                            if s.tokens and i not in part.excluded]
+
         for g in range(len(pending)):
-            parsed, pending[g] = pending[g], []
-            evs: list[Evaluation] = []
-            keep = archive.child_filter()
-            for i in range(len(parsed)):
-                cand, fut = parsed[i]
-                parsed[i] = None  # the sandbox result is freed once evaluated
-                ev = verdict(task, cand, self.evaluator.result(fut), starts[g])
-                del cand, fut
-                evs.append(ev)
-                if ev.valid:
-                    self._track_best(ev.value, ev.reward, step, ev.artifact, ev.message)
-                joins = ev.valid and ev.metrics.get("archivable", True) is not False
-                for j in (keep.offer(i, ev.value, ev.key) if joins else [i]):
-                    evs[j].artifact = {}  # cannot join the archive: not kept (the best has its own)
-            del parsed
-            self.evaluator.check_infrastructure(step)  # before the archive changes (issue 24)
-            getattr(task, "note_attempts", lambda s, e: None)(starts[g], evs)  # AHC: a compile error for the next prompt
-            if starts[g].id in archive:
-                archive.update(starts[g].id, [child_state(ev) for ev in evs], step)
-                child_ids.append(list(archive.last_added))
-            else:  # --async-steps only: the parent left the archive after it was selected
-                child_ids.append([None] * len(evs))
-            for ev in evs:
-                ev.artifact = {}  # the archive (and the best) hold the artifacts that are kept
-            archive.prune_children(starts[g].id)
-            evaluations.append(evs)
+            if not pending[g]:
+                complete(g)
+        for g, i, cand, result in finished_first(pending, self.evaluator.result):
+            evaluations[g][i] = verdict(self.task, cand, result, starts[g])
+            del cand, result  # the sandbox result is freed once judged
+            if order.done(g):
+                complete(g)
+            child_ids.extend(self._archive_group(step, starts[h], evaluations[h]) for h in order.release())
+        child_ids.extend(self._archive_group(step, starts[h], evaluations[h]) for h in order.release())
         self.evaluator.check_infrastructure(step)
         fault_point("evaluate", step)
         guard = ScorerGuard()
         guard.count = self.state.scorer_errors  # the counter survives resume (issue 32)
         guard.check(evaluations, self.dir.path, self.on_event)  # a task bug: stop, never train on it
         self.state.scorer_errors = guard.count
-        archive.flush()
-        return evaluations, child_ids
+        self.archive.flush()
+        return evaluations, child_ids, combine_groups(parts), [d for part in batch for d in part]
 
-    def _train(self, samples, adv: GroupAdvantages, n_groups: int) -> tuple[dict[str, float], str | None]:
+    def _archive_group(self, step: int, start: State, evs: list[Evaluation]) -> list[str | None]:
+        """One complete group, in group order: the best, then its valid children join under their
+        parent and visit statistics update. An artifact is dropped as soon as it can no longer join
+        the archive (Archive.child_filter): beyond the archive and the best, the groups not yet
+        released hold the artifacts of at most one step."""
+        task, archive = self.task, self.archive
+        keep = archive.child_filter()
+        for i, ev in enumerate(evs):
+            if ev.valid:
+                self._track_best(ev.value, ev.reward, step, ev.artifact, ev.message)
+            joins = ev.valid and ev.metrics.get("archivable", True) is not False
+            for j in (keep.offer(i, ev.value, ev.key) if joins else [i]):
+                evs[j].artifact = {}  # cannot join the archive: not kept (the best has its own)
+        self.evaluator.check_infrastructure(step)  # before the archive changes (issue 24)
+        getattr(task, "note_attempts", lambda s, e: None)(start, evs)  # AHC: a compile error for the next prompt
+        if start.id in archive:
+            archive.update(start.id, [child_state(ev) for ev in evs], step)
+            ids: list[str | None] = list(archive.last_added)
+        else:  # --async-steps only: the parent left the archive after it was selected
+            ids = [None] * len(evs)
+        for ev in evs:
+            ev.artifact = {}  # the archive (and the best) hold the artifacts that are kept
+        archive.prune_children(start.id)
+        return ids
+
+    def _train(self, batch: list[TrainDatum], adv: GroupAdvantages, n_groups: int) -> tuple[dict[str, float], str | None]:
         """One importance-sampling policy-gradient step on the samples that carry a signal."""
         cfg = self.cfg
-        batch = [
-            TrainDatum.from_sample(s, a)  # appended (forced-answer) tokens: advantage 0, mask 0
-            for g, (group, a_group) in enumerate(zip(samples, adv.advantages))
-            for i, (s, a) in enumerate(zip(group, a_group if a_group is not None else []))
-            if s.tokens and adv.in_batch(g, i)
-        ]
         train_metrics: dict[str, float] = {}
         if cfg.train and self.policy.trainable and batch:
             train_metrics = self.policy.train_step(

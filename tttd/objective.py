@@ -242,37 +242,56 @@ def group_advantages(
     single-reward groups) are dropped; if every group is constant none is kept (``skip_step``),
     unlike the reference, which keeps one.
     """
+    _check_estimator(estimator, beta)
+    if len(groups) == 0:
+        raise ValueError("groups is empty: a step needs at least one group")
+    return combine_groups([
+        one_group_advantages(g, rewards, estimator, beta, exclude[g] if exclude is not None and g < len(exclude) else ())
+        for g, rewards in enumerate(groups)])
+
+
+@dataclass
+class OneGroup:
+    """One group's share of :class:`GroupAdvantages` (None advantages: the group is dropped)."""
+
+    advantages: np.ndarray | None
+    beta: float | None
+    excluded: frozenset[int]
+
+
+def one_group_advantages(g: int, rewards: Sequence[float], estimator: str = "entropic", beta: float = 2.0,
+                         exclude: Sequence[int] = ()) -> OneGroup:
+    """Group ``g``'s advantages alone (the rules of :func:`group_advantages`, which applies this
+    to every group): groups never depend on each other, so the loop computes a group's as soon as
+    its last candidate is evaluated (:mod:`tttd.streaming`). ``g`` only names it in errors."""
+    _check_estimator(estimator, beta)
+    excluded = frozenset(int(i) for i in exclude)
+    keep = [i for i in range(len(rewards)) if i not in excluded]
+    try:
+        r = _check_rewards([rewards[i] for i in keep]) if keep or not len(rewards) else []
+    except ValueError as exc:
+        raise ValueError(f"group {g}: {exc}") from None
+    if not r or all(x == r[0] for x in r):
+        return OneGroup(None, None, excluded)
+    if estimator == "mean":
+        a, b = mean_baseline_advantages(r), None
+    else:
+        b = _adaptive_beta(r) if estimator == "entropic" else float(beta)
+        a = _entropic(r, b)
+    full = np.zeros(len(rewards), dtype=np.float64)
+    full[keep] = a
+    return OneGroup(full, b, excluded)
+
+
+def _check_estimator(estimator: str, beta: float) -> None:
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown advantage estimator {estimator!r}; known: {list(ESTIMATORS)}")
     if estimator == "entropic-fixed" and (not math.isfinite(float(beta)) or beta < 0):
         raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-    if len(groups) == 0:
-        raise ValueError("groups is empty: a step needs at least one group")
-    advs: list[np.ndarray | None] = []
-    betas: list[float | None] = []
-    dropped: list[int] = []
-    excluded = [frozenset(int(i) for i in (exclude[g] if exclude is not None and g < len(exclude) else ()))
-                for g in range(len(groups))]
-    for g, rewards in enumerate(groups):
-        keep = [i for i in range(len(rewards)) if i not in excluded[g]]
-        try:
-            r = _check_rewards([rewards[i] for i in keep]) if keep or not len(rewards) else []
-        except ValueError as exc:
-            raise ValueError(f"group {g}: {exc}") from None
-        if not r or all(x == r[0] for x in r):
-            advs.append(None)
-            betas.append(None)
-            dropped.append(g)
-            continue
-        if estimator == "mean":
-            a, b = mean_baseline_advantages(r), None
-        else:
-            b = _adaptive_beta(r) if estimator == "entropic" else float(beta)
-            a = _entropic(r, b)
-        full = np.zeros(len(rewards), dtype=np.float64)
-        full[keep] = a
-        advs.append(full)
-        betas.append(b)
-    return GroupAdvantages(
-        advantages=advs, betas=betas, kept=len(groups) - len(dropped), dropped=dropped, excluded=excluded
-    )
+
+
+def combine_groups(parts: Sequence[OneGroup]) -> GroupAdvantages:
+    """A step's :class:`GroupAdvantages` from its groups' parts, in group order."""
+    dropped = [g for g, p in enumerate(parts) if p.advantages is None]
+    return GroupAdvantages(advantages=[p.advantages for p in parts], betas=[p.beta for p in parts],
+                           kept=len(parts) - len(dropped), dropped=dropped, excluded=[p.excluded for p in parts])
