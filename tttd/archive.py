@@ -322,6 +322,22 @@ class Archive:
         self._totals["added"] += len(added)
         return added
 
+    def rival(self, parent_id: str) -> State | None:
+        """The child a new child of ``parent_id`` must beat to be kept: the ``topk_children``-th
+        best child kept under it now, ranked as :meth:`flush` ranks (value, then earlier first;
+        a new child equal to it ranks after it). None when a new valid child would be kept
+        whatever its value: the parent has fewer than ``topk_children`` children, every child is
+        kept (``topk_children`` None), the archive keeps a Pareto front (a child off the top k
+        may be on the front), or the parent is not in the archive. Racing (issue 35) drops a
+        child only when shown worse than this state on the same cases."""
+        k = self.topk_children
+        if k is None or self.directions is not None or parent_id not in self._pos:
+            return None
+        kids = [i for i, st in enumerate(self._list) if st.parent_id == parent_id]
+        if len(kids) < k:
+            return None
+        return self._list[sorted(kids, key=lambda i: (-self._val[i], i))[k - 1]]
+
     def child_filter(self) -> "ChildFilter":
         """A :class:`ChildFilter` for the next group's children (see there)."""
         return ChildFilter(self)

@@ -49,13 +49,16 @@ def verdict(task: Task, cand: Any, result: Any, start: State) -> Evaluation:
                             + (f" at {loc}" if loc else ""), status=SCORER_ERROR)
 
 
-def launch_group(task: Task, submit, start: State, group) -> list[tuple[Any, Any]]:
+def launch_group(task: Task, submit, start: State, group, rival: State | None = None) -> list[tuple[Any, Any]]:
     """Parse each sample of a group and start its program (None when nothing runs): the
-    candidates paired with their futures, in sample order."""
+    candidates paired with their futures, in sample order. ``rival``: the child each must beat
+    to be kept under ``start`` (:meth:`Archive.rival` when the group is launched; racing tasks
+    use it). Siblings of the same step are never rivals: which finishes first depends on
+    timing, and a resumed run must race exactly as the first did."""
     parsed = []
     for smp in group:
         cand = task.parse(smp.text, start)
-        fut = task.launch(cand, submit, start) if cand.program is not None else None
+        fut = task.launch(cand, submit, start, rival=rival) if cand.program is not None else None
         parsed.append((cand, fut))
     return parsed
 
