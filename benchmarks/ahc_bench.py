@@ -221,6 +221,67 @@ def simulate(info: dict, n: int, parents: list, stages_spec: str, alpha: float, 
     return t
 
 
+def puct_share(info: dict, steps: int, groups: int, group_size: int, seed: int,
+               p_better: float | None = None) -> dict:
+    """How often PUCT expands a parent again, with tttd's own Archive run as the loop runs it
+    (``groups`` empty roots; per step: select ``groups`` starts, one update + prune_children per
+    group, one flush; PUCT c=1, group visit counting, top-TOPK children, size cap 1,000). A child
+    of an empty root gets a random fully accepted candidate's mean. A child of a state with value
+    v gets, with ``p_better`` None, v * mean_b / mean_a for a random pair (a, b) of fully accepted
+    recorded candidates (about half the children beat their parent, as in the replay); with
+    ``p_better`` = p, v * (1 + U(0, 0.05)) with probability p, else v * (1 - U(0, 0.3)): a
+    synthetic stand-in for a run whose children rarely improve, as late in a real run. Only the
+    archive's dynamics are measured, not a policy. Returns the share of children launched with a
+    rival (their parent already keeps TOPK children: the only children racing can save on), the
+    parents expanded and the most groups one parent got."""
+    from collections import Counter
+
+    from tttd.archive import Archive
+    from tttd.types import State
+
+    means = [info[x]["mean"] for x in info if info[x]["complete"]]
+    rng = random.Random(seed)
+    arch = Archive(topk_children=TOPK, seed=seed)
+    arch.add_roots([State(id=f"root-{i}", value=None) for i in range(groups)])
+    with_rival = children = 0
+    expanded: Counter = Counter()
+    for step in range(steps):
+        starts = arch.select(groups)
+        has_rival = [arch.rival(st.id) is not None for st in starts]  # as launched: before any update
+        for st, rival in zip(starts, has_rival):
+            expanded[st.id] += 1
+            children += group_size
+            with_rival += group_size * rival
+            kids = []
+            for _ in range(group_size):
+                if st.value is None:
+                    v = rng.choice(means)
+                elif p_better is None:
+                    x, y = rng.sample(means, 2)
+                    v = st.value * y / x
+                elif rng.random() < p_better:
+                    v = st.value * (1 + rng.uniform(0, 0.05))
+                else:
+                    v = st.value * (1 - rng.uniform(0, 0.3))
+                kids.append(State(id="", value=v, key=f"{step}-{st.id}-{len(kids)}"))
+            arch.update(st.id, kids, step)
+            arch.prune_children(st.id)
+        arch.flush()
+    return dict(share=with_rival / max(1, children), children=children, parents=len(expanded),
+                most=max(expanded.values()))
+
+
+def report_puct(info: dict, problem: str, seed: int) -> None:
+    print(f"\nPUCT re-expansion ({problem}; tttd.archive.Archive as the loop runs it, 8 empty roots, "
+          f"8 groups per step; the share of children launched with a rival = the most racing can act on)")
+    print(f"{'children':>28s} {'group':>5s} {'steps':>5s} {'with a rival':>12s} {'parents':>7s} {'most groups':>11s}")
+    for p_better in (None, 0.1, 0.02, 0.005, 0.0):
+        for steps, gsize in ((16, 8), (50, 64)):  # about 1,000 children in groups of 8; the paper's 50 x 8 x 64
+            r = puct_share(info, steps, 8, gsize, seed, p_better)
+            what = "recorded pairs (~half better)" if p_better is None else f"p(better) = {p_better}"
+            print(f"{what:>28s} {gsize:5d} {steps:5d} {r['share']:12.3f} {r['parents']:7d} {r['most']:11d}")
+
+
 TOPK = 2  # the archive's default topk_children
 #: (stages, alpha) replayed; the first is the documented recommendation
 SETTINGS = [("30,60,100", 0.01), ("20,40,80", 0.01), ("10,20,40,80", 0.01)]
@@ -288,6 +349,7 @@ def main() -> int:
             Path(args.record).write_text(json.dumps(rec))
     group = max(1, min(args.group, len(rec["candidates"]) - 1))
     report(rec, SETTINGS, args.simulate, group, args.seed, args.parents, args.expansions)
+    report_puct(load_info(rec), rec["problem"], args.seed)
     return 0
 
 

@@ -1,6 +1,8 @@
 """The sequential test of racing (tttd.racing): it drops a clearly worse child early, never drops
-a child equal to or better than its parent, and its error rate on simulated children whose mean
-equals their parent's stays within the stated alpha."""
+a child equal to or better than its bar, and its error rate on simulated children whose mean
+equals their bar's stays within the stated alpha. The bar is the archive's rival (issue 35): the
+k-th best child kept under the parent (Archive.rival), kept with the async steps in flight. (The
+helpers below name the bar "parent", as the test itself is the same whatever the bar is.)"""
 
 import random
 
@@ -191,3 +193,33 @@ def test_steps_in_flight_keep_their_rivals_across_a_resume():
     assert Ahead.from_dict(old).rivals == [None, None]
     with pytest.raises(ValueError):
         Ahead.from_dict({**a.to_dict(), "rivals": [None]})
+
+
+def test_a_resumed_pipeline_launches_its_steps_in_flight_against_their_own_rivals(tmp_path):
+    """The relaunch of the loaded steps (tttd/async_steps.py) passes each group's kept rival to
+    the task, not the archive of the resumed run."""
+    from types import SimpleNamespace
+
+    from tttd.async_steps import INFLIGHT, Ahead, Pipeline
+    from tttd.types import Candidate, Sample, State
+
+    seen = []
+
+    class Task:
+        def parse(self, text, start):
+            return Candidate(text=text, program=object())
+
+        def launch(self, cand, submit, start, rival=None):
+            seen.append((start.id, None if rival is None else rival.id))
+            return None
+
+    run = SimpleNamespace(cfg=SimpleNamespace(async_steps=1, steps=4, max_samples=None), task=Task(),
+                          submit=lambda program: None)
+    pipe = Pipeline(run)
+    smp = Sample([1], [2], [-0.1], "x")
+    pipe.ahead = {3: Ahead(3, 1, [State(id="a", value=1.0), State(id="b", value=2.0)], ["p", "q"],
+                           [[smp], [smp, smp]], rivals=[State(id="s000007", value=1.5), None])}
+    (tmp_path / INFLIGHT).write_text(pipe.dumps())
+    pipe.load(tmp_path)
+    pipe._fill(3)
+    assert seen == [("a", "s000007"), ("b", None), ("b", None)]

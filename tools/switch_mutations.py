@@ -448,6 +448,27 @@ RACING = [
     M("racing: skewness term", "tttd/racing.py", "(max(0.0, skew) if skew_correction else 0.0)", "0.0",
       (RACE + "test_skewed_differences_exceed_alpha_and_the_skew_correction_narrows_the_excess",),
       "the bound ignores skewed differences"),
+    # issue 35, second pass: the bar is the archive's rival (the k-th best kept child), not the parent
+    M("racing: the rival is the bar (ahc)", "tttd/tasks/ahc/tasks.py",
+      "        if rival is not None and rival.value is not None:\n            bar = rival.metrics.get(\"case_scores\")",
+      "        if state is not None and state.value is not None:\n            bar = state.metrics.get(\"case_scores\")",
+      (AR + "test_the_bar_is_the_rival_not_the_parent",
+       "tests/tasks/ahc/test_loop.py::test_racing_through_the_loop_drops_a_worse_child_and_keeps_an_equal_one"),
+      "racing compares with the parent again"),
+    M("racing: the loop launches with the archive's rival", "tttd/loop.py",
+      "rival=self.archive.rival(starts[g].id)))", "rival=None))",
+      ("tests/tasks/ahc/test_loop.py::test_racing_through_the_loop_drops_a_worse_child_and_keeps_an_equal_one",),
+      "no child ever has a rival: racing never runs in the loop"),
+    M("racing: the rival is the k-th kept child", "tttd/archive.py", "key=lambda i: (-self._val[i], i))[k - 1]]",
+      "key=lambda i: (-self._val[i], i))[0]]", (RACE + "test_the_rival_is_the_kth_best_kept_child_as_flush_ranks_them",),
+      "the bar is the best kept child (drops children that would enter the top-k)"),
+    M("racing: minimised scores", "tttd/tasks/ahc/runner.py", "self.sign = 1.0 if maximize else -1.0",
+      "self.sign = 1.0", (AR + "test_racing_a_minimised_score_compares_lower_as_better",),
+      "lower-is-better scores are raced as if higher were better"),
+    M("racing: async steps in flight keep their rivals", "tttd/async_steps.py",
+      "launch_group(run.task, run.submit, st, g, rival=r)", "launch_group(run.task, run.submit, st, g, rival=None)",
+      (RACE + "test_a_resumed_pipeline_launches_its_steps_in_flight_against_their_own_rivals",),
+      "a resumed async run launches its steps in flight without their rivals"),
 ]
 
 RS = "tests/test_runstate.py::"
