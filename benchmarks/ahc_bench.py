@@ -144,9 +144,10 @@ def plan(info: dict, n: int, n_sim: int, group: int, expansions: int, seed: int,
     """The simulated children, the same for every rule and setting: ``n_sim // (group *
     expansions)`` parents (fully accepted candidates drawn at random, from all of them or, with
     ``parent_pool="top"``, from the better half by mean), each expanded ``expansions`` times in
-    succession by a group of ``group`` distinct other candidates drawn at random (a child may
-    repeat a candidate already kept under the parent: a copy ties its rival on every case and
-    runs in full and is not kept: the archive's dedup), each with its own random case order."""
+    succession. Per group: ``group + TOPK`` distinct other candidates in a random order, each with
+    its own random case order; the group is the first ``group`` of them not kept under the parent
+    at launch (a new program is not a copy of a kept one: with 22 recorded programs, copies would
+    otherwise be 1 child in 10, tying the rival on every case)."""
     parents = sorted((p for p in info if info[p]["complete"]), key=lambda p: -info[p]["mean"])
     if parent_pool == "top":
         parents = parents[:max(1, len(parents) // 2)]
@@ -156,7 +157,7 @@ def plan(info: dict, n: int, n_sim: int, group: int, expansions: int, seed: int,
         p = rng.choice(parents)
         groups = []
         for _ in range(expansions):
-            kids = rng.sample([x for x in info if x != p], group)
+            kids = rng.sample([x for x in info if x != p], min(group + TOPK, len(info) - 1))
             orders = []
             for _ in kids:
                 order = list(range(n))
@@ -167,7 +168,20 @@ def plan(info: dict, n: int, n_sim: int, group: int, expansions: int, seed: int,
     return out
 
 
-def simulate(info: dict, n: int, parents: list, stages_spec: str, alpha: float, bar: str) -> dict:
+class _Drop:
+    """A test that drops every child at its first look (for the "perfect test" bound)."""
+
+    def drop(self, child, bar) -> bool:
+        return True
+
+
+DROP = _Drop()
+
+#: where the racing case-seconds go (simulate's ``cost_*`` keys)
+COSTS = ("no bar", "good", "failed", "dropped", "kept going")
+
+
+def simulate(info: dict, n: int, parents: list, stages_spec: str, alpha: float, bar: str, group: int) -> dict:
     """Replay ``parents`` (from :func:`plan`) as the loop runs them: each group is launched against
     the archive as it stood after the previous group (its parent's kept children: the best
     ``TOPK`` so far, by mean, earlier first on ties, as Archive.flush); every child races against
@@ -176,20 +190,26 @@ def simulate(info: dict, n: int, parents: list, stages_spec: str, alpha: float, 
     evaluation (index order, no racing). After the group, the parent keeps the best TOPK of its
     kept children and the group's children that were accepted on every case and not raced out.
     ``good``: accepted on every case and, at launch, fewer than TOPK kept or a mean above the
-    TOPK-th kept child's: the full evaluation would put it in the parent's top-k."""
+    TOPK-th kept child's: the full evaluation would put it in the parent's top-k. ``cost_*``: the
+    racing case-seconds of the children with no bar, the good ones, those stopped by a failing
+    case, those raced out, and the others (not good, yet not shown worse); ``cpu_perfect``: the
+    racing case-seconds if every child that has a bar and is not good were dropped at the first
+    look (the most any test with these stages can save)."""
     ends = parse_stages(stages_spec, n)
     test = RaceTest(alpha, len(ends) - 1, n)
     t = dict(cpu_full=0.0, cpu_race=0.0, runs_full=0, runs_race=0, children=0, raced=0, dropped=0,
-             good=0, good_lost=0, kept_lost=0, null=0, null_dropped=0, good_cpu=0.0)
+             good=0, good_lost=0, kept_lost=0, null=0, null_dropped=0, cpu_perfect=0.0,
+             **{f"cost_{c}": 0.0 for c in COSTS})
     for p, groups in parents:
         kept: list[tuple[float, int, str]] = []  # (-mean, insertion number, name): best first
         serial = 0
-        for grp in groups:
+        for drawn in groups:
             rival = kept[TOPK - 1][2] if len(kept) >= TOPK else None
             bar_name = p if bar == "parent" else rival
             bar_scores = info[bar_name]["scores"] if bar_name is not None else None
+            names = {x[2] for x in kept}
             survivors, full_group = [], []
-            for kid, order in grp:
+            for kid, order in [x for x in drawn if x[0] not in names][:group]:
                 k = info[kid]
                 f_runs, f_cpu, _ = replay(k["cases"], list(range(n)), [n], None, bar_scores)
                 if bar_scores is None:
@@ -199,8 +219,7 @@ def simulate(info: dict, n: int, parents: list, stages_spec: str, alpha: float, 
                     t["raced"] += 1
                     t["null"] += k["complete"] and k["mean"] >= info[bar_name]["mean"]
                     t["null_dropped"] += out and k["complete"] and k["mean"] >= info[bar_name]["mean"]
-                copy = any(x[2] == kid for x in kept)  # the archive's dedup would skip it
-                good = k["complete"] and not copy and (rival is None or k["mean"] > info[rival]["mean"])
+                good = k["complete"] and (rival is None or k["mean"] > info[rival]["mean"])
                 t["cpu_full"] += f_cpu
                 t["cpu_race"] += r_cpu
                 t["runs_full"] += f_runs
@@ -209,8 +228,13 @@ def simulate(info: dict, n: int, parents: list, stages_spec: str, alpha: float, 
                 t["dropped"] += out
                 t["good"] += good
                 t["good_lost"] += good and out
-                t["good_cpu"] += f_cpu if good else 0.0
-                if k["complete"] and not copy:
+                # a perfect test with these stages: every child that cannot enter out at its first look
+                perfect = r_cpu if bar_scores is None or good else replay(k["cases"], order, ends, DROP, bar_scores)[1]
+                t["cpu_perfect"] += perfect
+                kind = ("no bar" if bar_scores is None else "dropped" if out else "good" if good
+                        else "failed" if not k["complete"] else "kept going")
+                t[f"cost_{kind}"] += r_cpu
+                if k["complete"]:
                     full_group.append((-k["mean"], serial, kid, out))
                     if not out:
                         survivors.append((-k["mean"], serial, kid))
@@ -271,12 +295,17 @@ def puct_share(info: dict, steps: int, groups: int, group_size: int, seed: int,
                 most=max(expanded.values()))
 
 
-def report_puct(info: dict, problem: str, seed: int) -> None:
+def report_puct(info: dict, problem: str, seed: int, sizes=((16, 8), (50, 64))) -> None:
+    """``sizes``: (steps, group size) pairs; the defaults: about 1,000 children in groups of 8, and
+    the paper's 50 steps x 8 groups x 64."""
+    if sum(info[x]["complete"] for x in info) < 2:
+        print("\nPUCT re-expansion: needs two fully accepted candidates")
+        return
     print(f"\nPUCT re-expansion ({problem}; tttd.archive.Archive as the loop runs it, 8 empty roots, "
           f"8 groups per step; the share of children launched with a rival = the most racing can act on)")
     print(f"{'children':>28s} {'group':>5s} {'steps':>5s} {'with a rival':>12s} {'parents':>7s} {'most groups':>11s}")
     for p_better in (None, 0.1, 0.02, 0.005, 0.0):
-        for steps, gsize in ((16, 8), (50, 64)):  # about 1,000 children in groups of 8; the paper's 50 x 8 x 64
+        for steps, gsize in sizes:
             r = puct_share(info, steps, 8, gsize, seed, p_better)
             what = "recorded pairs (~half better)" if p_better is None else f"p(better) = {p_better}"
             print(f"{what:>28s} {gsize:5d} {steps:5d} {r['share']:12.3f} {r['parents']:7d} {r['most']:11d}")
@@ -284,25 +313,29 @@ def report_puct(info: dict, problem: str, seed: int) -> None:
 
 TOPK = 2  # the archive's default topk_children
 #: (stages, alpha) replayed; the first is the documented recommendation
-SETTINGS = [("30,60,100", 0.01), ("20,40,80", 0.01), ("10,20,40,80", 0.01)]
+SETTINGS = [("30,60,100", 0.01), ("10,20,40,80", 0.01), ("10,20,40,80", 0.05)]
 EXPANSIONS = (1, 4, 16)
 
 
-def report(rec: dict, settings: list[tuple[str, float]], n_sim: int, group: int, seed: int,
+def report(rec: dict, settings: list[tuple[str, float]], n_sim: int, group: int, seeds: list[int],
            parent_pool: str, expansions=EXPANSIONS) -> None:
     n = rec["cases"]
     info = load_info(rec)
     print(f"\n{len(rec['candidates'])} candidates x {n} cases ({rec['problem']}); case-s = the programs' own "
           f"user+sys CPU time per case, recorded once and replayed; {n_sim} simulated children, groups of "
-          f"{group}, E groups in succession per parent (parents: {parent_pool}), seed {seed}, top-{TOPK}")
+          f"{group} per seed, E groups in succession per parent (parents: {parent_pool}), seeds "
+          f"{','.join(map(str, seeds))} (pooled), top-{TOPK}")
     print(f"{'E':>3s} {'stages':>12s} {'alpha':>6s} {'bar':>6s} {'case-s/child full':>17s} {'racing':>8s} "
           f"{'fewer':>6s} {'runs/child':>11s} {'raced':>6s} {'dropped':>7s} {'good lost [95% CP]':>27s} "
-          f"{'kept lost':>9s} {'test error vs its bar [95% CP]':>31s} {'cap':>6s}")
+          f"{'kept lost':>9s} {'test error vs its bar [95% CP]':>31s} {'cap':>6s}  racing case-s by child")
     for e in expansions:
-        parents = plan(info, n, n_sim, group, e, seed, parent_pool)
+        plans = [plan(info, n, n_sim, group, e, seed, parent_pool) for seed in seeds]
         for stages_spec, alpha in settings:
             for bar in ("rival", "parent"):
-                t = simulate(info, n, parents, stages_spec, alpha, bar)
+                t: dict = {}
+                for parents in plans:  # seeds pooled: the totals add up
+                    for key, v in simulate(info, n, parents, stages_spec, alpha, bar, group).items():
+                        t[key] = t.get(key, 0) + v
                 c = t["children"]
                 glo, ghi = clopper_pearson(t["good_lost"], t["good"])
                 elo, ehi = clopper_pearson(t["null_dropped"], t["null"])
@@ -312,14 +345,17 @@ def report(rec: dict, settings: list[tuple[str, float]], n_sim: int, group: int,
                       f"{t['good_lost']:3d}/{t['good']:<4d}={t['good_lost'] / max(1, t['good']):.4f} "
                       f"[{glo:.4f},{ghi:.4f}] {t['kept_lost']:9d} "
                       f"{t['null_dropped']:3d}/{t['null']:<4d}={t['null_dropped'] / max(1, t['null']):.4f} "
-                      f"[{elo:.4f},{ehi:.4f}] {t['cpu_full'] / max(1e-12, t['good_cpu']):5.2f}x")
+                      f"[{elo:.4f},{ehi:.4f}] {t['cpu_full'] / t['cpu_perfect']:5.2f}x  "
+                      + " ".join(f"{c} {t['cost_' + c] / t['cpu_race']:.0%}" for c in COSTS))
     print(f"E = groups per parent in succession (E=1: every child is in its parent's first group, no rival yet); "
           f"raced = children with a bar to race against; good = accepted on every case and, at launch, fewer "
           f"than {TOPK} children kept under the parent or a mean above the {TOPK}-th kept (the full evaluation "
           f"would put it in the parent's top-{TOPK}); good lost = good children raced out (the false-drop rate "
           f"the issue asks for); kept lost = children the full evaluation would keep after their group's flush "
           f"that racing drops; test error = children with a mean >= the bar's that were raced out; cap = the "
-          f"ratio if every child but the good ones cost nothing (a good child must run every case)")
+          f"ratio if every child with a bar that is not good were dropped at the first look (good children "
+          f"and children with no bar run every case); racing case-s by child: the share spent on children "
+          f"with no bar, good ones, ones stopped by a failing case, raced out, and the others (shown neither)")
 
 
 def main() -> int:
@@ -331,7 +367,8 @@ def main() -> int:
     ap.add_argument("--replay", help="report from this recording instead of recording")
     ap.add_argument("--simulate", type=int, default=1000, help="simulated children per setting")
     ap.add_argument("--group", type=int, default=8, help="children per simulated parent (one group)")
-    ap.add_argument("--seed", type=int, default=0, help="the simulation's pairings and case orders")
+    ap.add_argument("--seed", type=lambda v: [int(x) for x in v.split(",")], default=[0],
+                    help="the simulation's pairings and case orders; several (0,1,2,3): pooled")
     ap.add_argument("--parents", choices=("all", "top"), default="all",
                     help="draw parents from all fully accepted candidates or from their better half")
     ap.add_argument("--expansions", type=lambda v: [int(x) for x in v.split(",")], default=list(EXPANSIONS),
@@ -349,7 +386,7 @@ def main() -> int:
             Path(args.record).write_text(json.dumps(rec))
     group = max(1, min(args.group, len(rec["candidates"]) - 1))
     report(rec, SETTINGS, args.simulate, group, args.seed, args.parents, args.expansions)
-    report_puct(load_info(rec), rec["problem"], args.seed)
+    report_puct(load_info(rec), rec["problem"], args.seed[0], ((2, 2),) if args.smoke else ((16, 8), (50, 64)))
     return 0
 
 
