@@ -313,7 +313,7 @@ def report_puct(info: dict, problem: str, seed: int, sizes=((16, 8), (50, 64))) 
 
 TOPK = 2  # the archive's default topk_children
 #: (stages, alpha) replayed; the first is the documented recommendation
-SETTINGS = [("30,60,100", 0.01), ("10,20,40,80", 0.01), ("10,20,40,80", 0.05)]
+SETTINGS = [("10,20,40,80", 0.01), ("30,60,100", 0.01), ("10,20,40,80", 0.05)]
 EXPANSIONS = (1, 4, 16)
 
 

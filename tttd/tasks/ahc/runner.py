@@ -8,7 +8,7 @@ the work happens in the executor's completion callbacks, so several candidates' 
 on the same workers (local pool or Ray) and nothing blocks a thread while waiting.
 
 Racing (``stages``), beyond the paper: the cases run in a random order of the candidate's own
-(:func:`tttd.racing.case_order`, fixed by its code) and in stages (e.g. 30, 60, 100 cases,
+(:func:`tttd.racing.case_order`, fixed by its code) and in stages (e.g. 10, 20, 40, 80 cases,
 then all); after each stage but the last the candidate goes on unless the sequential test of
 :class:`tttd.racing.RaceTest` (paired with the rival's scores on the same cases, error rate
 ``race_alpha``) shows it cannot beat the rival: the k-th best child kept under its parent, so

@@ -9,11 +9,11 @@ empty programs (the paper's default roots, value "none yet").
 Options (``--task-option KEY=VALUE``):
 - ``cases``: which seeds, e.g. ``"0-149"`` (default), ``"0-9"``, ``"3,7,11"`` or a count ``20``
   (seeds 0..19). Fewer cases make a cheaper, noisier task; values are means over these cases.
-- ``race``: stage ends for racing, e.g. ``"30,60,100"`` (what docs/benchmarks.md recommends).
+- ``race``: stage ends for racing, e.g. ``"10,20,40,80"`` (what docs/benchmarks.md recommends).
   The bar is the archive's: a parent keeps its best ``topk_children`` children, so a child is
   kept only if it beats the k-th best child kept under its parent when its group is launched
-  (the rival, :meth:`tttd.archive.Archive.rival`). A child that has a rival runs 30 of the cases
-  (in a random order of its own), goes on to 60 unless the sequential test of
+  (the rival, :meth:`tttd.archive.Archive.rival`). A child that has a rival runs 10 of the cases
+  (in a random order of its own), goes on to 20 unless the sequential test of
   :mod:`tttd.racing` on those cases, paired with the rival's per-case scores, shows it cannot
   enter the top-k under its parent, and so on. A child whose parent has fewer than k children
   (it would be kept if valid) runs every case. Siblings sampled in the same step are not
