@@ -469,6 +469,22 @@ RACING = [
       "launch_group(run.task, run.submit, st, g, rival=r)", "launch_group(run.task, run.submit, st, g, rival=None)",
       (RACE + "test_a_resumed_pipeline_launches_its_steps_in_flight_against_their_own_rivals",),
       "a resumed async run launches its steps in flight without their rivals"),
+    M("racing: async steps in flight keep their rivals (loop)", "tttd/async_steps.py",
+      "launch_group(run.task, run.submit, st, g, rival=r)",
+      "launch_group(run.task, run.submit, st, g, rival=run.archive.rival(st.id))",
+      ("tests/tasks/ahc/test_loop.py::test_async_racing_takes_the_rival_at_selection_and_resumes_with_it",),
+      "a resumed async run races its steps in flight against the resumed archive's rivals"),
+    M("archive: flush forgets the keys prune_children dropped", "tttd/archive.py",
+      "        if keep.all():  # nothing to drop now; the keys of children prune_children dropped go, as\n"
+      "            self._keys = {}  # below and as in an archive loaded from disk (exact resume)\n",
+      "        if keep.all():  # nothing to drop now; the keys of children prune_children dropped go, as\n"
+      "            return\n",
+      ("tests/test_archive.py::test_keys_of_pruned_children_are_forgotten_at_flush_as_after_a_reload",),
+      "a resumed run dedups differently from the uninterrupted one"),
+    M("racing: async steps record their rivals", "tttd/async_steps.py",
+      "rivals = [run.archive.rival(x.id) for x in starts]", "rivals = [None] * len(starts)",
+      ("tests/tasks/ahc/test_loop.py::test_async_racing_takes_the_rival_at_selection_and_resumes_with_it",),
+      "the checkpoint keeps no rivals: a resumed step in flight runs every case"),
 ]
 
 RS = "tests/test_runstate.py::"

@@ -407,7 +407,11 @@ class Archive:
             best = cand[np.lexsort((cand, neg[cand], ~on_front[cand]))][:room]  # the front first
             keep = roots.copy()
             keep[best] = True
-        if keep.all():
+        if keep.all():  # nothing to drop now; the keys of children prune_children dropped go, as
+            self._keys = {}  # below and as in an archive loaded from disk (exact resume)
+            for st in self._list:
+                if st.key is not None:
+                    self._keys[st.key] = self._keys.get(st.key, 0) + 1
             return
         old = self._list, self._n, self._m, self._fail
         self._totals["evicted"] += int((~keep).sum())

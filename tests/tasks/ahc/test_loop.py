@@ -200,3 +200,51 @@ def test_racing_through_the_loop_drops_a_worse_child_and_keeps_an_equal_one(tmp_
     archive = json.loads((tmp_path / "run" / "archive.json").read_text())
     kept = [e["state"] for e in archive["states"] if e["state"]["value"] is not None]
     assert len(kept) == 2 and all(len(s["metrics"]["case_scores"]) == 20 for s in kept)
+
+
+@pytest.mark.parametrize("fail_step", [1, 2])
+def test_async_racing_takes_the_rival_at_selection_and_resumes_with_it(tmp_path, monkeypatch, fail_step):
+    """--async-steps 1 (real compiles and cases): step 1 is selected and launched before step 0
+    joins the archive, so its worse child has no rival (fewer than k children kept) and runs every
+    case; step 2 is launched from the archive after step 0 (2 children kept): its worse child is
+    raced out. A run that fails in the training of step 1 (or 2) resumes by launching step 1 (or
+    2) again from the checkpoint, with the rivals it had when it was selected (none; the 2nd
+    child), not the resumed archive's: the same rollouts and archive as the uninterrupted run."""
+    from tttd.faults import FaultInjected
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def config(name):
+        return resolve_config(flag_values=dict(task="ahc058", steps=3, groups=1, group_size=2, workers=2,
+                                               max_tokens=16, seed=0, out=str(tmp_path / name), reuse="none",
+                                               async_steps=1,
+                                               task_options={"cases": "0-19", "race": "8", "race_alpha": 0.01}))
+
+    ref = tmp_path / "ref"
+    run = Discovery(config("ref"), ref, policy=RacingScript())
+    run.start()
+    run.run()
+    rows = list(read_jsonl(ref / "rollouts.jsonl"))
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "ok", "raced_out", "ok"]
+    assert rows[2]["value"] < rows[0]["value"] / 2  # the worse child of step 1, evaluated in full
+
+    out = tmp_path / "crash"
+    policy = RacingScript()  # the same script object answers the resumed run (calls >= 1: step 1's answers)
+    monkeypatch.setenv("TTTD_FAULT", f"train:{fail_step}:raise")
+    with pytest.raises(FaultInjected):
+        crashed = Discovery(config("crash"), out, policy=policy)
+        crashed.start()
+        crashed.run()
+    monkeypatch.delenv("TTTD_FAULT")
+    resumed = Discovery(config("crash"), out, policy=policy)
+    resumed.restore()
+    resumed.run()
+    assert list(read_jsonl(out / "rollouts.jsonl")) == rows
+
+    def archived(path):  # the measured CPU time of the cases is the one thing that differs
+        data = json.loads((path / "archive.json").read_text())
+        for e in data["states"]:
+            e["state"]["metrics"].pop("cpu_s", None)
+        return data
+
+    assert archived(out) == archived(ref)
