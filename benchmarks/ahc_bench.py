@@ -13,20 +13,24 @@
 2. **Replay**, as the loop runs racing (issue 35: a child is dropped only when shown unable to
    enter the archive's top-k under its parent). ``--simulate`` children (default 1,000): parents
    (fully accepted candidates drawn at random), each expanded ``E`` times in succession
-   (``--expansions``, default 1,4,16: PUCT selects a parent again and again while its children
-   are good) by a group of ``--group`` (default 8) distinct other candidates drawn at random (a
+   (``--expansions``, default 1,4,16: PUCT selects a parent again when its children do not beat
+   it, see 3) by a group of ``--group`` (default 8) distinct other candidates drawn at random (a
    recorded candidate stands for every child with its per-case scores). The parent keeps its best
    2 children so far (``topk_children``); each group races against the 2nd of them (the rival,
    :meth:`tttd.archive.Archive.rival`; none while fewer than 2 are kept: the first group of every
-   parent runs in full), and, side by side on the same children, against the parent (the rule
+   parent runs in full), and, side by side on the same plan, against the parent (the rule
    before). Each child is replayed from the recording, no case run again: the full evaluation
    (index order, stop at the first failure, as the paper) and racing (its own random case order,
    the same stop at a failure, plus :class:`tttd.racing.RaceTest` at each stage end). Printed
    per E, setting (stages, alpha) and bar: case-seconds per child (full, racing, ratio), case runs
    per child, good children lost (a child the full evaluation would put in the parent's top-2,
    raced out) as the false-drop rate with its 95% Clopper-Pearson interval, the children the
-   group's flush would keep that racing drops, the test's own error against its bar, and the cap
-   (the ratio if every child but the good ones cost nothing).
+   group's flush would keep that racing drops, the test's own error against its bar, the cap (the
+   ratio if every child that has a bar and is not good were dropped at its first look) and where
+   racing's case-seconds go. ``--seed 0,1,2,3`` pools several simulations.
+3. **PUCT re-expansion**: how often the loop launches a child whose parent already keeps 2
+   children (the only children racing can save on), with tttd's own Archive and child values
+   drawn from the recording or from a synthetic plateau (:func:`puct_share`).
 
 Case-seconds = the candidate's own CPU time (user+sys of the program, what the contest limits to
 2 s per case). Each case run also costs a fixed sandbox start (harness, wrapper, bwrap; see
