@@ -223,3 +223,25 @@ def test_a_resumed_pipeline_launches_its_steps_in_flight_against_their_own_rival
     pipe.load(tmp_path)
     pipe._fill(3)
     assert seen == [("a", "s000007"), ("b", None), ("b", None)]
+
+
+def test_a_task_whose_launch_predates_the_rival_is_launched_as_before():
+    """A Task subclass (a plugin's, or an older test's) overriding launch(candidate, submit,
+    state=None) cannot race; launch_group calls it without the rival instead of failing."""
+    from tttd.step_parts import launch_group
+    from tttd.types import Candidate, Sample, State
+
+    class Old:
+        def parse(self, text, start):
+            return Candidate(text=text, program=object())
+
+        def launch(self, cand, submit, state=None):
+            return ("old", state.id)
+
+    class New(Old):
+        def launch(self, cand, submit, state=None, rival=None):
+            return ("new", rival.id)
+
+    start, rival, smp = State(id="p", value=1.0), State(id="r", value=2.0), Sample([1], [2], [-0.1], "x")
+    assert [f for _, f in launch_group(Old(), None, start, [smp], rival=rival)] == [("old", "p")]
+    assert [f for _, f in launch_group(New(), None, start, [smp], rival=rival)] == [("new", "r")]
