@@ -493,3 +493,18 @@ def test_paper_preset_counts_visits_per_rollout_and_default_per_group():
     from tttd.tasks.erdos import ErdosTask
 
     assert resolve_config(task_presets=ErdosTask.presets, preset="paper").visit_counting == "rollout"
+
+
+def test_keys_of_pruned_children_are_forgotten_at_flush_as_after_a_reload():
+    """prune_children keeps the keys of the children it drops until flush (a copy sampled later
+    in the same step is still a duplicate); flush forgets them even when it has nothing left to
+    drop, as an archive loaded from disk does, so a resumed run dedups as the uninterrupted one."""
+    arch = Archive(topk_children=1)
+    arch.add_roots([State(id="r", value=None)])
+    arch.update("r", [child(1.0, key="a"), child(2.0, key="b")], step=0)
+    arch.prune_children("r")
+    assert arch.update("r", [child(1.0, key="a")], step=0) == []  # still known within the step
+    arch.flush()
+    reloaded = Archive.from_dict(arch.to_dict())
+    assert [s.key for s in arch.update("r", [child(1.0, key="a")], step=1)] == ["a"]
+    assert [s.key for s in reloaded.update("r", [child(1.0, key="a")], step=1)] == ["a"]

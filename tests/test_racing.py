@@ -1,6 +1,8 @@
 """The sequential test of racing (tttd.racing): it drops a clearly worse child early, never drops
-a child equal to or better than its parent, and its error rate on simulated children whose mean
-equals their parent's stays within the stated alpha."""
+a child equal to or better than its bar, and its error rate on simulated children whose mean
+equals their bar's stays within the stated alpha. The bar is the archive's rival (issue 35): the
+k-th best child kept under the parent (Archive.rival), kept with the async steps in flight. (The
+helpers below name the bar "parent", as the test itself is the same whatever the bar is.)"""
 
 import random
 
@@ -138,3 +140,108 @@ def test_bad_alpha_is_refused(alpha):
 def test_unpaired_scores_are_refused():
     with pytest.raises(ValueError, match="paired"):
         RaceTest(0.01, 1, 10).drop([1, 2], [1])
+
+
+# ------------------------------------------------------------------ the bar: the archive's rival (issue 35)
+
+def test_the_rival_is_the_kth_best_kept_child_as_flush_ranks_them():
+    from tttd.archive import Archive
+    from tttd.types import State
+
+    for maximize in (True, False):
+        arch = Archive(maximize=maximize, topk_children=2)
+        arch.add_roots([State(id="r", value=None), State(id="q", value=5.0)])
+        assert arch.rival("r") is None and arch.rival("nobody") is None
+        (a,) = arch.update("r", [State(id="", value=3.0, key="a")], step=0)
+        assert arch.rival("r") is None  # one child kept, k = 2: any valid child would enter
+        b, c = arch.update("r", [State(id="", value=7.0, key="b"), State(id="", value=3.0, key="c")], step=1)
+        # by value (oriented), then earlier first on ties: the 2nd of (b, a, c) or (a, c, b)
+        assert arch.rival("r").id == (a.id if maximize else c.id)
+        arch.flush()
+        assert arch.rival("r").id == (a.id if maximize else c.id)  # flush keeps exactly the top 2
+        assert arch.rival("q") is None
+    arch = Archive(topk_children=3)
+    arch.add_roots([State(id="r", value=None)])
+    kids = arch.update("r", [State(id="", value=float(v), key=str(v)) for v in (4, 9, 1, 6)], step=0)
+    assert arch.rival("r").id == kids[0].id  # 9, 6, 4: the 3rd best
+    assert Archive(topk_children=None).rival("r") is None
+
+
+def test_a_pareto_archive_has_no_rival():
+    from tttd.archive import Archive
+    from tttd.types import State
+
+    arch = Archive(topk_children=1, directions={"a": "maximize", "b": "minimize"})
+    arch.add_roots([State(id="r", value=None)])
+    arch.update("r", [State(id="", value=1.0, key="x", metrics={"objectives": {"a": 1.0, "b": 1.0}})], step=0)
+    assert arch.rival("r") is None  # a child off the top k may be on the front: it may be kept
+
+
+def test_steps_in_flight_keep_their_rivals_across_a_resume():
+    """--async-steps: a step sampled ahead raced against the archive as of its selection; the
+    checkpoint keeps those rivals, so a resumed run launches it against the same ones."""
+    from tttd.async_steps import Ahead
+    from tttd.types import State
+
+    rival = State(id="s000004", value=2.0, metrics={"case_scores": [1, 2, 3]})
+    a = Ahead(3, 1, [State(id="r", value=None), State(id="s000001", value=1.0)], ["p0", "p1"], [[], []],
+              rivals=[rival, None])
+    back = Ahead.from_dict(a.to_dict())
+    assert back.rivals[1] is None and back.rivals[0].to_dict() == rival.to_dict()
+    old = a.to_dict()
+    del old["rivals"]  # written before rivals were kept: no rival, every case runs
+    assert Ahead.from_dict(old).rivals == [None, None]
+    with pytest.raises(ValueError):
+        Ahead.from_dict({**a.to_dict(), "rivals": [None]})
+
+
+def test_a_resumed_pipeline_launches_its_steps_in_flight_against_their_own_rivals(tmp_path):
+    """The relaunch of the loaded steps (tttd/async_steps.py) passes each group's kept rival to
+    the task, not the archive of the resumed run."""
+    from types import SimpleNamespace
+
+    from tttd.async_steps import INFLIGHT, Ahead, Pipeline
+    from tttd.types import Candidate, Sample, State
+
+    seen = []
+
+    class Task:
+        def parse(self, text, start):
+            return Candidate(text=text, program=object())
+
+        def launch(self, cand, submit, start, rival=None):
+            seen.append((start.id, None if rival is None else rival.id))
+            return None
+
+    run = SimpleNamespace(cfg=SimpleNamespace(async_steps=1, steps=4, max_samples=None), task=Task(),
+                          submit=lambda program: None)
+    pipe = Pipeline(run)
+    smp = Sample([1], [2], [-0.1], "x")
+    pipe.ahead = {3: Ahead(3, 1, [State(id="a", value=1.0), State(id="b", value=2.0)], ["p", "q"],
+                           [[smp], [smp, smp]], rivals=[State(id="s000007", value=1.5), None])}
+    (tmp_path / INFLIGHT).write_text(pipe.dumps())
+    pipe.load(tmp_path)
+    pipe._fill(3)
+    assert seen == [("a", "s000007"), ("b", None), ("b", None)]
+
+
+def test_a_task_whose_launch_predates_the_rival_is_launched_as_before():
+    """A Task subclass (a plugin's, or an older test's) overriding launch(candidate, submit,
+    state=None) cannot race; launch_group calls it without the rival instead of failing."""
+    from tttd.step_parts import launch_group
+    from tttd.types import Candidate, Sample, State
+
+    class Old:
+        def parse(self, text, start):
+            return Candidate(text=text, program=object())
+
+        def launch(self, cand, submit, state=None):
+            return ("old", state.id)
+
+    class New(Old):
+        def launch(self, cand, submit, state=None, rival=None):
+            return ("new", rival.id)
+
+    start, rival, smp = State(id="p", value=1.0), State(id="r", value=2.0), Sample([1], [2], [-0.1], "x")
+    assert [f for _, f in launch_group(Old(), None, start, [smp], rival=rival)] == [("old", "p")]
+    assert [f for _, f in launch_group(New(), None, start, [smp], rival=rival)] == [("new", "r")]

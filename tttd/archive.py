@@ -322,6 +322,22 @@ class Archive:
         self._totals["added"] += len(added)
         return added
 
+    def rival(self, parent_id: str) -> State | None:
+        """The child a new child of ``parent_id`` must beat to be kept: the ``topk_children``-th
+        best child kept under it now, ranked as :meth:`flush` ranks (value, then earlier first;
+        a new child equal to it ranks after it). None when a new valid child would be kept
+        whatever its value: the parent has fewer than ``topk_children`` children, every child is
+        kept (``topk_children`` None), the archive keeps a Pareto front (a child off the top k
+        may be on the front), or the parent is not in the archive. Racing (issue 35) drops a
+        child only when shown worse than this state on the same cases."""
+        k = self.topk_children
+        if k is None or self.directions is not None or parent_id not in self._pos:
+            return None
+        kids = [i for i, st in enumerate(self._list) if st.parent_id == parent_id]
+        if len(kids) < k:
+            return None
+        return self._list[sorted(kids, key=lambda i: (-self._val[i], i))[k - 1]]
+
     def child_filter(self) -> "ChildFilter":
         """A :class:`ChildFilter` for the next group's children (see there)."""
         return ChildFilter(self)
@@ -391,7 +407,11 @@ class Archive:
             best = cand[np.lexsort((cand, neg[cand], ~on_front[cand]))][:room]  # the front first
             keep = roots.copy()
             keep[best] = True
-        if keep.all():
+        if keep.all():  # nothing to drop now; the keys of children prune_children dropped go, as
+            self._keys = {}  # below and as in an archive loaded from disk (exact resume)
+            for st in self._list:
+                if st.key is not None:
+                    self._keys[st.key] = self._keys.get(st.key, 0) + 1
             return
         old = self._list, self._n, self._m, self._fail
         self._totals["evicted"] += int((~keep).sum())

@@ -10,7 +10,9 @@ start in the executor) *before* step t's evaluations are awaited and its update 
   its update is trained. Steps 0..K all sample from the initial policy.
 * **Selection.** Step s's start states are selected (PUCT, as always) from the archive as it
   stood when step ``s-K-1`` was committed: the last completed evaluation when s is sampled.
-  Their prompts are built then too.
+  Their prompts are built then too, and so are the rivals a racing task compares their
+  children with (:meth:`tttd.archive.Archive.rival`), which ``inflight.json`` keeps (a file
+  written before it had them: no rival, every case runs).
 * **Loss.** Nothing changes in the trainer: each sample carries the log-probabilities of the
   policy that sampled it (as the synchronous loop's), so the importance ratio
   ``pi_theta / pi_sampler`` corrects for the staleness. It is unclipped by default, as the
@@ -72,16 +74,23 @@ class Ahead:
     prompts: list[Any]
     samples: list[list[Sample]]
     pending: list[list[tuple[Any, Any]]] | None = None  # per group, (candidate, future); None: not launched
+    #: per group, the child to beat (Archive.rival) as the archive stood when the step was sampled;
+    #: kept so that a resumed run launches (and races) the step exactly as the first run did
+    rivals: list[State | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "policy_version": self.version, "starts": [s.to_dict() for s in self.starts],
-                "prompts": self.prompts, "samples": [[x.to_dict() for x in g] for g in self.samples]}
+                "prompts": self.prompts, "samples": [[x.to_dict() for x in g] for g in self.samples],
+                "rivals": [None if r is None else r.to_dict() for r in self.rivals or [None] * len(self.starts)]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Ahead":
-        return cls(step=int(d["step"]), version=int(d["policy_version"]),
-                   starts=[State.from_dict(s) for s in d["starts"]], prompts=list(d["prompts"]),
-                   samples=[[Sample.from_dict(x) for x in g] for g in d["samples"]])
+        starts = [State.from_dict(s) for s in d["starts"]]
+        rivals = [None if r is None else State.from_dict(r) for r in d.get("rivals", [None] * len(starts))]
+        if len(rivals) != len(starts):
+            raise ValueError(f"{len(rivals)} rivals for {len(starts)} start states")
+        return cls(step=int(d["step"]), version=int(d["policy_version"]), starts=starts, prompts=list(d["prompts"]),
+                   samples=[[Sample.from_dict(x) for x in g] for g in d["samples"]], rivals=rivals)
 
 
 class Pipeline:
@@ -136,7 +145,7 @@ class Pipeline:
         for s in sorted(self.ahead):  # loaded from a checkpoint: their evaluations start again
             a = self.ahead[s]
             if a.pending is None:
-                a.pending = [launch_group(run.task, run.submit, st, g) for st, g in zip(a.starts, a.samples)]
+                a.pending = [launch_group(run.task, run.submit, st, g, rival=r) for st, g, r in zip(a.starts, a.samples, a.rivals)]
         select_s = sample_s = 0.0
         for s in range(step, min(step + self.k, cfg.steps - 1) + 1):
             if s in self.ahead:
@@ -145,12 +154,13 @@ class Pipeline:
                 break
             t0 = time.perf_counter()
             starts = run.archive.select(cfg.groups)
+            rivals = [run.archive.rival(x.id) for x in starts]  # what _sample_and_launch races against
             prompts = [run.task.prompt(x, parent_of(run.archive, x)) for x in starts]
             t1 = time.perf_counter()
             samples, pending, _ = run._sample_and_launch(s, starts, prompts)
             select_s += t1 - t0
             sample_s += time.perf_counter() - t1
-            self.ahead[s] = Ahead(s, step - 1, starts, prompts, samples, pending)
+            self.ahead[s] = Ahead(s, step - 1, starts, prompts, samples, pending, rivals)
         return select_s, sample_s
 
     def _may_run(self, step: int, s: int) -> bool:

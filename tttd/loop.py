@@ -269,7 +269,7 @@ class Discovery:
             sample_s += time.perf_counter() - ts
             for g, group in enumerate(got, start=c0):
                 samples.append(group)
-                pending.append(launch_group(task, self.submit, starts[g], group))
+                pending.append(launch_group(task, self.submit, starts[g], group, rival=self.archive.rival(starts[g].id)))
         fault_point("sample", step)
         return samples, pending, sample_s
 

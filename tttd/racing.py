@@ -1,10 +1,10 @@
-"""Racing: stop a candidate's case runs once a sequential test shows it cannot beat its parent.
+"""Racing: stop a candidate's case runs once a sequential test shows it cannot beat its rival.
 
 Any task whose value is the mean of per-case scores over a fixed set of N cases (AHC: 150 public
 cases) can race. The child runs its cases in a random order of its own (seeded by the caller,
 e.g. from the candidate's code, so a rerun or a resumed run takes the same order), in stages
-(e.g. 30, 60, 100, then all). At the end of each stage but the last, the paired differences
-``d_i = child_i - parent_i`` on the cases run so far are a simple random sample WITHOUT
+(e.g. 10, 20, 40, 80, then all). At the end of each stage but the last, the paired differences
+``d_i = child_i - rival_i`` on the cases run so far are a simple random sample WITHOUT
 replacement of the N differences whose mean D decides the comparison. The child is dropped
 (raced out) when the one-sided upper confidence bound of D is below zero:
 
@@ -18,7 +18,7 @@ there is nothing left to estimate), and the second term of ``q`` the Edgeworth (
 correction of the studentised mean's quantile for the sample skewness ``g`` of the differences,
 applied only when ``g > 0``: a child that loses a little on most cases and gains much on a few
 looks worse than it is in a small sample, and the correction widens the bound for it. A child
-that equals its parent on every case run so far has sd 0 and mean 0 and is never dropped; with
+that equals its rival on every case run so far has sd 0 and mean 0 and is never dropped; with
 sd 0 and a negative mean it is dropped.
 
 The error rate is NOT distribution-free: no test of a mean from a few cases can see a gain that
@@ -26,19 +26,27 @@ sits on a few cases it has not run. tests/test_racing.py measures the rate on si
 (normal, heavy-tailed and right-skewed differences); docs/benchmarks.md measures it on recorded
 AHC039 and AHC058 candidates.
 
-Why the parent, not "the archive's top-k under the parent": the archive keeps the best
-``topk_children`` children of each parent even when they are worse than the parent, but that
-rank depends on the siblings evaluated in the same step (they finish in a timing-dependent order)
-and on the archive, which a task's ``launch`` does not see; a rule on the parent's per-case scores
-alone is deterministic, so a seeded run and a resumed run race the same way. The price: a child
-that the test shows to be worse than its parent is not archived even where it would have been one
-of the parent's top-k children (docs/benchmarks.md reports how often that happens).
+The rival (issue 35: stop a candidate "as soon as a sequential test shows that it cannot enter the
+archive's top-k under its parent"): the archive keeps the best ``topk_children`` (k) children of
+each parent, whether or not they beat the parent, so the bar is the k-th best child kept under
+the parent when the child's group is launched (:meth:`tttd.archive.Archive.rival`), with its
+per-case scores; a parent with fewer than k children has no rival (any valid child would be
+kept) and its children run every case. Siblings sampled in the same step are not rivals: which
+of them finishes first depends on timing, and a resumed run must race exactly as the first one
+did (the loop launches from the archive as committed after the previous step; ``--async-steps``
+from the archive as of selection, and keeps the rivals with the steps in flight). A sibling
+that the test lets through may still be pruned at the end of the step by a better sibling: racing
+only ever saves the cases of a child the archive would not keep, it never decides which of the
+survivors are kept. Before this, the bar was the parent: it dropped children the archive would
+have kept (worse than the parent, but among its best k) and never dropped a child that beat the
+parent but not its kept children.
 
-Why the first look at 30 cases (``race=30,60,100`` in the docs): differences between AHC programs
-are right-skewed (a better child often gains on a few cases only), and on recorded candidates a
-first look at 10 cases dropped such children more often than alpha; at 30, none of 1,000
-simulated children per problem that beat their parent was lost (one in 4,000 over four
-simulation seeds; docs/benchmarks.md).
+Stages (``race=10,20,40,80`` in the docs): differences between AHC programs are right-skewed (a
+better child often gains on a few cases only), which is why the skewness term is there. Against
+the rival, on recorded AHC039 and AHC058 candidates (docs/benchmarks.md), looks at 10,20,40,80
+cases with alpha 0.01 lost 2 of 11,093 good children (and 30,60,100 also 2, saving less);
+against the parent (the bar before), early looks dropped children at or above the bar more
+often, which is why 30,60,100 was recommended then.
 
 Not from the paper (its evaluation runs every case); the paper's rule that a case which fails
 (wrong answer, crash, time-out) makes the whole candidate invalid is kept, and is not a racing
@@ -105,12 +113,12 @@ class RaceTest:
     def level(self) -> float:
         return 1.0 - self.alpha / max(1, self.looks)
 
-    def drop(self, child: Sequence[float], parent: Sequence[float]) -> bool:
-        """Whether the child, with these per-case scores paired with its parent's on the same cases
-        (maximised scores), is shown worse than its parent over all ``n_total`` cases."""
-        if len(child) != len(parent):
-            raise ValueError("child and parent scores must be paired (same cases, same length)")
-        diffs = [float(c) - float(p) for c, p in zip(child, parent)]
+    def drop(self, child: Sequence[float], rival: Sequence[float]) -> bool:
+        """Whether the child, with these per-case scores paired with its rival's on the same cases
+        (maximised scores), is shown worse than its rival over all ``n_total`` cases."""
+        if len(child) != len(rival):
+            raise ValueError("child and rival scores must be paired (same cases, same length)")
+        diffs = [float(c) - float(p) for c, p in zip(child, rival)]
         return upper_bound(diffs, self.n_total, self.level) < 0.0
 
 

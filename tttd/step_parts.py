@@ -4,7 +4,9 @@ seeds, the trusted verdict on one candidate, the child state it makes, and the s
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import math
 from collections import Counter
 from typing import Any
@@ -49,13 +51,26 @@ def verdict(task: Task, cand: Any, result: Any, start: State) -> Evaluation:
                             + (f" at {loc}" if loc else ""), status=SCORER_ERROR)
 
 
-def launch_group(task: Task, submit, start: State, group) -> list[tuple[Any, Any]]:
+@functools.lru_cache(maxsize=None)
+def _takes_rival(cls: type) -> bool:
+    """Whether ``cls.launch`` accepts ``rival`` (a task written before issue 35's rival, e.g. a
+    plugin's, overrides ``launch(candidate, submit, state=None)``: it cannot race, and is called
+    as before)."""
+    params = inspect.signature(cls.launch).parameters
+    return "rival" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def launch_group(task: Task, submit, start: State, group, rival: State | None = None) -> list[tuple[Any, Any]]:
     """Parse each sample of a group and start its program (None when nothing runs): the
-    candidates paired with their futures, in sample order."""
+    candidates paired with their futures, in sample order. ``rival``: the child each must beat
+    to be kept under ``start`` (:meth:`Archive.rival` when the group is launched; racing tasks
+    use it). Siblings of the same step are never rivals: which finishes first depends on
+    timing, and a resumed run must race exactly as the first did."""
+    extra = {"rival": rival} if _takes_rival(type(task)) else {}
     parsed = []
     for smp in group:
         cand = task.parse(smp.text, start)
-        fut = task.launch(cand, submit, start) if cand.program is not None else None
+        fut = task.launch(cand, submit, start, **extra) if cand.program is not None else None
         parsed.append((cand, fut))
     return parsed
 

@@ -300,10 +300,15 @@ class Task:
     code_language: str = "python"
     program_suffixes: tuple[str, ...] = (".py",)
 
-    def launch(self, candidate: Candidate, submit: Callable[[Any], Any], state: State | None = None):
+    def launch(self, candidate: Candidate, submit: Callable[[Any], Any], state: State | None = None,
+               rival: State | None = None):
         """Start evaluating ``candidate.program``; returns a Future of what :meth:`evaluate` takes as
         ``result``. ``submit`` runs one Program on the executor (a Future of its SandboxResult).
-        The default is one sandboxed run; multi-stage tasks (compile, then cases) override it."""
+        ``state``: the parent it was sampled from. ``rival``: the child it must beat to be kept
+        under that parent (:meth:`tttd.archive.Archive.rival`, taken when the group is launched;
+        None: it would be kept if valid), for tasks that stop a losing candidate early (AHC
+        racing, issue 35); the default ignores it. The default is one sandboxed run; multi-stage
+        tasks (compile, then cases) override it."""
         return submit(candidate.program)
 
     def prepare(self) -> None:

@@ -190,7 +190,8 @@ class EvaluatorTask(ProgramTask):
                                                     f"max_code_length {limit} (config)")
         return cand
 
-    def launch(self, candidate: Candidate, submit: Callable[[Any], Any], state: State | None = None):
+    def launch(self, candidate: Candidate, submit: Callable[[Any], Any], state: State | None = None,
+               rival: State | None = None):
         if self.rescorer is None:
             return submit(candidate.program)
 

@@ -151,9 +151,10 @@ def test_ahc_statements_carry_no_result_derived_hints_and_paper_preset_gives_cas
 
 
 class RacingScript:
-    """Step 0: the greedy baseline from the empty root. Step 1 (from the greedy state): a program
-    that buys nothing (far worse on every case) and the greedy program with a comment (equal to
-    its parent on every case, a different key and a different case order)."""
+    """Step 0 (from the empty root): the greedy baseline and the same program with a comment (two
+    equal children: the root's top 2). Step 1 (from the root again, best-of-N reuse): a program
+    that buys nothing (far worse on every case) and the greedy program with another comment
+    (equal to the rival on every case, a different key and a different case order)."""
 
     trainable = False
 
@@ -163,8 +164,11 @@ class RacingScript:
     def sample(self, prompts, n, params):
         worse = "```cpp\n#include <cstdio>\nint main(){int N,L,T;long long K;scanf(\"%d %d %d %lld\",&N,&L,&T,&K);" \
                 "for(int t=0;t<T;t++)puts(\"-1\");}\n```"
-        same = "```cpp\n// the same program\n" + GREEDY + "```"
-        answers = ["```cpp\n" + GREEDY + "```"] * n if self.calls == 0 else [worse, same][:n]
+        def same(note):
+            return "```cpp\n// the same program, " + note + "\n" + GREEDY + "```"
+
+        first = ["```cpp\n" + GREEDY + "```", same("once")]
+        answers = (first if self.calls == 0 else [worse, same("twice")])[:n]
         self.calls += 1
         return [[Sample([1], [2], [-0.1], a) for a in answers] for _ in prompts]
 
@@ -173,22 +177,74 @@ class RacingScript:
 
 
 def test_racing_through_the_loop_drops_a_worse_child_and_keeps_an_equal_one(tmp_path, monkeypatch):
-    """Issue 35: racing end to end (real compiles and cases in the jail): the worse child is raced
-    out after the first stage, against the parent's per-case scores from the archive; the child
-    equal to its parent runs every case and is archived."""
+    """Issue 35: racing end to end (real compiles and cases in the jail). The bar is the archive's:
+    the root is empty (no value, so the old parent bar never raced its children), but after step
+    0 it keeps 2 children (topk_children 2), so step 1's children race against the 2nd of them,
+    taken from the archive: the worse child is raced out after the first stage; the child equal
+    to the rival runs every case (it cannot be shown worse) and is valid."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cfg = resolve_config(flag_values=dict(task="ahc058", steps=2, groups=1, group_size=2, workers=2,
-                                          max_tokens=16, seed=0, out=str(tmp_path / "run"),
+                                          max_tokens=16, seed=0, out=str(tmp_path / "run"), reuse="none",
                                           task_options={"cases": "0-19", "race": "8", "race_alpha": 0.01}))
     run = Discovery(cfg, tmp_path / "run", policy=RacingScript())
     run.start()
     run.run()
     rows = list(read_jsonl(tmp_path / "run" / "rollouts.jsonl"))
     assert [r["status"] for r in rows] == ["ok", "ok", "raced_out", "ok"]
-    parent_value = rows[0]["value"]
-    assert rows[2]["valid"] is False and rows[2]["reward"] < parent_value / 3e6
-    assert "raced out after 8/20 cases" in rows[2]["message"]
-    assert rows[3]["valid"] and rows[3]["value"] == pytest.approx(parent_value)
+    assert rows[2]["parent"] == rows[0]["parent"]  # the same (empty) root, expanded twice
+    rival_value = rows[1]["value"]
+    assert rows[0]["value"] == pytest.approx(rival_value)
+    assert rows[2]["valid"] is False and rows[2]["reward"] < rival_value / 3e6
+    assert "raced out after 8/20 cases" in rows[2]["message"] and "top-k under its parent" in rows[2]["message"]
+    assert rows[3]["valid"] and rows[3]["value"] == pytest.approx(rival_value)
     archive = json.loads((tmp_path / "run" / "archive.json").read_text())
     kept = [e["state"] for e in archive["states"] if e["state"]["value"] is not None]
     assert len(kept) == 2 and all(len(s["metrics"]["case_scores"]) == 20 for s in kept)
+
+
+@pytest.mark.parametrize("fail_step", [1, 2])
+def test_async_racing_takes_the_rival_at_selection_and_resumes_with_it(tmp_path, monkeypatch, fail_step):
+    """--async-steps 1 (real compiles and cases): step 1 is selected and launched before step 0
+    joins the archive, so its worse child has no rival (fewer than k children kept) and runs every
+    case; step 2 is launched from the archive after step 0 (2 children kept): its worse child is
+    raced out. A run that fails in the training of step 1 (or 2) resumes by launching step 1 (or
+    2) again from the checkpoint, with the rivals it had when it was selected (none; the 2nd
+    child), not the resumed archive's: the same rollouts and archive as the uninterrupted run."""
+    from tttd.faults import FaultInjected
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def config(name):
+        return resolve_config(flag_values=dict(task="ahc058", steps=3, groups=1, group_size=2, workers=2,
+                                               max_tokens=16, seed=0, out=str(tmp_path / name), reuse="none",
+                                               async_steps=1,
+                                               task_options={"cases": "0-19", "race": "8", "race_alpha": 0.01}))
+
+    ref = tmp_path / "ref"
+    run = Discovery(config("ref"), ref, policy=RacingScript())
+    run.start()
+    run.run()
+    rows = list(read_jsonl(ref / "rollouts.jsonl"))
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "ok", "raced_out", "ok"]
+    assert rows[2]["value"] < rows[0]["value"] / 2  # the worse child of step 1, evaluated in full
+
+    out = tmp_path / "crash"
+    policy = RacingScript()  # the same script object answers the resumed run (calls >= 1: step 1's answers)
+    monkeypatch.setenv("TTTD_FAULT", f"train:{fail_step}:raise")
+    with pytest.raises(FaultInjected):
+        crashed = Discovery(config("crash"), out, policy=policy)
+        crashed.start()
+        crashed.run()
+    monkeypatch.delenv("TTTD_FAULT")
+    resumed = Discovery(config("crash"), out, policy=policy)
+    resumed.restore()
+    resumed.run()
+    assert list(read_jsonl(out / "rollouts.jsonl")) == rows
+
+    def archived(path):  # the measured CPU time of the cases is the one thing that differs
+        data = json.loads((path / "archive.json").read_text())
+        for e in data["states"]:
+            e["state"]["metrics"].pop("cpu_s", None)
+        return data
+
+    assert archived(out) == archived(ref)

@@ -8,11 +8,13 @@ the work happens in the executor's completion callbacks, so several candidates' 
 on the same workers (local pool or Ray) and nothing blocks a thread while waiting.
 
 Racing (``stages``), beyond the paper: the cases run in a random order of the candidate's own
-(:func:`tttd.racing.case_order`, fixed by its code) and in stages (e.g. 30, 60, 100 cases,
+(:func:`tttd.racing.case_order`, fixed by its code) and in stages (e.g. 10, 20, 40, 80 cases,
 then all); after each stage but the last the candidate goes on unless the sequential test of
-:class:`tttd.racing.RaceTest` (paired with the parent's scores on the same cases, error rate
-``race_alpha``) shows it cannot beat its parent. A candidate that is raced out keeps the mean of
-the cases it ran as an estimate, flagged ``raced_out``.
+:class:`tttd.racing.RaceTest` (paired with the rival's scores on the same cases, error rate
+``race_alpha``) shows it cannot beat the rival: the k-th best child kept under its parent, so
+it cannot enter the archive's top-k there (the caller picks the rival; no rival scores: every
+case runs). A candidate that is raced out keeps the mean of the cases it ran as an estimate,
+flagged ``raced_out``.
 """
 
 from __future__ import annotations
@@ -107,27 +109,31 @@ def evaluate_candidate(
     *,
     window: int = 2,
     stages: Sequence[int] | None = None,
-    parent_scores: Sequence[float] | None = None,
+    rival_scores: Sequence[float] | None = None,
+    maximize: bool = True,
     race_alpha: float = 0.01,
     cxx: str | None = None,
     compile_program: Program | None = None,
 ) -> "cf.Future[Outcome]":
     """Compile ``source`` and run it on ``cases`` ((seed, input text) pairs); see the module doc.
-    ``problem`` is a built-in problem name or a scorer ``(input_text, output_text) -> CaseScore``."""
+    ``problem`` is a built-in problem name or a scorer ``(input_text, output_text) -> CaseScore``.
+    ``rival_scores``: the per-case scores (same cases) a racing candidate must beat; ``maximize``:
+    the scores' direction (False: lower is better, the test compares negated scores)."""
     scorer = problem if callable(problem) else functools.partial(score_case, problem)
     run = _CandidateRun(scorer, source, list(cases), submit, max(1, int(window)),
-                        list(stages or [len(cases)]), parent_scores, race_alpha, cxx)
+                        list(stages or [len(cases)]), rival_scores, maximize, race_alpha, cxx)
     run.start(compile_program)
     return run.future
 
 
 class _CandidateRun:
-    def __init__(self, scorer, source, cases, submit, window, stages, parent_scores, race_alpha, cxx):
+    def __init__(self, scorer, source, cases, submit, window, stages, rival_scores, maximize, race_alpha, cxx):
         self.scorer, self.source, self.cases, self.submit = scorer, source, cases, submit
         self.window, self.stages, self.cxx = window, stages, cxx
-        usable = parent_scores is not None and len(parent_scores) == len(cases)  # the same cases
-        self.parent = list(parent_scores) if usable else None
-        if self.parent is None:  # no parent to race against: one stage
+        self.sign = 1.0 if maximize else -1.0  # the test assumes higher is better
+        usable = rival_scores is not None and len(rival_scores) == len(cases)  # the same cases
+        self.rival = [self.sign * float(x) for x in rival_scores] if usable else None
+        if self.rival is None:  # no rival to race against (it would be kept if valid): one stage
             self.stages = [len(cases)]
         racing = len(self.stages) > 1
         # racing runs the cases in the candidate's own random order; otherwise in index order
@@ -235,7 +241,7 @@ class _CandidateRun:
                 pass
             elif self.stage + 1 < len(self.stages):
                 ran = self.order[:self.next_index]
-                if self.test.drop([self.results[j].score for j in ran], [self.parent[j] for j in ran]):
+                if self.test.drop([self.sign * self.results[j].score for j in ran], [self.rival[j] for j in ran]):
                     self.outcome.raced_out = True
                     self._finish()
                     return

@@ -9,14 +9,20 @@ empty programs (the paper's default roots, value "none yet").
 Options (``--task-option KEY=VALUE``):
 - ``cases``: which seeds, e.g. ``"0-149"`` (default), ``"0-9"``, ``"3,7,11"`` or a count ``20``
   (seeds 0..19). Fewer cases make a cheaper, noisier task; values are means over these cases.
-- ``race``: stage ends for racing, e.g. ``"30,60,100"`` (what docs/benchmarks.md recommends): a
-  candidate whose parent has per-case scores runs 30 of the cases (in a random order of its own),
-  goes on to 60 unless the sequential test of :mod:`tttd.racing` on those cases, paired with the
-  parent's scores, shows it cannot beat its parent, and so on. Raced-out candidates are not archived; their reward is the
-  mean of the cases they ran (scaled like the rest). Off by default (the paper's evaluation).
-  ``benchmarks/ahc_bench.py`` measures what it saves (docs/benchmarks.md).
+- ``race``: stage ends for racing, e.g. ``"10,20,40,80"`` (what docs/benchmarks.md recommends).
+  The bar is the archive's: a parent keeps its best ``topk_children`` children, so a child is
+  kept only if it beats the k-th best child kept under its parent when its group is launched
+  (the rival, :meth:`tttd.archive.Archive.rival`). A child that has a rival runs 10 of the cases
+  (in a random order of its own), goes on to 20 unless the sequential test of
+  :mod:`tttd.racing` on those cases, paired with the rival's per-case scores, shows it cannot
+  enter the top-k under its parent, and so on. A child whose parent has fewer than k children
+  (it would be kept if valid) runs every case. Siblings sampled in the same step are not
+  rivals (which finishes first depends on timing; a resumed run must race as the first did).
+  Raced-out candidates are not archived; their reward is the mean of the cases they ran
+  (scaled like the rest). Off by default (the paper's evaluation). ``benchmarks/ahc_bench.py``
+  measures what it saves (docs/benchmarks.md).
 - ``race_alpha``: the test's error rate, the chance that racing drops a child at least as good as
-  its parent (default 0.01, split over the looks).
+  its rival (default 0.01, split over the looks).
 - ``parallel``: how many cases of one candidate may run at once (default: one per
   ``cpus_per_eval`` cores).
 - ``cpus_per_eval`` (the run's ``--cpus-per-eval``, also accepted as a task option): CPUs reserved
@@ -288,13 +294,16 @@ class AhcTask(Task):
         return cpp.compile_files(files, self.cxx)
 
     def launch(self, candidate: Candidate, submit: Callable[[Program], cf.Future],
-               state: State | None = None) -> cf.Future:
-        """Compile and run the cases on the executor (``submit``); a Future of an Outcome."""
-        parent = None
-        if state is not None and state.value is not None:
-            parent = state.metrics.get("case_scores")
+               state: State | None = None, rival: State | None = None) -> cf.Future:
+        """Compile and run the cases on the executor (``submit``); a Future of an Outcome. With
+        ``race``, the child races against ``rival`` (the k-th best child kept under ``state``):
+        its per-case scores on the same cases; no rival, or one without them: every case runs."""
+        bar = None
+        if rival is not None and rival.value is not None:
+            bar = rival.metrics.get("case_scores")
         return evaluate_candidate(self.score, candidate.code or "", self.cases(), submit,
-                                  window=self.parallel, stages=self.stages, parent_scores=parent,
+                                  window=self.parallel, stages=self.stages, rival_scores=bar,
+                                  maximize=self.objective.direction == "maximize",
                                   race_alpha=self.race_alpha, cxx=self.cxx,
                                   compile_program=candidate.program if candidate.files is not None else None)
 
@@ -320,8 +329,9 @@ class AhcTask(Task):
         if out.raced_out:
             metrics["raced_out"] = True
             return Evaluation(valid=False, reward=mean_run / self.reward_scale, status="raced_out",
-                              message=f"raced out after {len(out.cases)}/{n} cases: mean {mean_run:,.2f} "
-                                      "cannot match the parent on the same cases", metrics=metrics)
+                              message=f"raced out after {len(out.cases)}/{n} cases: mean {mean_run:,.2f}, "
+                                      "cannot enter the top-k under its parent (shown below the rival on "
+                                      "the same cases)", metrics=metrics)
         value = out.mean
         metrics["case_scores"] = out.scores
         program: Any = dict(candidate.files) if candidate.files is not None else candidate.code or ""
