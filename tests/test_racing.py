@@ -206,6 +206,8 @@ def test_a_resumed_pipeline_launches_its_steps_in_flight_against_their_own_rival
     seen = []
 
     class Task:
+        races = True  # launch takes the rival (Task.races)
+
         def parse(self, text, start):
             return Candidate(text=text, program=object())
 
@@ -225,9 +227,10 @@ def test_a_resumed_pipeline_launches_its_steps_in_flight_against_their_own_rival
     assert seen == [("a", "s000007"), ("b", None), ("b", None)]
 
 
-def test_a_task_whose_launch_predates_the_rival_is_launched_as_before():
-    """A Task subclass (a plugin's, or an older test's) overriding launch(candidate, submit,
-    state=None) cannot race; launch_group calls it without the rival instead of failing."""
+def test_only_a_task_that_declares_races_is_handed_the_rival():
+    """``Task.races`` is the declaration: a task without it (a plugin's, or one written before
+    the rival, overriding launch(candidate, submit, state=None)) is launched as before; one that
+    declares it gets the rival."""
     from tttd.step_parts import launch_group
     from tttd.types import Candidate, Sample, State
 
@@ -239,6 +242,8 @@ def test_a_task_whose_launch_predates_the_rival_is_launched_as_before():
             return ("old", state.id)
 
     class New(Old):
+        races = True
+
         def launch(self, cand, submit, state=None, rival=None):
             return ("new", rival.id)
 

@@ -4,9 +4,7 @@ seeds, the trusted verdict on one candidate, the child state it makes, and the s
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
 import math
 from collections import Counter
 from typing import Any
@@ -51,22 +49,13 @@ def verdict(task: Task, cand: Any, result: Any, start: State) -> Evaluation:
                             + (f" at {loc}" if loc else ""), status=SCORER_ERROR)
 
 
-@functools.lru_cache(maxsize=None)
-def _takes_rival(cls: type) -> bool:
-    """Whether ``cls.launch`` accepts ``rival`` (a task written before issue 35's rival, e.g. a
-    plugin's, overrides ``launch(candidate, submit, state=None)``: it cannot race, and is called
-    as before)."""
-    params = inspect.signature(cls.launch).parameters
-    return "rival" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
 def launch_group(task: Task, submit, start: State, group, rival: State | None = None) -> list[tuple[Any, Any]]:
     """Parse each sample of a group and start its program (None when nothing runs): the
     candidates paired with their futures, in sample order. ``rival``: the child each must beat
     to be kept under ``start`` (:meth:`Archive.rival` when the group is launched; racing tasks
     use it). Siblings of the same step are never rivals: which finishes first depends on
     timing, and a resumed run must race exactly as the first did."""
-    extra = {"rival": rival} if _takes_rival(type(task)) else {}
+    extra = {"rival": rival} if getattr(task, "races", False) else {}  # declared by the task (Task.races)
     parsed = []
     for smp in group:
         cand = task.parse(smp.text, start)

@@ -300,6 +300,11 @@ class Task:
     code_language: str = "python"
     program_suffixes: tuple[str, ...] = (".py",)
 
+    #: whether :meth:`launch` takes ``rival`` (the loop passes it only then): a task that stops a
+    #: losing candidate early declares it (AHC racing, issue 35); every other task's launch is
+    #: called as ``launch(candidate, submit, state)``, so tasks written before it keep working
+    races: bool = False
+
     def launch(self, candidate: Candidate, submit: Callable[[Any], Any], state: State | None = None,
                rival: State | None = None):
         """Start evaluating ``candidate.program``; returns a Future of what :meth:`evaluate` takes as
@@ -307,7 +312,8 @@ class Task:
         ``state``: the parent it was sampled from. ``rival``: the child it must beat to be kept
         under that parent (:meth:`tttd.archive.Archive.rival`, taken when the group is launched;
         None: it would be kept if valid), for tasks that stop a losing candidate early (AHC
-        racing, issue 35); the default ignores it. The default is one sandboxed run; multi-stage
+        racing, issue 35), passed only when the task declares :attr:`races`; the default ignores
+        it. The default is one sandboxed run; multi-stage
         tasks (compile, then cases) override it."""
         return submit(candidate.program)
 

@@ -133,6 +133,7 @@ class AhcTask(Task):
     target = 0.0
     reward_scale = 1.0
     objective = Objective(direction="maximize", transform="identity", failure_reward=0.0)
+    races = True  # launch takes the rival (Task.races): the ``race`` option races against it
     code_language = "cpp"
     program_suffixes = (".cpp", ".cc", ".cxx")
     output_tail_chars = 1000
