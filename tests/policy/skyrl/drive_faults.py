@@ -110,6 +110,9 @@ def main() -> None:
         want = pol.sample([prompt], 2, after_params)
         stop_server(server)
         pol.request_retries = 1  # the SDK itself already retries ~1 min per request
+        # nothing answers while it is down: each try ends at the request timeout, so 60 s per try
+        # (the setting above, needed for the first requests' compiles) would only wait longer
+        pol.request_timeout_s = 10
         t0 = time.monotonic()
         try:  # while it is down: a clean one-line stop, within the retry budget
             pol.sample([prompt], 2, after_params)
