@@ -38,9 +38,16 @@ def _port() -> int:
 AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 
 
+#: How soon our cluster declares a killed node dead: Ray's defaults (a health check every 3 s, 10 s
+#: timeout, 5 failures) made the run wait ~20-40 s for it; a dead node's checks fail at once, so
+#: checks every 1 s find it in ~5 s, and a live node must miss five 3-second checks in a row.
+HEALTH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "3000",
+          "RAY_health_check_failure_threshold": "5"}
+
+
 def _ray(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True, env=env(**AUTH))
+                            stderr=subprocess.DEVNULL, start_new_session=True, env=env(**AUTH, **HEALTH))
 
 
 def _nodes(address: str) -> int:
@@ -113,9 +120,12 @@ def test_worker_and_node_die_mid_step(tmp_path):
             assert node.poll() is None and time.monotonic() - t0 < 240, "the second node did not join"
             time.sleep(1)
         out = tmp_path / "run"
+        slow = tmp_path / "slow-evaluations"  # answers parsed while it exists sleep 2 s in the jail
+        slow.touch()
         run = subprocess.Popen([sys.executable, "-m", "tests.fault_driver", *args, "--executor", "ray",
                                 "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env(RAY_ADDRESS=address, TTTD_TEST_EVAL_SLEEP="2", **AUTH))
+                               env=env(RAY_ADDRESS=address, TTTD_TEST_EVAL_SLEEP="2",
+                                       TTTD_TEST_EVAL_SLEEP_WHILE=str(slow), **AUTH))
         # 1) a worker process on the head node dies while it evaluates
         deadline = time.monotonic() + 240
         while not _workers_in(head.pid):
@@ -130,6 +140,9 @@ def test_worker_and_node_die_mid_step(tmp_path):
             time.sleep(0.05)
         time.sleep(0.3)
         _kill_session(node)
+        # both faults are in: later answers need not be slow (the lost ones keep their 2 s: their
+        # programs were built before); the run must still equal the fault-free one
+        slow.unlink()
         _, err = run.communicate(timeout=300)
         assert run.returncode == 0, err[-3000:]
         assert "lost to the infrastructure were started again" in err

@@ -25,6 +25,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def skyrl_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The drivers' environment: this checkout on PYTHONPATH, JAX on the CPU, and one persistent
+    JAX compilation cache for the whole test session. Most of a server's start is XLA compiling
+    the tiny model's sample/train functions (~20-35 s each on 2 cores); both SkyRL tests and the
+    fault test's restarted server compile the same functions, so the later servers load them
+    from the cache. Test tooling only: the server, the requests and what is checked are the same."""
+    cache = tmp_path_factory.getbasetemp() / "skyrl-jax-cache"
+    cache.mkdir(exist_ok=True)
+    return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache),
+                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+
+
 def _skyrl_python() -> Path | None:
     for cand in (os.environ.get("TTTD_SKYRL_PYTHON"), ROOT / ".venv-skyrl" / "bin" / "python"):
         if cand and Path(cand).is_file():
@@ -34,14 +46,14 @@ def _skyrl_python() -> Path | None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_tinker_backend_against_skyrl_server():
+def test_tinker_backend_against_skyrl_server(tmp_path_factory):
     py = _skyrl_python()
     if py is None:
         pytest.skip("no SkyRL server environment (.venv-skyrl, made by .ci/run; or TTTD_SKYRL_PYTHON)")
     check = subprocess.run([str(py), "-c", "import skyrl.tinker, tinker"], capture_output=True, text=True)
     if check.returncode != 0:
         pytest.skip(f"the SkyRL environment at {py} cannot import skyrl/tinker: {check.stderr[-300:]}")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    env = skyrl_env(tmp_path_factory)
     proc = subprocess.run([str(py), str(ROOT / "tests/policy/skyrl/drive.py")], capture_output=True,
                           text=True, env=env, timeout=840)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

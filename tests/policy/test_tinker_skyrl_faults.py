@@ -7,21 +7,20 @@ with the reason, when that environment is missing (``.ci/run`` builds it)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
 
-from tests.policy.test_tinker_skyrl import ROOT, _skyrl_python
+from tests.policy.test_tinker_skyrl import ROOT, _skyrl_python, skyrl_env
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_tinker_backend_survives_a_flaky_and_restarting_service():
+def test_tinker_backend_survives_a_flaky_and_restarting_service(tmp_path_factory):
     py = _skyrl_python()
     if py is None:
         pytest.skip("no SkyRL server environment (.venv-skyrl, made by .ci/run; or TTTD_SKYRL_PYTHON)")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    env = skyrl_env(tmp_path_factory)
     proc = subprocess.run([str(py), str(ROOT / "tests/policy/skyrl/drive_faults.py")], capture_output=True,
                           text=True, env=env, timeout=870)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

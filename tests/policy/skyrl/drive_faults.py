@@ -90,6 +90,12 @@ def main() -> None:
         pol.train_step(batch, TrainConfig(learning_rate=0.02))  # warm (a clean step)
         before = proxy.seen["/api/v1/forward_backward"]
         proxy.inject("/forward_backward", ["503"] * 40)
+        # The SDK retries a 503 by itself (for up to 5 min), so the step ends at tttd's request
+        # timeout; this step is compiled already (the warm step), so 15 s, not the 60 s that the
+        # first requests' compiles need, is enough to show that stop. As with 60 s, the SDK's
+        # retry goes on in the background and lands once the proxy is cleared below: "the update
+        # may or may not have been applied" (tttd.policy.service_retry).
+        pol.request_timeout_s = 15
         t0 = time.monotonic()
         try:
             pol.train_step(batch, TrainConfig(learning_rate=0.02))
@@ -97,6 +103,7 @@ def main() -> None:
         except ServiceError as exc:
             out["train_fault_error"] = str(exc)
         out["train_fault_s"] = round(time.monotonic() - t0, 1)
+        pol.request_timeout_s = common["request_timeout_s"]
         out["train_fault_forward_backward_posts"] = proxy.seen["/api/v1/forward_backward"] - before
         out["train_fault_step_counted"] = pol._step
         print(json.dumps(out), file=sys.stderr, flush=True)
@@ -110,6 +117,9 @@ def main() -> None:
         want = pol.sample([prompt], 2, after_params)
         stop_server(server)
         pol.request_retries = 1  # the SDK itself already retries ~1 min per request
+        # nothing answers while it is down: each try ends at the request timeout, so 60 s per try
+        # (the setting above, needed for the first requests' compiles) would only wait longer
+        pol.request_timeout_s = 10
         t0 = time.monotonic()
         try:  # while it is down: a clean one-line stop, within the retry budget
             pol.sample([prompt], 2, after_params)
