@@ -1,10 +1,9 @@
-"""A contest-style task whose program is several C++ files (issue 37): print a + b, with the
-addition in its own translation unit and a read-only header."""
-
-import random
+"""A contest-style task whose program is several C++ files (issue 37): the toy sum of
+``contest_task.py`` (its statement, cases and score), with the addition in its own translation
+unit and a read-only header."""
 
 import tttd
-from tttd.tasks.ahc import AhcTask, CaseScore
+from tests.tasks.ahc.contest_task import ToySum
 
 FILES = {
     "main.cpp": '#include <cstdio>\n#include "lib/add.h"\n'
@@ -16,26 +15,9 @@ FILES = {
 
 
 @tttd.register_task("toy_sum_files")
-class ToySumFiles(AhcTask):
+class ToySumFiles(ToySum):
     """Toy contest over several files: read two integers, print their sum."""
 
     problem_id = "toy_sum_files"
-    target = 100.0
-    reward_scale = 100.0
     initial_files = FILES
     readonly_files = ("lib/add.h",)
-
-    def statement(self) -> str:
-        return "# Toy sum\nRead two integers a b from stdin and print a + b."
-
-    def generate_case(self, seed: int) -> str:
-        rng = random.Random(seed)
-        return f"{rng.randint(-10**9, 10**9)} {rng.randint(-10**9, 10**9)}\n"
-
-    def score(self, input_text: str, output) -> CaseScore:
-        a, b = map(int, input_text.split())
-        text = output.decode("utf-8", "replace") if isinstance(output, bytes) else output
-        toks = text.split()
-        if len(toks) != 1 or not toks[0].lstrip("-").isdigit():
-            return CaseScore(0, "expected one integer")
-        return CaseScore(100 if int(toks[0]) == a + b else 10)
