@@ -456,7 +456,7 @@ RACING = [
        "tests/tasks/ahc/test_loop.py::test_racing_through_the_loop_drops_a_worse_child_and_keeps_an_equal_one"),
       "racing compares with the parent again"),
     M("racing: the loop launches with the archive's rival", "tttd/loop.py",
-      "rival=self.archive.rival(starts[g].id)))", "rival=None))",
+      "rival=rivals[g]))", "rival=None))",
       ("tests/tasks/ahc/test_loop.py::test_racing_through_the_loop_drops_a_worse_child_and_keeps_an_equal_one",),
       "no child ever has a rival: racing never runs in the loop"),
     M("racing: the rival is the k-th kept child", "tttd/archive.py", "key=lambda i: (-self._val[i], i))[k - 1]]",
@@ -485,7 +485,7 @@ RACING = [
       ("tests/test_archive.py::test_keys_of_pruned_children_are_forgotten_at_flush_as_after_a_reload",),
       "a resumed run dedups differently from the uninterrupted one"),
     M("racing: async steps record their rivals", "tttd/async_steps.py",
-      "rivals = [run.archive.rival(x.id) for x in starts]", "rivals = [None] * len(starts)",
+      "rivals = rivals_for(run.task, run.archive, starts)", "rivals = [None] * len(starts)",
       ("tests/tasks/ahc/test_loop.py::test_async_racing_takes_the_rival_at_selection_and_resumes_with_it",),
       "the checkpoint keeps no rivals: a resumed step in flight runs every case"),
 ]

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from tttd.rundir import NotARunError
-from tttd.step_parts import launch_group, parent_of
+from tttd.step_parts import launch_group, parent_of, rivals_for
 from tttd.types import Sample, State
 
 INFLIGHT = "inflight.json"
@@ -154,10 +154,10 @@ class Pipeline:
                 break
             t0 = time.perf_counter()
             starts = run.archive.select(cfg.groups)
-            rivals = [run.archive.rival(x.id) for x in starts]  # what _sample_and_launch races against
+            rivals = rivals_for(run.task, run.archive, starts)
             prompts = [run.task.prompt(x, parent_of(run.archive, x)) for x in starts]
             t1 = time.perf_counter()
-            samples, pending, _ = run._sample_and_launch(s, starts, prompts)
+            samples, pending, _ = run._sample_and_launch(s, starts, prompts, rivals)
             select_s += t1 - t0
             sample_s += time.perf_counter() - t1
             self.ahead[s] = Ahead(s, step - 1, starts, prompts, samples, pending, rivals)

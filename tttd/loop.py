@@ -48,7 +48,7 @@ from tttd.registry import task_fingerprint
 from tttd.rundir import RunDir, append_jsonl, atomic_write_text
 from tttd.runstate import Best, RunState, commit, restore
 from tttd.step_parts import (child_state, derive_seed, launch_group, metrics_row, parent_of,  # noqa: F401
-                             prompt_hash, rollout_rows, verdict)
+                             prompt_hash, rivals_for, rollout_rows, verdict)
 from tttd.streaming import InOrder, finished_first
 from tttd.task import Task
 from tttd.task_errors import ScorerGuard, checked_roots, scorer_errors
@@ -229,7 +229,8 @@ class Discovery:
         starts = self.archive.select(cfg.groups)
         prompts = [self.task.prompt(s, parent_of(self.archive, s)) for s in starts]
         t["select"] = time.perf_counter()
-        samples, pending, sample_s = self._sample_and_launch(step, starts, prompts)
+        samples, pending, sample_s = self._sample_and_launch(step, starts, prompts,
+                                                             rivals_for(self.task, self.archive, starts))
         t["sample"] = t["select"] + sample_s
         return self._finish_step(step, starts, prompts, samples, pending, t)
 
@@ -249,9 +250,9 @@ class Discovery:
         metrics["seconds_checkpoint"] = round(time.perf_counter() - t["train"], 4)
         return metrics
 
-    def _sample_and_launch(self, step, starts, prompts):
+    def _sample_and_launch(self, step, starts, prompts, rivals):
         """Sample in chunks of groups; each chunk's programs go to the executor as soon as it is
-        sampled, so they run while the next chunk samples."""
+        sampled, so they run while the next chunk samples (``rivals``: :func:`rivals_for`)."""
         cfg, task = self.cfg, self.task
         chunk = cfg.sample_chunk_groups or len(starts)
         samples: list[list] = []
@@ -269,7 +270,7 @@ class Discovery:
             sample_s += time.perf_counter() - ts
             for g, group in enumerate(got, start=c0):
                 samples.append(group)
-                pending.append(launch_group(task, self.submit, starts[g], group, rival=self.archive.rival(starts[g].id)))
+                pending.append(launch_group(task, self.submit, starts[g], group, rival=rivals[g]))
         fault_point("sample", step)
         return samples, pending, sample_s
 

@@ -49,6 +49,15 @@ def verdict(task: Task, cand: Any, result: Any, start: State) -> Evaluation:
                             + (f" at {loc}" if loc else ""), status=SCORER_ERROR)
 
 
+def rivals_for(task: Task, archive: Archive, starts: list[State]) -> list[State | None]:
+    """Per start state, the child its children must beat to be kept (:meth:`Archive.rival`, a
+    scan of the archive), for a task that declares :attr:`Task.races`; None for every other
+    task, which is never handed one (and whose steps in flight then store none)."""
+    if not getattr(task, "races", False):
+        return [None] * len(starts)
+    return [archive.rival(s.id) for s in starts]
+
+
 def launch_group(task: Task, submit, start: State, group, rival: State | None = None) -> list[tuple[Any, Any]]:
     """Parse each sample of a group and start its program (None when nothing runs): the
     candidates paired with their futures, in sample order. ``rival``: the child each must beat
