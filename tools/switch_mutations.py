@@ -546,8 +546,8 @@ ISSUE35 = [
       (AS + "test_a_parent_gone_from_the_archive_still_scores_but_adds_no_children",), "a pruned parent's group raises"),
     M("ablate async1", "tttd/ablate/spec.py", '{"async_steps": 1}),', "{}),",
       ("tests/ablate/test_spec.py::test_async_variants_are_asked_for_by_name",), "async1 runs synchronously"),
-    M("streaming (verdicts as programs finish)", "tttd/streaming.py", "return_when=cf.FIRST_COMPLETED",
-      "return_when=cf.ALL_COMPLETED", (ST + "test_a_slow_group_holds_back_neither_the_others_verdicts_nor_their_advantages",),
+    M("streaming (verdicts as programs finish)", "tttd/streaming.py", "for fut in cf.as_completed(list(waiting)):",
+      "for fut in list(waiting):", (ST + "test_a_slow_group_holds_back_neither_the_others_verdicts_nor_their_advantages",),
       "every verdict waits for the step's slowest program"),
     M("streaming (archive in group order)", "tttd/loop.py",
       "            child_ids.extend(self._archive_group(step, starts[h], evaluations[h]) for h in order.release())\n"

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 def finished_first(pending: list[list[Any]], result: Callable[[Any], Any]) -> Iterator[tuple[int, int, Any, Any]]:
     """``(group, index, candidate, result)`` for every ``(candidate, future)`` of ``pending``, as
-    the futures finish (ties: group order). A None future (nothing was run) is ready at once; an
+    the futures finish. A None future (nothing was run) is ready at once; an
     object that is not a :class:`concurrent.futures.Future` is waited for last, in order.
     ``result(future)`` turns a finished future into its result. Each entry of ``pending`` is
     set to None once yielded, so a sandbox result is freed as soon as its caller drops it."""
@@ -49,10 +49,8 @@ def finished_first(pending: list[list[Any]], result: Callable[[Any], Any]) -> It
 
     for g, i in ready:
         yield take(g, i)
-    while waiting:
-        done, _ = cf.wait(list(waiting), return_when=cf.FIRST_COMPLETED)
-        for g, i in sorted(waiting.pop(f) for f in done):
-            yield take(g, i)
+    for fut in cf.as_completed(list(waiting)):  # one waiter per future, not one per wait
+        yield take(*waiting.pop(fut))
     for g, i in other:
         yield take(g, i)
 
